@@ -1,0 +1,45 @@
+//! What `stat` says about a file, enough to tell that it has not changed.
+
+use serde::{Deserialize, Serialize};
+use std::fs::Metadata;
+use std::time::SystemTime;
+
+/// Size, modification time (ns), inode and mode of a file. Two equal
+/// fingerprints of one path mean the contents are taken as unchanged, the
+/// same bet git's index and ninja make.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fingerprint {
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, nanoseconds since the epoch.
+    pub mtime_ns: i128,
+    /// Inode number (0 where the platform has none).
+    pub inode: u64,
+    /// Unix permission bits (0 where the platform has none).
+    pub mode: u32,
+}
+
+impl Fingerprint {
+    /// Reads the fingerprint out of file metadata.
+    pub fn of(meta: &Metadata) -> Self {
+        let mtime_ns = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+            .map(|d| d.as_nanos() as i128)
+            .unwrap_or(0);
+        #[cfg(unix)]
+        let (inode, mode) = {
+            use std::os::unix::fs::MetadataExt;
+            (meta.ino(), meta.mode())
+        };
+        #[cfg(not(unix))]
+        let (inode, mode) = (0, 0);
+        Fingerprint {
+            size: meta.len(),
+            mtime_ns,
+            inode,
+            mode,
+        }
+    }
+}

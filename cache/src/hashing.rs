@@ -1,0 +1,117 @@
+//! Hashing many files on all cores, through the [`StatCache`].
+
+use crate::{Digest, Error, FileDigest, Fingerprint, StatCache};
+use rayon::prelude::*;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+/// One hashed file.
+#[derive(Clone, Debug)]
+pub struct HashedFile {
+    /// The path as given.
+    pub path: PathBuf,
+    /// Its fingerprint when it was hashed.
+    pub fingerprint: Fingerprint,
+    /// blake3 of its contents.
+    pub digest: FileDigest,
+}
+
+/// Hashes `paths` in parallel. A file whose fingerprint matches the cache is
+/// not read. Fresh digests are recorded in `cache`, except for files that
+/// changed while being read or were modified after this call began (a
+/// same-timestamp rewrite could otherwise hide behind an equal fingerprint).
+pub fn hash_files(paths: &[PathBuf], cache: &mut StatCache) -> Result<Vec<HashedFile>, Error> {
+    let started = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i128)
+        .unwrap_or(i128::MAX);
+    let shared: &StatCache = cache;
+    let results: Vec<Result<(HashedFile, bool), Error>> = paths
+        .par_iter()
+        .map(|path| {
+            let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+            let fp = Fingerprint::of(&meta);
+            if let Some(digest) = shared.lookup(path, &fp) {
+                return Ok((
+                    HashedFile {
+                        path: path.clone(),
+                        fingerprint: fp,
+                        digest,
+                    },
+                    false,
+                ));
+            }
+            let digest = hash_one(path)?;
+            let after = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+            let stable = Fingerprint::of(&after) == fp && fp.mtime_ns < started;
+            Ok((
+                HashedFile {
+                    path: path.clone(),
+                    fingerprint: fp,
+                    digest,
+                },
+                stable,
+            ))
+        })
+        .collect();
+    let mut out = Vec::with_capacity(results.len());
+    for r in results {
+        let (h, record) = r?;
+        if record {
+            cache.insert(h.path.clone(), h.fingerprint, h.digest);
+        }
+        out.push(h);
+    }
+    Ok(out)
+}
+
+/// blake3 of one file, streamed so a multi-GB file is never held in memory.
+fn hash_one(path: &Path) -> Result<FileDigest, Error> {
+    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = [0u8; 64 * 1024];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(FileDigest::from_bytes(*hasher.finalize().as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_and_remembers() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a");
+        std::fs::write(&a, b"hello").unwrap();
+        // Backdate so the file is not "racy" against this run.
+        let old = SystemTime::now() - std::time::Duration::from_secs(10);
+        std::fs::File::options()
+            .write(true)
+            .open(&a)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let mut cache = StatCache::in_memory();
+        let out = hash_files(std::slice::from_ref(&a), &mut cache).unwrap();
+        assert_eq!(out[0].digest, FileDigest::of_bytes(b"hello"));
+        assert_eq!(cache.len(), 1);
+        // A changed file is read again, not served from the cache.
+        std::fs::write(&a, b"world!").unwrap();
+        let out = hash_files(std::slice::from_ref(&a), &mut cache).unwrap();
+        assert_eq!(out[0].digest, FileDigest::of_bytes(b"world!"));
+    }
+
+    #[test]
+    fn a_missing_file_names_its_path() {
+        let mut cache = StatCache::in_memory();
+        let err = hash_files(&[PathBuf::from("/nonexistent/x")], &mut cache).unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/x"));
+    }
+}

@@ -1,0 +1,30 @@
+//! `ov-rules`: what each kind of node in an ov build graph is, and what goes
+//! into its key.
+//!
+//! This crate knows nothing of YAML loading, scheduling or the CLI. For every
+//! [`NodeKind`] it owns the rule version (bumped when the kind's output would
+//! change for the same inputs, which invalidates every old key of that kind)
+//! and the domain tag that starts its key. [`Ingredients`] turns a node's
+//! resolved spec, source digests and dependency digests into a [`NodeKey`]
+//! plus a human-readable [`Manifest`], the list `ov explain` prints.
+//!
+//! ```
+//! use ov_rules::{Ingredients, NodeKind};
+//! use ov_cache::{Digest, TreeDigest};
+//! let mut ing = Ingredients::new(NodeKind::Layer, &serde_json::json!({"layer": "web"}));
+//! ing.source("layers/web", TreeDigest::of_bytes(b"tree"));
+//! let (key, manifest) = ing.finish();
+//! assert_eq!(manifest.entries[0].name, "rule");
+//! assert_eq!(key, Ingredients::new(NodeKind::Layer, &serde_json::json!({"layer": "web"}))
+//!     .with_source("layers/web", TreeDigest::of_bytes(b"tree")).finish().0);
+//! ```
+#![deny(missing_docs)]
+
+mod canonical;
+mod ingredients;
+mod kind;
+
+pub use canonical::canonical_json;
+pub use ingredients::{Ingredient, Ingredients, Manifest};
+pub use kind::NodeKind;
+pub use ov_cache::NodeKey;

@@ -1,0 +1,29 @@
+//! `ov`: reads ov projects (overthink.yml, image.yml, layers/, vm.yml,
+//! build.yml) and turns them into one content-addressed build graph.
+//!
+//! Data flows one way: files → [`load`] (the [`model`]) → [`validate`] →
+//! [`resolve`] (per-image base chain and install order) → [`inputs`]
+//! (hashed layer trees) → [`plan`] (the petgraph DAG) → [`keys`]. The
+//! [`workspace`] module runs that pipeline; the `ov` binary is a thin CLI
+//! over it. How a node kind does its work lives in `ov-rules`; digests and
+//! caches live in `ov-cache`.
+//!
+//! ```no_run
+//! use ov::workspace::{Dirs, Workspace};
+//! let ws = Workspace::open("examples/hello".as_ref(), &Dirs::from_env(None)).unwrap();
+//! for (name, img) in &ws.resolved {
+//!     println!("{name}: {:?}", img.install);
+//! }
+//! ```
+pub mod cli;
+pub mod diag;
+pub mod graph;
+pub mod inputs;
+pub mod keys;
+pub mod load;
+pub mod model;
+pub mod plan;
+pub mod resolve;
+pub mod validate;
+pub mod workspace;
+pub mod yaml;

@@ -1,0 +1,191 @@
+//! Decoding build.yml's `distro:`, `builder:` and `init:` maps (§1.6).
+
+use super::decode::{check_keys, Cx, Keys};
+use crate::diag::Diagnostics;
+use crate::model::BuildConfig;
+use crate::yaml::Node;
+use serde_json::Value as Json;
+
+const DISTRO_KNOWN: &[&str] = &[
+    "inherits",
+    "bootstrap",
+    "workaround",
+    "format",
+    "base_user",
+    "pacstrap",
+    "debootstrap",
+    "bootloader",
+];
+const BUILDER_KNOWN: &[&str] = &[
+    "kind",
+    "privileged",
+    "output_artifact",
+    "phase",
+    "cache_mount",
+    "detect_file",
+    "detect_config",
+    "stage_template",
+    "copy_artifact",
+    "copy_binary",
+    "env",
+    "install_command",
+    "manylinux_fix",
+    "build_script",
+    "path_contribution",
+    "runtime_env",
+    "inline",
+    "install_template",
+    "requires_src_dir",
+];
+const INIT_KNOWN: &[&str] = &[
+    "layer_field",
+    "layer_file",
+    "depends_layer",
+    "requires_capability",
+    "model",
+    "header_file",
+    "fragment_dir",
+    "stage_header",
+    "stage_fragment",
+    "stage_unit",
+    "assembly_template",
+    "entrypoint",
+    "management_tool",
+    "management_socket",
+    "management_cmd",
+    "label_key",
+    "service_schema",
+    "post_assembly_template",
+    "enable_template",
+    "unit_dir",
+    "install_template",
+    "service_template",
+    "stage_copy",
+    "detect_file",
+];
+const LEGACY_FIELDS: &[(&str, &str)] = &[
+    ("base_packages", "`base_package`"),
+    ("detect_files", "`detect_file`"),
+    ("copy_artifacts", "`copy_artifact`"),
+    ("cache_mounts", "`cache_mount`"),
+    ("formats", "`format`"),
+];
+
+/// Which of the three build.yml maps a root key names.
+#[derive(Clone, Copy)]
+pub enum Section {
+    Distro,
+    Builder,
+    Init,
+}
+
+/// Adds the entries of one `distro:`/`builder:`/`init:` map; first definition wins.
+pub fn decode(cx: &mut Cx, out: &mut BuildConfig, section: Section, node: &Node) {
+    let Some(entries) = node.as_map() else {
+        if !node.is_null() {
+            cx.error(
+                node,
+                format!(
+                    "must be a map of name to definition, found {}",
+                    node.shape()
+                ),
+            );
+        }
+        return;
+    };
+    let (map, known, word) = match section {
+        Section::Distro => (&mut out.distros, DISTRO_KNOWN, "distro"),
+        Section::Builder => (&mut out.builders, BUILDER_KNOWN, "builder"),
+        Section::Init => (&mut out.inits, INIT_KNOWN, "init"),
+    };
+    for (k, v) in entries {
+        let Some(name) = k.as_str() else { continue };
+        let what = format!("{word} `{name}`");
+        // Unknown keys inside build.yml definitions are only hints: build.yml
+        // grows fields faster than any reader, and a template may use them.
+        let keys = Keys {
+            what: &what,
+            known,
+            legacy: LEGACY_FIELDS,
+            drift: &[],
+        };
+        // init definitions are template data that grows with every init
+        // system; only distro and builder fields are checked.
+        if !matches!(section, Section::Init) {
+            check_keys(cx, v, &keys);
+        }
+        if !map.contains_key(name) {
+            map.insert(name.to_string(), v.to_json());
+            out.locs.insert(format!("{word}.{name}"), cx.loc(k));
+        }
+    }
+}
+
+/// Resolves `inherits` (up to 10 deep): a child's keys override its parent's,
+/// merged one level down (so `format.deb` can be inherited while
+/// `bootstrap` is replaced).
+pub fn resolve_inherits(diags: &mut Diagnostics, out: &mut BuildConfig) {
+    let names: Vec<String> = out.distros.keys().cloned().collect();
+    for name in names {
+        let mut chain = vec![name.clone()];
+        let mut merged = out.distros[&name].clone();
+        let mut cur = merged
+            .get("inherits")
+            .and_then(Json::as_str)
+            .map(str::to_string);
+        while let Some(parent) = cur {
+            let at = out.locs.get(&format!("distro.{name}")).cloned();
+            if chain.contains(&parent) || chain.len() > 10 {
+                chain.push(parent);
+                diags.error(
+                    at,
+                    format!(
+                        "distro inheritance cycle or too deep: {}",
+                        chain.join(" → ")
+                    ),
+                );
+                break;
+            }
+            let Some(p) = out.distros.get(&parent) else {
+                diags.error(
+                    at,
+                    format!(
+                        "distro `{}` inherits unknown distro `{parent}`{}",
+                        chain.last().map(String::as_str).unwrap_or(""),
+                        crate::diag::did_you_mean(&parent, out.distros.keys().map(String::as_str))
+                    ),
+                );
+                break;
+            };
+            chain.push(parent.clone());
+            merge_under(&mut merged, p);
+            cur = p.get("inherits").and_then(Json::as_str).map(str::to_string);
+        }
+        if let Json::Object(o) = &mut merged {
+            o.remove("inherits");
+        }
+        out.distros.insert(name, merged);
+    }
+}
+
+/// Fills `child` with what it lacks from `parent`, two levels deep.
+fn merge_under(child: &mut Json, parent: &Json) {
+    let (Json::Object(c), Json::Object(p)) = (child, parent) else {
+        return;
+    };
+    for (k, pv) in p {
+        match c.get_mut(k) {
+            None => {
+                c.insert(k.clone(), pv.clone());
+            }
+            Some(Json::Object(cv)) => {
+                if let Json::Object(pvo) = pv {
+                    for (k2, v2) in pvo {
+                        cv.entry(k2.clone()).or_insert_with(|| v2.clone());
+                    }
+                }
+            }
+            Some(_) => {}
+        }
+    }
+}

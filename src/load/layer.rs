@@ -1,0 +1,236 @@
+//! Decoding `layer.yml` (ov-format §1.4).
+
+use super::decode::{self, check_keys, Cx, Keys};
+use crate::model::{Layer, Task};
+use crate::yaml::Node;
+use serde_json::Value as Json;
+
+const KNOWN: &[&str] = &[
+    "name",
+    "version",
+    "description",
+    "require",
+    "layer",
+    "package",
+    "distro",
+    "task",
+    "var",
+    "env",
+    "path_append",
+    "port",
+    "service",
+    "volume",
+    "data",
+    "alias",
+    "route",
+    "port_relay",
+    "extract",
+    "security",
+    "libvirt",
+    "hooks",
+    "secret",
+    "env_provide",
+    "env_require",
+    "env_accept",
+    "secret_accept",
+    "secret_require",
+    "mcp_provide",
+    "mcp_require",
+    "mcp_accept",
+    "shell",
+    "artifact",
+    "capabilities",
+    "requires_capability",
+    "engine",
+    "eval",
+    "from",
+];
+
+const LEGACY: &[(&str, &str)] = &[
+    ("rpm", "`distro: {fedora: {package: …}}`"),
+    ("deb", "`distro: {debian: {package: …}}`"),
+    ("pac", "`distro: {arch: {package: …}}`"),
+    ("aur", "`distro: {arch: {aur: …}}`"),
+    ("depends", "`require`"),
+    ("layers", "`layer`"),
+    ("tests", "`eval`"),
+    ("tasks", "`task`"),
+    ("ports", "`port`"),
+    ("volumes", "`volume`"),
+    ("env_accepts", "`env_accept`"),
+    ("env_provides", "`env_provide`"),
+    ("env_requires", "`env_require`"),
+    ("secret_accepts", "`secret_accept`"),
+    ("secret_requires", "`secret_require`"),
+    ("mcp_provides", "`mcp_provide`"),
+    ("mcp_requires", "`mcp_require`"),
+    ("mcp_accepts", "`mcp_accept`"),
+    ("info", "`description` (info: was removed)"),
+    ("status", "`description.tag` (status: was removed)"),
+    (
+        "directory",
+        "the layer's own directory (directory: was removed)",
+    ),
+    ("packages", "`package`"),
+    ("services", "`service`"),
+];
+
+/// Task verbs; each task has exactly one.
+pub const VERBS: &[&str] = &[
+    "cmd", "mkdir", "copy", "write", "link", "download", "setcap", "build",
+];
+
+/// The distro section names ov maps to package formats.
+const DISTROS: &[&str] = &["fedora", "arch", "debian", "ubuntu", "cachyos"];
+
+/// Decodes the body under `layer:`.
+pub fn decode(cx: &mut Cx, layer: &mut Layer, node: &Node) {
+    let what = format!("layer `{}`", layer.name);
+    let keys = Keys {
+        what: &what,
+        known: KNOWN,
+        legacy: LEGACY,
+        drift: &[],
+    };
+    for (key, k, v) in check_keys(cx, node, &keys) {
+        match key.as_str() {
+            "require" => layer.require = decode::spanned_list(cx, &key, v, false),
+            "layer" => layer.includes = decode::spanned_list(cx, &key, v, false),
+            "package" => layer.package = decode::list(cx, &key, v, true),
+            "distro" => distro(cx, layer, v),
+            "task" => layer.tasks = tasks(cx, &what, v),
+            "var" => layer.var = decode::string_map(cx, &key, v),
+            "env" => layer.env = decode::string_map(cx, &key, v),
+            "path_append" => layer.path_append = decode::list(cx, &key, v, true),
+            "port" => layer.port = port_list(cx, v),
+            "service" => {
+                if v.as_str().is_some() {
+                    cx.error(v, format!("{what}: `service` must be a list of entries; raw supervisord text is an old spelling"));
+                } else {
+                    layer.service = decode::json_list(cx, &key, v);
+                }
+            }
+            "eval" => layer.eval = decode::json_list(cx, &key, v),
+            "capabilities" => layer.capabilities = Some(v.to_json()),
+            "name" | "from" => {}
+            _ => {
+                let _ = k;
+                layer.meta.insert(key, v.to_json());
+            }
+        }
+    }
+}
+
+fn port_list(cx: &mut Cx, v: &Node) -> Vec<String> {
+    match v.to_json() {
+        Json::Array(items) => items
+            .into_iter()
+            .map(|i| match i {
+                Json::String(s) => s,
+                other => other.to_string(),
+            })
+            .collect(),
+        Json::Null => Vec::new(),
+        Json::String(s) => vec![s],
+        Json::Number(n) => vec![n.to_string()],
+        _ => {
+            cx.error(v, "`port` must be a list");
+            Vec::new()
+        }
+    }
+}
+
+fn distro(cx: &mut Cx, layer: &mut Layer, v: &Node) {
+    let Some(entries) = v.as_map() else {
+        if !v.is_null() {
+            cx.error(
+                v,
+                format!(
+                    "`distro` must be a map of distro to section, found {}",
+                    v.shape()
+                ),
+            );
+        }
+        return;
+    };
+    for (k, section) in entries {
+        let Some(name) = k.as_str() else { continue };
+        let versioned = name.contains('-') || name.contains(':');
+        if !versioned && !DISTROS.contains(&name) {
+            cx.warn(
+                k,
+                format!(
+                    "layer `{}`: distro section `{name}` matches no known distro{}",
+                    layer.name,
+                    crate::diag::did_you_mean(name, DISTROS.iter().copied())
+                ),
+            );
+        }
+        if section.as_map().is_none() && !section.is_null() {
+            cx.error(
+                section,
+                format!("`distro.{name}` must be a map (package, repo, …)"),
+            );
+            continue;
+        }
+        layer.distro.insert(name.to_string(), section.to_json());
+    }
+}
+
+fn tasks(cx: &mut Cx, what: &str, v: &Node) -> Vec<Task> {
+    let Some(items) = v.as_seq() else {
+        if !v.is_null() {
+            cx.error(
+                v,
+                format!("{what}: `task` must be a list, found {}", v.shape()),
+            );
+        }
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for item in items {
+        let Some(entries) = item.as_map() else {
+            cx.error(
+                item,
+                format!(
+                    "{what}: a task must be a map with one verb ({})",
+                    VERBS.join(", ")
+                ),
+            );
+            continue;
+        };
+        let verbs: Vec<(&str, &Node)> = entries
+            .iter()
+            .filter_map(|(k, val)| k.as_str().filter(|k| VERBS.contains(k)).map(|k| (k, val)))
+            .collect();
+        match verbs.as_slice() {
+            [(verb, arg)] => {
+                let arg_text = match arg.to_json() {
+                    Json::String(s) => s,
+                    other => other.to_string(),
+                };
+                out.push(Task {
+                    verb: verb.to_string(),
+                    arg: arg_text,
+                    spec: item.to_json(),
+                    loc: cx.loc(arg),
+                });
+            }
+            [] => cx.error(
+                item,
+                format!(
+                    "{what}: a task needs one verb ({}); found none",
+                    VERBS.join(", ")
+                ),
+            ),
+            many => cx.error(
+                item,
+                format!(
+                    "{what}: a task has exactly one verb; found {}",
+                    many.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ")
+                ),
+            ),
+        }
+    }
+    out
+}

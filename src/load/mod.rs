@@ -1,0 +1,713 @@
+//! Loading an ov project: `overthink.yml`, its includes (local and from the
+//! repo cache), discovered layer directories and remote layer refs, merged
+//! with "first definition wins" into a [`Project`].
+
+mod build;
+mod decode;
+mod image;
+mod layer;
+mod parse_cache;
+mod remote;
+mod vm;
+
+pub use layer::VERBS as TASK_VERBS;
+pub use remote::RemoteRef;
+
+use crate::diag::{did_you_mean, Diagnostics, InvalidProject, Loc};
+use crate::model::{Image, Layer, Project};
+use crate::yaml::{Node, Span};
+use decode::{Cx, Keys};
+use indexmap::IndexMap;
+use parse_cache::{ParseCache, ReadError};
+use rayon::prelude::*;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The schema stamp this ov reads.
+pub const SCHEMA: &str = "2026.141.1600";
+
+/// Includes may nest this deep.
+const MAX_INCLUDE_DEPTH: usize = 8;
+
+const ROOT_KEYS: &[&str] = &[
+    "version", "include", "discover", "defaults", "distro", "builder", "init", "layer", "image",
+    "pod", "vm", "k8s", "local", "deploy", "ai", "recipe", "score",
+];
+const ROOT_LEGACY: &[(&str, &str)] = &[
+    ("images", "`image:`"),
+    ("vms", "`vm:`"),
+    ("includes", "`include:`"),
+    ("distros", "`distro:`"),
+    ("builders", "`builder:`"),
+    ("inits", "`init:`"),
+    ("deployment", "`deploy:`"),
+    ("deployments", "`deploy:`"),
+];
+/// Root keys that hold entities this engine does not build (yet); they are
+/// accepted without comment.
+const NOT_BUILT: &[&str] = &["pod", "k8s", "local", "deploy", "ai", "recipe", "score"];
+
+/// Where to look for things outside the project.
+#[derive(Clone, Debug)]
+pub struct LoadOptions {
+    /// Checkouts of remote repositories: `<host>/<org>/<repo>@<version>/`.
+    pub repo_cache: PathBuf,
+    /// Where to keep the parse cache; `None` parses every file every time.
+    pub parse_cache: Option<PathBuf>,
+}
+
+/// A loaded project and the warnings found on the way.
+pub struct Loaded {
+    /// The project.
+    pub project: Project,
+    /// Warnings (no errors: a project with errors is not loaded).
+    pub diags: Diagnostics,
+}
+
+/// Loads the project whose `overthink.yml` is in `root`.
+pub fn load(root: &Path, opts: &LoadOptions) -> Result<Loaded, InvalidProject> {
+    let cache = ParseCache::load(opts.parse_cache.as_deref());
+    let mut loader = Loader {
+        root: root.to_path_buf(),
+        opts,
+        cache: &cache,
+        diags: Diagnostics::default(),
+        project: Project {
+            root: root.to_path_buf(),
+            ..Project::default()
+        },
+        version: None,
+        stack: Vec::new(),
+        seen: HashSet::new(),
+        discover: Vec::new(),
+        pending_from: Vec::new(),
+    };
+    let entry = root.join("overthink.yml");
+    if !entry.is_file() {
+        loader.diags.error(
+            Some(Loc::file(root)),
+            format!(
+                "no overthink.yml in {} (use -C DIR to pick the project)",
+                root.display()
+            ),
+        );
+        return Err(InvalidProject(loader.diags));
+    }
+    loader.file(&entry, None, 0);
+    loader.check_version();
+    build::resolve_inherits(&mut loader.diags, &mut loader.project.build);
+    if !loader.diags.has_errors() {
+        loader.discover_layers();
+        loader.remote_layers();
+    }
+    let Loader {
+        mut project, diags, ..
+    } = loader;
+    if diags.has_errors() {
+        return Err(InvalidProject(diags));
+    }
+    cache.save();
+    project.files.sort();
+    Ok(Loaded { project, diags })
+}
+
+struct Loader<'a> {
+    root: PathBuf,
+    opts: &'a LoadOptions,
+    cache: &'a ParseCache,
+    diags: Diagnostics,
+    project: Project,
+    version: Option<(String, Loc, bool)>,
+    stack: Vec<PathBuf>,
+    seen: HashSet<PathBuf>,
+    discover: Vec<(PathBuf, bool)>,
+    /// `layer: {x: {from: dir}}` entries, read once the file is done.
+    pending_from: Vec<(String, PathBuf, Loc)>,
+}
+
+impl Loader<'_> {
+    fn display(&self, path: &Path) -> Arc<PathBuf> {
+        Arc::new(
+            path.strip_prefix(&self.root)
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|_| path.to_path_buf()),
+        )
+    }
+
+    fn read(&mut self, path: &Path, from: Option<&Loc>) -> Option<Arc<Vec<Node>>> {
+        let shown = self.display(path);
+        match self.cache.parse(path) {
+            Ok(docs) => Some(docs),
+            Err(e) => {
+                let (loc, msg) = read_error(&shown, e, from);
+                self.diags.error(Some(loc), msg);
+                None
+            }
+        }
+    }
+
+    /// Reads one file and then its includes, depth first.
+    fn file(&mut self, path: &Path, from: Option<&Loc>, depth: usize) {
+        let canon = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+        if self.stack.contains(&canon) {
+            let mut chain: Vec<String> = self
+                .stack
+                .iter()
+                .map(|p| self.display(p).display().to_string())
+                .collect();
+            chain.push(self.display(&canon).display().to_string());
+            self.diags.error(
+                from.cloned(),
+                format!("include cycle: {}", chain.join(" → ")),
+            );
+            return;
+        }
+        if !self.seen.insert(canon.clone()) {
+            // ov treats any revisit as a cycle; a diamond is harmless for a
+            // first-wins merge, so it is only worth a hint.
+            self.diags.warn(
+                from.cloned(),
+                format!(
+                    "{} is included more than once; later includes are skipped",
+                    self.display(&canon).display()
+                ),
+            );
+            return;
+        }
+        if depth > MAX_INCLUDE_DEPTH {
+            self.diags.error(
+                from.cloned(),
+                format!("includes nest deeper than {MAX_INCLUDE_DEPTH}"),
+            );
+            return;
+        }
+        let Some(docs) = self.read(path, from) else {
+            return;
+        };
+        self.project.files.push(self.display(path).to_path_buf());
+        self.stack.push(canon);
+        let shown = self.display(path);
+        let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let mut includes = Vec::new();
+        for doc in docs.iter() {
+            self.document(&shown, &dir, doc, &mut includes);
+        }
+        for (name, ldir, loc) in std::mem::take(&mut self.pending_from) {
+            if self.project.layers.contains_key(&name) {
+                continue;
+            }
+            let file = ldir.join("layer.yml");
+            if let Some(layer) = self.layer_file(&name, &ldir, &file, Some(&loc)) {
+                self.project.layers.insert(name, layer);
+            }
+        }
+        for (target, loc) in includes {
+            let resolved = if target.starts_with('@') {
+                match RemoteRef::parse(&target) {
+                    Some(r) => {
+                        let p = r.local_path(&self.opts.repo_cache);
+                        if !p.is_file() {
+                            let msg = format!(
+                                "include `{target}`: {}",
+                                r.how_to_fetch(&self.opts.repo_cache)
+                            );
+                            self.diags.error(Some(loc), msg);
+                            continue;
+                        }
+                        p
+                    }
+                    None => {
+                        self.diags.error(Some(loc), format!("include `{target}` is not of the form @host/org/repo/path[:version]"));
+                        continue;
+                    }
+                }
+            } else {
+                dir.join(&target)
+            };
+            self.file(&resolved, Some(&loc), depth + 1);
+        }
+        self.stack.pop();
+    }
+
+    fn document(
+        &mut self,
+        shown: &Arc<PathBuf>,
+        dir: &Path,
+        doc: &Node,
+        includes: &mut Vec<(String, Loc)>,
+    ) {
+        let mut cx = Cx {
+            file: shown.clone(),
+            diags: &mut self.diags,
+        };
+        if doc.is_null() {
+            return;
+        }
+        let Some(entries) = doc.as_map() else {
+            cx.error(
+                doc,
+                format!("a document must be a map, found {}", doc.shape()),
+            );
+            return;
+        };
+        // Kind-keyed shape: one entity key whose body names the entity.
+        if let [(k, body)] = entries {
+            if let (Some(kind @ ("layer" | "image" | "vm")), Some(name)) =
+                (k.as_str(), body.get("name").and_then(Node::as_str))
+            {
+                let name = name.to_string();
+                match kind {
+                    "layer" => {
+                        if !self.project.layers.contains_key(&name) {
+                            let mut layer = new_layer(&name, dir, &self.root, cx.loc(body));
+                            layer::decode(&mut cx, &mut layer, body);
+                            self.project.layers.insert(name, layer);
+                        }
+                    }
+                    "image" => {
+                        let img = image::decode(&mut cx, &name, body, &format!("image `{name}`"));
+                        self.project.images.entry(name).or_insert(img);
+                    }
+                    _ => {
+                        if let Some(v) = vm::decode(&mut cx, &name, body) {
+                            self.project.vms.entry(name).or_insert(v);
+                        }
+                    }
+                }
+                return;
+            }
+        }
+        let keys = Keys {
+            what: "this file",
+            known: ROOT_KEYS,
+            legacy: ROOT_LEGACY,
+            drift: &[],
+        };
+        for (key, k, v) in decode::check_keys(&mut cx, doc, &keys) {
+            match key.as_str() {
+                "version" => {
+                    let text = v.as_str().map(str::to_string);
+                    let plain = matches!(&v.value, crate::yaml::Value::Scalar { plain: true, .. });
+                    if self.version.is_none() {
+                        self.version = Some((text.unwrap_or_default(), cx.loc(v), plain));
+                    }
+                }
+                "include" => {
+                    for item in decode::spanned_list(&mut cx, "include", v, true) {
+                        includes.push((item.value, item.loc));
+                    }
+                }
+                "discover" => discover_block(&mut cx, dir, v, &mut self.discover),
+                "defaults" => {
+                    let d = image::decode(&mut cx, "defaults", v, "defaults");
+                    merge_defaults(&mut self.project.defaults, d);
+                }
+                "image" => {
+                    for (name_node, body) in v.as_map().unwrap_or_default() {
+                        let Some(name) = name_node.as_str() else {
+                            continue;
+                        };
+                        if self.project.images.contains_key(name) {
+                            continue;
+                        }
+                        let img = image::decode(&mut cx, name, body, &format!("image `{name}`"));
+                        self.project.images.insert(name.to_string(), img);
+                    }
+                    if !v.is_null() && v.as_map().is_none() {
+                        cx.error(
+                            v,
+                            format!(
+                                "`image` must be a map of name to entry, found {}",
+                                v.shape()
+                            ),
+                        );
+                    }
+                }
+                "layer" => {
+                    if !v.is_null() && v.as_map().is_none() {
+                        cx.error(
+                            v,
+                            format!(
+                                "`layer` must be a map of name to entry, found {}",
+                                v.shape()
+                            ),
+                        );
+                    }
+                    for (name_node, body) in v.as_map().unwrap_or_default() {
+                        let Some(name) = name_node.as_str() else {
+                            continue;
+                        };
+                        if self.project.layers.contains_key(name) {
+                            continue;
+                        }
+                        if let Some(from) = body.get("from").and_then(Node::as_str) {
+                            self.pending_from.push((
+                                name.to_string(),
+                                dir.join(from),
+                                cx.loc(body),
+                            ));
+                        } else {
+                            let mut layer = new_layer(name, dir, &self.root, cx.loc(body));
+                            layer::decode(&mut cx, &mut layer, body);
+                            self.project.layers.insert(name.to_string(), layer);
+                        }
+                    }
+                }
+                "vm" => {
+                    if !v.is_null() && v.as_map().is_none() {
+                        cx.error(
+                            v,
+                            format!("`vm` must be a map of name to entry, found {}", v.shape()),
+                        );
+                    }
+                    for (name_node, body) in v.as_map().unwrap_or_default() {
+                        let Some(name) = name_node.as_str() else {
+                            continue;
+                        };
+                        if self.project.vms.contains_key(name) {
+                            continue;
+                        }
+                        if let Some(vm) = vm::decode(&mut cx, name, body) {
+                            self.project.vms.insert(name.to_string(), vm);
+                        }
+                    }
+                }
+                "distro" => {
+                    build::decode(&mut cx, &mut self.project.build, build::Section::Distro, v)
+                }
+                "builder" => {
+                    build::decode(&mut cx, &mut self.project.build, build::Section::Builder, v)
+                }
+                "init" => build::decode(&mut cx, &mut self.project.build, build::Section::Init, v),
+                k if NOT_BUILT.contains(&k) => {}
+                _ => {}
+            }
+            let _ = k;
+        }
+    }
+
+    /// Reads and decodes one `layer.yml`.
+    fn layer_file(
+        &mut self,
+        name: &str,
+        dir: &Path,
+        file: &Path,
+        from: Option<&Loc>,
+    ) -> Option<Layer> {
+        let docs = self.read(file, from)?;
+        Some(self.decode_layer_docs(name, dir, file, &docs))
+    }
+
+    fn decode_layer_docs(&mut self, name: &str, dir: &Path, file: &Path, docs: &[Node]) -> Layer {
+        let shown = self.display(file);
+        let mut cx = Cx {
+            file: shown.clone(),
+            diags: &mut self.diags,
+        };
+        let mut layer = new_layer(
+            name,
+            dir,
+            &self.root,
+            Loc::new(&shown, Span { line: 1, col: 1 }),
+        );
+        let docs: Vec<&Node> = docs.iter().filter(|d| !d.is_null()).collect();
+        match docs.as_slice() {
+            [doc] => match (doc.as_map(), doc.get("layer")) {
+                (Some([_]), Some(body)) if body.as_map().is_some() => layer::decode(&mut cx, &mut layer, body),
+                (Some(_), _) => cx.error(
+                    doc,
+                    "layer.yml must keep everything under one `layer:` key (a flat layer.yml is the old shape)",
+                ),
+                _ => cx.error(doc, format!("layer.yml must be a map with one `layer:` key, found {}", doc.shape())),
+            },
+            [] => cx.error(&Node { value: crate::yaml::Value::Null, span: Span { line: 1, col: 1 } }, "layer.yml is empty; it needs a `layer:` key"),
+            _ => cx.error(docs[1], "layer.yml must hold one document"),
+        }
+        self.project.files.push(shown.to_path_buf());
+        layer
+    }
+
+    fn check_version(&mut self) {
+        let Some((found, loc, plain)) = self.version.clone() else {
+            self.diags.error(
+                Some(Loc::file(&self.root.join("overthink.yml"))),
+                format!("overthink.yml has no `version:`; this ov reads schema {SCHEMA}"),
+            );
+            return;
+        };
+        if found == SCHEMA {
+            self.project.version = found;
+            return;
+        }
+        let older = (plain && found.parse::<u64>().is_ok()) || found.as_str() < SCHEMA;
+        let advice = if older {
+            "the project is older: run `ov migrate` with the ov release that reads it"
+        } else {
+            "the project is newer: update ov"
+        };
+        self.diags.error(
+            Some(loc),
+            format!("schema version `{found}` found; this ov reads {SCHEMA} ({advice})"),
+        );
+    }
+
+    /// Walks every discover root for `layer.yml`; a layer's name is its
+    /// directory's name, and the first definition of a name wins.
+    fn discover_layers(&mut self) {
+        let mut found: IndexMap<String, PathBuf> = IndexMap::new();
+        for (root, recursive) in self.discover.clone() {
+            let mut files = Vec::new();
+            walk(&root, recursive, 0, &mut files);
+            files.sort();
+            for file in files {
+                let Some(dir) = file.parent() else { continue };
+                let Some(name) = dir.file_name().and_then(|n| n.to_str()) else {
+                    continue;
+                };
+                if self.project.layers.contains_key(name) {
+                    continue;
+                }
+                match found.get(name) {
+                    Some(first) => {
+                        let msg = format!(
+                            "layer `{name}` is found twice; {} wins over {}",
+                            self.display(first).display(),
+                            self.display(dir).display()
+                        );
+                        self.diags.warn(Some(Loc::file(&self.display(&file))), msg);
+                    }
+                    None => {
+                        found.insert(name.to_string(), dir.to_path_buf());
+                    }
+                }
+            }
+        }
+        let found: Vec<(String, PathBuf)> = found.into_iter().collect();
+        let parsed: Vec<_> = found
+            .par_iter()
+            .map(|(name, dir)| {
+                let file = dir.join("layer.yml");
+                (name, dir, self.cache.parse(&file), file)
+            })
+            .collect();
+        for (name, dir, docs, file) in parsed {
+            match docs {
+                Ok(docs) => {
+                    let layer = self.decode_layer_docs(name, dir, &file, &docs);
+                    self.project.layers.insert(name.to_string(), layer);
+                }
+                Err(e) => {
+                    let (loc, msg) = read_error(&self.display(&file), e, None);
+                    self.diags.error(Some(loc), msg);
+                }
+            }
+        }
+    }
+
+    /// Resolves `@host/org/repo/path:ver` layer refs in image layer lists and
+    /// in layers' `require`/`layer`, loading each from the repo cache, and
+    /// rewrites the refs to layer keys.
+    fn remote_layers(&mut self) {
+        let mut queue: Vec<(RemoteRef, Loc)> = Vec::new();
+        let collect = |list: &mut Vec<crate::model::Spanned<String>>,
+                       parent: Option<&RemoteRef>,
+                       queue: &mut Vec<(RemoteRef, Loc)>,
+                       diags: &mut Diagnostics| {
+            for item in list.iter_mut() {
+                let r = if item.value.starts_with('@') {
+                    match RemoteRef::parse(&item.value) {
+                        Some(r) => r,
+                        None => {
+                            diags.error(
+                                Some(item.loc.clone()),
+                                format!(
+                                    "`{}` is not of the form @host/org/repo/path[:version]",
+                                    item.value
+                                ),
+                            );
+                            continue;
+                        }
+                    }
+                } else if let Some(p) = parent {
+                    p.sibling(&item.value)
+                } else {
+                    continue;
+                };
+                item.value = r.key();
+                queue.push((r, item.loc.clone()));
+            }
+        };
+        for img in self.project.images.values_mut() {
+            collect(&mut img.layers, None, &mut queue, &mut self.diags);
+        }
+        for l in self.project.layers.values_mut() {
+            collect(&mut l.require, None, &mut queue, &mut self.diags);
+            collect(&mut l.includes, None, &mut queue, &mut self.diags);
+        }
+        let mut pinned: IndexMap<String, Option<String>> = IndexMap::new();
+        while let Some((r, loc)) = queue.pop() {
+            let key = r.key();
+            match pinned.get(&key) {
+                Some(v) if *v != r.version => {
+                    self.diags.error(
+                        Some(loc),
+                        format!(
+                            "layer {key} is referenced at two versions ({} and {})",
+                            v.as_deref().unwrap_or("HEAD"),
+                            r.version.as_deref().unwrap_or("HEAD")
+                        ),
+                    );
+                    continue;
+                }
+                Some(_) => continue,
+                None => {
+                    pinned.insert(key.clone(), r.version.clone());
+                }
+            }
+            if self.project.layers.contains_key(&key) {
+                continue;
+            }
+            let dir = r.local_path(&self.opts.repo_cache);
+            let file = dir.join("layer.yml");
+            if !file.is_file() {
+                let msg = format!(
+                    "remote layer `{key}`: {}",
+                    r.how_to_fetch(&self.opts.repo_cache)
+                );
+                self.diags.error(Some(loc), msg);
+                continue;
+            }
+            let Some(mut layer) = self.layer_file(&key, &dir, &file, Some(&loc)) else {
+                continue;
+            };
+            layer.display_dir = format!("@{key}:{}", r.version.as_deref().unwrap_or("HEAD"));
+            collect(&mut layer.require, Some(&r), &mut queue, &mut self.diags);
+            collect(&mut layer.includes, Some(&r), &mut queue, &mut self.diags);
+            self.project.layers.insert(key, layer);
+        }
+    }
+}
+
+fn discover_block(cx: &mut Cx, dir: &Path, v: &Node, out: &mut Vec<(PathBuf, bool)>) {
+    let keys = Keys {
+        what: "discover",
+        known: &["layer"],
+        legacy: &[("layers", "`layer`")],
+        drift: &[],
+    };
+    for (_, _, roots) in decode::check_keys(cx, v, &keys) {
+        let items: Vec<&Node> = match &roots.value {
+            crate::yaml::Value::Seq(items) => items.iter().collect(),
+            _ => vec![roots],
+        };
+        for item in items {
+            let (path, recursive) = match (item.as_str(), item.get("path")) {
+                (Some(p), _) => (p.to_string(), true),
+                (None, Some(p)) => {
+                    let rec = item
+                        .get("recursive")
+                        .and_then(|r| decode::boolean(cx, "recursive", r))
+                        .unwrap_or(true);
+                    (decode::string(cx, "path", p).unwrap_or_default(), rec)
+                }
+                _ => {
+                    cx.error(
+                        item,
+                        "a discover root is a path or `{path: DIR, recursive: BOOL}`",
+                    );
+                    continue;
+                }
+            };
+            out.push((dir.join(path), recursive));
+        }
+    }
+}
+
+fn read_error(shown: &Arc<PathBuf>, e: ReadError, from: Option<&Loc>) -> (Loc, String) {
+    match e {
+        ReadError::Io(io) => (
+            from.cloned().unwrap_or_else(|| Loc::file(shown)),
+            format!("cannot read {}: {io}", shown.display()),
+        ),
+        ReadError::NotText => (Loc::file(shown), "not UTF-8 text".to_string()),
+        ReadError::Syntax(s) => (
+            Loc::new(shown, s.span),
+            format!("not valid YAML: {}", s.message),
+        ),
+    }
+}
+
+fn new_layer(name: &str, dir: &Path, root: &Path, loc: Loc) -> Layer {
+    Layer {
+        name: name.to_string(),
+        loc: Some(loc),
+        dir: dir.to_path_buf(),
+        display_dir: dir
+            .strip_prefix(root)
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| dir.display().to_string()),
+        ..Layer::default()
+    }
+}
+
+/// Collects `layer.yml` files under `dir`. Hidden directories are skipped.
+fn walk(dir: &Path, recursive: bool, depth: usize, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Ok(ft) = entry.file_type() else { continue };
+        let name = entry.file_name();
+        if name.to_str().is_some_and(|n| n.starts_with('.')) {
+            continue;
+        }
+        let path = entry.path();
+        if ft.is_dir() {
+            if depth == 0 || recursive {
+                walk(&path, recursive, depth + 1, out);
+            }
+        } else if depth > 0 && name == "layer.yml" {
+            out.push(path);
+        }
+    }
+}
+
+/// First definition wins, field by field.
+fn merge_defaults(into: &mut Image, from: Image) {
+    macro_rules! first {
+        ($($f:ident),*) => { $( if into.$f.is_none() { into.$f = from.$f; } )* };
+    }
+    first!(
+        enabled,
+        base,
+        from,
+        bootstrap_builder_image,
+        platform,
+        tag,
+        registry,
+        distro,
+        build,
+        builder,
+        produce,
+        user,
+        uid,
+        gid,
+        user_policy,
+        init
+    );
+    if into.layers.is_empty() {
+        into.layers = from.layers;
+    }
+    if into.eval.is_empty() {
+        into.eval = from.eval;
+    }
+    for (k, v) in from.meta {
+        into.meta.entry(k).or_insert(v);
+    }
+}
+
+/// Suggests a layer or image name for a typo; used by validation.
+pub fn suggest<'a>(name: &str, names: impl IntoIterator<Item = &'a String>) -> String {
+    did_you_mean(name, names.into_iter().map(String::as_str))
+}

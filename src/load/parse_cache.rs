@@ -1,0 +1,113 @@
+//! A cache of parsed YAML trees keyed by file fingerprint, so a warm run
+//! only `stat`s the ~2,000 `layer.yml` files of a large project.
+
+use crate::yaml::{self, Node, SyntaxError};
+use ov_cache::{atomic_write, Fingerprint};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+const FORMAT: &str = "ov-parse-cache-v1";
+
+#[derive(Serialize, Deserialize, Default)]
+struct OnDisk {
+    format: String,
+    entries: HashMap<PathBuf, (Fingerprint, Arc<Vec<Node>>)>,
+}
+
+/// Why a file could not be turned into YAML documents.
+#[derive(Debug)]
+pub enum ReadError {
+    /// Could not be read at all.
+    Io(std::io::Error),
+    /// Not UTF-8.
+    NotText,
+    /// Not YAML.
+    Syntax(SyntaxError),
+}
+
+/// Parsed documents by path. Safe to use from many threads at once.
+#[derive(Default)]
+pub struct ParseCache {
+    path: Option<PathBuf>,
+    old: HashMap<PathBuf, (Fingerprint, Arc<Vec<Node>>)>,
+    fresh: Mutex<HashMap<PathBuf, (Fingerprint, Arc<Vec<Node>>)>>,
+    started_ns: i128,
+}
+
+fn now_ns() -> i128 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i128)
+        .unwrap_or(i128::MAX)
+}
+
+impl ParseCache {
+    /// Loads the cache file at `path`; anything unreadable means an empty cache.
+    pub fn load(path: Option<&Path>) -> Self {
+        let old = path
+            .and_then(|p| std::fs::read(p).ok())
+            .and_then(|b| postcard::from_bytes::<OnDisk>(&b).ok())
+            .filter(|d| d.format == FORMAT)
+            .map(|d| d.entries)
+            .unwrap_or_default();
+        ParseCache {
+            path: path.map(Path::to_path_buf),
+            old,
+            fresh: Mutex::default(),
+            started_ns: now_ns(),
+        }
+    }
+
+    /// The documents of `path`, parsed now or remembered from a run that saw
+    /// the same fingerprint.
+    pub fn parse(&self, path: &Path) -> Result<Arc<Vec<Node>>, ReadError> {
+        let meta = std::fs::metadata(path).map_err(ReadError::Io)?;
+        let fp = Fingerprint::of(&meta);
+        if let Some((seen, docs)) = self.old.get(path) {
+            if *seen == fp {
+                self.remember(path, fp, docs.clone());
+                return Ok(docs.clone());
+            }
+        }
+        let bytes = std::fs::read(path).map_err(ReadError::Io)?;
+        let text = String::from_utf8(bytes).map_err(|_| ReadError::NotText)?;
+        let docs = Arc::new(yaml::parse(&text).map_err(ReadError::Syntax)?);
+        // A file written in the same instant as this run could change again
+        // without its fingerprint moving; do not vouch for it.
+        if fp.mtime_ns < self.started_ns {
+            self.remember(path, fp, docs.clone());
+        }
+        Ok(docs)
+    }
+
+    fn remember(&self, path: &Path, fp: Fingerprint, docs: Arc<Vec<Node>>) {
+        if let Ok(mut fresh) = self.fresh.lock() {
+            fresh.insert(path.to_path_buf(), (fp, docs));
+        }
+    }
+
+    /// Writes back what this run read (dropping files it no longer reads),
+    /// unless nothing changed.
+    pub fn save(self) {
+        let Some(path) = self.path else { return };
+        let fresh = self.fresh.into_inner().unwrap_or_default();
+        let unchanged = fresh.len() == self.old.len()
+            && fresh
+                .iter()
+                .all(|(p, (fp, _))| self.old.get(p).is_some_and(|(o, _)| o == fp));
+        if unchanged {
+            return;
+        }
+        let on_disk = OnDisk {
+            format: FORMAT.into(),
+            entries: fresh,
+        };
+        if let Ok(bytes) = postcard::to_allocvec(&on_disk) {
+            // The cache is only a speed-up; failing to write it is not an error.
+            let _ = atomic_write(&path, &bytes);
+        }
+    }
+}

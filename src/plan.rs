@@ -1,0 +1,568 @@
+//! The planner: a validated, resolved project becomes one petgraph DAG of
+//! nodes (see [`NodeKind`]). Edges point from a dependency to what needs it.
+//!
+//! A layer node stands for one layer applied on one parent with one render
+//! context, so images that share a base and a prefix of layers share those
+//! nodes: ov's auto-intermediate images fall out of the graph.
+
+use crate::inputs::SourceTree;
+use crate::model::{Project, VmSourceKind};
+use crate::resolve::{BaseRef, ResolvedImage};
+use indexmap::IndexMap;
+use ov_rules::NodeKind;
+use petgraph::graph::{DiGraph, NodeIndex};
+use serde_json::{json, Value as Json};
+use std::collections::HashMap;
+
+/// One node of the plan.
+#[derive(Clone, Debug)]
+pub struct PlanNode {
+    /// Stable, human-readable id: `<kind>:<name>` (`layer:web-layer@web`).
+    pub id: String,
+    /// What it does.
+    pub kind: NodeKind,
+    /// A short label for pictures.
+    pub label: String,
+    /// The resolved spec; its canonical bytes go into the key.
+    pub spec: Json,
+    /// The layer whose directory this node hashes or applies.
+    pub layer: Option<String>,
+}
+
+/// The build graph.
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// Nodes and dependency edges (dependency → dependent).
+    pub graph: DiGraph<PlanNode, ()>,
+    /// Node id → index.
+    pub by_id: HashMap<String, NodeIndex>,
+    /// Other names that reach a node: `layer@image` for every image whose
+    /// chain applies the layer, bare image and VM names.
+    pub aliases: HashMap<String, NodeIndex>,
+    /// Image name → its `image` node.
+    pub images: IndexMap<String, NodeIndex>,
+    /// VM name → its last node (boot).
+    pub vms: IndexMap<String, NodeIndex>,
+}
+
+impl Plan {
+    fn add(&mut self, node: PlanNode) -> NodeIndex {
+        if let Some(&ix) = self.by_id.get(&node.id) {
+            return ix;
+        }
+        let id = node.id.clone();
+        let ix = self.graph.add_node(node);
+        self.by_id.insert(id, ix);
+        ix
+    }
+
+    fn edge(&mut self, from: NodeIndex, to: NodeIndex) {
+        if self.graph.find_edge(from, to).is_none() {
+            self.graph.add_edge(from, to, ());
+        }
+    }
+
+    /// Finds a node by id, `layer@image`, image name or VM name.
+    pub fn find(&self, name: &str) -> Option<NodeIndex> {
+        self.by_id
+            .get(name)
+            .or_else(|| self.aliases.get(name))
+            .copied()
+    }
+
+    /// All names a user may pass as a target, for "did you mean".
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.by_id
+            .keys()
+            .chain(self.aliases.keys())
+            .map(String::as_str)
+    }
+}
+
+/// The build.yml distro an image uses: the first of its `distro` tags that
+/// build.yml defines.
+pub fn pick_distro<'a>(project: &'a Project, img: &ResolvedImage) -> Option<(&'a str, &'a Json)> {
+    img.distro.iter().find_map(|d| {
+        project
+            .build
+            .distros
+            .get_key_value(d.as_str())
+            .map(|(k, v)| (k.as_str(), v))
+    })
+}
+
+/// Which distro sections of a layer feed a package format.
+fn format_distros(fmt: &str) -> &'static [&'static str] {
+    match fmt {
+        "rpm" => &["fedora"],
+        "deb" => &["debian", "ubuntu"],
+        "pac" | "aur" => &["arch", "cachyos"],
+        _ => &[],
+    }
+}
+
+/// The package sections a layer installs on an image, per format, with ov's
+/// quirks: top-level `package` joins every format that has a distro section
+/// (or all formats when there is no distro map); `debian` and `ubuntu` are
+/// unioned into `deb`; a versioned section matching the image's distro tag
+/// (`ubuntu-24.04` for `ubuntu:24.04`) replaces the format sections.
+pub fn layer_packages(layer: &crate::model::Layer, img: &ResolvedImage) -> Json {
+    let mut out = serde_json::Map::new();
+    let versioned = img.distro.iter().find_map(|tag| {
+        let key = tag.replace(':', "-");
+        (tag.contains(':'))
+            .then(|| layer.distro.get(&key))
+            .flatten()
+    });
+    for fmt in &img.build {
+        let mut section = serde_json::Map::new();
+        let mut packages: Vec<Json> = Vec::new();
+        if let Some(v) = versioned {
+            if let Some(obj) = v.as_object() {
+                section = obj.clone();
+            }
+        } else {
+            for d in format_distros(fmt) {
+                let Some(Json::Object(obj)) = layer.distro.get(*d) else {
+                    continue;
+                };
+                let src = if fmt == "aur" {
+                    obj.get("aur")
+                        .and_then(Json::as_object)
+                        .cloned()
+                        .unwrap_or_default()
+                } else {
+                    obj.clone()
+                };
+                for (k, v) in src {
+                    if k == "aur" {
+                        continue;
+                    }
+                    if k == "package" {
+                        packages.extend(v.as_array().cloned().unwrap_or_default());
+                    } else {
+                        section.entry(k).or_insert(v);
+                    }
+                }
+            }
+        }
+        let has_section = versioned.is_some()
+            || format_distros(fmt)
+                .iter()
+                .any(|d| layer.distro.contains_key(*d))
+            || layer.distro.is_empty();
+        if has_section && fmt != "aur" {
+            packages.extend(layer.package.iter().map(|p| json!(p)));
+        }
+        if let Some(Json::Array(p)) = section.remove("package") {
+            packages.extend(p);
+        }
+        let mut seen = std::collections::HashSet::new();
+        packages.retain(|p| seen.insert(p.to_string()));
+        if !packages.is_empty() {
+            section.insert("package".into(), Json::Array(packages));
+        }
+        if !section.is_empty() {
+            out.insert(fmt.clone(), Json::Object(section));
+        }
+    }
+    Json::Object(out)
+}
+
+/// Builds the plan for every image and VM of the project.
+pub fn plan(
+    project: &Project,
+    resolved: &IndexMap<String, ResolvedImage>,
+    trees: &HashMap<String, SourceTree>,
+) -> Plan {
+    let mut p = Plan::default();
+    // Disabled images are planned only when something needs them.
+    let needed = needed_images(project, resolved);
+    for (name, img) in resolved {
+        if !needed.contains(name.as_str()) {
+            continue;
+        }
+        plan_image(project, img, trees, &mut p);
+    }
+    for (name, vm) in &project.vms {
+        plan_vm(project, name, vm, &mut p);
+    }
+    p
+}
+
+fn needed_images<'a>(
+    project: &'a Project,
+    resolved: &'a IndexMap<String, ResolvedImage>,
+) -> std::collections::HashSet<&'a str> {
+    let mut want: Vec<&str> = resolved
+        .values()
+        .filter(|r| r.enabled)
+        .map(|r| r.name.as_str())
+        .collect();
+    for vm in project.vms.values() {
+        if let Some(i) = &vm.image {
+            if resolved.contains_key(&i.value) {
+                want.push(i.value.as_str());
+            }
+        }
+    }
+    let mut out = std::collections::HashSet::new();
+    while let Some(n) = want.pop() {
+        if !out.insert(n) {
+            continue;
+        }
+        let Some(r) = resolved.get(n) else { continue };
+        match &r.base {
+            BaseRef::Internal(b) => want.push(b),
+            BaseRef::Bootstrap { builder_image, .. } => want.push(builder_image),
+            _ => {}
+        }
+        for b in r.builder.values() {
+            if resolved.contains_key(b) {
+                want.push(b);
+            }
+        }
+    }
+    out
+}
+
+fn plan_image(
+    project: &Project,
+    img: &ResolvedImage,
+    trees: &HashMap<String, SourceTree>,
+    p: &mut Plan,
+) {
+    let name = &img.name;
+    let mut parent = match &img.base {
+        BaseRef::External(r) => p.add(PlanNode {
+            id: format!("base:{r}"),
+            kind: NodeKind::Base,
+            label: r.clone(),
+            spec: json!({ "ref": r }),
+            layer: None,
+        }),
+        BaseRef::Internal(b) => p.images[b],
+        BaseRef::Bootstrap {
+            builder,
+            builder_image,
+        } => {
+            let distro = pick_distro(project, img);
+            let ix = p.add(PlanNode {
+                id: format!("bootstrap:{name}"),
+                kind: NodeKind::Bootstrap,
+                label: format!("{builder} for {name}"),
+                spec: json!({
+                    "builder": builder,
+                    "builder_def": project.build.builders.get(builder),
+                    "distro": distro.map(|(d, _)| d),
+                    "distro_def": distro.map(|(_, v)| v),
+                }),
+                layer: None,
+            });
+            let dep = match p.images.get(builder_image) {
+                Some(&ix) => ix,
+                None => p.add(PlanNode {
+                    id: format!("base:{builder_image}"),
+                    kind: NodeKind::Base,
+                    label: builder_image.clone(),
+                    spec: json!({ "ref": builder_image }),
+                    layer: None,
+                }),
+            };
+            p.edge(dep, ix);
+            ix
+        }
+    };
+    let distro = pick_distro(project, img);
+    let formats: serde_json::Map<String, Json> = img
+        .build
+        .iter()
+        .filter_map(|f| {
+            distro
+                .and_then(|(_, d)| d.get("format")?.get(f).cloned())
+                .map(|s| (f.clone(), s))
+        })
+        .collect();
+    let context = json!({
+        "distro": img.distro, "build": img.build, "user": img.user, "uid": img.uid,
+        "gid": img.gid, "user_policy": img.user_policy, "build_distro": distro.map(|(d, _)| d),
+    });
+    for layer_name in &img.install {
+        let layer = &project.layers[layer_name];
+        let tree = trees.get(layer_name);
+        let src = p.add(PlanNode {
+            id: format!("source:{}", layer.display_dir),
+            kind: NodeKind::Source,
+            label: layer.display_dir.clone(),
+            spec: json!({ "path": layer.display_dir }),
+            layer: Some(layer_name.clone()),
+        });
+        // Builder stages this layer triggers, by detect file or config.
+        let mut builders = serde_json::Map::new();
+        for (bname, def) in &project.build.builders {
+            if def.get("inline").and_then(Json::as_bool) == Some(true)
+                || def.get("kind").and_then(Json::as_str) == Some("bootstrap")
+            {
+                continue;
+            }
+            let by_file = def
+                .get("detect_file")
+                .and_then(Json::as_array)
+                .is_some_and(|files| {
+                    files
+                        .iter()
+                        .filter_map(Json::as_str)
+                        .any(|f| tree.is_some_and(|t| t.has_root_file(f)))
+                });
+            let by_config = def
+                .get("detect_config")
+                .and_then(Json::as_str)
+                .is_some_and(|field| {
+                    layer
+                        .distro
+                        .values()
+                        .any(|s| s.get(field).is_some_and(|v| !v.is_null()))
+                });
+            if by_file || by_config {
+                builders.insert(bname.clone(), json!(img.builder.get(bname)));
+            }
+        }
+        let key = format!("{layer_name}@{name}");
+        let parent_id = p.graph[parent].id.clone();
+        let spec = json!({
+            "layer": layer_name,
+            "parent": parent_id,
+            "context": context,
+            "packages": layer_packages(layer, img),
+            "formats": formats,
+            "tasks": layer.tasks,
+            "var": layer.var, "env": layer.env, "path_append": layer.path_append,
+            "builders": builders,
+        });
+        // Same parent + layer + context ⇒ the same node, whichever image asks.
+        let ctx_id = blake3::hash(&ov_rules::canonical_json(&json!([
+            parent_id, layer_name, context
+        ])))
+        .to_hex();
+        let dedupe = format!("layer-app:{}", &ctx_id[..32]);
+        let ix = match p.aliases.get(&dedupe) {
+            Some(&ix) => ix,
+            None => {
+                let ix = p.add(PlanNode {
+                    id: format!("layer:{key}"),
+                    kind: NodeKind::Layer,
+                    label: key.clone(),
+                    spec,
+                    layer: Some(layer_name.clone()),
+                });
+                p.aliases.insert(dedupe, ix);
+                ix
+            }
+        };
+        p.aliases.insert(key.clone(), ix);
+        p.edge(parent, ix);
+        p.edge(src, ix);
+        for b in builders.values().filter_map(Json::as_str) {
+            if let Some(&bix) = p.images.get(b) {
+                p.edge(bix, ix);
+            }
+        }
+        parent = ix;
+    }
+    // Layers the base chain applies are reachable as layer@image too.
+    for anc in &img.base_chain {
+        let prefix = format!("@{anc}");
+        let inherited: Vec<(String, NodeIndex)> = p
+            .aliases
+            .iter()
+            .filter(|(k, _)| k.ends_with(&prefix) && !k.starts_with("layer-app:"))
+            .map(|(k, v)| (format!("{}@{name}", &k[..k.len() - prefix.len()]), *v))
+            .collect();
+        for (k, v) in inherited {
+            p.aliases.entry(k).or_insert(v);
+        }
+    }
+    let image_layers: Vec<&crate::model::Layer> = img
+        .closure
+        .iter()
+        .filter_map(|l| project.layers.get(l))
+        .collect();
+    let services: Vec<&Json> = img
+        .install
+        .iter()
+        .filter_map(|l| project.layers.get(l))
+        .flat_map(|l| &l.service)
+        .collect();
+    let init = init_system(project, img, &image_layers);
+    let own = &project.images[name];
+    let ix = p.add(PlanNode {
+        id: format!("image:{name}"),
+        kind: NodeKind::Image,
+        label: name.clone(),
+        spec: json!({
+            "name": name,
+            "tag": img.full_tag(),
+            "resolved": img,
+            "init": init,
+            "init_def": init.and_then(|i| project.build.inits.get(i)),
+            "services": services,
+            "meta": own.meta,
+            "env": image_layers.iter().map(|l| &l.env).collect::<Vec<_>>(),
+            "port": image_layers.iter().flat_map(|l| &l.port).collect::<Vec<_>>(),
+        }),
+        layer: None,
+    });
+    p.edge(parent, ix);
+    p.images.insert(name.clone(), ix);
+    p.aliases.insert(name.clone(), ix);
+    // Build-scope checks: the image's own and those of the layers it installs.
+    let checks: Vec<Json> = own
+        .eval
+        .iter()
+        .chain(
+            img.install
+                .iter()
+                .filter_map(|l| project.layers.get(l))
+                .flat_map(|l| &l.eval),
+        )
+        .filter(|c| c.get("scope").and_then(Json::as_str).unwrap_or("build") == "build")
+        .cloned()
+        .collect();
+    if !checks.is_empty() {
+        let e = p.add(PlanNode {
+            id: format!("eval:{name}"),
+            kind: NodeKind::Eval,
+            label: format!("eval {name}"),
+            spec: json!({ "checks": checks, "distro": img.distro }),
+            layer: None,
+        });
+        p.edge(ix, e);
+    }
+}
+
+/// supervisord or systemd: forced by the image, hinted by a layer's
+/// capabilities, else supervisord when any layer has services.
+fn init_system<'a>(
+    project: &'a Project,
+    img: &ResolvedImage,
+    layers: &[&crate::model::Layer],
+) -> Option<&'a str> {
+    let forced = project.images[&img.name].init.as_deref();
+    let hinted = layers
+        .iter()
+        .filter_map(|l| l.capabilities.as_ref()?.get("init_system_hint")?.as_str())
+        .next_back();
+    let wanted = forced.or(hinted).or_else(|| {
+        layers
+            .iter()
+            .any(|l| !l.service.is_empty())
+            .then_some("supervisord")
+    })?;
+    project
+        .build
+        .inits
+        .get_key_value(wanted)
+        .map(|(k, _)| k.as_str())
+}
+
+fn plan_vm(project: &Project, name: &str, vm: &crate::model::Vm, p: &mut Plan) {
+    let spec = &vm.spec;
+    let get = |k: &str| spec.get(k).cloned().unwrap_or(Json::Null);
+    let src = &vm.source;
+    let disk_dep = match vm.source_kind {
+        VmSourceKind::CloudImage => {
+            let ix = p.add(PlanNode {
+                id: format!("cloud-image:{name}"),
+                kind: NodeKind::CloudImage,
+                label: src
+                    .get("url")
+                    .and_then(Json::as_str)
+                    .unwrap_or(name)
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or(name)
+                    .to_string(),
+                spec: json!({ "url": src.get("url"), "checksum": src.get("checksum") }),
+                layer: None,
+            });
+            Some(ix)
+        }
+        VmSourceKind::Bootc => vm
+            .image
+            .as_ref()
+            .and_then(|i| p.images.get(&i.value).copied())
+            .or_else(|| {
+                let r = vm.image.as_ref()?.value.clone();
+                Some(p.add(PlanNode {
+                    id: format!("base:{r}"),
+                    kind: NodeKind::Base,
+                    label: r.clone(),
+                    spec: json!({ "ref": r }),
+                    layer: None,
+                }))
+            }),
+        VmSourceKind::Bootstrap => {
+            let builder = src.get("builder").and_then(Json::as_str).unwrap_or("");
+            let ix = p.add(PlanNode {
+                id: format!("bootstrap:vm/{name}"),
+                kind: NodeKind::Bootstrap,
+                label: format!("{builder} for vm {name}"),
+                spec: json!({
+                    "builder": builder,
+                    "builder_def": project.build.builders.get(builder),
+                    "source": src,
+                }),
+                layer: None,
+            });
+            if let Some(&bix) = vm.image.as_ref().and_then(|i| p.images.get(&i.value)) {
+                p.edge(bix, ix);
+            }
+            Some(ix)
+        }
+        // Lifecycle kinds copy or adopt an existing VM: nothing to build.
+        VmSourceKind::Clone | VmSourceKind::Imported => None,
+    };
+    let Some(disk_dep) = disk_dep else { return };
+    let disk = p.add(PlanNode {
+        id: format!("disk:{name}"),
+        kind: NodeKind::Disk,
+        label: format!("disk {name}"),
+        spec: json!({
+            "source_kind": vm.source_kind,
+            "disk_size": get("disk_size"),
+            "rootfs": src.get("rootfs"),
+            "root_size": src.get("root_size"),
+            "kernel_args": src.get("kernel_args"),
+            "format": "qcow2",
+        }),
+        layer: None,
+    });
+    p.edge(disk_dep, disk);
+    let wants_seed = vm.source_kind == VmSourceKind::CloudImage || spec.contains_key("cloud_init");
+    let seed = wants_seed.then(|| {
+        p.add(PlanNode {
+            id: format!("seed:{name}"),
+            kind: NodeKind::Seed,
+            label: format!("seed {name}"),
+            spec: json!({ "hostname": name, "cloud_init": get("cloud_init"), "ssh": get("ssh"), "base_user": src.get("base_user") }),
+            layer: None,
+        })
+    });
+    let boot = p.add(PlanNode {
+        id: format!("boot:{name}"),
+        kind: NodeKind::Boot,
+        label: format!("boot {name}"),
+        spec: json!({
+            "ram": get("ram"), "cpus": get("cpus"), "firmware": get("firmware"), "machine": get("machine"),
+            "network": get("network"), "libvirt": get("libvirt"), "ssh": get("ssh"),
+            "eval": get("eval"), "deploy_eval": get("deploy_eval"),
+        }),
+        layer: None,
+    });
+    p.edge(disk, boot);
+    if let Some(s) = seed {
+        p.edge(s, boot);
+    }
+    p.vms.insert(name.to_string(), boot);
+    p.aliases.entry(name.to_string()).or_insert(boot);
+}

@@ -1,0 +1,159 @@
+//! One pass from files to keys: load, validate, resolve, hash, plan, key.
+//! Every command that needs the graph goes through [`Workspace::open`].
+
+use crate::diag::{did_you_mean, Diagnostics, InvalidProject, Loc};
+use crate::inputs::{hash_layer_dirs, SourceTree};
+use crate::keys::{self, Keys};
+use crate::load::{self, LoadOptions};
+use crate::model::Project;
+use crate::plan::{self, Plan};
+use crate::resolve::{self, ResolvedImage};
+use indexmap::IndexMap;
+use ov_cache::StatCache;
+use petgraph::graph::NodeIndex;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// Where ov keeps what it learns between runs.
+#[derive(Clone, Debug)]
+pub struct Dirs {
+    /// The cache directory (stat cache, parse cache; the store from the executor on).
+    pub cache: PathBuf,
+    /// Checkouts of remote repositories.
+    pub repo_cache: PathBuf,
+}
+
+impl Dirs {
+    /// `--cache-dir`, else `OV_CACHE_DIR`, else `$XDG_CACHE_HOME/ov`, else
+    /// `~/.cache/ov`; repos in `OV_REPO_CACHE`, else `~/.cache/ov/repos`.
+    pub fn from_env(cache_dir: Option<PathBuf>) -> Self {
+        let home_cache = || {
+            std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .filter(|p| p.is_absolute())
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+                .unwrap_or_else(|| PathBuf::from(".cache"))
+        };
+        let cache = cache_dir
+            .or_else(|| std::env::var_os("OV_CACHE_DIR").map(PathBuf::from))
+            .unwrap_or_else(|| home_cache().join("ov"));
+        let repo_cache = std::env::var_os("OV_REPO_CACHE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| home_cache().join("ov").join("repos"));
+        Dirs { cache, repo_cache }
+    }
+}
+
+/// A loaded, validated and planned project.
+pub struct Workspace {
+    /// The project.
+    pub project: Project,
+    /// Every image, resolved, in build order.
+    pub resolved: IndexMap<String, ResolvedImage>,
+    /// Hashed layer directories by layer key.
+    pub trees: HashMap<String, SourceTree>,
+    /// The graph.
+    pub plan: Plan,
+    /// Keys of every plan node.
+    pub keys: Keys,
+    /// Warnings found while loading.
+    pub warnings: Diagnostics,
+}
+
+/// Loads and validates only (no hashing, no plan): for commands that only read the model.
+pub fn load_valid(root: &Path, dirs: &Dirs) -> Result<(Project, Diagnostics), InvalidProject> {
+    let opts = LoadOptions {
+        repo_cache: dirs.repo_cache.clone(),
+        parse_cache: Some(dirs.cache.join("parse-cache.v1")),
+    };
+    let loaded = load::load(root, &opts)?;
+    let mut diags = loaded.diags;
+    crate::validate::validate(&loaded.project, &mut diags);
+    if diags.has_errors() {
+        return Err(InvalidProject(diags));
+    }
+    Ok((loaded.project, diags))
+}
+
+impl Workspace {
+    /// Loads the project in `root` and plans it.
+    pub fn open(root: &Path, dirs: &Dirs) -> anyhow::Result<Self> {
+        let (project, warnings) = load_valid(root, dirs)?;
+        let resolved = resolve::resolve_all(&project);
+        let mut used: Vec<&str> = resolved
+            .values()
+            .flat_map(|r| r.install.iter().map(String::as_str))
+            .collect();
+        used.sort_unstable();
+        used.dedup();
+        let mut stat = StatCache::load(&dirs.cache.join("stat-cache.v1"));
+        let trees = hash_layer_dirs(&project, &used, &mut stat)?;
+        // The stat cache is only a speed-up; a read-only cache dir must not
+        // stop planning.
+        if let Err(e) = stat.save() {
+            eprintln!("warning: could not save the stat cache: {e}");
+        }
+        let plan = plan::plan(&project, &resolved, &trees);
+        let keys = keys::compute(&plan, &trees, &HashMap::new());
+        Ok(Workspace {
+            project,
+            resolved,
+            trees,
+            plan,
+            keys,
+            warnings,
+        })
+    }
+
+    /// The nodes needed for `targets` (all nodes when empty), in
+    /// topological order. An unknown target is an error naming the closest one.
+    pub fn select(&self, targets: &[String]) -> Result<Vec<NodeIndex>, InvalidProject> {
+        let g = &self.plan.graph;
+        let order =
+            petgraph::algo::toposort(g, None).unwrap_or_else(|_| g.node_indices().collect());
+        if targets.is_empty() {
+            return Ok(order);
+        }
+        let mut diags = Diagnostics::default();
+        let mut want = std::collections::HashSet::new();
+        let mut stack = Vec::new();
+        for t in targets {
+            match self.plan.find(t) {
+                Some(ix) => stack.push(ix),
+                None => diags.error(
+                    None,
+                    format!("unknown target `{t}`{}", did_you_mean(t, self.plan.names())),
+                ),
+            }
+        }
+        if diags.has_errors() {
+            return Err(InvalidProject(diags));
+        }
+        while let Some(ix) = stack.pop() {
+            if want.insert(ix) {
+                stack.extend(g.neighbors_directed(ix, petgraph::Direction::Incoming));
+            }
+        }
+        Ok(order.into_iter().filter(|ix| want.contains(ix)).collect())
+    }
+
+    /// The image named `name`, resolved, or an error naming the closest image.
+    pub fn image(&self, name: &str) -> Result<&ResolvedImage, InvalidProject> {
+        self.resolved
+            .get(name)
+            .ok_or_else(|| unknown_image(&self.project, name))
+    }
+}
+
+/// "unknown image `x` (did you mean `y`?)".
+pub fn unknown_image(project: &Project, name: &str) -> InvalidProject {
+    let mut d = Diagnostics::default();
+    d.error(
+        None::<Loc>,
+        format!(
+            "unknown image `{name}`{}",
+            did_you_mean(name, project.images.keys().map(String::as_str))
+        ),
+    );
+    InvalidProject(d)
+}
