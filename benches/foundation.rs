@@ -1,0 +1,677 @@
+//! Foundation benchmark (cargo bench --bench foundation, or bench/run.sh).
+//!
+//! Generates a synthetic ov project (2,000 layers × 5 files of 4 KiB, 300
+//! images with base chains up to 6 deep, 20 VMs), a build.ninja with one edge
+//! per plan node over the same files, and measures in one run, interleaving
+//! the tools:
+//!
+//! - warm no-op `ov build --dry-run` vs `ninja -n` (target: ov ≤ ninja);
+//! - cold hashing of every layer file through `ov::inputs::hash_layer_dirs`
+//!   with an empty in-memory stat cache vs `b3sum` (one process per core over
+//!   a split file list, and one process alone) (target: ov ≥ 0.9× all-core
+//!   b3sum throughput);
+//! - peak RSS of the ov dry-run process (target: ≤ 150 MiB).
+//!
+//! The page cache cannot be dropped here, so "cold" means "no ov cache";
+//! every file is in the page cache for both tools.
+//!
+//! Environment: `OV_BENCH_SCALE` (default 1.0) shrinks the project for a
+//! smoke run; `OV_BENCH_RUNS` (default 15) sets the timed runs per tool;
+//! `OV_BENCH_KEEP=1` keeps the generated directory; `OV_BENCH_STRICT=1` exits 1
+//! when a target is missed.
+
+use ov::workspace::{Dirs, Workspace};
+use ov_cache::StatCache;
+use ov_rules::NodeKind;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const FILES_PER_LAYER: usize = 5;
+const FILE_SIZE: usize = 4096;
+const CLUSTER: usize = 8;
+const MAX_CHAIN: usize = 6;
+const RSS_LIMIT_KIB: u64 = 150 * 1024;
+
+/// splitmix64: deterministic, dependency-free.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn fill(&mut self, buf: &mut [u8]) {
+        for c in buf.chunks_mut(8) {
+            let v = self.next().to_le_bytes();
+            c.copy_from_slice(&v[..c.len()]);
+        }
+    }
+}
+
+struct Sizes {
+    layers: usize,
+    images: usize,
+    vms: usize,
+    runs: usize,
+}
+
+fn sizes() -> Sizes {
+    let scale: f64 = std::env::var("OV_BENCH_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|s: &f64| *s > 0.0)
+        .unwrap_or(1.0);
+    let n = |full: f64, min: usize| ((full * scale).round() as usize).max(min);
+    Sizes {
+        layers: n(2000.0, 16),
+        images: n(300.0, 6),
+        vms: n(20.0, 2),
+        runs: std::env::var("OV_BENCH_RUNS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .filter(|r| *r > 0)
+            .unwrap_or(15),
+    }
+}
+
+fn layer_name(i: usize) -> String {
+    format!("l{i:04}")
+}
+
+fn write(path: &Path, text: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+/// Writes the synthetic project into `root` (deterministic: fixed seed).
+fn generate(root: &Path, sz: &Sizes) {
+    let mut rng = Rng(0x0f00_ba11_2026_0141);
+    write(
+        &root.join("overthink.yml"),
+        "version: 2026.141.1600\n\
+         include: [image.yml, vm.yml, build.yml]\n\
+         discover:\n  layer:\n    - path: layers\n      recursive: true\n\
+         defaults:\n  registry: localhost/bench\n  build: [deb]\n  distro: [debian]\n",
+    );
+    write(
+        &root.join("build.yml"),
+        "version: 2026.141.1600\n\
+         distro:\n  debian:\n    format:\n      deb:\n        install_template: \"RUN apt-get install -y{{range .Packages}} {{.}}{{end}}\"\n",
+    );
+
+    // Layers: `require` stays inside a cluster of CLUSTER consecutive layers
+    // and points only at lower numbers, so closures stay small and acyclic.
+    let mut data = vec![0u8; FILE_SIZE];
+    for i in 0..sz.layers {
+        let name = layer_name(i);
+        let dir = root.join("layers").join(&name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let cluster = i - i % CLUSTER;
+        let mut req: Vec<usize> = Vec::new();
+        if i > cluster {
+            for _ in 0..rng.below(3) {
+                let r = cluster + rng.below(i - cluster);
+                if !req.contains(&r) {
+                    req.push(r);
+                }
+            }
+        }
+        req.sort_unstable();
+        let mut y = String::new();
+        writeln!(y, "layer:").unwrap();
+        writeln!(y, "  name: {name}").unwrap();
+        writeln!(y, "  version: \"1.{}\"", rng.below(10)).unwrap();
+        writeln!(y, "  description: synthetic layer {i}").unwrap();
+        if !req.is_empty() {
+            let r: Vec<String> = req.iter().map(|r| layer_name(*r)).collect();
+            writeln!(y, "  require: [{}]", r.join(", ")).unwrap();
+        }
+        writeln!(y, "  package:").unwrap();
+        for p in 0..1 + rng.below(3) {
+            writeln!(y, "    - pkg-{name}-{p}").unwrap();
+        }
+        writeln!(y, "  env:\n    {}_HOME: /opt/{name}", name.to_uppercase()).unwrap();
+        writeln!(y, "  task:").unwrap();
+        for f in 0..FILES_PER_LAYER {
+            writeln!(
+                y,
+                "    - copy: data{f}.bin\n      to: /opt/{name}/data{f}.bin\n      mode: \"0644\"\n      user: root"
+            )
+            .unwrap();
+        }
+        writeln!(y, "    - cmd: \"test -d /opt/{name}\"").unwrap();
+        std::fs::write(dir.join("layer.yml"), y).unwrap();
+        for f in 0..FILES_PER_LAYER {
+            rng.fill(&mut data);
+            std::fs::write(dir.join(format!("data{f}.bin")), &data).unwrap();
+        }
+    }
+
+    // Images: chains of 1..=MAX_CHAIN images, each chain rooted on an
+    // external base. Every layer is listed by some image (a shuffled
+    // permutation cut into slices), plus a couple of random extras.
+    let mut perm: Vec<usize> = (0..sz.layers).collect();
+    for i in (1..perm.len()).rev() {
+        perm.swap(i, rng.below(i + 1));
+    }
+    let per = sz.layers.div_ceil(sz.images);
+    let mut y = String::from("version: 2026.141.1600\nimage:\n");
+    let mut chain_left = 0;
+    let mut leaves = Vec::new();
+    for j in 0..sz.images {
+        let name = format!("img{j:03}");
+        writeln!(y, "  {name}:").unwrap();
+        if chain_left == 0 {
+            chain_left = 1 + rng.below(MAX_CHAIN);
+            writeln!(y, "    base: docker.io/library/debian:bookworm").unwrap();
+        } else {
+            writeln!(y, "    base: img{:03}", j - 1).unwrap();
+        }
+        chain_left -= 1;
+        if chain_left == 0 {
+            leaves.push(name.clone());
+        }
+        let mut ls: Vec<usize> = perm.iter().skip(j * per).take(per).copied().collect();
+        for _ in 0..2 {
+            let extra = rng.below(sz.layers);
+            if !ls.contains(&extra) {
+                ls.push(extra);
+            }
+        }
+        let ls: Vec<String> = ls.iter().map(|l| layer_name(*l)).collect();
+        writeln!(y, "    layer: [{}]", ls.join(", ")).unwrap();
+        if rng.below(4) == 0 {
+            writeln!(y, "    port: [\"{}:8080\"]", 8000 + j).unwrap();
+        }
+    }
+    write(&root.join("image.yml"), &y);
+
+    // VMs: half cloud images, half bootc disks of leaf images.
+    let mut y = String::from("version: 2026.141.1600\nvm:\n");
+    for v in 0..sz.vms {
+        writeln!(y, "  vm{v:02}:").unwrap();
+        if v % 2 == 0 {
+            let mut hex = String::new();
+            for _ in 0..4 {
+                write!(hex, "{:016x}", rng.next()).unwrap();
+            }
+            writeln!(
+                y,
+                "    source:\n      kind: cloud_image\n      url: https://example.org/images/cloud-{v:02}.qcow2\n      checksum: {{type: sha256, value: \"{hex}\"}}\n      base_user: debian"
+            )
+            .unwrap();
+        } else {
+            let img = &leaves[rng.below(leaves.len())];
+            writeln!(
+                y,
+                "    source:\n      kind: bootc\n      image: {img}\n      rootfs: xfs"
+            )
+            .unwrap();
+        }
+        writeln!(y, "    disk_size: 20G\n    ram: 2G\n    cpus: 2").unwrap();
+    }
+    write(&root.join("vm.yml"), &y);
+}
+
+fn ninja_escape(p: &str) -> String {
+    p.replace('$', "$$").replace(' ', "$ ").replace(':', "$:")
+}
+
+/// Writes `build.ninja` in `root`: one edge per plan node, stamp outputs,
+/// the layer files as explicit inputs of source and layer-application
+/// edges, the root ov files as implicit inputs of every edge. Returns the
+/// edge count.
+fn write_ninja(root: &Path, ws: &Workspace) -> usize {
+    let g = &ws.plan.graph;
+    let stamp = |ix: petgraph::graph::NodeIndex| format!(".stamps/n{}", ix.index());
+    let mut out = String::with_capacity(4 << 20);
+    out.push_str("ninja_required_version = 1.10\nbuilddir = .ninja\n");
+    out.push_str("rule stamp\n  command = touch $out\n  description = STAMP $out\n\n");
+    let root_files = "overthink.yml image.yml vm.yml build.yml";
+    for ix in g.node_indices() {
+        let n = &g[ix];
+        let mut inputs: Vec<String> = g
+            .neighbors_directed(ix, petgraph::Direction::Incoming)
+            .map(stamp)
+            .collect();
+        if matches!(n.kind, NodeKind::Source | NodeKind::Layer) {
+            if let (Some(l), Some(t)) = (
+                n.layer.as_ref(),
+                n.layer.as_ref().and_then(|l| ws.trees.get(l)),
+            ) {
+                let dir = &ws.project.layers[l].display_dir;
+                for f in &t.files {
+                    inputs.push(ninja_escape(&format!("{dir}/{}", f.rel)));
+                }
+            }
+        }
+        writeln!(out, "# {}", n.id).unwrap();
+        writeln!(
+            out,
+            "build {}: stamp {} | {root_files}",
+            stamp(ix),
+            inputs.join(" ")
+        )
+        .unwrap();
+    }
+    std::fs::write(root.join("build.ninja"), out).unwrap();
+    g.node_count()
+}
+
+fn release_ov() -> PathBuf {
+    if let Some(p) = option_env!("CARGO_BIN_EXE_ov") {
+        if Path::new(p).is_file() {
+            return PathBuf::from(p);
+        }
+    }
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| manifest.join("target"));
+    let bin = target.join("release").join("ov");
+    if !bin.is_file() {
+        let ok = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["build", "--release", "--bin", "ov"])
+            .current_dir(manifest)
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "could not build the release ov binary");
+    }
+    bin
+}
+
+fn have(tool: &str) -> bool {
+    Command::new(tool)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+/// Runs a command to completion with stdout discarded; returns its wall time.
+fn timed(cmd: &mut Command) -> Duration {
+    let t = Instant::now();
+    let out = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let d = t.elapsed();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    d
+}
+
+/// Spawns all commands at once and waits for all; returns the wall time.
+fn timed_all(cmds: &mut [Command]) -> Duration {
+    let t = Instant::now();
+    let children: Vec<_> = cmds
+        .iter_mut()
+        .map(|c| c.stdout(Stdio::null()).spawn().unwrap())
+        .collect();
+    for mut c in children {
+        assert!(c.wait().unwrap().success());
+    }
+    t.elapsed()
+}
+
+/// Peak RSS in KiB of one run of `cmd`, via `/usr/bin/time -f %M`.
+fn peak_rss_kib(cmd: &[&std::ffi::OsStr]) -> Option<u64> {
+    if !Path::new("/usr/bin/time").is_file() {
+        return None;
+    }
+    let out = Command::new("/usr/bin/time")
+        .arg("-f")
+        .arg("RSS=%M")
+        .args(cmd)
+        .stdout(Stdio::null())
+        .output()
+        .ok()?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    err.lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("RSS="))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+fn median(v: &mut [Duration]) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "PASS"
+    } else {
+        "FAIL"
+    }
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; a filter argument is not used here.
+    let sz = sizes();
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    for tool in ["ninja", "b3sum"] {
+        if !have(tool) {
+            eprintln!("foundation bench: `{tool}` not found; run bench/run.sh (installs ninja-build and b3sum)");
+            std::process::exit(2);
+        }
+    }
+    let ov_bin = release_ov();
+    eprintln!("foundation bench: ov binary {}", ov_bin.display());
+    let tmp = tempfile::Builder::new()
+        .prefix("ov-bench-")
+        .tempdir()
+        .unwrap();
+    let base = tmp.path().to_path_buf();
+    let root = base.join("project");
+    let cache = base.join("cache");
+    let t_all = Instant::now();
+
+    // (1) generate and validate.
+    let t = Instant::now();
+    generate(&root, &sz);
+    let gen_time = t.elapsed();
+    let out = Command::new(&ov_bin)
+        .arg("-C")
+        .arg(&root)
+        .arg("--cache-dir")
+        .arg(base.join("validate-cache"))
+        .args(["image", "validate"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ov image validate rejected the synthetic project:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let validated = String::from_utf8_lossy(&out.stdout).trim().to_string();
+
+    // (2) plan through the library, write build.ninja, build it once so
+    // `ninja -n` has nothing to do.
+    let lib_dirs = Dirs {
+        cache: base.join("lib-cache"),
+        repo_cache: base.join("repos"),
+    };
+    let ws = Workspace::open(&root, &lib_dirs).expect("plan the synthetic project");
+    let edges = write_ninja(&root, &ws);
+    let layer_apps = ws
+        .plan
+        .graph
+        .node_weights()
+        .filter(|n| n.kind == NodeKind::Layer)
+        .count();
+    let t = Instant::now();
+    let out = Command::new("ninja")
+        .arg("-C")
+        .arg(&root)
+        .arg(format!("-j{}", cores * 4))
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ninja: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ninja_full = t.elapsed();
+    let out = Command::new("ninja")
+        .arg("-C")
+        .arg(&root)
+        .arg("-n")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("no work to do"),
+        "ninja -n is not a no-op:\n{said}"
+    );
+
+    // (3a) warm no-op: two warm-up runs (the first fills the parse and stat
+    // caches, the second checks the result is stable), then interleave.
+    let ov_dry = |c: &mut Command| {
+        c.arg("-C")
+            .arg(&root)
+            .arg("--cache-dir")
+            .arg(&cache)
+            .args(["build", "--dry-run"]);
+    };
+    let mut first = Command::new(&ov_bin);
+    ov_dry(&mut first);
+    let cold_dry = {
+        let t = Instant::now();
+        let o = first.output().unwrap();
+        assert!(
+            o.status.success(),
+            "ov build --dry-run failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        (t.elapsed(), o.stdout)
+    };
+    let mut second = Command::new(&ov_bin);
+    ov_dry(&mut second);
+    let o = second.output().unwrap();
+    assert_eq!(
+        o.stdout, cold_dry.1,
+        "a warm dry run planned differently from the first"
+    );
+    let planned = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .last()
+        .unwrap_or("")
+        .to_string();
+    let mut ov_t = Vec::new();
+    let mut ninja_t = Vec::new();
+    for _ in 0..sz.runs {
+        let mut c = Command::new(&ov_bin);
+        ov_dry(&mut c);
+        ov_t.push(timed(&mut c));
+        ninja_t.push(timed(Command::new("ninja").arg("-C").arg(&root).arg("-n")));
+    }
+    let ov_noop = median(&mut ov_t);
+    let ov_noop_min = ov_t[0];
+    let ninja_noop = median(&mut ninja_t);
+    let ninja_noop_min = ninja_t[0];
+
+    // Peak RSS: max over three warm runs of each.
+    let rss = |args: Vec<&std::ffi::OsStr>| (0..3).filter_map(|_| peak_rss_kib(&args)).max();
+    let ov_rss = rss(vec![
+        ov_bin.as_os_str(),
+        "-C".as_ref(),
+        root.as_os_str(),
+        "--cache-dir".as_ref(),
+        cache.as_os_str(),
+        "build".as_ref(),
+        "--dry-run".as_ref(),
+    ]);
+    let ninja_rss = rss(vec![
+        "ninja".as_ref(),
+        "-C".as_ref(),
+        root.as_os_str(),
+        "-n".as_ref(),
+    ]);
+
+    // (3b) cold hashing: the library with an empty in-memory stat cache vs
+    // b3sum over the same files. Everything is in the page cache.
+    let project = &ws.project;
+    let layer_names: Vec<&str> = project.layers.keys().map(String::as_str).collect();
+    let hash_once = || {
+        let mut stat = StatCache::in_memory();
+        let t = Instant::now();
+        let trees = ov::inputs::hash_layer_dirs(project, &layer_names, &mut stat).unwrap();
+        (t.elapsed(), trees)
+    };
+    let (_, trees) = hash_once(); // warm-up: rayon pool, page cache
+    let mut files: Vec<String> = Vec::new();
+    for name in &layer_names {
+        let l = &project.layers[*name];
+        for f in &trees[*name].files {
+            files.push(format!("{}/{}", l.display_dir, f.rel));
+        }
+    }
+    let bytes: u64 = files
+        .iter()
+        .map(|f| std::fs::metadata(root.join(f)).unwrap().len())
+        .sum();
+    let b3_split = |n: usize| -> Vec<Command> {
+        let chunk = files.len().div_ceil(n);
+        files
+            .chunks(chunk)
+            .map(|part| {
+                let mut c = Command::new("b3sum");
+                c.current_dir(&root).args(part);
+                c
+            })
+            .collect()
+    };
+    timed_all(&mut b3_split(cores)); // warm-up
+    let mut ov_h = Vec::new();
+    let mut b3_all = Vec::new();
+    let mut b3_one = Vec::new();
+    for _ in 0..sz.runs {
+        ov_h.push(hash_once().0);
+        b3_all.push(timed_all(&mut b3_split(cores)));
+        b3_one.push(timed_all(&mut b3_split(1)));
+    }
+    let ov_hash = median(&mut ov_h);
+    let b3_all_t = median(&mut b3_all);
+    let b3_one_t = median(&mut b3_one);
+    let mbps = |d: Duration| bytes as f64 / d.as_secs_f64() / 1e6;
+
+    // (4) report.
+    let noop_ratio = ov_noop.as_secs_f64() / ninja_noop.as_secs_f64();
+    let hash_ratio = mbps(ov_hash) / mbps(b3_all_t);
+    let rss_ok = ov_rss.is_some_and(|r| r <= RSS_LIMIT_KIB);
+    let all_ok = noop_ratio <= 1.0 && hash_ratio >= 0.9 && rss_ok;
+    println!();
+    println!(
+        "ov foundation benchmark ({} cores, median of {} runs, tools interleaved)",
+        cores, sz.runs
+    );
+    println!(
+        "project: {} layers × {} files of {} KiB, {} images (chains ≤ {}), {} vms; {}",
+        sz.layers,
+        FILES_PER_LAYER,
+        FILE_SIZE / 1024,
+        sz.images,
+        MAX_CHAIN,
+        sz.vms,
+        validated
+    );
+    println!(
+        "plan: {} nodes ({} layer applications), `{}`; build.ninja: {} edges; generated in {:.0} ms, first ninja build {:.1} s",
+        ws.plan.graph.node_count(),
+        layer_apps,
+        planned,
+        edges,
+        ms(gen_time),
+        ninja_full.as_secs_f64()
+    );
+    println!(
+        "hashed: {} files, {:.1} MB (page cache warm for every tool: the page cache cannot be dropped here)",
+        files.len(),
+        bytes as f64 / 1e6
+    );
+    println!();
+    println!("{:<44} {:>12} {:>12}", "measure", "median", "min");
+    println!(
+        "{:<44} {:>9.1} ms {:>9.1} ms",
+        "ov build --dry-run (warm no-op)",
+        ms(ov_noop),
+        ms(ov_noop_min)
+    );
+    println!(
+        "{:<44} {:>9.1} ms {:>9.1} ms",
+        "ninja -n (no-op)",
+        ms(ninja_noop),
+        ms(ninja_noop_min)
+    );
+    println!(
+        "{:<44} {:>9.1} ms",
+        "ov build --dry-run, first run (empty caches)",
+        ms(cold_dry.0)
+    );
+    println!(
+        "{:<44} {:>9.1} ms {:>8.0} MB/s",
+        "ov hash_layer_dirs (empty stat cache)",
+        ms(ov_hash),
+        mbps(ov_hash)
+    );
+    println!(
+        "{:<44} {:>9.1} ms {:>8.0} MB/s",
+        format!("b3sum, {cores} processes (all cores)"),
+        ms(b3_all_t),
+        mbps(b3_all_t)
+    );
+    println!(
+        "{:<44} {:>9.1} ms {:>8.0} MB/s",
+        "b3sum, 1 process",
+        ms(b3_one_t),
+        mbps(b3_one_t)
+    );
+    let show_rss = |r: Option<u64>| {
+        r.map_or("n/a (no /usr/bin/time)".to_string(), |k| {
+            format!("{:.1} MiB", k as f64 / 1024.0)
+        })
+    };
+    println!(
+        "{:<44} {:>12}",
+        "peak RSS, ov build --dry-run",
+        show_rss(ov_rss)
+    );
+    println!("{:<44} {:>12}", "peak RSS, ninja -n", show_rss(ninja_rss));
+    println!();
+    println!("{:<52} {:>8}  {:<12}", "target", "ratio", "needed");
+    println!(
+        "{:<52} {:>8.2}  {:<12} {}",
+        "warm no-op: ov / ninja time",
+        noop_ratio,
+        "≤ 1.00",
+        verdict(noop_ratio <= 1.0)
+    );
+    println!(
+        "{:<52} {:>8.2}  {:<12} {}",
+        "cold hashing: ov / all-cores b3sum throughput",
+        hash_ratio,
+        "≥ 0.90",
+        verdict(hash_ratio >= 0.9)
+    );
+    println!(
+        "{:<52} {:>8.2}  (reference only)",
+        "ov / 1-process b3sum throughput",
+        mbps(ov_hash) / mbps(b3_one_t)
+    );
+    println!(
+        "{:<52} {:>8}  {:<12} {}",
+        "peak RSS of ov build --dry-run",
+        ov_rss.map_or("n/a".into(), |k| format!("{:.0}", k as f64 / 1024.0)),
+        "≤ 150 MiB",
+        verdict(rss_ok)
+    );
+    println!("total bench time {:.1} s", t_all.elapsed().as_secs_f64());
+    if std::env::var_os("OV_BENCH_KEEP").is_some() {
+        let kept = tmp.keep();
+        println!("kept {}", kept.display());
+    }
+    if !all_ok && std::env::var_os("OV_BENCH_STRICT").is_some() {
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,361 @@
+//! Commands and flags: `graph` formats, `build --dry-run` and target
+//! selection, `explain`, how keys react to edits and to repeated runs, and
+//! which cache dir is used.
+
+use crate::util::{dir_names, shared_fixture, Graph, Ov, Project};
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+const FIXTURES: [&str; 4] = ["eval-beds", "pods", "base-stack", "bootc"];
+
+#[test]
+fn dot_output_renders_with_graphviz() {
+    // Graphviz is a test dependency: a missing `dot` must fail, not skip.
+    let probe = Command::new("dot").arg("-V").output();
+    assert!(
+        probe.is_ok_and(|o| o.status.success()),
+        "graphviz `dot` is not installed; run the project's setup script \
+         (.ci/run, which installs graphviz) or `apt-get install graphviz`"
+    );
+    for f in FIXTURES {
+        let ov = Ov::new(&shared_fixture(f));
+        let dot = ov.ok(&["graph", "--format", "dot"]).stdout;
+        assert!(dot.starts_with("digraph"), "{f}: {dot}");
+        let mut child = Command::new("dot")
+            .arg("-Tsvg")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(dot.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success(),
+            "{f}: dot -Tsvg failed: {stderr}\n{dot}"
+        );
+        let svg = String::from_utf8_lossy(&out.stdout);
+        assert!(svg.contains("<svg"), "{f}: no svg");
+        // Every node of the plan is drawn.
+        let graph = ov.graph(&[]);
+        assert_eq!(
+            svg.matches("class=\"node\"").count(),
+            graph.nodes.len(),
+            "{f}"
+        );
+        assert_eq!(
+            svg.matches("class=\"edge\"").count(),
+            graph.edges.len(),
+            "{f}"
+        );
+    }
+}
+
+#[test]
+fn dot_is_the_default_format() {
+    let ov = Ov::new(&shared_fixture("pods"));
+    assert_eq!(
+        ov.ok(&["graph"]).stdout,
+        ov.ok(&["graph", "--format", "dot"]).stdout
+    );
+}
+
+#[test]
+fn mermaid_output_is_a_flowchart() {
+    for f in FIXTURES {
+        let ov = Ov::new(&shared_fixture(f));
+        let m = ov.ok(&["graph", "--format", "mermaid"]).stdout;
+        assert!(m.starts_with("flowchart"), "{f}: {m}");
+        let graph = ov.graph(&[]);
+        assert_eq!(m.matches(" --> ").count(), graph.edges.len(), "{f}");
+    }
+}
+
+#[test]
+fn graph_targets_select_a_subgraph() {
+    let ov = Ov::new(&shared_fixture("pods"));
+    let all = ov.graph(&[]);
+    let os = ov.graph(&["os"]);
+    assert_eq!(os.ids(), all.ancestors("image:os"));
+}
+
+#[test]
+fn dry_run_prints_every_node_once_in_order() {
+    for f in FIXTURES {
+        let ov = Ov::new(&shared_fixture(f));
+        let graph = ov.graph(&[]);
+        let run = ov.ok(&["build", "--dry-run"]);
+        let lines = run.lines();
+        assert_eq!(lines.len(), graph.nodes.len() + 1, "{f}:\n{}", run.stdout);
+        assert_eq!(
+            *lines.last().unwrap(),
+            format!("{} nodes would run", graph.nodes.len()),
+            "{f}"
+        );
+        let ids = dry_run_ids(&run.stdout);
+        assert_eq!(
+            ids.iter().cloned().collect::<BTreeSet<_>>(),
+            graph.ids(),
+            "{f}"
+        );
+        assert_topological(&graph, &ids);
+        // `-n` is the short spelling.
+        assert_eq!(ov.ok(&["build", "-n"]).stdout, run.stdout, "{f}");
+    }
+}
+
+/// The node ids of `ov build --dry-run` output, in order. Each line is
+/// `run <kind> <short key> <id>`.
+fn dry_run_ids(stdout: &str) -> Vec<String> {
+    let lines: Vec<&str> = stdout.lines().collect();
+    let (summary, nodes) = lines.split_last().expect("a summary line");
+    assert!(summary.ends_with("nodes would run"), "{summary}");
+    nodes
+        .iter()
+        .map(|l| {
+            let parts: Vec<&str> = l.split_whitespace().collect();
+            assert_eq!(parts.len(), 4, "{l}");
+            assert_eq!(parts[0], "run", "{l}");
+            assert!(parts[3].starts_with(&format!("{}:", parts[1])), "{l}");
+            assert!(
+                parts[2].len() == 12 && parts[2].chars().all(|c| c.is_ascii_hexdigit()),
+                "{l}"
+            );
+            parts[3].to_string()
+        })
+        .collect()
+}
+
+fn assert_topological(graph: &Graph, order: &[String]) {
+    let pos = |id: &str| order.iter().position(|o| o == id);
+    for (a, b) in &graph.edges {
+        if let (Some(pa), Some(pb)) = (pos(a), pos(b)) {
+            assert!(pa < pb, "{a} must come before {b}: {order:?}");
+        }
+    }
+}
+
+#[test]
+fn dry_run_of_one_image_runs_only_its_ancestors() {
+    let ov = Ov::new(&shared_fixture("pods"));
+    let graph = ov.graph(&[]);
+    let run = ov.ok(&["build", "--dry-run", "image:os"]);
+    let ids = dry_run_ids(&run.stdout);
+    let want = graph.ancestors("image:os");
+    assert_eq!(ids.iter().cloned().collect::<BTreeSet<_>>(), want);
+    assert_eq!(
+        want,
+        [
+            "base:quay.io/fedora/fedora:43",
+            "image:fedora",
+            "source:layers/supervisord",
+            "source:layers/os-layer",
+            "layer:supervisord@os",
+            "layer:os-layer@os",
+            "image:os",
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect::<BTreeSet<_>>()
+    );
+    assert!(
+        run.stdout.ends_with("7 nodes would run\n"),
+        "{}",
+        run.stdout
+    );
+    assert_topological(&graph, &ids);
+    // The bare image name is an alias of its node.
+    assert_eq!(ov.ok(&["build", "--dry-run", "os"]).stdout, run.stdout);
+}
+
+#[test]
+fn dry_run_of_a_vm_builds_its_image_first() {
+    let ov = Ov::new(&shared_fixture("bootc"));
+    let ids = dry_run_ids(&ov.ok(&["build", "-n", "bootc-demo-vm"]).stdout);
+    assert_eq!(ids.last().unwrap(), "boot:bootc-demo-vm");
+    assert!(ids.contains(&"image:bootc-demo".to_string()));
+    assert!(!ids.contains(&"eval:bootc-demo".to_string()), "{ids:?}");
+}
+
+#[test]
+fn unknown_target_suggests_the_closest() {
+    let ov = Ov::new(&shared_fixture("pods"));
+    ov.bad(&["build", "--dry-run", "imag:os"])
+        .stderr_has(&["unknown target `imag:os`", "did you mean `image:os`?"]);
+    ov.bad(&["graph", "webb"])
+        .stderr_has(&["unknown target `webb`", "did you mean `web`?"]);
+    ov.bad(&["explain", "layer:web-layr@web"])
+        .stderr_has(&["did you mean `layer:web-layer@web`?"]);
+    ov.assert_only_caches();
+}
+
+#[test]
+fn explain_lists_the_ingredients_of_a_layer_node() {
+    let ov = Ov::new(&shared_fixture("pods"));
+    let by_id = ov.ok(&["explain", "layer:web-layer@web"]);
+    let by_alias = ov.ok(&["explain", "web-layer@web"]);
+    assert_eq!(by_id.stdout, by_alias.stdout);
+    let graph = ov.graph(&[]);
+    let key = graph.key("layer:web-layer@web");
+    by_id.stdout_has(&[
+        "layer:web-layer@web (layer)",
+        &format!("key {key}"),
+        "ingredients:",
+        "  rule",
+        "  spec",
+        "dep source:layers/web-layer",
+        // The parent is the shared supervisord application, whatever it is named.
+        "dep layer:supervisord@",
+        "file layers/web-layer/layer.yml",
+        "impure:",
+    ]);
+    // A layer applied by the base chain answers to `layer@image` of every
+    // image on it.
+    let sup = ov.ok(&["explain", "supervisord@web"]);
+    assert_eq!(
+        sup.stdout,
+        ov.ok(&["explain", "supervisord@redis-client"]).stdout
+    );
+    sup.stdout_has(&["file layers/supervisord/layer.yml"]);
+}
+
+#[test]
+fn editing_a_layer_changes_only_what_depends_on_it() {
+    let project = Project::copy_of(&shared_fixture("pods"));
+    let ov = Ov::new(project.path());
+    let before = ov.graph(&[]);
+    project.append("layers/web-layer/layer.yml", "# edited\n");
+    let after = ov.graph(&[]);
+    assert_eq!(before.ids(), after.ids());
+    let changed: BTreeSet<String> = before
+        .nodes
+        .iter()
+        .filter(|n| after.key(&n.id) != n.key)
+        .map(|n| n.id.clone())
+        .collect();
+    let want: BTreeSet<String> = [
+        "source:layers/web-layer",
+        "layer:web-layer@web",
+        "image:web",
+        "eval:web",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    assert_eq!(changed, want);
+    for unrelated in [
+        "image:os",
+        "image:redis-server",
+        "image:redis-client",
+        "image:fedora",
+    ] {
+        assert_eq!(before.key(unrelated), after.key(unrelated), "{unrelated}");
+    }
+
+    // A file that is not layer.yml is an input too, and a new file counts.
+    project.write("layers/os-layer/motd", "hello\n");
+    let third = ov.graph(&[]);
+    assert_ne!(after.key("image:os"), third.key("image:os"));
+    assert_eq!(after.key("image:web"), third.key("image:web"));
+    // Hidden files (editor and VCS litter) are not.
+    project.write("layers/os-layer/.motd.swp", "x");
+    assert_eq!(third.keys(), ov.graph(&[]).keys());
+}
+
+#[test]
+fn editing_a_shared_layer_changes_every_image_on_it() {
+    let project = Project::copy_of(&shared_fixture("pods"));
+    let ov = Ov::new(project.path());
+    let before = ov.graph(&[]);
+    project.append("layers/supervisord/layer.yml", "# edited\n");
+    let after = ov.graph(&[]);
+    for img in ["os", "web", "redis-server", "redis-client"] {
+        let id = format!("image:{img}");
+        assert_ne!(before.key(&id), after.key(&id), "{id}");
+    }
+    assert_eq!(before.key("image:fedora"), after.key("image:fedora"));
+}
+
+#[test]
+fn keys_are_stable_across_runs_and_cache_dirs() {
+    for f in FIXTURES {
+        let ov = Ov::new(&shared_fixture(f));
+        let cold = ov.graph(&[]).keys();
+        // Warm: the stat and parse caches are used now.
+        assert!(ov.cache_dir().join("stat-cache.v1").is_file(), "{f}");
+        assert!(ov.cache_dir().join("parse-cache.v1").is_file(), "{f}");
+        let warm = ov.graph(&[]).keys();
+        assert_eq!(cold, warm, "{f}: second run with the same cache dir");
+        // Keys never depend on what a cache dir holds.
+        let other = Ov::new(&shared_fixture(f)).graph(&[]).keys();
+        assert_eq!(cold, other, "{f}: a fresh cache dir");
+    }
+}
+
+#[test]
+fn a_copied_project_has_the_same_keys() {
+    // Keys hang on contents and project-relative paths, not on where the
+    // project sits on disk.
+    let project = Project::copy_of(&shared_fixture("bootc"));
+    assert_eq!(
+        Ov::new(&shared_fixture("bootc")).graph(&[]).keys(),
+        Ov::new(project.path()).graph(&[]).keys()
+    );
+}
+
+#[test]
+fn cache_dir_flag_is_honoured() {
+    let ov = Ov::new(&shared_fixture("pods"));
+    ov.ok(&["build", "--dry-run"]);
+    assert_eq!(
+        dir_names(ov.cache_dir()),
+        BTreeSet::from(["parse-cache.v1".to_string(), "stat-cache.v1".to_string()])
+    );
+}
+
+#[test]
+fn ov_cache_dir_env_is_honoured() {
+    let env_cache = tempfile::TempDir::new().unwrap();
+    let ov = Ov::new(&shared_fixture("pods"))
+        .without_cache_flag()
+        .env("OV_CACHE_DIR", env_cache.path());
+    ov.ok(&["build", "--dry-run"]);
+    assert_eq!(
+        dir_names(env_cache.path()),
+        BTreeSet::from(["parse-cache.v1".to_string(), "stat-cache.v1".to_string()])
+    );
+    assert!(dir_names(ov.cache_dir()).is_empty());
+}
+
+#[test]
+fn cache_dir_flag_beats_the_env() {
+    let env_cache = tempfile::TempDir::new().unwrap();
+    let ov = Ov::new(&shared_fixture("pods")).env("OV_CACHE_DIR", env_cache.path());
+    ov.ok(&["build", "--dry-run"]);
+    assert!(dir_names(env_cache.path()).is_empty());
+    assert!(ov.cache_dir().join("stat-cache.v1").is_file());
+}
+
+#[test]
+fn inspect_of_an_unknown_image_suggests_one() {
+    let ov = Ov::new(&shared_fixture("pods"));
+    ov.bad(&["image", "inspect", "redis-srever"]).stderr_has(&[
+        "unknown image `redis-srever`",
+        "did you mean `redis-server`?",
+    ]);
+}
+
+#[test]
+fn a_directory_without_overthink_yml_is_bad_input() {
+    let empty = tempfile::TempDir::new().unwrap();
+    Ov::new(empty.path())
+        .bad(&["image", "validate"])
+        .stderr_has(&["no overthink.yml", "-C DIR"]);
+}

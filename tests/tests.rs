@@ -1,0 +1,26 @@
+//! End-to-end tests of the `ov` binary (and, for fuzzing, of the library's
+//! loader). One harness, modules by theme:
+//!
+//! - `golden`: the four shared fixture projects, with every figure pinned
+//!   (images, graph node and edge counts, install orders).
+//! - `cli`: commands and flags: graph formats, `build --dry-run`, target
+//!   selection, `explain`, keys across edits and runs, cache-dir choice.
+//! - `errors`: bad input exits 2 with `file:line:col`; warnings exit 0; the
+//!   loader's shapes (includes from the repo cache, multi-document files,
+//!   kind-keyed entries, `layer: {x: {from: dir}}`).
+//! - `fuzz`: arbitrary bytes and arbitrary YAML in each kind of file.
+//! - `regression`: one test per bug found, named after the bug (ignored,
+//!   with the reason, while the bug is open).
+//!
+//! `util` holds the helpers: fixture paths, temp project copies and a runner
+//! that gives every test its own cache dirs. Small projects made for tests
+//! live in `tests/fixtures/`; most error tests start from a copy of
+//! `tests/fixtures/mini` and break one thing.
+
+mod util;
+
+mod cli;
+mod errors;
+mod fuzz;
+mod golden;
+mod regression;

@@ -1,0 +1,461 @@
+//! Helpers shared by the end-to-end tests: where the fixtures are, temp
+//! copies of projects, and a runner for the built `ov` binary.
+//!
+//! Every [`Ov`] gets its own temp `--cache-dir`, its own empty
+//! `OV_REPO_CACHE` and its own `XDG_CACHE_HOME`, so a test never sees
+//! another test's caches and never writes under `~/.cache`.
+
+use std::collections::BTreeSet;
+use std::ffi::OsString;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use tempfile::TempDir;
+
+/// A spawned `ov` that takes longer than this is a hang, not a slow test.
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The four shared fixture projects (`../shared/fixtures` beside this
+/// repository, locally and on CI alike).
+pub fn shared_fixture(name: &str) -> PathBuf {
+    let root = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures"));
+    let dir = root.join(name);
+    assert!(
+        dir.join("overthink.yml").is_file(),
+        "shared fixture `{name}` is missing: expected {}/overthink.yml. The tests \
+         need the `shared/` checkout beside this repository (../shared/fixtures).",
+        dir.display()
+    );
+    dir
+}
+
+/// A project checked in under `tests/fixtures/`.
+pub fn local_fixture(name: &str) -> PathBuf {
+    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures")).join(name);
+    assert!(dir.is_dir(), "missing test fixture {}", dir.display());
+    dir
+}
+
+/// A throwaway copy of a project, for tests that change files.
+pub struct Project {
+    dir: TempDir,
+}
+
+impl Project {
+    /// Copies `src` (a project directory) into a fresh temp dir.
+    pub fn copy_of(src: &Path) -> Project {
+        let dir = TempDir::with_prefix("ov-test-project-").expect("temp dir");
+        copy_tree(src, dir.path());
+        Project { dir }
+    }
+
+    /// A copy of `tests/fixtures/mini`, a small valid project.
+    pub fn mini() -> Project {
+        Project::copy_of(&local_fixture("mini"))
+    }
+
+    /// The project directory.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes `rel` (creating parent dirs), replacing what was there.
+    pub fn write(&self, rel: &str, contents: impl AsRef<[u8]>) -> &Self {
+        let p = self.path().join(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(&p, contents).unwrap();
+        self
+    }
+
+    /// Appends to `rel`.
+    pub fn append(&self, rel: &str, more: &str) -> &Self {
+        let mut text = self.read(rel);
+        text.push_str(more);
+        self.write(rel, text)
+    }
+
+    /// Replaces the one occurrence of `from` in `rel` by `to`.
+    pub fn edit(&self, rel: &str, from: &str, to: &str) -> &Self {
+        let text = self.read(rel);
+        assert_eq!(
+            text.matches(from).count(),
+            1,
+            "{rel} should hold `{from}` exactly once:\n{text}"
+        );
+        self.write(rel, text.replacen(from, to, 1))
+    }
+
+    /// The text of `rel`.
+    pub fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.path().join(rel)).unwrap()
+    }
+
+    /// Removes the file `rel`.
+    pub fn remove(&self, rel: &str) -> &Self {
+        std::fs::remove_file(self.path().join(rel)).unwrap();
+        self
+    }
+
+    /// Every file under the project with its contents, to check that a
+    /// command wrote nothing into the project.
+    pub fn snapshot(&self) -> Vec<(PathBuf, Vec<u8>)> {
+        let mut out = Vec::new();
+        snapshot(self.path(), self.path(), &mut out);
+        out.sort();
+        out
+    }
+}
+
+fn snapshot(root: &Path, dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let path = entry.path();
+        if entry.file_type().unwrap().is_dir() {
+            snapshot(root, &path, out);
+        } else {
+            let data = std::fs::read(&path).unwrap_or_default();
+            out.push((path.strip_prefix(root).unwrap().to_path_buf(), data));
+        }
+    }
+}
+
+fn copy_tree(src: &Path, dst: &Path) {
+    std::fs::create_dir_all(dst).unwrap();
+    for entry in std::fs::read_dir(src).unwrap() {
+        let entry = entry.unwrap();
+        let to = dst.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &to);
+        } else {
+            std::fs::copy(entry.path(), &to).unwrap();
+        }
+    }
+}
+
+/// The `ov` binary pointed at one project, with private cache dirs.
+pub struct Ov {
+    project: PathBuf,
+    cache: TempDir,
+    repo_cache: TempDir,
+    xdg: TempDir,
+    pass_cache_flag: bool,
+    env: Vec<(String, OsString)>,
+}
+
+impl Ov {
+    /// `ov -C project --cache-dir <fresh temp dir>`.
+    pub fn new(project: &Path) -> Ov {
+        Ov {
+            project: project.to_path_buf(),
+            cache: TempDir::with_prefix("ov-test-cache-").unwrap(),
+            repo_cache: TempDir::with_prefix("ov-test-repos-").unwrap(),
+            xdg: TempDir::with_prefix("ov-test-xdg-").unwrap(),
+            pass_cache_flag: true,
+            env: Vec::new(),
+        }
+    }
+
+    /// Leaves `--cache-dir` off the command line (to test `OV_CACHE_DIR`).
+    pub fn without_cache_flag(mut self) -> Ov {
+        self.pass_cache_flag = false;
+        self
+    }
+
+    /// Sets an environment variable for every run.
+    pub fn env(mut self, key: &str, value: impl Into<OsString>) -> Ov {
+        self.env.push((key.to_string(), value.into()));
+        self
+    }
+
+    /// The cache dir given as `--cache-dir`.
+    pub fn cache_dir(&self) -> &Path {
+        self.cache.path()
+    }
+
+    /// The (initially empty) `OV_REPO_CACHE`.
+    pub fn repo_cache(&self) -> &Path {
+        self.repo_cache.path()
+    }
+
+    /// Runs `ov ARGS`, failing the test if it hangs.
+    pub fn run(&self, args: &[&str]) -> Run {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ov"));
+        cmd.arg("-C").arg(&self.project);
+        if self.pass_cache_flag {
+            cmd.arg("--cache-dir").arg(self.cache.path());
+        }
+        cmd.args(args)
+            .env_remove("OV_CACHE_DIR")
+            .env_remove("OV_PROJECT_DIR")
+            .env("OV_REPO_CACHE", self.repo_cache.path())
+            .env("XDG_CACHE_HOME", self.xdg.path())
+            .env("RUST_BACKTRACE", "0")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let shown = format!("ov {}", args.join(" "));
+        let started = Instant::now();
+        let mut child = cmd.spawn().expect("spawn ov");
+        let out = reader(child.stdout.take().unwrap());
+        let err = reader(child.stderr.take().unwrap());
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if started.elapsed() > TIMEOUT {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("`{shown}` did not finish within {TIMEOUT:?}");
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        Run {
+            cmd: shown,
+            code: status.code(),
+            stdout: out.join().unwrap(),
+            stderr: err.join().unwrap(),
+            elapsed: started.elapsed(),
+        }
+    }
+
+    /// Runs `ov ARGS` and asserts it exits 0.
+    pub fn ok(&self, args: &[&str]) -> Run {
+        let r = self.run(args);
+        r.assert_code(0);
+        r
+    }
+
+    /// Runs `ov ARGS` and asserts it exits 2 (bad input) with something on stderr.
+    pub fn bad(&self, args: &[&str]) -> Run {
+        let r = self.run(args);
+        r.assert_code(2);
+        assert!(
+            !r.stderr.trim().is_empty(),
+            "{}: exit 2 with empty stderr",
+            r.cmd
+        );
+        r
+    }
+
+    /// `ov graph --format json [TARGETS]`, parsed.
+    pub fn graph(&self, targets: &[&str]) -> Graph {
+        let mut args = vec!["graph", "--format", "json"];
+        args.extend_from_slice(targets);
+        Graph::parse(&self.ok(&args).stdout)
+    }
+
+    /// `ov image inspect NAME`, parsed.
+    pub fn inspect(&self, name: &str) -> serde_json::Value {
+        serde_json::from_str(&self.ok(&["image", "inspect", name]).stdout).unwrap()
+    }
+
+    /// Asserts the cache dir holds nothing but ov's caches.
+    pub fn assert_only_caches(&self) {
+        let names = dir_names(self.cache_dir());
+        let allowed: BTreeSet<String> = ["stat-cache.v1", "parse-cache.v1"]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        assert!(
+            names.is_subset(&allowed),
+            "cache dir holds more than caches: {names:?}"
+        );
+    }
+}
+
+/// The names of the entries of `dir` (empty when it does not exist).
+pub fn dir_names(dir: &Path) -> BTreeSet<String> {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn reader(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = r.read_to_end(&mut buf);
+        String::from_utf8_lossy(&buf).into_owned()
+    })
+}
+
+/// What one run of `ov` did.
+pub struct Run {
+    /// The command, for messages.
+    pub cmd: String,
+    /// The exit code (`None` when killed by a signal).
+    pub code: Option<i32>,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+    /// Wall-clock time.
+    pub elapsed: Duration,
+}
+
+impl Run {
+    /// Asserts the exit code, showing the output when it differs.
+    pub fn assert_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code,
+            Some(code),
+            "`{}` exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.cmd,
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    /// Asserts stderr contains every one of `parts`.
+    pub fn stderr_has(&self, parts: &[&str]) -> &Self {
+        for p in parts {
+            assert!(
+                self.stderr.contains(p),
+                "`{}`: stderr lacks {p:?}\n--- stderr\n{}",
+                self.cmd,
+                self.stderr
+            );
+        }
+        self
+    }
+
+    /// Asserts stdout contains every one of `parts`.
+    pub fn stdout_has(&self, parts: &[&str]) -> &Self {
+        for p in parts {
+            assert!(
+                self.stdout.contains(p),
+                "`{}`: stdout lacks {p:?}\n--- stdout\n{}",
+                self.cmd,
+                self.stdout
+            );
+        }
+        self
+    }
+
+    /// The lines of stdout.
+    pub fn lines(&self) -> Vec<&str> {
+        self.stdout.lines().collect()
+    }
+}
+
+/// One node of `ov graph --format json`.
+#[derive(Clone, Debug)]
+pub struct GraphNode {
+    /// `kind:name`.
+    pub id: String,
+    /// The node kind.
+    pub kind: String,
+    /// The key, hex.
+    pub key: String,
+}
+
+/// `ov graph --format json`, parsed.
+#[derive(Clone, Debug)]
+pub struct Graph {
+    /// Nodes in the order printed (topological).
+    pub nodes: Vec<GraphNode>,
+    /// (from, to) ids.
+    pub edges: Vec<(String, String)>,
+}
+
+impl Graph {
+    /// Parses the JSON output.
+    pub fn parse(text: &str) -> Graph {
+        let v: serde_json::Value = serde_json::from_str(text).expect("graph JSON");
+        let s = |v: &serde_json::Value, k: &str| v[k].as_str().unwrap().to_string();
+        Graph {
+            nodes: v["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| GraphNode {
+                    id: s(n, "id"),
+                    kind: s(n, "kind"),
+                    key: s(n, "key"),
+                })
+                .collect(),
+            edges: v["edges"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| (s(e, "from"), s(e, "to")))
+                .collect(),
+        }
+    }
+
+    /// How many nodes of each kind, sorted by kind.
+    pub fn kinds(&self) -> Vec<(String, usize)> {
+        let mut m = std::collections::BTreeMap::new();
+        for n in &self.nodes {
+            *m.entry(n.kind.clone()).or_insert(0) += 1;
+        }
+        m.into_iter().collect()
+    }
+
+    /// Node ids, sorted.
+    pub fn ids(&self) -> BTreeSet<String> {
+        self.nodes.iter().map(|n| n.id.clone()).collect()
+    }
+
+    /// Ids of the nodes of one kind, sorted.
+    pub fn ids_of(&self, kind: &str) -> BTreeSet<String> {
+        self.nodes
+            .iter()
+            .filter(|n| n.kind == kind)
+            .map(|n| n.id.clone())
+            .collect()
+    }
+
+    /// The key of node `id`.
+    pub fn key(&self, id: &str) -> &str {
+        &self
+            .nodes
+            .iter()
+            .find(|n| n.id == id)
+            .unwrap_or_else(|| panic!("no node {id} in {:?}", self.ids()))
+            .key
+    }
+
+    /// id → key for every node.
+    pub fn keys(&self) -> std::collections::BTreeMap<String, String> {
+        self.nodes
+            .iter()
+            .map(|n| (n.id.clone(), n.key.clone()))
+            .collect()
+    }
+
+    /// Whether there is an edge `from → to`.
+    pub fn has_edge(&self, from: &str, to: &str) -> bool {
+        self.edges.iter().any(|(a, b)| a == from && b == to)
+    }
+
+    /// The ids of the nodes with an edge into `id`.
+    pub fn deps(&self, id: &str) -> BTreeSet<String> {
+        self.edges
+            .iter()
+            .filter(|(_, b)| b == id)
+            .map(|(a, _)| a.clone())
+            .collect()
+    }
+
+    /// `id` and everything it transitively depends on.
+    pub fn ancestors(&self, id: &str) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        let mut stack = vec![id.to_string()];
+        while let Some(n) = stack.pop() {
+            if out.insert(n.clone()) {
+                stack.extend(self.deps(&n));
+            }
+        }
+        out
+    }
+}
