@@ -35,7 +35,12 @@ impl SourceTree {
 
 /// Lists every regular file under `dir`, skipping hidden entries (editor and
 /// VCS litter should not rebuild images).
-fn list_files(dir: &Path, rel: &str, out: &mut Vec<(String, PathBuf)>) -> std::io::Result<()> {
+fn list_files(
+    dir: &Path,
+    rel: &str,
+    out: &mut Vec<(String, PathBuf)>,
+    links: &mut Vec<(String, PathBuf)>,
+) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name();
@@ -50,8 +55,12 @@ fn list_files(dir: &Path, rel: &str, out: &mut Vec<(String, PathBuf)>) -> std::i
         };
         let ft = entry.file_type()?;
         if ft.is_dir() {
-            list_files(&entry.path(), &rel_path, out)?;
-        } else if ft.is_file() || ft.is_symlink() {
+            list_files(&entry.path(), &rel_path, out, links)?;
+        } else if ft.is_symlink() {
+            // A link is copied as a link: its target text is the input, and
+            // following it could leave the tree or find nothing.
+            links.push((rel_path, entry.path()));
+        } else if ft.is_file() {
             out.push((rel_path, entry.path()));
         }
     }
@@ -65,24 +74,28 @@ pub fn hash_layer_dirs(
     cache: &mut StatCache,
 ) -> Result<HashMap<String, SourceTree>, ov_cache::Error> {
     use rayon::prelude::*;
-    let listed: Vec<(String, Vec<(String, PathBuf)>)> = layers
+    type Listing = (String, Vec<(String, PathBuf)>, Vec<(String, PathBuf)>);
+    let listed: Vec<Listing> = layers
         .par_iter()
         .filter_map(|name| project.layers.get(*name).map(|l| (name, l)))
         .map(|(name, layer)| {
             let mut files = Vec::new();
-            let _ = list_files(&layer.dir, "", &mut files);
+            let mut links = Vec::new();
+            if !layer.dir.as_os_str().is_empty() {
+                let _ = list_files(&layer.dir, "", &mut files, &mut links);
+            }
             files.sort();
-            (name.to_string(), files)
+            (name.to_string(), files, links)
         })
         .collect();
     let all: Vec<PathBuf> = listed
         .iter()
-        .flat_map(|(_, f)| f.iter().map(|(_, p)| p.clone()))
+        .flat_map(|(_, f, _)| f.iter().map(|(_, p)| p.clone()))
         .collect();
     let hashed = hash_files(&all, cache)?;
     let mut it = hashed.into_iter();
     let mut out = HashMap::new();
-    for (name, files) in listed {
+    for (name, files, links) in listed {
         let mut tree = Vec::with_capacity(files.len());
         for (rel, _) in files {
             let Some(h) = it.next() else { break };
@@ -92,6 +105,20 @@ pub fn hash_layer_dirs(
                 digest: h.digest,
             });
         }
+        for (rel, path) in links {
+            let target = std::fs::read_link(&path).map_err(|e| ov_cache::Error::Io {
+                path: path.clone(),
+                source: e,
+            })?;
+            let mut bytes = b"symlink:".to_vec();
+            bytes.extend(target.as_os_str().as_encoded_bytes());
+            tree.push(SourceFile {
+                rel,
+                mode: 0o120000,
+                digest: FileDigest::of_bytes(&bytes),
+            });
+        }
+        tree.sort_by(|a, b| a.rel.cmp(&b.rel));
         let digest = tree_digest(&tree);
         out.insert(
             name,

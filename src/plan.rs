@@ -43,6 +43,13 @@ pub struct Plan {
     pub images: IndexMap<String, NodeIndex>,
     /// VM name → its last node (boot).
     pub vms: IndexMap<String, NodeIndex>,
+    /// Layer applications by (parent, layer, context, builders) digest, so
+    /// images that ask for the same application share one node. Internal:
+    /// not a name a user can give.
+    applications: HashMap<String, NodeIndex>,
+    /// (builder image, layer node) edges, added once every image is planned
+    /// so the edge does not depend on the order images are planned in.
+    builder_edges: Vec<(String, NodeIndex)>,
 }
 
 impl Plan {
@@ -183,6 +190,11 @@ pub fn plan(
             continue;
         }
         plan_image(project, img, trees, &mut p);
+    }
+    for (b, ix) in std::mem::take(&mut p.builder_edges) {
+        if let Some(&bix) = p.images.get(&b) {
+            p.edge(bix, ix);
+        }
     }
     for (name, vm) in &project.vms {
         plan_vm(project, name, vm, &mut p);
@@ -339,13 +351,14 @@ fn plan_image(
             "var": layer.var, "env": layer.env, "path_append": layer.path_append,
             "builders": builders,
         });
-        // Same parent + layer + context ⇒ the same node, whichever image asks.
-        let ctx_id = blake3::hash(&ov_rules::canonical_json(&json!([
-            parent_id, layer_name, context
+        // Same parent + layer + context + builders ⇒ the same node,
+        // whichever image asks.
+        let dedupe = blake3::hash(&ov_rules::canonical_json(&json!([
+            parent_id, layer_name, context, builders
         ])))
-        .to_hex();
-        let dedupe = format!("layer-app:{}", &ctx_id[..32]);
-        let ix = match p.aliases.get(&dedupe) {
+        .to_hex()
+        .to_string();
+        let ix = match p.applications.get(&dedupe) {
             Some(&ix) => ix,
             None => {
                 let ix = p.add(PlanNode {
@@ -355,7 +368,7 @@ fn plan_image(
                     spec,
                     layer: Some(layer_name.clone()),
                 });
-                p.aliases.insert(dedupe, ix);
+                p.applications.insert(dedupe, ix);
                 ix
             }
         };
@@ -363,9 +376,7 @@ fn plan_image(
         p.edge(parent, ix);
         p.edge(src, ix);
         for b in builders.values().filter_map(Json::as_str) {
-            if let Some(&bix) = p.images.get(b) {
-                p.edge(bix, ix);
-            }
+            p.builder_edges.push((b.to_string(), ix));
         }
         parent = ix;
     }
@@ -375,7 +386,7 @@ fn plan_image(
         let inherited: Vec<(String, NodeIndex)> = p
             .aliases
             .iter()
-            .filter(|(k, _)| k.ends_with(&prefix) && !k.starts_with("layer-app:"))
+            .filter(|(k, _)| k.ends_with(&prefix))
             .map(|(k, v)| (format!("{}@{name}", &k[..k.len() - prefix.len()]), *v))
             .collect();
         for (k, v) in inherited {

@@ -286,7 +286,7 @@ pub fn build_order(project: &Project, all: bool) -> Vec<String> {
             .filter(|n| {
                 deps(n)
                     .iter()
-                    .all(|d| placed.contains(d) || !chosen.iter().any(|c| *c == d))
+                    .all(|d| placed.contains(d) || !chosen.iter().any(|c| c.as_str() == d.as_str()))
             })
             .map(|n| n.to_string())
             .collect();

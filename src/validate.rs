@@ -168,25 +168,31 @@ fn bases(project: &Project, diags: &mut Diagnostics) {
     for b in project.defaults.builder.iter().flat_map(|m| m.values()) {
         image_ref(project, b, "defaults builder", diags);
     }
-    // Cycles through internal bases.
+    // Cycles through bases, following the same edge the resolver follows
+    // (a bootstrap builder image before `base`).
+    let next_of = |name: &str| -> Option<String> {
+        let img = &project.images[name];
+        let next = match crate::resolve::base_of(project, img) {
+            crate::resolve::BaseRef::Internal(b) => b,
+            crate::resolve::BaseRef::Bootstrap { builder_image, .. } => builder_image,
+            crate::resolve::BaseRef::External(b) => b,
+        };
+        project.images.contains_key(&next).then_some(next)
+    };
     for start in project.images.keys() {
         let mut chain = vec![start.clone()];
         let mut cur = start.clone();
-        loop {
-            let img = &project.images[&cur];
-            let next = img.base.as_ref().map(|b| b.value.clone()).or_else(|| {
-                img.bootstrap_builder_image
-                    .as_ref()
-                    .map(|b| b.value.clone())
-            });
-            let Some(next) = next.filter(|n| project.images.contains_key(n) && n != &cur) else {
-                break;
-            };
+        while let Some(next) = next_of(&cur) {
             if let Some(pos) = chain.iter().position(|c| *c == next) {
                 // Report a cycle once, from its smallest member.
                 if pos == 0 && chain.iter().min() == Some(start) {
                     chain.push(next);
-                    let loc = project.images[start].base.as_ref().map(|b| b.loc.clone());
+                    let img = &project.images[start];
+                    let loc = img
+                        .bootstrap_builder_image
+                        .as_ref()
+                        .or(img.base.as_ref())
+                        .map(|b| b.loc.clone());
                     diags.error(loc, format!("base cycle: {}", chain.join(" → ")));
                 }
                 break;
@@ -217,7 +223,9 @@ fn copy_sources(project: &Project, diags: &mut Diagnostics) {
             let escapes = std::path::Path::new(src)
                 .components()
                 .any(|c| matches!(c, std::path::Component::ParentDir));
-            if escapes {
+            if layer.dir.as_os_str().is_empty() {
+                diags.error(Some(task.loc.clone()), format!("layer `{name}` is defined inline and has no directory to copy `{}` from; give it a directory under layers/", task.arg));
+            } else if escapes {
                 diags.error(
                     Some(task.loc.clone()),
                     format!(

@@ -175,6 +175,10 @@ pub fn parse(text: &str) -> Result<Vec<Node>, SyntaxError> {
     Ok(builder.docs)
 }
 
+/// Nesting deeper than this is refused (a parser limit too), so recursive
+/// walks over the tree cannot overflow the stack.
+const MAX_DEPTH: usize = 256;
+
 /// Aliases may nest; past this many nodes an alias expansion is refused, so a
 /// "billion laughs" file fails instead of eating memory.
 const MAX_ALIAS_NODES: usize = 1_000_000;
@@ -183,9 +187,23 @@ const MAX_ALIAS_NODES: usize = 1_000_000;
 struct Builder {
     docs: Vec<Node>,
     stack: Vec<(Node, usize, Option<Node>)>,
-    anchors: HashMap<usize, Node>,
+    anchors: HashMap<usize, (Node, usize)>,
     expanded: usize,
     error: Option<SyntaxError>,
+}
+
+fn depth(n: &Node) -> usize {
+    match &n.value {
+        Value::Seq(s) => 1 + s.iter().map(depth).max().unwrap_or(0),
+        Value::Map(m) => {
+            1 + m
+                .iter()
+                .map(|(k, v)| depth(k).max(depth(v)))
+                .max()
+                .unwrap_or(0)
+        }
+        _ => 1,
+    }
 }
 
 fn count(n: &Node) -> usize {
@@ -199,7 +217,8 @@ fn count(n: &Node) -> usize {
 impl Builder {
     fn push_value(&mut self, node: Node, anchor: usize) {
         if anchor > 0 {
-            self.anchors.insert(anchor, node.clone());
+            let d = depth(&node);
+            self.anchors.insert(anchor, (node.clone(), d));
         }
         match self.stack.last_mut() {
             None => self.docs.push(node),
@@ -232,6 +251,12 @@ impl MarkedEventReceiver for Builder {
                 };
                 self.push_value(Node { value, span }, anchor);
             }
+            Event::SequenceStart(..) | Event::MappingStart(..) if self.stack.len() >= MAX_DEPTH => {
+                self.error = Some(SyntaxError {
+                    span,
+                    message: format!("nested deeper than {MAX_DEPTH} levels"),
+                });
+            }
             Event::SequenceStart(anchor, _) => self.stack.push((
                 Node {
                     value: Value::Seq(Vec::new()),
@@ -254,8 +279,15 @@ impl MarkedEventReceiver for Builder {
                 }
             }
             Event::Alias(id) => match self.anchors.get(&id).cloned() {
-                Some(mut node) => {
+                Some((mut node, d)) => {
                     self.expanded += count(&node);
+                    if self.stack.len() + d > MAX_DEPTH {
+                        self.error = Some(SyntaxError {
+                            span,
+                            message: format!("aliases nest deeper than {MAX_DEPTH} levels"),
+                        });
+                        return;
+                    }
                     if self.expanded > MAX_ALIAS_NODES {
                         self.error = Some(SyntaxError {
                             span,

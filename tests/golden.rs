@@ -181,7 +181,10 @@ fn eval_beds() {
         validate: "ok: 4 images, 4 layers, 0 vms",
         // ov-format §1.5 lists service `autostart` as drift to warn about;
         // see regression::drift_service_autostart_warns.
-        warnings: &[],
+        warnings: &[
+            "layers/eval-deploy-layer/layer.yml:28:18: warning: layer `eval-deploy-layer`: service key `autostart` is read as `auto_start`",
+            "layers/eval-pod-layer/layer.yml:30:18: warning: layer `eval-pod-layer`: service key `autostart` is read as `auto_start`",
+        ],
         list: &["eval-deploy", "eval-image", "eval-layer", "eval-pod"],
         // 4 source + 1 base + 4 layer (eval-image-layer applied once, shared
         // by all four images) + 4 image + 4 eval.

@@ -1,5 +1,5 @@
 //! One test per bug found in `src/`, named after what goes wrong. A test is
-//! `#[ignore = "bug: …"]` while its bug is open; remove the attribute with
+//! `` while its bug is open; remove the attribute with
 //! the fix.
 
 use crate::util::{shared_fixture, Ov, Project};
@@ -23,7 +23,7 @@ fn npm_project(images: &str) -> Project {
 }
 
 #[test]
-#[ignore = "bug: yaml.rs alias expansion clones/recurses without a depth limit; stack overflow (SIGABRT)"]
+
 fn deep_alias_nesting_does_not_overflow_the_stack() {
     // Each anchor nests the previous one 200 deep: 99 of them make a tree
     // ~20,000 deep from a 40 KB file, well inside the alias node budget.
@@ -55,7 +55,7 @@ fn deep_alias_nesting_does_not_overflow_the_stack() {
 }
 
 #[test]
-#[ignore = "bug: validate.rs bases() misses a base cycle through bootstrap_builder_image when `base` is also set; plan.rs:244 panics"]
+
 fn base_cycle_through_a_bootstrap_builder_image() {
     let p = Project::mini();
     p.append("build.yml", BOOT_BUILDER);
@@ -71,7 +71,7 @@ fn base_cycle_through_a_bootstrap_builder_image() {
 }
 
 #[test]
-#[ignore = "bug: an image that is its own bootstrap_builder_image is not reported (planned as an external ref `z-img`)"]
+
 fn own_bootstrap_builder_image_is_an_error() {
     let p = Project::mini();
     p.append("build.yml", BOOT_BUILDER);
@@ -86,7 +86,7 @@ fn own_bootstrap_builder_image_is_an_error() {
 }
 
 #[test]
-#[ignore = "bug: plan.rs plan_image adds builder edges only to images already planned; build_order ignores builder edges, so the edge depends on names"]
+
 fn builder_edge_does_not_depend_on_image_names() {
     for builder in ["aa-builder", "zz-builder"] {
         let p = npm_project(&format!(
@@ -102,7 +102,7 @@ fn builder_edge_does_not_depend_on_image_names() {
 }
 
 #[test]
-#[ignore = "bug: plan.rs shares a layer node by (parent, layer, context) but the layer's builder images are not in that identity"]
+
 fn layer_nodes_with_different_builders_are_not_shared() {
     let p = npm_project(
         "image:\n  b1:\n    base: quay.io/fedora/fedora:43\n    distro: [fedora]\n  b2:\n    base: quay.io/fedora/fedora:43\n    distro: [fedora]\n    layer: [greeting]\n  x1:\n    base: quay.io/fedora/fedora:43\n    distro: [fedora]\n    builder: {npm: b1}\n    layer: [web]\n  x2:\n    base: quay.io/fedora/fedora:43\n    distro: [fedora]\n    builder: {npm: b2}\n    layer: [web]\n",
@@ -126,7 +126,7 @@ fn layer_nodes_with_different_builders_are_not_shared() {
 }
 
 #[test]
-#[ignore = "bug: inputs.rs list_files hands symlinks to hash_files, which follows them: a link to a dir fails with EISDIR, a dangling one with ENOENT (exit 1)"]
+
 fn symlinks_in_a_layer_dir_are_inputs_not_errors() {
     let p = Project::mini();
     std::os::unix::fs::symlink("../web", p.path().join("layers/greeting/web-link")).unwrap();
@@ -143,7 +143,6 @@ fn symlinks_in_a_layer_dir_are_inputs_not_errors() {
 }
 
 #[test]
-#[ignore = "bug: load/mod.rs check_version() uses Loc::file(root.join(\"overthink.yml\")), an absolute path, where every other diagnostic is project-relative"]
 fn missing_version_names_overthink_yml_like_other_errors() {
     let p = Project::mini();
     p.edit("overthink.yml", "version: 2026.141.1600\n", "");
@@ -157,7 +156,7 @@ fn missing_version_names_overthink_yml_like_other_errors() {
 }
 
 #[test]
-#[ignore = "bug: ov-format §1.5 lists service `autostart` (for `auto_start`) as drift to accept and warn about; load/layer.rs passes services through silently"]
+
 fn drift_service_autostart_warns() {
     let p = Project::mini();
     p.append(
@@ -177,7 +176,7 @@ fn drift_service_autostart_warns() {
 }
 
 #[test]
-#[ignore = "bug: an inline layer's dir is its YAML file's dir (load/mod.rs new_layer), so a root-file inline layer hashes the whole project"]
+
 fn inline_layer_does_not_hash_the_whole_project() {
     let p = Project::mini();
     p.append("image.yml", "layer:\n  web:\n    package: [caddy]\n");
@@ -192,7 +191,6 @@ fn inline_layer_does_not_hash_the_whole_project() {
 }
 
 #[test]
-#[ignore = "bug: plan.rs keeps its internal `layer-app:<hash>` dedupe entries in Plan::aliases, so they are targets and \"did you mean\" suggestions"]
 fn internal_dedupe_keys_are_not_targets() {
     let ov = Ov::new(&shared_fixture("pods"));
     let run = ov.bad(&["explain", "layer-app:0"]);

@@ -108,6 +108,21 @@ pub fn decode(cx: &mut Cx, layer: &mut Layer, node: &Node) {
                     cx.error(v, format!("{what}: `service` must be a list of entries; raw supervisord text is an old spelling"));
                 } else {
                     layer.service = decode::json_list(cx, &key, v);
+                    for (svc, node) in layer.service.iter_mut().zip(v.as_seq().unwrap_or_default())
+                    {
+                        // Written by ov's lexical migrator; ov's Go tag is `auto_start`.
+                        if let Some(obj) = svc.as_object_mut() {
+                            if let Some(val) = obj.remove("autostart") {
+                                cx.warn(
+                                    node.get("autostart").unwrap_or(node),
+                                    format!(
+                                        "{what}: service key `autostart` is read as `auto_start`"
+                                    ),
+                                );
+                                obj.entry("auto_start").or_insert(val);
+                            }
+                        }
+                    }
                 }
             }
             "eval" => layer.eval = decode::json_list(cx, &key, v),

@@ -260,7 +260,7 @@ impl Loader<'_> {
                 match kind {
                     "layer" => {
                         if !self.project.layers.contains_key(&name) {
-                            let mut layer = new_layer(&name, dir, &self.root, cx.loc(body));
+                            let mut layer = inline_layer(&name, cx.loc(body));
                             layer::decode(&mut cx, &mut layer, body);
                             self.project.layers.insert(name, layer);
                         }
@@ -348,7 +348,7 @@ impl Loader<'_> {
                                 cx.loc(body),
                             ));
                         } else {
-                            let mut layer = new_layer(name, dir, &self.root, cx.loc(body));
+                            let mut layer = inline_layer(name, cx.loc(body));
                             layer::decode(&mut cx, &mut layer, body);
                             self.project.layers.insert(name.to_string(), layer);
                         }
@@ -431,7 +431,7 @@ impl Loader<'_> {
     fn check_version(&mut self) {
         let Some((found, loc, plain)) = self.version.clone() else {
             self.diags.error(
-                Some(Loc::file(&self.root.join("overthink.yml"))),
+                Some(Loc::file(&self.display(&self.root.join("overthink.yml")))),
                 format!("overthink.yml has no `version:`; this ov reads schema {SCHEMA}"),
             );
             return;
@@ -635,6 +635,18 @@ fn read_error(shown: &Arc<PathBuf>, e: ReadError, from: Option<&Loc>) -> (Loc, S
             Loc::new(shown, s.span),
             format!("not valid YAML: {}", s.message),
         ),
+    }
+}
+
+/// A layer defined inside another YAML file has no directory of its own:
+/// its inputs are its definition, not the folder the file sits in (which
+/// may be the whole project).
+fn inline_layer(name: &str, loc: Loc) -> Layer {
+    Layer {
+        name: name.to_string(),
+        loc: Some(loc),
+        display_dir: format!("inline/{name}"),
+        ..Layer::default()
     }
 }
 

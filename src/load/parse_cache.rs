@@ -11,10 +11,13 @@ use std::time::SystemTime;
 
 const FORMAT: &str = "ov-parse-cache-v1";
 
+/// Parsed documents by path, with the fingerprint they were parsed at.
+type Entries = HashMap<PathBuf, (Fingerprint, Arc<Vec<Node>>)>;
+
 #[derive(Serialize, Deserialize, Default)]
 struct OnDisk {
     format: String,
-    entries: HashMap<PathBuf, (Fingerprint, Arc<Vec<Node>>)>,
+    entries: Entries,
 }
 
 /// Why a file could not be turned into YAML documents.
@@ -32,8 +35,8 @@ pub enum ReadError {
 #[derive(Default)]
 pub struct ParseCache {
     path: Option<PathBuf>,
-    old: HashMap<PathBuf, (Fingerprint, Arc<Vec<Node>>)>,
-    fresh: Mutex<HashMap<PathBuf, (Fingerprint, Arc<Vec<Node>>)>>,
+    old: Entries,
+    fresh: Mutex<Entries>,
     started_ns: i128,
 }
 
