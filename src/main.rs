@@ -90,6 +90,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 nodes,
             };
             out.write_all(graph::render(&view, format).as_bytes())?;
+            // Freeing a large plan costs more than building its output; the
+            // process is about to exit anyway.
+            std::mem::forget(ws);
         }
         Command::Build(BuildArgs { targets, dry_run }) => {
             if !dry_run {
@@ -112,6 +115,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             buf.push_str(&format!("{} nodes would run\n", nodes.len()));
             out.write_all(buf.as_bytes())?;
+            std::mem::forget(ws);
         }
         Command::Explain(ExplainArgs { node }) => {
             let ws = Workspace::open(root, &dirs)?;

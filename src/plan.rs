@@ -50,6 +50,8 @@ pub struct Plan {
     /// (builder image, layer node) edges, added once every image is planned
     /// so the edge does not depend on the order images are planned in.
     builder_edges: Vec<(String, NodeIndex)>,
+    /// Image → the layer nodes its own install list applies.
+    applied: HashMap<String, Vec<(String, NodeIndex)>>,
 }
 
 impl Plan {
@@ -373,6 +375,10 @@ fn plan_image(
             }
         };
         p.aliases.insert(key.clone(), ix);
+        p.applied
+            .entry(name.clone())
+            .or_default()
+            .push((layer_name.clone(), ix));
         p.edge(parent, ix);
         p.edge(src, ix);
         for b in builders.values().filter_map(Json::as_str) {
@@ -382,15 +388,9 @@ fn plan_image(
     }
     // Layers the base chain applies are reachable as layer@image too.
     for anc in &img.base_chain {
-        let prefix = format!("@{anc}");
-        let inherited: Vec<(String, NodeIndex)> = p
-            .aliases
-            .iter()
-            .filter(|(k, _)| k.ends_with(&prefix))
-            .map(|(k, v)| (format!("{}@{name}", &k[..k.len() - prefix.len()]), *v))
-            .collect();
-        for (k, v) in inherited {
-            p.aliases.entry(k).or_insert(v);
+        let inherited: Vec<(String, NodeIndex)> = p.applied.get(anc).cloned().unwrap_or_default();
+        for (layer, ix) in inherited {
+            p.aliases.entry(format!("{layer}@{name}")).or_insert(ix);
         }
     }
     let image_layers: Vec<&crate::model::Layer> = img

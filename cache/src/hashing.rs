@@ -42,9 +42,8 @@ pub fn hash_files(paths: &[PathBuf], cache: &mut StatCache) -> Result<Vec<Hashed
                     false,
                 ));
             }
-            let digest = hash_one(path)?;
-            let after = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
-            let stable = Fingerprint::of(&after) == fp && fp.mtime_ns < started;
+            let (digest, after) = hash_one(path)?;
+            let stable = after == fp && fp.mtime_ns < started;
             Ok((
                 HashedFile {
                     path: path.clone(),
@@ -66,19 +65,34 @@ pub fn hash_files(paths: &[PathBuf], cache: &mut StatCache) -> Result<Vec<Hashed
     Ok(out)
 }
 
-/// blake3 of one file, streamed so a multi-GB file is never held in memory.
-fn hash_one(path: &Path) -> Result<FileDigest, Error> {
+thread_local! {
+    /// One read buffer per worker thread, allocated once rather than
+    /// zeroed for every small file.
+    static BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; 64 * 1024]);
+}
+
+/// blake3 of one file, streamed so a multi-GB file is never held in memory,
+/// and the fingerprint of the open file once read (an `fstat`, cheaper than
+/// a second lookup by path), to tell whether it changed while being read.
+fn hash_one(path: &Path) -> Result<(FileDigest, Fingerprint), Error> {
     let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let mut hasher = blake3::Hasher::new();
-    let mut buf = [0u8; 64 * 1024];
-    loop {
-        let n = f.read(&mut buf).map_err(|e| Error::io(path, e))?;
-        if n == 0 {
-            break;
+    BUF.with(|buf| {
+        let mut buf = buf.borrow_mut();
+        loop {
+            let n = f.read(&mut buf).map_err(|e| Error::io(path, e))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
         }
-        hasher.update(&buf[..n]);
-    }
-    Ok(FileDigest::from_bytes(*hasher.finalize().as_bytes()))
+        Ok::<(), Error>(())
+    })?;
+    let after = f.metadata().map_err(|e| Error::io(path, e))?;
+    Ok((
+        FileDigest::from_bytes(*hasher.finalize().as_bytes()),
+        Fingerprint::of(&after),
+    ))
 }
 
 #[cfg(test)]
