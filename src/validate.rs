@@ -2,7 +2,7 @@
 //! nowhere, cycles, disabled internal bases, missing `copy:` sources and VMs
 //! that name unknown images. Every error names file, line and column.
 
-use crate::diag::{did_you_mean, Diagnostics, Loc};
+use crate::diag::{did_you_mean, Diagnostics};
 use crate::model::{Project, Spanned, VmSourceKind};
 use crate::resolve::internal_base;
 use indexmap::IndexSet;
@@ -84,10 +84,8 @@ fn layer_cycles(project: &Project, diags: &mut Diagnostics) {
         };
         marks.insert(name, Mark::Open);
         for r in layer.require.iter().chain(&layer.includes) {
-            path.push((name, Some(r)));
             // The path holds (layer, edge taken out of it).
-            let last = path.len() - 1;
-            path[last] = (name, Some(r));
+            path.push((name, Some(r)));
             dfs(project, &r.value, path, marks, reported, diags);
             path.pop();
         }
@@ -269,5 +267,4 @@ fn vms(project: &Project, diags: &mut Diagnostics) {
             _ => {}
         }
     }
-    let _ = Loc::file;
 }

@@ -92,7 +92,7 @@ pub fn decode(cx: &mut Cx, layer: &mut Layer, node: &Node) {
         legacy: LEGACY,
         drift: &[],
     };
-    for (key, k, v) in check_keys(cx, node, &keys) {
+    for (key, _, v) in check_keys(cx, node, &keys) {
         match key.as_str() {
             "require" => layer.require = decode::spanned_list(cx, &key, v, false),
             "layer" => layer.includes = decode::spanned_list(cx, &key, v, false),
@@ -129,7 +129,6 @@ pub fn decode(cx: &mut Cx, layer: &mut Layer, node: &Node) {
             "capabilities" => layer.capabilities = Some(v.to_json()),
             "name" | "from" => {}
             _ => {
-                let _ = k;
                 layer.meta.insert(key, v.to_json());
             }
         }

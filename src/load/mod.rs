@@ -10,10 +10,9 @@ mod parse_cache;
 mod remote;
 mod vm;
 
-pub use layer::VERBS as TASK_VERBS;
 pub use remote::RemoteRef;
 
-use crate::diag::{did_you_mean, Diagnostics, InvalidProject, Loc};
+use crate::diag::{Diagnostics, InvalidProject, Loc};
 use crate::model::{Image, Layer, Project};
 use crate::yaml::{Node, Span};
 use decode::{Cx, Keys};
@@ -44,9 +43,6 @@ const ROOT_LEGACY: &[(&str, &str)] = &[
     ("deployment", "`deploy:`"),
     ("deployments", "`deploy:`"),
 ];
-/// Root keys that hold entities this engine does not build (yet); they are
-/// accepted without comment.
-const NOT_BUILT: &[&str] = &["pod", "k8s", "local", "deploy", "ai", "recipe", "score"];
 
 /// Where to look for things outside the project.
 #[derive(Clone, Debug)]
@@ -284,7 +280,7 @@ impl Loader<'_> {
             legacy: ROOT_LEGACY,
             drift: &[],
         };
-        for (key, k, v) in decode::check_keys(&mut cx, doc, &keys) {
+        for (key, _, v) in decode::check_keys(&mut cx, doc, &keys) {
             match key.as_str() {
                 "version" => {
                     let text = v.as_str().map(str::to_string);
@@ -380,10 +376,10 @@ impl Loader<'_> {
                     build::decode(&mut cx, &mut self.project.build, build::Section::Builder, v)
                 }
                 "init" => build::decode(&mut cx, &mut self.project.build, build::Section::Init, v),
-                k if NOT_BUILT.contains(&k) => {}
+                // pod, k8s, local, deploy, ai, recipe, score: entities this
+                // engine does not build; accepted without comment.
                 _ => {}
             }
-            let _ = k;
         }
     }
 
@@ -717,9 +713,4 @@ fn merge_defaults(into: &mut Image, from: Image) {
     for (k, v) in from.meta {
         into.meta.entry(k).or_insert(v);
     }
-}
-
-/// Suggests a layer or image name for a typo; used by validation.
-pub fn suggest<'a>(name: &str, names: impl IntoIterator<Item = &'a String>) -> String {
-    did_you_mean(name, names.into_iter().map(String::as_str))
 }

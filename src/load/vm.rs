@@ -91,9 +91,6 @@ pub fn decode(cx: &mut Cx, name: &str, node: &Node) -> Option<Vm> {
             }
         }
     }
-    if let Some(b) = node.get("backend") {
-        let _ = b; // reported as unknown above; ov has no such VmSpec field
-    }
     let Some(source) = source else {
         cx.error(
             node,
