@@ -185,7 +185,6 @@ pub fn plan(
     trees: &HashMap<String, SourceTree>,
 ) -> Plan {
     let mut p = Plan::default();
-    // Disabled images are planned only when something needs them.
     let needed = needed_images(project, resolved);
     for (name, img) in resolved {
         if !needed.contains(name.as_str()) {
@@ -204,7 +203,10 @@ pub fn plan(
     p
 }
 
-fn needed_images<'a>(
+/// The images the plan builds: every enabled image, the images VMs name,
+/// and what those stand on (bases, bootstrap and builder images). Disabled
+/// images are planned only when something needs them.
+pub fn needed_images<'a>(
     project: &'a Project,
     resolved: &'a IndexMap<String, ResolvedImage>,
 ) -> std::collections::HashSet<&'a str> {

@@ -80,8 +80,11 @@ impl Workspace {
     pub fn open(root: &Path, dirs: &Dirs) -> anyhow::Result<Self> {
         let (project, warnings) = load_valid(root, dirs)?;
         let resolved = resolve::resolve_all(&project);
+        // Only the layers of images that will be planned are worth hashing.
+        let needed = plan::needed_images(&project, &resolved);
         let mut used: Vec<&str> = resolved
             .values()
+            .filter(|r| needed.contains(r.name.as_str()))
             .flat_map(|r| r.install.iter().map(String::as_str))
             .collect();
         used.sort_unstable();
