@@ -114,7 +114,7 @@ struct Loader<'a> {
     cache: &'a ParseCache,
     diags: Diagnostics,
     project: Project,
-    version: Option<(String, Loc, bool)>,
+    version: Option<(String, Loc)>,
     stack: Vec<PathBuf>,
     seen: HashSet<PathBuf>,
     discover: Vec<(PathBuf, bool)>,
@@ -284,9 +284,8 @@ impl Loader<'_> {
             match key.as_str() {
                 "version" => {
                     let text = v.as_str().map(str::to_string);
-                    let plain = matches!(&v.value, crate::yaml::Value::Scalar { plain: true, .. });
                     if self.version.is_none() {
-                        self.version = Some((text.unwrap_or_default(), cx.loc(v), plain));
+                        self.version = Some((text.unwrap_or_default(), cx.loc(v)));
                     }
                 }
                 "include" => {
@@ -425,7 +424,7 @@ impl Loader<'_> {
     }
 
     fn check_version(&mut self) {
-        let Some((found, loc, plain)) = self.version.clone() else {
+        let Some((found, loc)) = self.version.clone() else {
             self.diags.error(
                 Some(Loc::file(&self.display(&self.root.join("overthink.yml")))),
                 format!("overthink.yml has no `version:`; this ov reads schema {SCHEMA}"),
@@ -436,7 +435,8 @@ impl Loader<'_> {
             self.project.version = found;
             return;
         }
-        let older = (plain && found.parse::<u64>().is_ok()) || found.as_str() < SCHEMA;
+        // Integer versions (1, 2, 4), quoted or not, predate CalVer stamps.
+        let older = found.parse::<u64>().is_ok() || found.as_str() < SCHEMA;
         let advice = if older {
             "the project is older: run `ov migrate` with the ov release that reads it"
         } else {

@@ -87,6 +87,15 @@ impl RemoteRef {
     /// A sentence telling the user how to make the reference resolvable.
     pub fn how_to_fetch(&self, repo_cache: &Path) -> String {
         let dir = self.checkout_dir(repo_cache);
+        if dir.is_dir() {
+            return format!(
+                "the checkout of {} at {} in {} has no {}",
+                self.repo_id(),
+                self.version.as_deref().unwrap_or("its default branch"),
+                dir.display(),
+                self.path
+            );
+        }
         let branch = self
             .version
             .as_ref()
