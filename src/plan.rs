@@ -65,6 +65,17 @@ impl Plan {
         ix
     }
 
+    /// The node for an external image ref, shared by everything that starts from it.
+    fn base(&mut self, r: &str) -> NodeIndex {
+        self.add(PlanNode {
+            id: format!("base:{r}"),
+            kind: NodeKind::Base,
+            label: r.to_string(),
+            spec: json!({ "ref": r }),
+            layer: None,
+        })
+    }
+
     fn edge(&mut self, from: NodeIndex, to: NodeIndex) {
         if self.graph.find_edge(from, to).is_none() {
             self.graph.add_edge(from, to, ());
@@ -250,13 +261,7 @@ fn plan_image(
 ) {
     let name = &img.name;
     let mut parent = match &img.base {
-        BaseRef::External(r) => p.add(PlanNode {
-            id: format!("base:{r}"),
-            kind: NodeKind::Base,
-            label: r.clone(),
-            spec: json!({ "ref": r }),
-            layer: None,
-        }),
+        BaseRef::External(r) => p.base(r),
         BaseRef::Internal(b) => p.images[b],
         BaseRef::Bootstrap {
             builder,
@@ -277,13 +282,7 @@ fn plan_image(
             });
             let dep = match p.images.get(builder_image) {
                 Some(&ix) => ix,
-                None => p.add(PlanNode {
-                    id: format!("base:{builder_image}"),
-                    kind: NodeKind::Base,
-                    label: builder_image.clone(),
-                    spec: json!({ "ref": builder_image }),
-                    layer: None,
-                }),
+                None => p.base(builder_image),
             };
             p.edge(dep, ix);
             ix
@@ -504,16 +503,7 @@ fn plan_vm(project: &Project, name: &str, vm: &crate::model::Vm, p: &mut Plan) {
             .image
             .as_ref()
             .and_then(|i| p.images.get(&i.value).copied())
-            .or_else(|| {
-                let r = vm.image.as_ref()?.value.clone();
-                Some(p.add(PlanNode {
-                    id: format!("base:{r}"),
-                    kind: NodeKind::Base,
-                    label: r.clone(),
-                    spec: json!({ "ref": r }),
-                    layer: None,
-                }))
-            }),
+            .or_else(|| Some(p.base(&vm.image.as_ref()?.value))),
         VmSourceKind::Bootstrap => {
             let builder = src.get("builder").and_then(Json::as_str).unwrap_or("");
             let ix = p.add(PlanNode {
