@@ -24,6 +24,7 @@ pub mod load;
 pub mod model;
 pub mod plan;
 pub mod resolve;
+pub mod sched;
 pub mod validate;
 pub mod workspace;
 pub mod yaml;
