@@ -23,6 +23,7 @@
 mod canonical;
 mod ingredients;
 mod kind;
+pub mod template;
 
 pub use canonical::canonical_json;
 pub use ingredients::{Ingredient, Ingredients, Manifest};
