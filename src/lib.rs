@@ -17,6 +17,7 @@
 //! ```
 pub mod cli;
 pub mod diag;
+pub mod generate;
 pub mod graph;
 pub mod inputs;
 pub mod keys;
