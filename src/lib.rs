@@ -17,6 +17,7 @@
 //! ```
 pub mod cli;
 pub mod diag;
+pub mod generate;
 pub mod graph;
 pub mod inputs;
 pub mod keys;
@@ -24,6 +25,7 @@ pub mod load;
 pub mod model;
 pub mod plan;
 pub mod resolve;
+pub mod sched;
 pub mod validate;
 pub mod workspace;
 pub mod yaml;

@@ -9,6 +9,8 @@
 //!   loader's shapes (includes from the repo cache, multi-document files,
 //!   kind-keyed entries, `layer: {x: {from: dir}}`).
 //! - `fuzz`: arbitrary bytes and arbitrary YAML in each kind of file.
+//! - `generate`: the rendered Containerfile steps of every image of the
+//!   shared fixtures against golden files (`OV_BLESS=1` rewrites them).
 //! - `regression`: one test per bug found, named after the bug (ignored,
 //!   with the reason, while the bug is open).
 //!
@@ -22,5 +24,6 @@ mod util;
 mod cli;
 mod errors;
 mod fuzz;
+mod generate;
 mod golden;
 mod regression;

@@ -21,10 +21,13 @@
 #![deny(missing_docs)]
 
 mod canonical;
+pub mod containerfile;
 mod ingredients;
 mod kind;
+pub mod template;
 
 pub use canonical::canonical_json;
+pub use containerfile::{render_image, render_layer, RenderError, RenderOpts, Rendered};
 pub use ingredients::{Ingredient, Ingredients, Manifest};
 pub use kind::NodeKind;
 pub use ov_cache::NodeKey;

@@ -1,0 +1,335 @@
+//! A layer node: one layer applied on its parent image. Order, as in ov's
+//! per-layer section: variables, OS packages (one RUN per package format,
+//! from build.yml's install template), tasks, then the layer's environment.
+
+use super::quote::env_value;
+use super::{tasks, RenderError, RenderOpts, Rendered, SpecView, Steps, User};
+use crate::template::{self, from_json, object, strings, Value};
+use serde_json::{Map, Value as Json};
+
+/// What a layer spec says, read once.
+pub(super) struct Layer<'a> {
+    pub(super) name: &'a str,
+    pub(super) view: SpecView<'a>,
+    pub(super) user: User,
+    /// Package formats in install order (`context.build`).
+    pub(super) build: Vec<&'a str>,
+    /// The build.yml distro the formats come from (`context.build_distro`).
+    pub(super) distro: Option<&'a str>,
+    /// build.yml `distro.<d>.format.<fmt>` definitions.
+    pub(super) formats: Option<&'a Map<String, Json>>,
+    pub(super) tasks: &'a [Json],
+}
+
+impl<'a> Layer<'a> {
+    fn read(spec: &'a Json) -> Result<Layer<'a>, RenderError> {
+        let name = spec
+            .get("layer")
+            .and_then(Json::as_str)
+            .ok_or_else(|| RenderError::Spec {
+                node: "layer".into(),
+                message: "spec has no string `layer` (the layer name)".into(),
+            })?;
+        let view = SpecView {
+            node: format!("layer `{name}`"),
+            v: spec,
+        };
+        let context = view.object("context")?;
+        let user = User::read(&view, context)?;
+        let build = match context.and_then(|c| c.get("build")) {
+            None | Some(Json::Null) => Vec::new(),
+            Some(Json::Array(a)) => a
+                .iter()
+                .map(|f| {
+                    f.as_str()
+                        .ok_or_else(|| view.err("`context.build` must list strings"))
+                })
+                .collect::<Result<_, _>>()?,
+            Some(_) => return Err(view.err("`context.build` must be a list")),
+        };
+        let distro = context
+            .and_then(|c| c.get("build_distro"))
+            .and_then(Json::as_str);
+        let formats = view.object("formats")?;
+        let tasks = view.array("tasks")?;
+        Ok(Layer {
+            name,
+            user,
+            build,
+            distro,
+            formats,
+            tasks,
+            view,
+        })
+    }
+
+    /// `distro.<d>.format.<fmt>.<key>`, the build.yml key a template or
+    /// setting came from, for messages.
+    pub(super) fn format_key(&self, fmt: &str, key: &str) -> String {
+        match self.distro {
+            Some(d) => format!("distro.{d}.format.{fmt}.{key}"),
+            None => format!("format.{fmt}.{key}"),
+        }
+    }
+
+    /// The first package format the distro defines: its cache mounts serve
+    /// root `cmd:` tasks too, as in ov (a `dnf install` in a task reuses
+    /// the package cache).
+    pub(super) fn primary_format(&self) -> Option<&'a Map<String, Json>> {
+        self.build
+            .iter()
+            .find_map(|f| self.formats?.get(*f)?.as_object())
+    }
+}
+
+/// Renders a layer node's steps. See the module docs of
+/// [`crate::containerfile`] for what the build context holds.
+pub fn render_layer(spec: &Json, opts: &RenderOpts) -> Result<Rendered, RenderError> {
+    let layer = Layer::read(spec)?;
+    let mut out = Steps::default();
+    out.step(format!("# Layer: {}", layer.name));
+    // The parent may be an image whose last instruction is `USER <uid>`;
+    // packages and tasks start as root.
+    out.step("USER root");
+
+    let builders = layer.view.object("builders")?;
+    if let Some((b, _)) = builders.and_then(|b| b.iter().next()) {
+        return Err(RenderError::Unsupported {
+            node: layer.view.node.clone(),
+            message: format!(
+                "the `{b}` builder stage is not rendered yet (ov runs it in a separate \
+                 `FROM <builder>` stage)"
+            ),
+        });
+    }
+
+    if tasks::uses_arch(&layer)? {
+        // ov exports ARCH (amd64/arm64) for `${ARCH}` in task fields; only
+        // layers that use it get it, so other layers keep their cache.
+        out.step("ARG TARGETARCH");
+        out.step("ENV ARCH=${TARGETARCH}");
+    }
+    env_block(&layer, "var", &mut out)?;
+    packages(&layer, opts, &mut out)?;
+    tasks::render(&layer, opts, &mut out)?;
+    env_block(&layer, "env", &mut out)?;
+    path_append(&layer, &mut out)?;
+    Ok(out.finish())
+}
+
+/// `var:` and `env:` maps: one ENV per key, sorted by key so the text does
+/// not depend on map order. `~/` in env values is the image user's home.
+fn env_block(layer: &Layer, key: &str, out: &mut Steps) -> Result<(), RenderError> {
+    let Some(map) = layer.view.object(key)? else {
+        return Ok(());
+    };
+    let mut keys: Vec<&String> = map.keys().collect();
+    keys.sort();
+    for k in keys {
+        let text = super::scalar_text(&map[k])
+            .ok_or_else(|| layer.view.err(format!("`{key}.{k}` must be a string")))?;
+        let text = if key == "env" {
+            expand_home(&text, &layer.user.home)
+        } else {
+            text
+        };
+        let v = env_value(&text).ok_or_else(|| {
+            layer
+                .view
+                .err(format!("`{key}.{k}` has a newline; ENV cannot hold it"))
+        })?;
+        out.step(format!("ENV {k}={v}"));
+    }
+    Ok(())
+}
+
+fn expand_home(s: &str, home: &str) -> String {
+    match s.strip_prefix("~/") {
+        Some(rest) => format!("{home}/{rest}"),
+        None if s == "~" => home.to_string(),
+        None => s.to_string(),
+    }
+}
+
+/// `path_append:` entries go in front of `$PATH`, as ov's generator puts
+/// them (`ENV PATH="<entries>:${PATH}"`), so a layer's tools win over the
+/// base image's.
+fn path_append(layer: &Layer, out: &mut Steps) -> Result<(), RenderError> {
+    let entries = layer.view.array("path_append")?;
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let parts: Vec<String> = entries
+        .iter()
+        .map(|e| {
+            e.as_str()
+                .map(|s| expand_home(s, &layer.user.home))
+                .ok_or_else(|| layer.view.err("`path_append` must list strings"))
+        })
+        .collect::<Result<_, _>>()?;
+    let v = env_value(&format!("{}:${{PATH}}", parts.join(":")))
+        .ok_or_else(|| layer.view.err("`path_append` has a newline"))?;
+    out.step(format!("ENV PATH={v}"));
+    Ok(())
+}
+
+/// Section fields with the names ov's install context gives them.
+const SECTION_FIELDS: &[(&str, &str)] = &[
+    ("package", "Packages"),
+    ("repo", "Repos"),
+    ("option", "Options"),
+    ("options", "Options"),
+    ("copr", "Copr"),
+    ("module", "Modules"),
+    ("exclude", "Exclude"),
+    ("keys", "Keys"),
+];
+
+/// `foo_bar` → `FooBar`: how a section field ov has no name for reaches a
+/// custom template.
+fn go_name(key: &str) -> String {
+    key.split('_')
+        .map(|w| {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_uppercase().chain(c).collect::<String>())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// One RUN per package format with packages, in the image's format order.
+fn packages(layer: &Layer, opts: &RenderOpts, out: &mut Steps) -> Result<(), RenderError> {
+    let Some(sections) = layer.view.object("packages")? else {
+        return Ok(());
+    };
+    for fmt in &layer.build {
+        let Some(section) = sections.get(*fmt) else {
+            continue;
+        };
+        let section = section
+            .as_object()
+            .ok_or_else(|| layer.view.err(format!("`packages.{fmt}` must be a map")))?;
+        let packages = list_of_text(layer, fmt, section.get("package"))?;
+        if packages.is_empty() {
+            // ov installs nothing (and adds no repos) for a section
+            // without packages.
+            continue;
+        }
+        let def = layer
+            .formats
+            .and_then(|f| f.get(*fmt))
+            .and_then(Json::as_object)
+            .ok_or_else(|| {
+                layer.view.err(format!(
+                    "it installs `{fmt}` packages but build.yml has no `{}`",
+                    layer.format_key(fmt, "install_template")
+                ))
+            })?;
+        let key = layer.format_key(fmt, "install_template");
+        let text = def
+            .get("install_template")
+            .and_then(Json::as_str)
+            .ok_or_else(|| layer.view.err(format!("build.yml has no string `{key}`")))?;
+        let data = install_context(layer, section, def, packages);
+        let rendered = template::render(&key, text, data, opts.helpers()).map_err(|source| {
+            RenderError::Template {
+                node: layer.view.node.clone(),
+                source,
+            }
+        })?;
+        out.text(&rendered);
+    }
+    Ok(())
+}
+
+fn list_of_text(layer: &Layer, fmt: &str, v: Option<&Json>) -> Result<Vec<String>, RenderError> {
+    match v {
+        None | Some(Json::Null) => Ok(Vec::new()),
+        Some(Json::Array(items)) => items
+            .iter()
+            .map(|i| {
+                super::scalar_text(i).ok_or_else(|| {
+                    layer
+                        .view
+                        .err(format!("`packages.{fmt}` lists a non-scalar"))
+                })
+            })
+            .collect(),
+        Some(_) => Err(layer
+            .view
+            .err(format!("`packages.{fmt}.package` must be a list"))),
+    }
+}
+
+/// ov's `InstallContext`: every field present (so a template typo is an
+/// error, as with the Go struct), section fields under ov's names, plus
+/// any other section field under its Go-style name.
+fn install_context(
+    layer: &Layer,
+    section: &Map<String, Json>,
+    def: &Map<String, Json>,
+    packages: Vec<String>,
+) -> Value {
+    let empty = || Value::Array(Vec::new());
+    let mut fields: Vec<(String, Value)> = vec![
+        (
+            "CacheMounts".into(),
+            def.get("cache_mount").map(from_json).unwrap_or_else(empty),
+        ),
+        ("Packages".into(), strings(&packages)),
+        ("Repos".into(), empty()),
+        ("Options".into(), empty()),
+        ("Copr".into(), empty()),
+        ("Modules".into(), empty()),
+        ("Exclude".into(), empty()),
+        ("Keys".into(), empty()),
+        ("StageName".into(), Value::from("")),
+        ("BuilderRef".into(), Value::from("")),
+        ("User".into(), Value::from(layer.user.name.as_str())),
+        ("UID".into(), Value::from(layer.user.uid)),
+        ("GID".into(), Value::from(layer.user.gid)),
+        ("Home".into(), Value::from(layer.user.home.as_str())),
+    ];
+    // Known fields first, then the rest in key order, so the result does
+    // not depend on the section's key order.
+    let mut keys: Vec<&String> = section.keys().collect();
+    keys.sort();
+    for k in keys {
+        if k == "package" {
+            continue;
+        }
+        let v = &section[k];
+        let name = SECTION_FIELDS
+            .iter()
+            .find(|(f, _)| f == k)
+            .map(|(_, n)| n.to_string())
+            .unwrap_or_else(|| go_name(k));
+        let value = match v {
+            Json::Array(items) if k != "repo" => strings(
+                items
+                    .iter()
+                    .map(|i| super::scalar_text(i).unwrap_or_else(|| i.to_string())),
+            ),
+            other => from_json(other),
+        };
+        match fields.iter_mut().find(|(n, _)| *n == name) {
+            Some(slot) => slot.1 = value,
+            None => fields.push((name, value)),
+        }
+    }
+    object(fields)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_names() {
+        assert_eq!(go_name("signed_by"), "SignedBy");
+        assert_eq!(go_name("keys"), "Keys");
+        assert_eq!(expand_home("~/.local/bin", "/home/u"), "/home/u/.local/bin");
+        assert_eq!(expand_home("/usr/bin", "/home/u"), "/usr/bin");
+    }
+}

@@ -1,0 +1,120 @@
+//! `ov::generate::generate` over the shared fixtures (Fedora, rpm): every
+//! image's rendered Containerfile steps, node by node, against a golden
+//! file in `tests/golden/generate/<fixture>-<image>.Containerfile`.
+//!
+//! After an intended change to the rendering, rewrite the goldens with
+//! `OV_BLESS=1 cargo test --test integration generate` and read the diff:
+//! it is the review.
+
+use crate::util::shared_fixture;
+use ov::generate::generate;
+use ov::workspace::{Dirs, Workspace};
+use ov_rules::RenderOpts;
+use std::path::{Path, PathBuf};
+use tempfile::TempDir;
+
+fn open(fixture: &str) -> (Workspace, TempDir) {
+    let tmp = TempDir::with_prefix("ov-test-generate-").expect("temp dir");
+    let dirs = Dirs {
+        cache: tmp.path().join("cache"),
+        repo_cache: tmp.path().join("repos"),
+    };
+    let ws = Workspace::open(&shared_fixture(fixture), &dirs)
+        .unwrap_or_else(|e| panic!("{fixture}: {e:#}"));
+    (ws, tmp)
+}
+
+fn golden_path(fixture: &str, image: &str) -> PathBuf {
+    Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/golden/generate"
+    ))
+    .join(format!("{fixture}-{image}.Containerfile"))
+}
+
+/// Renders every image of `fixture` and compares (or, with `OV_BLESS=1`,
+/// rewrites) its golden file.
+fn check(fixture: &str, images: &[&str]) {
+    let (ws, _tmp) = open(fixture);
+    // Every planned image, in the planner's order.
+    let planned: Vec<&str> = ws.plan.images.keys().map(String::as_str).collect();
+    assert_eq!(planned, images, "{fixture}: planned images");
+    let bless = std::env::var_os("OV_BLESS").is_some_and(|v| v == "1");
+    let mut stale = Vec::new();
+    for image in images {
+        let text = generate(&ws, image, &RenderOpts::default())
+            .unwrap_or_else(|e| panic!("{fixture}/{image}: {e:#}"));
+        // Same inputs, same bytes: the rendered text is hashed.
+        assert_eq!(
+            generate(&ws, image, &RenderOpts::default()).unwrap(),
+            text,
+            "{fixture}/{image}: rendering is not deterministic"
+        );
+        let path = golden_path(fixture, image);
+        if bless {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &text).unwrap();
+            continue;
+        }
+        let want = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}; run with OV_BLESS=1 to write it", path.display()));
+        if want != text {
+            stale.push(format!(
+                "--- {} (golden)\n{want}\n--- rendered\n{text}",
+                path.display()
+            ));
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "{} golden file(s) differ (OV_BLESS=1 rewrites them):\n{}",
+        stale.len(),
+        stale.join("\n")
+    );
+}
+
+#[test]
+fn eval_beds() {
+    check(
+        "eval-beds",
+        &["eval-deploy", "eval-image", "eval-layer", "eval-pod"],
+    );
+}
+
+#[test]
+fn pods() {
+    check(
+        "pods",
+        &["fedora", "os", "redis-client", "redis-server", "web"],
+    );
+}
+
+#[test]
+fn base_stack() {
+    check("base-stack", &["fedora", "fedora-nonfree", "nvidia"]);
+}
+
+#[test]
+fn bootc() {
+    check("bootc", &["bootc-demo"]);
+}
+
+/// podman 4.3's buildah hangs on two locked cache mounts in one RUN: with
+/// `locked_cache_mounts: false` no mount is locked.
+#[test]
+fn unlocked_cache_mounts() {
+    let (ws, _tmp) = open("base-stack");
+    let opts = RenderOpts {
+        locked_cache_mounts: false,
+    };
+    let text = generate(&ws, "nvidia", &opts).unwrap();
+    assert!(text.contains("--mount=type=cache,id=ov-var-cache-libdnf5,dst=/var/cache/libdnf5"));
+    assert!(!text.contains("sharing=locked"), "{text}");
+}
+
+#[test]
+fn unknown_image() {
+    let (ws, _tmp) = open("pods");
+    let e = generate(&ws, "webb", &RenderOpts::default()).unwrap_err();
+    assert!(format!("{e:#}").contains("unknown image `webb`"), "{e:#}");
+}
