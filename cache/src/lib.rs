@@ -11,9 +11,11 @@
 //!   an unchanged file go unread on the next run, and [`hash_files`], which hashes
 //!   many files on all cores through it;
 //! - the local [`Store`] in `<cache-dir>/store` (kept by cacache): a CAS of
-//!   blobs by sha256 and an action cache of [`ActionResult`]s by [`NodeKey`].
-//!   Every read is verified and whatever is damaged is evicted, never
-//!   returned;
+//!   blobs by sha256, an action cache of [`ActionResult`]s by [`NodeKey`], and
+//!   a last-run record per node id (for `ov explain` and the scheduler's
+//!   durations), with `ov cache stats|verify|gc` ([`Store::stats`],
+//!   [`Store::verify`], [`Store::gc`], [`parse_size`]). Every read is verified
+//!   and whatever is damaged is evicted, never returned;
 //! - [`atomic_write`], the one way this crate puts a file of its own in place
 //!   (cacache does the same for the store's content): a temp file in the same
 //!   folder, then a rename, so a crash leaves the old file or the new one and
@@ -41,4 +43,7 @@ pub use error::Error;
 pub use fingerprint::Fingerprint;
 pub use hashing::{hash_files, HashedFile};
 pub use statcache::StatCache;
-pub use store::{ActionResult, BlobRef, Lookup, Store};
+pub use store::{
+    format_size, parse_size, ActionResult, BlobRef, GcReport, Lookup, SizeParseError, Stats, Store,
+    VerifyProblem, VerifyReport,
+};

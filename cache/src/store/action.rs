@@ -97,7 +97,7 @@ impl Store {
     /// Blob contents are not re-hashed here (a hit must stay cheap with
     /// gigabytes of outputs); they are verified when read
     /// ([`Store::read_blob`], [`Store::blob_to_file`]) and by
-    /// `ov cache verify`. A hit marks the entry used, for gc.
+    /// [`Store::verify`]. A hit marks the entry used, for gc.
     pub fn get_action(&self, key: &NodeKey) -> Result<Lookup, Error> {
         let index_key = ac_key(key);
         let meta = match cacache::metadata_sync(&self.root, &index_key) {

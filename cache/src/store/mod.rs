@@ -1,5 +1,6 @@
 //! The local store: a CAS of blobs by sha256 and an action cache (AC) of
-//! node results by [`NodeKey`], both kept by cacache in one folder.
+//! node results by [`NodeKey`], both kept by cacache in one folder, plus a
+//! "last run" record per node id.
 //!
 //! Layout of `<cache-dir>/store`:
 //!
@@ -9,6 +10,11 @@
 //!   `ac/<nodekey hex>` and point at their JSON record in the content store.
 //! - `tmp/` — cacache's temp files; a write is a temp file and a rename, so a
 //!   crash leaves a whole entry or none.
+//! - `last-v1/<xx>/<blake3 of node id>` — the last-run records, written by
+//!   [`atomic_write`](crate::atomic_write). They are history (for `ov explain`
+//!   and the scheduler's durations), not cache entries, and are kept by gc.
+//! - `durations-v1.log` — each node's last duration, appended by
+//!   [`Store::record_last`], so [`Store::durations`] is one read.
 //!
 //! The store holds no lock of its own: cacache's writes are atomic renames
 //! and appends, so several processes may share one store. Every read is
@@ -19,8 +25,18 @@
 
 mod action;
 mod cas;
+mod durations;
+mod gc;
+mod last;
+mod scan;
+mod size;
+mod verify;
 
 pub use action::{ActionResult, BlobRef, Lookup};
+pub use gc::GcReport;
+pub use scan::Stats;
+pub use size::{format_size, parse_size, SizeParseError};
+pub use verify::{VerifyProblem, VerifyReport};
 
 use crate::{BlobDigest, Error};
 use std::fs::File;
@@ -125,6 +141,11 @@ pub(crate) fn touch(path: &Path) {
     }
 }
 
+/// The last-use time of a file (its modification time), or the epoch.
+pub(crate) fn last_use(meta: &std::fs::Metadata) -> SystemTime {
+    meta.modified().unwrap_or(SystemTime::UNIX_EPOCH)
+}
+
 #[cfg(test)]
 pub(crate) mod testutil {
     use super::*;
@@ -189,6 +210,82 @@ mod tests {
         let store = Store::open(&root).unwrap();
         assert!(root.is_dir());
         assert_eq!(store.root(), root);
+    }
+
+    #[test]
+    fn two_writers_on_one_folder() {
+        use crate::{Digest, Lookup, NodeKey};
+        let (_dir, first) = store();
+        let root = first.root().to_path_buf();
+        // Each thread opens its own Store, as two processes would. Half the
+        // blobs and keys are shared, so both write the same files at once.
+        let write = |who: u8| {
+            let store = Store::open(&root).unwrap();
+            for i in 0..40u8 {
+                let owner = if i % 2 == 0 { 0 } else { who };
+                let data = vec![owner ^ i; 64 * 1024 + usize::from(i)];
+                let d = store.put_blob_bytes(&data).unwrap();
+                let key = NodeKey::of_bytes(&[owner, i]);
+                let id = format!("layer:{owner}-{i}@web");
+                let r = result(&id, &[("out", d, data.len() as u64)]);
+                store.put_action(&key, &r).unwrap();
+                store.record_last(&id, &key, &r).unwrap();
+            }
+        };
+        std::thread::scope(|s| {
+            s.spawn(|| write(1));
+            s.spawn(|| write(2));
+        });
+        for who in [1u8, 2] {
+            for i in 0..40u8 {
+                let owner = if i % 2 == 0 { 0 } else { who };
+                let key = NodeKey::of_bytes(&[owner, i]);
+                let Lookup::Hit(r) = first.get_action(&key).unwrap() else {
+                    panic!("entry {owner}-{i} lost");
+                };
+                let data = first.read_blob(&r.blobs[0].digest).unwrap();
+                assert_eq!(data, vec![owner ^ i; 64 * 1024 + usize::from(i)]);
+            }
+        }
+        let report = first.verify().unwrap();
+        assert!(report.is_clean(), "{report}");
+        assert_eq!(first.durations().len(), 60);
+        assert_eq!(first.stats().unwrap().actions, 60);
+    }
+
+    #[test]
+    fn gc_racing_a_writer_never_leaves_a_hit_without_its_blobs() {
+        use crate::{Digest, Lookup, NodeKey};
+        let (_dir, store) = store();
+        let root = store.root().to_path_buf();
+        let keys: Vec<NodeKey> = (0..60u8).map(|i| NodeKey::of_bytes(&[i])).collect();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let w = Store::open(&root).unwrap();
+                for (i, key) in keys.iter().enumerate() {
+                    let data = vec![i as u8; 32 * 1024];
+                    let d = w.put_blob_bytes(&data).unwrap();
+                    let r = result("n", &[("out", d, data.len() as u64)]);
+                    // gc may take the blob between the two calls: then the
+                    // put is refused, which is the point.
+                    let _ = w.put_action(key, &r);
+                }
+            });
+            s.spawn(|| {
+                let g = Store::open(&root).unwrap();
+                for _ in 0..20 {
+                    g.gc(200 * 1024).unwrap();
+                }
+            });
+        });
+        for key in &keys {
+            if let Lookup::Hit(r) = store.get_action(key).unwrap() {
+                store.read_blob(&r.blobs[0].digest).unwrap();
+            }
+        }
+        store.gc(200 * 1024).unwrap();
+        assert!(store.stats().unwrap().total_bytes <= 200 * 1024);
+        assert!(store.verify().unwrap().is_clean());
     }
 
     #[test]
