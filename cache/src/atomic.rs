@@ -3,15 +3,24 @@
 use crate::Error;
 use std::io::Write;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Numbers the temp files of this process, so two threads writing the same
+/// path at once each get their own temp file instead of sharing (and
+/// interleaving into) one.
+static NEXT_TMP: AtomicU64 = AtomicU64::new(0);
 
 /// Writes `data` to `path` through a temp file in the same folder and a
 /// rename, so readers (and a crash) see the old contents or the new ones,
-/// never a mix. Creates the folder when missing.
+/// never a mix. Creates the folder when missing. Concurrent writers of one
+/// path (threads or processes) never see each other's half-written data;
+/// the last rename wins.
 pub fn atomic_write(path: &Path, data: &[u8]) -> Result<(), Error> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
+    let n = NEXT_TMP.fetch_add(1, Ordering::Relaxed);
+    let tmp = dir.join(format!(".{name}.tmp.{}.{n}", std::process::id()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(data)?;
@@ -23,4 +32,30 @@ pub fn atomic_write(path: &Path, data: &[u8]) -> Result<(), Error> {
         return Err(Error::io(path, e));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn threads_writing_one_path_leave_one_whole_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let payloads: Vec<Vec<u8>> = (0..8u8).map(|i| vec![i; 256 * 1024]).collect();
+        std::thread::scope(|s| {
+            for p in &payloads {
+                let path = &path;
+                s.spawn(move || {
+                    for _ in 0..5 {
+                        atomic_write(path, p).unwrap();
+                    }
+                });
+            }
+        });
+        let got = std::fs::read(&path).unwrap();
+        assert!(payloads.contains(&got), "file is a mix of writers");
+        let leftovers = std::fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(leftovers, 1, "temp files left behind");
+    }
 }

@@ -1,4 +1,7 @@
-//! Digest newtypes. All are blake3-256; the type says what was hashed.
+//! Digest newtypes. The blake3-256 ones ([`NodeKey`], [`FileDigest`],
+//! [`TreeDigest`]) share the [`Digest`] trait; [`BlobDigest`] is sha256
+//! because the store's blobs are addressed the way Bazel's remote cache
+//! addresses them. The type says what was hashed.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -103,6 +106,122 @@ digest_type!(
     TreeDigest
 );
 
+/// The sha256 of a blob in the store's CAS (a rootfs tarball, an OCI
+/// archive, a disk, a log).
+///
+/// sha256 rather than blake3 so the digest can be the key of a Bazel-style
+/// remote cache (`/cas/<sha256>`) and of cacache's content store unchanged.
+/// It deliberately does not implement [`Digest`], whose `of_bytes` is blake3.
+/// Text form: 64 lowercase hex characters, also in JSON.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BlobDigest([u8; 32]);
+
+impl BlobDigest {
+    /// Wraps raw sha256 bytes.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// The raw sha256 bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// sha256 of `data`.
+    pub fn of_bytes(data: &[u8]) -> Self {
+        let (_, hex) = cacache::Integrity::from(data).to_hex();
+        Self(parse_hex(&hex).expect("Integrity::from yields one sha256: 64 hex characters"))
+    }
+
+    /// The first `n` hex characters, for humans.
+    pub fn short(&self, n: usize) -> String {
+        let hex = hex(&self.0);
+        hex[..n.min(hex.len())].to_string()
+    }
+
+    /// The cacache address of this blob.
+    pub(crate) fn to_integrity(self) -> cacache::Integrity {
+        cacache::Integrity::from_hex(hex(&self.0), cacache::Algorithm::Sha256)
+            .expect("64 lowercase hex characters always decode")
+    }
+
+    /// The blob digest of a cacache address, if it is exactly one canonical
+    /// sha256. Decodes the base64 itself: `Integrity::to_hex` panics on a
+    /// malformed digest, and addresses read from cacache's index are data
+    /// from disk.
+    pub(crate) fn from_integrity(sri: &cacache::Integrity) -> Option<Self> {
+        match sri.hashes.as_slice() {
+            [h] if h.algorithm == cacache::Algorithm::Sha256 => {
+                decode_base64_32(&h.digest).map(Self)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Decodes the standard, padded base64 of exactly 32 bytes (43 characters
+/// and one `=`), rejecting any other length or a non-canonical last character.
+fn decode_base64_32(s: &str) -> Option<[u8; 32]> {
+    let b = s.as_bytes();
+    if b.len() != 44 || b[43] != b'=' {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    let (mut acc, mut bits, mut n) = (0u32, 0u32, 0usize);
+    for &c in &b[..43] {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out[n] = (acc >> bits) as u8;
+            n += 1;
+            acc &= (1 << bits) - 1;
+        }
+    }
+    // 43 × 6 = 258 bits: the 2 left over must be zero.
+    (n == 32 && acc == 0).then_some(out)
+}
+
+impl fmt::Display for BlobDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex(&self.0))
+    }
+}
+
+impl fmt::Debug for BlobDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "BlobDigest({})", self.short(12))
+    }
+}
+
+impl FromStr for BlobDigest {
+    type Err = DigestParseError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        parse_hex(s).map(Self)
+    }
+}
+
+impl Serialize for BlobDigest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for BlobDigest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,5 +239,44 @@ mod tests {
         assert!("abc".parse::<NodeKey>().is_err());
         assert!("Z".repeat(64).parse::<FileDigest>().is_err());
         assert!("A".repeat(64).parse::<FileDigest>().is_err());
+        assert!("0".repeat(63).parse::<BlobDigest>().is_err());
+    }
+
+    #[test]
+    fn blob_digest_is_sha256_in_hex() {
+        let d = BlobDigest::of_bytes(b"hello");
+        let want = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
+        assert_eq!(d.to_string(), want);
+        assert_eq!(want.parse::<BlobDigest>().unwrap(), d);
+        assert_eq!(BlobDigest::from_integrity(&d.to_integrity()), Some(d));
+        assert_eq!(d.to_integrity(), cacache::Integrity::from(b"hello"));
+        let json = serde_json::to_string(&d).unwrap();
+        assert_eq!(json, format!("\"{want}\""));
+        assert_eq!(serde_json::from_str::<BlobDigest>(&json).unwrap(), d);
+        assert!(serde_json::from_str::<BlobDigest>("\"xyz\"").is_err());
+    }
+
+    #[test]
+    fn malformed_integrity_is_refused_not_a_panic() {
+        for bad in [
+            "",
+            "sha256-",
+            "sha256-!!!",
+            "sha512-deadbeef",
+            "sha256-LPJNul+wow4m6DsqxbninhsWHlwfp0JecwQzYpOLmCR=",
+        ] {
+            let sri: cacache::Integrity = bad
+                .parse()
+                .unwrap_or_else(|_| cacache::Integrity { hashes: vec![] });
+            assert_eq!(BlobDigest::from_integrity(&sri), None, "{bad:?}");
+        }
+        let two: cacache::Integrity = format!(
+            "{} {}",
+            cacache::Integrity::from(b"a"),
+            cacache::Integrity::from(b"b")
+        )
+        .parse()
+        .unwrap();
+        assert_eq!(BlobDigest::from_integrity(&two), None);
     }
 }

@@ -3,15 +3,23 @@
 //!
 //! This crate knows nothing of ov files, rules or the CLI. It owns:
 //!
-//! - the digest newtypes ([`NodeKey`], [`TreeDigest`], [`FileDigest`]), each with
-//!   one canonical text form and a validating [`FromStr`](std::str::FromStr), so a
-//!   key can never be confused with a file digest or a plain string;
+//! - the digest newtypes ([`NodeKey`], [`TreeDigest`], [`FileDigest`], and the
+//!   sha256 [`BlobDigest`] of the CAS), each with one canonical text form and a
+//!   validating [`FromStr`](std::str::FromStr), so a key can never be confused
+//!   with a file digest or a plain string;
 //! - the persistent [`StatCache`] (path, size, mtime, inode → digest), which lets
 //!   an unchanged file go unread on the next run, and [`hash_files`], which hashes
 //!   many files on all cores through it;
-//! - [`atomic_write`], the one way this crate puts a file in place: a temp file
-//!   in the same folder, then a rename, so a crash leaves the old file or the
-//!   new one and never half of either.
+//! - the local [`Store`] in `<cache-dir>/store` (kept by cacache): a CAS of
+//!   blobs by sha256, an action cache of [`ActionResult`]s by [`NodeKey`], and
+//!   a last-run record per node id (for `ov explain` and the scheduler's
+//!   durations), with `ov cache stats|verify|gc` ([`Store::stats`],
+//!   [`Store::verify`], [`Store::gc`], [`parse_size`]). Every read is verified
+//!   and whatever is damaged is evicted, never returned;
+//! - [`atomic_write`], the one way this crate puts a file of its own in place
+//!   (cacache does the same for the store's content): a temp file in the same
+//!   folder, then a rename, so a crash leaves the old file or the new one and
+//!   never half of either.
 //!
 //! ```
 //! use ov_cache::{Digest, FileDigest};
@@ -27,10 +35,15 @@ mod error;
 mod fingerprint;
 mod hashing;
 mod statcache;
+mod store;
 
 pub use atomic::atomic_write;
-pub use digest::{Digest, DigestParseError, FileDigest, NodeKey, TreeDigest};
+pub use digest::{BlobDigest, Digest, DigestParseError, FileDigest, NodeKey, TreeDigest};
 pub use error::Error;
 pub use fingerprint::Fingerprint;
 pub use hashing::{hash_files, HashedFile};
 pub use statcache::StatCache;
+pub use store::{
+    format_size, parse_size, ActionResult, BlobRef, GcReport, Lookup, SizeParseError, Stats, Store,
+    VerifyProblem, VerifyReport,
+};

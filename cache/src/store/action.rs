@@ -1,0 +1,399 @@
+//! The action cache: what a node with a given [`NodeKey`] produced.
+
+use super::{touch, ReadFailure, Store};
+use crate::{BlobDigest, Error, NodeKey};
+use serde::{Deserialize, Serialize};
+
+/// Names the JSON shape of an AC record. A record of another shape is not
+/// misread: it is reported as corrupt and evicted, and the node rebuilds.
+const AC_FORMAT: &str = "ov-ac-v1";
+
+/// A blob that a result refers to: an output or a log in the CAS.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobRef {
+    /// What the blob is to the node, e.g. `rootfs.tar` or `build.log`.
+    pub name: String,
+    /// Its digest in the CAS.
+    pub digest: BlobDigest,
+    /// Its size in bytes; checked against the stored blob on every lookup,
+    /// which catches a truncated blob without reading it.
+    pub size: u64,
+}
+
+/// What a finished node produced, as recorded in the action cache.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionResult {
+    /// The node, e.g. `layer:web@web`.
+    pub node_id: String,
+    /// Its kind: `layer`, `image`, ….
+    pub kind: String,
+    /// The node's output digest as text (an image id `sha256:…`, a blob
+    /// digest, …). Opaque to the store.
+    pub output: String,
+    /// Outputs and logs kept in the CAS. The store refuses a result whose
+    /// blobs are not all stored, and never returns one that lost any.
+    pub blobs: Vec<BlobRef>,
+    /// How long the node took.
+    pub duration_ms: u64,
+    /// When it finished, in Unix milliseconds.
+    pub finished_unix_ms: u64,
+    /// The key's ingredients (name, digest hex), so `ov explain` can say
+    /// which one changed between two runs.
+    pub manifest: Vec<(String, String)>,
+    /// Rule-specific extras (image tag, engine image id, …).
+    pub meta: serde_json::Value,
+}
+
+/// The answer of [`Store::get_action`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Lookup {
+    /// A complete, verified result whose blobs are all present.
+    Hit(ActionResult),
+    /// Nothing is recorded for the key.
+    Miss,
+    /// Something was recorded but is unusable. It has been evicted; treat
+    /// this as a miss, and perhaps tell the user.
+    Corrupt {
+        /// What was wrong.
+        reason: String,
+    },
+}
+
+/// The JSON stored for a key. It names its key so a record can never be
+/// taken for another key's.
+#[derive(Serialize, Deserialize)]
+struct AcRecord {
+    format: String,
+    key: String,
+    result: ActionResult,
+}
+
+/// The cacache index key of a node key.
+pub(crate) fn ac_key(key: &NodeKey) -> String {
+    format!("ac/{key}")
+}
+
+/// Why an AC entry could not be used.
+pub(crate) enum Unusable {
+    /// The entry is damaged or incomplete: evict it.
+    Corrupt(String),
+    /// The store could not be read: report it.
+    Failed(Error),
+}
+
+/// A decoded, checked AC entry.
+pub(crate) struct CheckedAction {
+    pub result: ActionResult,
+    /// The digest of the JSON record in the content store.
+    pub record: BlobDigest,
+}
+
+impl Store {
+    /// The recorded result for `key`, verified: the record must match its
+    /// digest, decode, belong to `key`, and every blob it names must be
+    /// present at its recorded size. Anything else is evicted and reported
+    /// as [`Lookup::Corrupt`], never returned.
+    ///
+    /// Blob contents are not re-hashed here (a hit must stay cheap with
+    /// gigabytes of outputs); they are verified when read
+    /// ([`Store::read_blob`], [`Store::blob_to_file`]) and by
+    /// [`Store::verify`]. A hit marks the entry used, for gc.
+    pub fn get_action(&self, key: &NodeKey) -> Result<Lookup, Error> {
+        let index_key = ac_key(key);
+        let meta = match cacache::metadata_sync(&self.root, &index_key) {
+            Ok(Some(meta)) => meta,
+            Ok(None) => return Ok(Lookup::Miss),
+            Err(e) => return Err(self.store_err(e)),
+        };
+        match self.check_action(key, &meta.integrity) {
+            Ok(checked) => {
+                touch(&self.content_path(&checked.record));
+                Ok(Lookup::Hit(checked.result))
+            }
+            Err(Unusable::Corrupt(reason)) => {
+                self.evict_action(&index_key, &meta.integrity);
+                Ok(Lookup::Corrupt { reason })
+            }
+            Err(Unusable::Failed(e)) => Err(e),
+        }
+    }
+
+    /// Records `r` as the result of `key`, but only once every blob it
+    /// names is stored at the size it claims ([`Error::MissingBlob`],
+    /// [`Error::BlobSize`] otherwise). The record is written and synced
+    /// before the index points at it, so a crash leaves the old entry or
+    /// the new one.
+    pub fn put_action(&self, key: &NodeKey, r: &ActionResult) -> Result<(), Error> {
+        for b in &r.blobs {
+            let path = self.content_path(&b.digest);
+            match std::fs::metadata(&path) {
+                Ok(m) if m.len() == b.size => {}
+                Ok(m) => {
+                    return Err(Error::BlobSize {
+                        name: b.name.clone(),
+                        digest: b.digest,
+                        claimed: b.size,
+                        stored: m.len(),
+                    })
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(Error::MissingBlob {
+                        name: b.name.clone(),
+                        digest: b.digest,
+                    })
+                }
+                Err(e) => return Err(Error::io(path, e)),
+            }
+        }
+        let record = AcRecord {
+            format: AC_FORMAT.to_string(),
+            key: key.to_string(),
+            result: r.clone(),
+        };
+        let json = serde_json::to_vec(&record)
+            .map_err(|e| Error::io(&self.root, std::io::Error::other(e)))?;
+        let record_digest = self.put_blob_bytes(&json)?;
+        let opts = cacache::WriteOpts::new()
+            .integrity(record_digest.to_integrity())
+            .size(json.len());
+        cacache::index::insert(&self.root, &ac_key(key), opts).map_err(|e| self.store_err(e))?;
+        Ok(())
+    }
+
+    /// Reads, verifies and decodes the AC record at `sri` for `key`, and
+    /// checks its blobs are present. A blob of the wrong size is evicted
+    /// too: its content cannot match its digest.
+    pub(crate) fn check_action(
+        &self,
+        key: &NodeKey,
+        sri: &cacache::Integrity,
+    ) -> Result<CheckedAction, Unusable> {
+        let record = BlobDigest::from_integrity(sri).ok_or_else(|| {
+            Unusable::Corrupt(format!("index entry has a malformed address {sri}"))
+        })?;
+        let bytes = match cacache::read_hash_sync(&self.root, &record.to_integrity()) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                return Err(match self.classify(e) {
+                    ReadFailure::Missing => Unusable::Corrupt("its record is missing".to_string()),
+                    ReadFailure::Corrupt(why) => Unusable::Corrupt(format!("its record: {why}")),
+                    ReadFailure::Other(e) => Unusable::Failed(e),
+                })
+            }
+        };
+        let rec: AcRecord = serde_json::from_slice(&bytes)
+            .map_err(|e| Unusable::Corrupt(format!("its record does not decode: {e}")))?;
+        if rec.format != AC_FORMAT {
+            return Err(Unusable::Corrupt(format!(
+                "its record has format {:?}, not {AC_FORMAT:?}",
+                rec.format
+            )));
+        }
+        if rec.key != key.to_string() {
+            return Err(Unusable::Corrupt(format!(
+                "its record belongs to key {}",
+                rec.key
+            )));
+        }
+        for b in &rec.result.blobs {
+            let path = self.content_path(&b.digest);
+            match std::fs::metadata(&path) {
+                Ok(m) if m.len() == b.size => {}
+                Ok(m) => {
+                    let _ = self.evict_blob(&b.digest);
+                    return Err(Unusable::Corrupt(format!(
+                        "blob {} ({}) is {} bytes, not {}",
+                        b.digest,
+                        b.name,
+                        m.len(),
+                        b.size
+                    )));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(Unusable::Corrupt(format!(
+                        "blob {} ({}) is missing",
+                        b.digest, b.name
+                    )))
+                }
+                Err(e) => return Err(Unusable::Failed(Error::io(path, e))),
+            }
+        }
+        Ok(CheckedAction {
+            result: rec.result,
+            record,
+        })
+    }
+
+    /// Removes an AC entry: its index bucket and its record. Best effort,
+    /// and safe to race with other processes: the worst outcome is a lost
+    /// entry, i.e. a rebuild.
+    pub(crate) fn evict_action(&self, index_key: &str, sri: &cacache::Integrity) {
+        let fully = BlobDigest::from_integrity(sri).is_some()
+            && cacache::RemoveOpts::new()
+                .remove_fully(true)
+                .remove_sync(&self.root, index_key)
+                .is_ok();
+        if !fully {
+            // The record is gone or the address is malformed (on which
+            // `remove_fully` would panic): write a tombstone instead.
+            let _ = cacache::remove_sync(&self.root, index_key);
+            if let Some(record) = BlobDigest::from_integrity(sri) {
+                let _ = self.evict_blob(&record);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::*;
+    use super::*;
+    use crate::Digest;
+
+    fn record_path(store: &Store, key: &NodeKey) -> std::path::PathBuf {
+        let meta = cacache::metadata_sync(store.root(), ac_key(key))
+            .unwrap()
+            .unwrap();
+        store.content_path(&BlobDigest::from_integrity(&meta.integrity).unwrap())
+    }
+
+    #[test]
+    fn round_trip() {
+        let (_dir, store) = store();
+        let key = NodeKey::of_bytes(b"node");
+        assert_eq!(store.get_action(&key).unwrap(), Lookup::Miss);
+        let d = store.put_blob_bytes(b"rootfs").unwrap();
+        let r = result("layer:web@web", &[("rootfs.tar", d, 6)]);
+        store.put_action(&key, &r).unwrap();
+        assert_eq!(store.get_action(&key).unwrap(), Lookup::Hit(r.clone()));
+        // A second put for the key replaces the first.
+        let mut r2 = r.clone();
+        r2.duration_ms = 99;
+        store.put_action(&key, &r2).unwrap();
+        assert_eq!(store.get_action(&key).unwrap(), Lookup::Hit(r2));
+        assert_eq!(
+            store.get_action(&NodeKey::of_bytes(b"other")).unwrap(),
+            Lookup::Miss
+        );
+    }
+
+    #[test]
+    fn put_refuses_a_missing_or_mis_sized_blob() {
+        let (_dir, store) = store();
+        let key = NodeKey::of_bytes(b"node");
+        let absent = BlobDigest::of_bytes(b"absent");
+        let r = result("n", &[("out", absent, 6)]);
+        assert!(matches!(
+            store.put_action(&key, &r),
+            Err(Error::MissingBlob { digest, .. }) if digest == absent
+        ));
+        let d = store.put_blob_bytes(b"present").unwrap();
+        let r = result("n", &[("out", d, 3)]);
+        assert!(matches!(
+            store.put_action(&key, &r),
+            Err(Error::BlobSize { stored: 7, .. })
+        ));
+        assert_eq!(store.get_action(&key).unwrap(), Lookup::Miss);
+    }
+
+    #[test]
+    fn corrupt_record_is_evicted() {
+        let (_dir, store) = store();
+        let key = NodeKey::of_bytes(b"node");
+        store.put_action(&key, &result("n", &[])).unwrap();
+        let record = BlobDigest::from_integrity(
+            &cacache::metadata_sync(store.root(), ac_key(&key))
+                .unwrap()
+                .unwrap()
+                .integrity,
+        )
+        .unwrap();
+        flip_byte(&store, &record, 10);
+        assert!(matches!(
+            store.get_action(&key).unwrap(),
+            Lookup::Corrupt { .. }
+        ));
+        assert_eq!(store.get_action(&key).unwrap(), Lookup::Miss, "not evicted");
+        // A later put restores the entry.
+        store.put_action(&key, &result("n", &[])).unwrap();
+        assert!(matches!(store.get_action(&key).unwrap(), Lookup::Hit(_)));
+    }
+
+    #[test]
+    fn undecodable_record_is_evicted() {
+        let (_dir, store) = store();
+        let key = NodeKey::of_bytes(b"node");
+        // Valid content, wrong shape: integrity passes, decoding fails.
+        cacache::write_sync(store.root(), ac_key(&key), b"{\"not\": \"a record\"}").unwrap();
+        match store.get_action(&key).unwrap() {
+            Lookup::Corrupt { reason } => assert!(reason.contains("decode"), "{reason}"),
+            other => panic!("want Corrupt, got {other:?}"),
+        }
+        assert_eq!(store.get_action(&key).unwrap(), Lookup::Miss);
+    }
+
+    #[test]
+    fn record_of_another_key_is_refused() {
+        let (_dir, store) = store();
+        let (a, b) = (NodeKey::of_bytes(b"a"), NodeKey::of_bytes(b"b"));
+        store.put_action(&a, &result("n", &[])).unwrap();
+        let sri = cacache::metadata_sync(store.root(), ac_key(&a))
+            .unwrap()
+            .unwrap()
+            .integrity;
+        cacache::index::insert(
+            store.root(),
+            &ac_key(&b),
+            cacache::WriteOpts::new().integrity(sri),
+        )
+        .unwrap();
+        assert!(matches!(
+            store.get_action(&b).unwrap(),
+            Lookup::Corrupt { .. }
+        ));
+    }
+
+    #[test]
+    fn missing_or_truncated_blob_makes_the_entry_corrupt() {
+        let (_dir, store) = store();
+        let key = NodeKey::of_bytes(b"node");
+        let d = store.put_blob_bytes(b"rootfs").unwrap();
+        store
+            .put_action(&key, &result("n", &[("rootfs.tar", d, 6)]))
+            .unwrap();
+        store.evict_blob(&d).unwrap();
+        match store.get_action(&key).unwrap() {
+            Lookup::Corrupt { reason } => assert!(reason.contains("missing"), "{reason}"),
+            other => panic!("want Corrupt, got {other:?}"),
+        }
+        assert_eq!(store.get_action(&key).unwrap(), Lookup::Miss);
+
+        let d = store.put_blob_bytes(b"rootfs").unwrap();
+        store
+            .put_action(&key, &result("n", &[("rootfs.tar", d, 6)]))
+            .unwrap();
+        let path = store.content_path(&d);
+        let mut perms = std::fs::metadata(&path).unwrap().permissions();
+        #[allow(clippy::permissions_set_readonly_false)]
+        perms.set_readonly(false);
+        std::fs::set_permissions(&path, perms).unwrap();
+        std::fs::write(&path, b"root").unwrap();
+        assert!(matches!(
+            store.get_action(&key).unwrap(),
+            Lookup::Corrupt { .. }
+        ));
+        assert!(!store.has_blob(&d), "the truncated blob was kept");
+    }
+
+    #[test]
+    fn a_hit_marks_the_entry_used() {
+        let (_dir, store) = store();
+        let key = NodeKey::of_bytes(b"node");
+        store.put_action(&key, &result("n", &[])).unwrap();
+        let path = record_path(&store, &key);
+        set_last_use(&path, 1_000);
+        store.get_action(&key).unwrap();
+        let used = std::fs::metadata(&path).unwrap().modified().unwrap();
+        assert!(used > std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000));
+    }
+}
