@@ -82,6 +82,17 @@ fn exec_message(e: gtmpl::error::ExecError) -> String {
     }
 }
 
+/// Parses `text` without rendering it, to report a broken template before
+/// any node needs it.
+pub fn check(name: &str, text: &str) -> Result<(), TemplateError> {
+    let mut tmpl = Template::with_name(name);
+    tmpl.add_funcs(&funcs(Helpers::default()));
+    tmpl.parse(text).map_err(|e| TemplateError {
+        template: name.to_string(),
+        message: e.to_string(),
+    })
+}
+
 fn funcs(helpers: Helpers) -> Vec<(&'static str, gtmpl::Func)> {
     // gtmpl functions are plain fn pointers (no captures), so the one
     // switch picks between two functions instead of being read at run time.
