@@ -112,6 +112,49 @@ fn unlocked_cache_mounts() {
     assert!(!text.contains("sharing=locked"), "{text}");
 }
 
+/// Every Go template in build.yml (install, builder stage, init, bootloader
+/// templates, for every distro) parses with gtmpl and ov's helpers, so no
+/// template ov ships needs syntax gtmpl lacks.
+#[test]
+fn every_build_yml_template_parses() {
+    fn walk(key: &str, v: &serde_json::Value, found: &mut Vec<(String, String)>) {
+        match v {
+            serde_json::Value::String(s) if s.contains("{{") => {
+                found.push((key.to_string(), s.clone()))
+            }
+            serde_json::Value::Object(m) => {
+                for (k, v) in m {
+                    walk(&format!("{key}.{k}"), v, found);
+                }
+            }
+            serde_json::Value::Array(a) => {
+                for (i, v) in a.iter().enumerate() {
+                    walk(&format!("{key}[{i}]"), v, found);
+                }
+            }
+            _ => {}
+        }
+    }
+    let (ws, _tmp) = open("pods");
+    let b = &ws.project.build;
+    let mut found = Vec::new();
+    for (section, map) in [
+        ("distro", &b.distros),
+        ("builder", &b.builders),
+        ("init", &b.inits),
+    ] {
+        for (name, v) in map {
+            walk(&format!("{section}.{name}"), v, &mut found);
+        }
+    }
+    assert!(found.len() > 20, "only {} templates found", found.len());
+    let broken: Vec<String> = found
+        .iter()
+        .filter_map(|(k, t)| ov_rules::template::check(k, t).err().map(|e| e.to_string()))
+        .collect();
+    assert!(broken.is_empty(), "{broken:#?}");
+}
+
 #[test]
 fn unknown_image() {
     let (ws, _tmp) = open("pods");

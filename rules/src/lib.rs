@@ -8,6 +8,10 @@
 //! resolved spec, source digests and dependency digests into a [`NodeKey`]
 //! plus a human-readable [`Manifest`], the list `ov explain` prints.
 //!
+//! [`render_layer`] and [`render_image`] turn `layer` and `image` specs into
+//! Containerfile steps plus the files to stage in the build context (see
+//! [`containerfile`]); build.yml's Go templates go through [`template`].
+//!
 //! ```
 //! use ov_rules::{Ingredients, NodeKind};
 //! use ov_cache::{Digest, TreeDigest};

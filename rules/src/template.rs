@@ -65,7 +65,32 @@ pub fn render(
     tmpl.add_funcs(&funcs(helpers));
     tmpl.parse(text).map_err(|e| err(e.to_string()))?;
     tmpl.render(&Context::from(data))
-        .map_err(|e| err(e.to_string()))
+        .map_err(|e| err(exec_message(e)))
+}
+
+/// gtmpl's message, except that a missing field names the fields there are
+/// instead of dumping the whole data (in `HashMap` order).
+fn exec_message(e: gtmpl::error::ExecError) -> String {
+    match e {
+        gtmpl::error::ExecError::NoFiledFor(field, Value::Object(m) | Value::Map(m)) => {
+            let mut have: Vec<&String> = m.keys().collect();
+            have.sort();
+            let have: Vec<&str> = have.into_iter().map(String::as_str).collect();
+            format!("no field `{field}` (there are: {})", have.join(", "))
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Parses `text` without rendering it, to report a broken template before
+/// any node needs it.
+pub fn check(name: &str, text: &str) -> Result<(), TemplateError> {
+    let mut tmpl = Template::with_name(name);
+    tmpl.add_funcs(&funcs(Helpers::default()));
+    tmpl.parse(text).map_err(|e| TemplateError {
+        template: name.to_string(),
+        message: e.to_string(),
+    })
 }
 
 fn funcs(helpers: Helpers) -> Vec<(&'static str, gtmpl::Func)> {
@@ -486,7 +511,7 @@ mod tests {
         );
         let e = render("distro.x.install_template", "{{.Nope}}", data, LOCKED).unwrap_err();
         assert_eq!(e.template, "distro.x.install_template");
-        assert!(e.message.contains("Nope"), "{e}");
+        assert_eq!(e.message, "no field `Nope` (there are: Repos)");
     }
 
     #[test]

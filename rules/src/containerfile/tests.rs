@@ -24,6 +24,46 @@ const DEB_TEMPLATE: &str = r#"RUN {{cacheMounts .CacheMounts}} \
       {{.}}{{end}}
 "#;
 
+/// build.yml `distro.fedora.format.rpm.install_template`, verbatim.
+const RPM_TEMPLATE: &str = r#"RUN {{cacheMounts .CacheMounts}} \
+{{- range .Repos}}{{if .rpm}}
+    dnf install -y {{quote .rpm}} && \
+{{- end}}{{end}}
+{{- if or (anyRepoHasURL .Repos) .Copr}}
+    dnf install -y dnf5-plugins && \
+{{- end}}
+{{- range .Repos}}{{if .url}}
+{{- if hasSuffix (printf "%s" .url) ".repo"}}
+    dnf5 config-manager addrepo --from-repofile={{quote .url}} 2>/dev/null || true && \
+    dnf5 config-manager setopt {{quote (printf "%s.enabled=0" .name)}} && \
+{{- else}}
+    printf '%s\n' '[{{.name}}]' 'name={{.name}}' 'baseurl={{.url}}' 'enabled=0' 'gpgcheck={{if eq (default .gpgcheck "true") "false"}}0{{else}}1{{end}}'{{if .gpgkey}} 'gpgkey={{.gpgkey}}'{{end}} > /etc/yum.repos.d/{{.name}}.repo && \
+{{- end}}
+{{- if .gpgkey}}
+    rpm --import {{.gpgkey}} || true && \
+{{- end}}
+{{- if eq (default .gpgcheck "true") "false"}}
+{{- if hasSuffix (printf "%s" .url) ".repo"}}
+    dnf5 config-manager setopt {{quote (printf "%s.gpgcheck=0" .name)}} && \
+{{- end}}
+{{- end}}{{end}}{{end}}
+{{- range .Copr}}
+    dnf5 copr enable -y {{.}} && \
+{{- end}}
+{{- range .Modules}}
+    dnf module reset -y {{splitFirst . ":"}} && \
+    dnf module enable -y {{.}} && \
+{{- end}}
+    dnf install -y{{range .Options}} {{.}}{{end}}
+{{- range .Repos}}{{if .url}} --enable-repo={{quote .name}}{{end}}{{end}}
+{{- range .Exclude}} --exclude='{{.}}'{{end}}
+{{- range .Packages}} \
+      {{.}}{{end}}
+{{- range .Copr}} && \
+    dnf5 config-manager setopt "copr:copr.fedorainfracloud.org:{{replace . "/" ":"}}.enabled=0"
+{{- end}}
+"#;
+
 /// build.yml `init.supervisord.service_schema.service_template`, verbatim.
 const SUPERVISORD_TEMPLATE: &str = r#"{{- if eq .Kind "eventlistener" -}}
 [eventlistener:{{.Name}}]
@@ -180,6 +220,41 @@ fn debian_layer() {
             ),
             (format!(".ov/write/{conf}"), b"a = 1\n".to_vec()),
         ]
+    );
+}
+
+/// The rpm template's other branches: an `rpm:` repo package, a baseurl
+/// repo without gpg checks, copr, modules, options.
+#[test]
+fn fedora_rpm_sections() {
+    let spec = json!({
+        "layer": "dev",
+        "context": {"build": ["rpm"], "build_distro": "fedora"},
+        "packages": {"rpm": {
+            "package": ["nodejs", "gh"],
+            "repo": [{"name": "rpmfusion", "rpm": "https://x/rpmfusion.rpm"},
+                     {"name": "gh", "url": "https://cli.github.com/packages/rpm", "gpgcheck": "false"}],
+            "copr": ["atim/starship"],
+            "module": ["nodejs:20"],
+            "option": ["--setopt=install_weak_deps=False"]
+        }},
+        "formats": {"rpm": {"cache_mount": [{"dst": "/var/cache/libdnf5", "sharing": "locked"}],
+                            "install_template": RPM_TEMPLATE}}
+    });
+    let r = render(&spec);
+    assert_eq!(
+        r.steps[2],
+        "RUN --mount=type=cache,id=ov-var-cache-libdnf5,dst=/var/cache/libdnf5,sharing=locked \\\n    \
+         dnf install -y \"https://x/rpmfusion.rpm\" && \\\n    \
+         dnf install -y dnf5-plugins && \\\n    \
+         printf '%s\\n' '[gh]' 'name=gh' 'baseurl=https://cli.github.com/packages/rpm' 'enabled=0' 'gpgcheck=0' > /etc/yum.repos.d/gh.repo && \\\n    \
+         dnf5 copr enable -y atim/starship && \\\n    \
+         dnf module reset -y nodejs && \\\n    \
+         dnf module enable -y nodejs:20 && \\\n    \
+         dnf install -y --setopt=install_weak_deps=False --enable-repo=\"gh\" \\\n      \
+         nodejs \\\n      \
+         gh && \\\n    \
+         dnf5 config-manager setopt \"copr:copr.fedorainfracloud.org:atim:starship.enabled=0\""
     );
 }
 
