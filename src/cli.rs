@@ -35,8 +35,62 @@ pub enum Command {
     Graph(GraphArgs),
     /// Build targets (images, VMs or node ids); all when none are named.
     Build(BuildArgs),
-    /// Show what goes into a node's key.
+    /// Show what goes into a node's key and what changed since the last run.
     Explain(ExplainArgs),
+    /// The local store: stats, verify, gc.
+    #[command(subcommand)]
+    Cache(CacheCmd),
+    /// User settings (engine socket and kind, default jobs).
+    #[command(subcommand)]
+    Settings(SettingsCmd),
+    /// Pin external base images to their digests in ov.lock.
+    Lock(LockArgs),
+    /// Check the engine, its runtime settings and disk space; print fixes.
+    Doctor,
+}
+
+/// `ov cache …`.
+#[derive(Subcommand, Debug)]
+pub enum CacheCmd {
+    /// Entries, blobs and bytes in the store.
+    Stats,
+    /// Re-hash every entry; report and remove corrupt ones.
+    Verify,
+    /// Shrink the store to a size, least recently used first.
+    Gc {
+        /// Largest size to keep, e.g. 10G, 500M.
+        #[arg(long)]
+        max_size: String,
+    },
+}
+
+/// `ov settings …`.
+#[derive(Subcommand, Debug)]
+pub enum SettingsCmd {
+    /// Print one setting.
+    Get {
+        /// The setting, e.g. engine.socket.
+        key: String,
+    },
+    /// Change one setting.
+    Set {
+        /// The setting.
+        key: String,
+        /// Its new value.
+        value: String,
+    },
+    /// Every setting with its value.
+    List,
+}
+
+/// `ov lock`.
+#[derive(Args, Debug)]
+pub struct LockArgs {
+    /// Re-resolve pinned refs (all, or the refs named).
+    #[arg(long)]
+    pub update: bool,
+    /// Refs to update (with --update).
+    pub refs: Vec<String>,
 }
 
 /// `ov image …`.
@@ -55,6 +109,11 @@ pub enum ImageCmd {
     },
     /// Load and check the project; print warnings; exit 2 on errors.
     Validate,
+    /// Print the Containerfile steps each of the image's nodes runs.
+    Generate {
+        /// The image.
+        name: String,
+    },
 }
 
 /// `ov graph`.
@@ -75,6 +134,18 @@ pub struct BuildArgs {
     /// Print every node that would run, in order, with its key; run nothing.
     #[arg(long, short = 'n')]
     pub dry_run: bool,
+    /// Concurrent engine jobs [default: setting build.jobs, else the number of cores].
+    #[arg(long, short = 'j')]
+    pub jobs: Option<usize>,
+    /// Keep building what does not depend on a failed node.
+    #[arg(long, short = 'k')]
+    pub keep_going: bool,
+    /// How to show progress.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub progress: crate::progress::Mode,
+    /// Run these nodes even when cached (package repositories move).
+    #[arg(long, value_name = "NODE")]
+    pub refresh: Vec<String>,
 }
 
 /// `ov explain`.

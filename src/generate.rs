@@ -10,13 +10,12 @@
 //! tag, other nodes by id) and the rendered steps, followed by the files
 //! staged in the node's build context as `#|` comment lines.
 
-use crate::model::Project;
 use crate::workspace::Workspace;
 use anyhow::{anyhow, Context as _};
 use ov_rules::{NodeKind, RenderOpts, Rendered};
 use petgraph::graph::NodeIndex;
 use petgraph::Direction;
-use serde_json::{json, Value as Json};
+use serde_json::Value as Json;
 use std::fmt::Write as _;
 
 /// Renders every node that builds `image`, root first.
@@ -31,10 +30,7 @@ pub fn generate(ws: &Workspace, image: &str, opts: &RenderOpts) -> Result<String
         let node = &plan.graph[ix];
         let rendered = match node.kind {
             NodeKind::Layer => ov_rules::render_layer(&node.spec, opts),
-            NodeKind::Image => {
-                let spec = complete_image_spec(&ws.project, &node.spec)?;
-                ov_rules::render_image(&spec, opts)
-            }
+            NodeKind::Image => ov_rules::render_image(&node.spec, opts),
             _ => continue,
         }
         .with_context(|| format!("rendering node `{}`", node.id))?;
@@ -118,70 +114,4 @@ fn context_files(r: &Rendered, out: &mut String) {
             }
         }
     }
-}
-
-/// Adds what `render_image` reads but the planner's image spec does not
-/// carry yet, each only when the spec lacks it (so this becomes a no-op
-/// once the planner provides them): `init_header` (the init system's
-/// header file), `capabilities` (merged from the image's layers:
-/// `preserve_user`, `oci_label`) and `eval` (the image's and its layers'
-/// checks, for the label).
-fn complete_image_spec(project: &Project, spec: &Json) -> Result<Json, anyhow::Error> {
-    let mut spec = spec.clone();
-    let name = spec
-        .get("name")
-        .and_then(Json::as_str)
-        .unwrap_or_default()
-        .to_string();
-    let closure: Vec<&crate::model::Layer> = spec
-        .pointer("/resolved/closure")
-        .and_then(Json::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|l| project.layers.get(l.as_str()?))
-        .collect();
-    let Some(obj) = spec.as_object_mut() else {
-        return Ok(spec);
-    };
-    if !obj.contains_key("init_header") {
-        let header = obj
-            .get("init_def")
-            .and_then(|d| d.get("header_file"))
-            .and_then(Json::as_str)
-            .filter(|f| !f.is_empty());
-        if let Some(file) = header {
-            let path = project.root.join(file);
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("reading init header {}", path.display()))?;
-            obj.insert("init_header".into(), Json::String(text));
-        }
-    }
-    if !obj.contains_key("capabilities") {
-        let mut preserve_user = false;
-        let mut labels = serde_json::Map::new();
-        for caps in closure.iter().filter_map(|l| l.capabilities.as_ref()) {
-            preserve_user |= caps.get("preserve_user").and_then(Json::as_bool) == Some(true);
-            if let Some(m) = caps.get("oci_label").and_then(Json::as_object) {
-                labels.extend(m.iter().map(|(k, v)| (k.clone(), v.clone())));
-            }
-        }
-        obj.insert(
-            "capabilities".into(),
-            json!({ "preserve_user": preserve_user, "oci_label": labels }),
-        );
-    }
-    if !obj.contains_key("eval") {
-        let own = project
-            .images
-            .get(&name)
-            .map(|i| i.eval.as_slice())
-            .unwrap_or_default();
-        let checks: Vec<Json> = own
-            .iter()
-            .chain(closure.iter().flat_map(|l| &l.eval))
-            .cloned()
-            .collect();
-        obj.insert("eval".into(), Json::Array(checks));
-    }
-    Ok(spec)
 }

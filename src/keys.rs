@@ -12,6 +12,7 @@ use crate::plan::Plan;
 use ov_cache::{Digest, NodeKey};
 use ov_rules::{Ingredients, Manifest, NodeKind};
 use petgraph::visit::EdgeRef;
+use petgraph::graph::NodeIndex;
 use petgraph::Direction;
 use std::collections::HashMap;
 
@@ -24,12 +25,19 @@ pub struct Keys {
     pub manifests: Vec<Manifest>,
 }
 
+/// The 32 bytes a finished node contributes to its dependents' keys: a
+/// hash of its output text (an image id, a blob digest, a tree digest).
+pub fn output_bytes(output: &str) -> [u8; 32] {
+    *blake3::hash(output.as_bytes()).as_bytes()
+}
+
 /// Computes every key of `plan`. `outputs` gives known output digests by
-/// node id (empty before anything was built).
+/// node index (from the store: what the last build of that key produced);
+/// a node without one stands in with its key.
 pub fn compute(
     plan: &Plan,
     trees: &HashMap<String, SourceTree>,
-    outputs: &HashMap<String, [u8; 32]>,
+    mut known_output: impl FnMut(NodeIndex, &NodeKey) -> Option<[u8; 32]>,
 ) -> Keys {
     let g = &plan.graph;
     let n = g.node_count();
@@ -38,44 +46,75 @@ pub fn compute(
     let mut stand_in: Vec<[u8; 32]> = vec![[0; 32]; n];
     // The planner adds dependencies before dependents, but a toposort keeps
     // this correct whatever order nodes were added in.
-    let dirs: HashMap<&str, &str> = g
-        .node_weights()
-        .filter(|n| n.kind == NodeKind::Source)
-        .filter_map(|n| Some((n.layer.as_deref()?, n.label.as_str())))
-        .collect();
     let order = petgraph::algo::toposort(g, None).unwrap_or_else(|_| g.node_indices().collect());
+    let dirs = source_dirs(plan);
     for ix in order {
-        let node = &g[ix];
-        let mut ing = Ingredients::new(node.kind, &node.spec);
-        let tree = node.layer.as_ref().and_then(|l| trees.get(l));
-        if node.kind == NodeKind::Source {
-            if let Some(t) = tree {
-                ing.source(&node.label, t.digest);
-            }
-        }
-        let mut deps: Vec<_> = g
-            .edges_directed(ix, Direction::Incoming)
-            .map(|e| e.source())
-            .collect();
-        deps.sort_by(|a, b| g[*a].id.cmp(&g[*b].id));
-        for d in deps {
-            ing.dep(&g[d].id, &stand_in[d.index()]);
-        }
-        if let (Some(t), Some(layer)) = (tree, &node.layer) {
-            if matches!(node.kind, NodeKind::Source | NodeKind::Layer) {
-                let prefix = dirs.get(layer.as_str()).copied().unwrap_or_default();
-                for f in &t.files {
-                    ing.file(&format!("{prefix}/{}", f.rel), f.digest);
-                }
-            }
-        }
-        let (key, manifest) = ing.finish();
+        let (key, manifest) = node_key(plan, trees, &dirs, ix, |d| stand_in[d.index()]);
+        stand_in[ix.index()] = match source_output(plan, trees, ix) {
+            Some(o) => o,
+            None => known_output(ix, &key).unwrap_or(*key.as_bytes()),
+        };
         keys[ix.index()] = key;
         manifests[ix.index()] = manifest;
-        stand_in[ix.index()] = match (node.kind, tree) {
-            (NodeKind::Source, Some(t)) => *t.digest.as_bytes(),
-            _ => outputs.get(&node.id).copied().unwrap_or(*key.as_bytes()),
-        };
     }
     Keys { keys, manifests }
+}
+
+/// Layer name → the directory its source node hashes, as shown to users.
+pub fn source_dirs(plan: &Plan) -> HashMap<String, String> {
+    plan.graph
+        .node_weights()
+        .filter(|n| n.kind == NodeKind::Source)
+        .filter_map(|n| Some((n.layer.clone()?, n.label.clone())))
+        .collect()
+}
+
+/// A source node's output is its tree digest, known before anything runs.
+pub fn source_output(
+    plan: &Plan,
+    trees: &HashMap<String, SourceTree>,
+    ix: NodeIndex,
+) -> Option<[u8; 32]> {
+    let node = &plan.graph[ix];
+    if node.kind != NodeKind::Source {
+        return None;
+    }
+    let t = trees.get(node.layer.as_deref()?)?;
+    Some(*t.digest.as_bytes())
+}
+
+/// One node's key, given what each dependency contributes (`dep_output`).
+pub fn node_key(
+    plan: &Plan,
+    trees: &HashMap<String, SourceTree>,
+    dirs: &HashMap<String, String>,
+    ix: NodeIndex,
+    dep_output: impl Fn(NodeIndex) -> [u8; 32],
+) -> (NodeKey, Manifest) {
+    let g = &plan.graph;
+    let node = &g[ix];
+    let mut ing = Ingredients::new(node.kind, &node.spec);
+    let tree = node.layer.as_ref().and_then(|l| trees.get(l));
+    if node.kind == NodeKind::Source {
+        if let Some(t) = tree {
+            ing.source(&node.label, t.digest);
+        }
+    }
+    let mut deps: Vec<_> = g
+        .edges_directed(ix, Direction::Incoming)
+        .map(|e| e.source())
+        .collect();
+    deps.sort_by(|a, b| g[*a].id.cmp(&g[*b].id));
+    for d in deps {
+        ing.dep(&g[d].id, &dep_output(d));
+    }
+    if let (Some(t), Some(layer)) = (tree, &node.layer) {
+        if matches!(node.kind, NodeKind::Source | NodeKind::Layer) {
+            let prefix = dirs.get(layer).map(String::as_str).unwrap_or_default();
+            for f in &t.files {
+                ing.file(&format!("{prefix}/{}", f.rel), f.digest);
+            }
+        }
+    }
+    ing.finish()
 }

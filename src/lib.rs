@@ -15,17 +15,25 @@
 //!     println!("{name}: {:?}", img.install);
 //! }
 //! ```
+pub mod build;
 pub mod cli;
 pub mod diag;
+pub mod doctor;
+pub mod explain;
 pub mod generate;
 pub mod graph;
 pub mod inputs;
 pub mod keys;
 pub mod load;
+pub mod lock;
+pub mod lockcmd;
 pub mod model;
 pub mod plan;
+pub mod predict;
+pub mod progress;
 pub mod resolve;
 pub mod sched;
+pub mod settings;
 pub mod validate;
 pub mod workspace;
 pub mod yaml;

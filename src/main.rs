@@ -2,7 +2,9 @@
 //! exit codes (0 ok, 1 build failed, 2 bad input) in one place.
 
 use clap::Parser;
-use ov::cli::{BuildArgs, Cli, Command, ExplainArgs, GraphArgs, ImageCmd};
+use ov::cli::{
+    BuildArgs, CacheCmd, Cli, Command, ExplainArgs, GraphArgs, ImageCmd, LockArgs, SettingsCmd,
+};
 use ov::diag::{Diagnostics, InvalidProject};
 use ov::graph::{self, View};
 use ov::workspace::{load_valid, unknown_image, Dirs, Workspace};
@@ -94,31 +96,143 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             // process is about to exit anyway.
             std::mem::forget(ws);
         }
-        Command::Build(BuildArgs { targets, dry_run }) => {
-            if !dry_run {
-                return Err(bad_input(
-                    "this ov plans builds but does not run them yet; use `ov build --dry-run` to see what would run".into(),
-                ));
-            }
-            let ws = Workspace::open(root, &dirs)?;
+        Command::Build(BuildArgs {
+            targets,
+            dry_run: true,
+            ..
+        }) => {
+            let ws = open_predicted(root, &dirs)?;
             print_diags(&ws.warnings);
             let nodes = ws.select(&targets)?;
             let mut buf = String::with_capacity(nodes.len() * 64);
+            let mut would_run = 0;
             for &ix in &nodes {
                 let n = &ws.plan.graph[ix];
+                let status = if ws.cached.contains(&ix) {
+                    "cached"
+                } else if ws.checked.contains(&ix) {
+                    "check"
+                } else {
+                    would_run += 1;
+                    "run"
+                };
                 buf.push_str(&format!(
-                    "run {:<12} {} {}\n",
+                    "{:<6} {:<12} {} {}\n",
+                    status,
                     n.kind.as_str(),
                     ws.keys.keys[ix.index()].short(12),
                     n.id
                 ));
             }
-            buf.push_str(&format!("{} nodes would run\n", nodes.len()));
+            buf.push_str(&format!("{would_run} nodes would run\n"));
             out.write_all(buf.as_bytes())?;
             std::mem::forget(ws);
         }
-        Command::Explain(ExplainArgs { node }) => {
+        Command::Build(args) => {
             let ws = Workspace::open(root, &dirs)?;
+            print_diags(&ws.warnings);
+            let settings = ov::settings::Settings::load()?;
+            let jobs = match args.jobs {
+                Some(j) => j,
+                None => match settings.get("build.jobs")?.parse::<usize>().unwrap_or(0) {
+                    0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+                    j => j,
+                },
+            };
+            let opts = ov::build::BuildOptions {
+                jobs,
+                keep_going: args.keep_going,
+                progress: args.progress,
+                endpoint: engine_endpoint(&settings)?,
+                refresh: args.refresh,
+            };
+            let outcome = ov::build::run(ws, &dirs, &args.targets, &opts)?;
+            if outcome.interrupted {
+                eprintln!("interrupted: the containers this run started were removed; everything finished before Ctrl-C is cached");
+                return Ok(ExitCode::from(130));
+            }
+            if outcome.summary.failed > 0 {
+                return Ok(ExitCode::from(1));
+            }
+        }
+        Command::Cache(cmd) => {
+            let store = ov_cache::Store::open(&dirs.cache.join("store"))?;
+            match cmd {
+                CacheCmd::Stats => writeln!(out, "{}", store.stats()?)?,
+                CacheCmd::Verify => {
+                    let report = store.verify()?;
+                    writeln!(out, "{report}")?;
+                    if !report.is_clean() {
+                        return Ok(ExitCode::from(1));
+                    }
+                }
+                CacheCmd::Gc { max_size } => {
+                    let max = ov_cache::parse_size(&max_size)
+                        .map_err(|e| bad_input(format!("--max-size {max_size}: {e}")))?;
+                    writeln!(out, "{}", store.gc(max)?)?;
+                }
+            }
+        }
+        Command::Settings(cmd) => {
+            let mut settings = ov::settings::Settings::load()?;
+            let r = match cmd {
+                SettingsCmd::Get { key } => settings.get(&key).map(|v| {
+                    let _ = writeln!(out, "{v}");
+                }),
+                SettingsCmd::Set { key, value } => settings.set(&key, &value),
+                SettingsCmd::List => {
+                    for (s, value, set) in settings.list() {
+                        writeln!(
+                            out,
+                            "{} = {value}{}\t# {}",
+                            s.key,
+                            if set { "" } else { " (default)" },
+                            s.help
+                        )?;
+                    }
+                    Ok(())
+                }
+            };
+            r.map_err(|e| bad_input(e.to_string()))?;
+        }
+        Command::Lock(LockArgs { update, refs }) => {
+            let (project, warnings) = load_valid(root, &dirs)?;
+            print_diags(&warnings);
+            let settings = ov::settings::Settings::load()?;
+            let endpoint = engine_endpoint(&settings)?;
+            let rt = tokio::runtime::Runtime::new()?;
+            let lock = rt.block_on(ov::lockcmd::lock(&project, &endpoint, update, &refs))?;
+            for (r, id) in &lock.base {
+                writeln!(out, "{r} {id}")?;
+            }
+        }
+        Command::Doctor => {
+            let settings = ov::settings::Settings::load()?;
+            let endpoint = engine_endpoint(&settings)?;
+            let kind = settings.get("engine.kind")?;
+            let rt = tokio::runtime::Runtime::new()?;
+            let findings = rt.block_on(ov::doctor::run(&endpoint, &kind, &dirs.cache));
+            let mut bad = 0;
+            for f in &findings {
+                writeln!(out, "{} {}: {}", if f.ok { "ok  " } else { "FAIL" }, f.what, f.detail)?;
+                if let Some(fix) = &f.fix {
+                    bad += 1;
+                    writeln!(out, "     fix: {fix}")?;
+                }
+            }
+            if bad > 0 {
+                return Ok(ExitCode::from(1));
+            }
+        }
+        Command::Image(ImageCmd::Generate { name }) => {
+            let ws = Workspace::open(root, &dirs)?;
+            print_diags(&ws.warnings);
+            ws.image(&name)?;
+            let text = ov::generate::generate(&ws, &name, &Default::default())?;
+            out.write_all(text.as_bytes())?;
+        }
+        Command::Explain(ExplainArgs { node }) => {
+            let ws = open_predicted(root, &dirs)?;
             print_diags(&ws.warnings);
             let Some(ix) = ws.plan.find(&node) else {
                 return Err(bad_input(format!(
@@ -127,19 +241,59 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 )));
             };
             let n = &ws.plan.graph[ix];
+            let key = &ws.keys.keys[ix.index()];
+            let manifest = &ws.keys.manifests[ix.index()];
             writeln!(out, "{} ({})", n.id, n.kind)?;
-            writeln!(out, "key {}", ws.keys.keys[ix.index()])?;
+            writeln!(out, "key {key}")?;
             writeln!(out, "ingredients:")?;
-            for ing in &ws.keys.manifests[ix.index()].entries {
+            for ing in &manifest.entries {
                 writeln!(out, "  {}  {}", &ing.digest[..16], ing.name)?;
+            }
+            let label = format!("{} {}", n.kind, n.label);
+            match ws.last(ix) {
+                _ if ws.cached.contains(&ix) => {
+                    writeln!(out, "{label}: cached (this key was built before)")?
+                }
+                None => writeln!(out, "{label}: will run (never built with this cache)")?,
+                Some((old_key, old)) => {
+                    let changes = ov::explain::diff(
+                        &old.manifest,
+                        manifest,
+                        old.meta.get("spec"),
+                        &n.spec,
+                    );
+                    writeln!(out, "{label}: will run; since the last run (key {}):", old_key.short(12))?;
+                    if changes.is_empty() {
+                        writeln!(out, "  nothing it names changed, but its result is no longer in the cache")?;
+                    }
+                    for c in changes {
+                        writeln!(out, "  {c}")?;
+                    }
+                }
             }
             if n.kind == ov_rules::NodeKind::Layer {
                 writeln!(
                     out,
-                    "impure: package repositories and `download:` URLs are read at build time and are not part of the key"
+                    "impure: package repositories and `download:` URLs are read at build time and are not part of the key (use `ov build --refresh {}`)",
+                    n.id
                 )?;
             }
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The engine endpoint: `DOCKER_HOST`, else the `engine.socket` setting.
+fn engine_endpoint(settings: &ov::settings::Settings) -> anyhow::Result<String> {
+    let socket = settings.get("engine.socket")?;
+    Ok(ov_rules::engine::Engine::endpoint(
+        std::env::var("DOCKER_HOST").ok().filter(|s| !s.is_empty()).as_deref().or(Some(&socket)),
+    ))
+}
+
+/// The workspace with keys predicted from the store: what the next build
+/// would find cached.
+fn open_predicted(root: &std::path::Path, dirs: &Dirs) -> anyhow::Result<ov::predict::Predicted> {
+    let ws = Workspace::open(root, dirs)?;
+    ov::predict::predict(ws, dirs)
 }

@@ -43,6 +43,8 @@ pub struct Project {
     pub build: BuildConfig,
     /// Every YAML file read, relative to `root` where possible.
     pub files: Vec<PathBuf>,
+    /// `ov.lock`: external refs pinned to image ids.
+    pub lock: std::collections::BTreeMap<String, String>,
 }
 
 /// An image entry (`image: <name>: {...}`), or the `defaults` block.

@@ -66,12 +66,12 @@ impl Plan {
     }
 
     /// The node for an external image ref, shared by everything that starts from it.
-    fn base(&mut self, r: &str) -> NodeIndex {
+    fn base(&mut self, r: &str, project: &Project) -> NodeIndex {
         self.add(PlanNode {
             id: format!("base:{r}"),
             kind: NodeKind::Base,
             label: r.to_string(),
-            spec: json!({ "ref": r }),
+            spec: json!({ "ref": r, "pinned": project.lock.get(r) }),
             layer: None,
         })
     }
@@ -261,29 +261,31 @@ fn plan_image(
 ) {
     let name = &img.name;
     let mut parent = match &img.base {
-        BaseRef::External(r) => p.base(r),
+        BaseRef::External(r) => p.base(r, project),
         BaseRef::Internal(b) => p.images[b],
         BaseRef::Bootstrap {
             builder,
             builder_image,
         } => {
             let distro = pick_distro(project, img);
+            let dep = match p.images.get(builder_image) {
+                Some(&ix) => ix,
+                None => p.base(builder_image, project),
+            };
+            let builder_node = p.graph[dep].id.clone();
             let ix = p.add(PlanNode {
                 id: format!("bootstrap:{name}"),
                 kind: NodeKind::Bootstrap,
                 label: format!("{builder} for {name}"),
                 spec: json!({
                     "builder": builder,
+                    "builder_node": builder_node,
                     "builder_def": project.build.builders.get(builder),
                     "distro": distro.map(|(d, _)| d),
                     "distro_def": distro.map(|(_, v)| v),
                 }),
                 layer: None,
             });
-            let dep = match p.images.get(builder_image) {
-                Some(&ix) => ix,
-                None => p.base(builder_image),
-            };
             p.edge(dep, ix);
             ix
         }
@@ -399,24 +401,57 @@ fn plan_image(
         .iter()
         .filter_map(|l| project.layers.get(l))
         .collect();
-    let services: Vec<&Json> = img
-        .install
+    // Every service of the image's closure, each tagged with its layer
+    // (the init's label and `.Layer` template field name it).
+    let services: Vec<Json> = image_layers
         .iter()
-        .filter_map(|l| project.layers.get(l))
-        .flat_map(|l| &l.service)
+        .flat_map(|l| {
+            l.service.iter().map(|s| {
+                let mut s = s.clone();
+                if let Some(o) = s.as_object_mut() {
+                    o.insert("layer".into(), json!(l.name));
+                }
+                s
+            })
+        })
         .collect();
     let init = init_system(project, img, &image_layers);
+    let init_def = init.and_then(|i| project.build.inits.get(i));
+    // The header's text, not its name, goes into the key.
+    let init_header = init_def
+        .and_then(|d| d.get("header_file")?.as_str())
+        .filter(|f| !f.is_empty())
+        .map(|f| std::fs::read_to_string(project.root.join(f)).ok());
+    let mut preserve_user = false;
+    let mut oci_label = serde_json::Map::new();
+    for caps in image_layers.iter().filter_map(|l| l.capabilities.as_ref()) {
+        preserve_user |= caps.get("preserve_user").and_then(Json::as_bool) == Some(true);
+        if let Some(m) = caps.get("oci_label").and_then(Json::as_object) {
+            oci_label.extend(m.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+    }
+    let own_checks: Vec<Json> = project.images[name]
+        .eval
+        .iter()
+        .chain(image_layers.iter().flat_map(|l| &l.eval))
+        .cloned()
+        .collect();
     let own = &project.images[name];
+    let parent_id = p.graph[parent].id.clone();
     let ix = p.add(PlanNode {
         id: format!("image:{name}"),
         kind: NodeKind::Image,
         label: name.clone(),
         spec: json!({
             "name": name,
+            "parent": parent_id,
             "tag": img.full_tag(),
             "resolved": img,
             "init": init,
-            "init_def": init.and_then(|i| project.build.inits.get(i)),
+            "init_def": init_def,
+            "init_header": init_header,
+            "capabilities": { "preserve_user": preserve_user, "oci_label": oci_label },
+            "eval": own_checks,
             "services": services,
             "meta": own.meta,
             "env": image_layers.iter().map(|l| &l.env).collect::<Vec<_>>(),
@@ -445,7 +480,7 @@ fn plan_image(
             id: format!("eval:{name}"),
             kind: NodeKind::Eval,
             label: format!("eval {name}"),
-            spec: json!({ "checks": checks, "distro": img.distro }),
+            spec: json!({ "checks": checks, "distro": img.distro, "build": img.build, "image_node": format!("image:{name}") }),
             layer: None,
         });
         p.edge(ix, e);
@@ -503,7 +538,7 @@ fn plan_vm(project: &Project, name: &str, vm: &crate::model::Vm, p: &mut Plan) {
             .image
             .as_ref()
             .and_then(|i| p.images.get(&i.value).copied())
-            .or_else(|| Some(p.base(&vm.image.as_ref()?.value))),
+            .or_else(|| Some(p.base(&vm.image.as_ref()?.value, project))),
         VmSourceKind::Bootstrap => {
             let builder = src.get("builder").and_then(Json::as_str).unwrap_or("");
             let ix = p.add(PlanNode {

@@ -68,11 +68,25 @@ pub fn load_valid(root: &Path, dirs: &Dirs) -> Result<(Project, Diagnostics), In
     };
     let loaded = load::load(root, &opts)?;
     let mut diags = loaded.diags;
-    crate::validate::validate(&loaded.project, &mut diags);
+    let mut project = loaded.project;
+    match crate::lock::Lock::load(root) {
+        Ok(l) => project.lock = l.base,
+        Err(e) => diags.error(
+            Some(Loc::new(
+                &std::sync::Arc::new(PathBuf::from(crate::lock::FILE)),
+                crate::yaml::Span {
+                    line: e.line as u32,
+                    col: e.column as u32,
+                },
+            )),
+            e.message,
+        ),
+    }
+    crate::validate::validate(&project, &mut diags);
     if diags.has_errors() {
         return Err(InvalidProject(diags));
     }
-    Ok((loaded.project, diags))
+    Ok((project, diags))
 }
 
 impl Workspace {
@@ -97,7 +111,7 @@ impl Workspace {
             eprintln!("warning: could not save the stat cache: {e}");
         }
         let plan = plan::plan(&project, &resolved, &trees);
-        let keys = keys::compute(&plan, &trees, &HashMap::new());
+        let keys = keys::compute(&plan, &trees, |_, _| None);
         Ok(Workspace {
             project,
             resolved,

@@ -21,6 +21,7 @@
 
 mod util;
 
+mod build;
 mod cli;
 mod errors;
 mod fuzz;

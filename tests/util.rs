@@ -143,6 +143,8 @@ pub struct Ov {
     xdg: TempDir,
     pass_cache_flag: bool,
     env: Vec<(String, OsString)>,
+    config: TempDir,
+    timeout: Duration,
 }
 
 impl Ov {
@@ -155,7 +157,47 @@ impl Ov {
             xdg: TempDir::with_prefix("ov-test-xdg-").unwrap(),
             pass_cache_flag: true,
             env: Vec::new(),
+            config: TempDir::with_prefix("ov-test-config-").unwrap(),
+            timeout: TIMEOUT,
         }
+    }
+
+    /// Another `ov` on the same project and the same cache dirs.
+    pub fn sharing_cache_with(project: &Path, other: &Ov) -> Ov {
+        let mut ov = Ov::new(project).with_timeout(other.timeout);
+        ov.cache = TempDir::with_prefix("ov-unused-").unwrap();
+        ov.env.push(("OV_CACHE_DIR".into(), other.cache_dir().into()));
+        ov.pass_cache_flag = false;
+        ov
+    }
+
+    /// Allows each run this long (builds take minutes, not seconds).
+    pub fn with_timeout(mut self, t: Duration) -> Ov {
+        self.timeout = t;
+        self
+    }
+
+    /// The command line of `ov ARGS`, not started.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ov"));
+        cmd.arg("-C").arg(&self.project);
+        if self.pass_cache_flag {
+            cmd.arg("--cache-dir").arg(self.cache.path());
+        }
+        cmd.args(args)
+            .env_remove("OV_CACHE_DIR")
+            .env_remove("OV_PROJECT_DIR")
+            .env("OV_REPO_CACHE", self.repo_cache.path())
+            .env("XDG_CACHE_HOME", self.xdg.path())
+            .env("OV_CONFIG_DIR", self.config.path())
+            .env("RUST_BACKTRACE", "0")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd
     }
 
     /// Leaves `--cache-dir` off the command line (to test `OV_CACHE_DIR`).
@@ -182,23 +224,7 @@ impl Ov {
 
     /// Runs `ov ARGS`, failing the test if it hangs.
     pub fn run(&self, args: &[&str]) -> Run {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ov"));
-        cmd.arg("-C").arg(&self.project);
-        if self.pass_cache_flag {
-            cmd.arg("--cache-dir").arg(self.cache.path());
-        }
-        cmd.args(args)
-            .env_remove("OV_CACHE_DIR")
-            .env_remove("OV_PROJECT_DIR")
-            .env("OV_REPO_CACHE", self.repo_cache.path())
-            .env("XDG_CACHE_HOME", self.xdg.path())
-            .env("RUST_BACKTRACE", "0")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (k, v) in &self.env {
-            cmd.env(k, v);
-        }
+        let mut cmd = self.command(args);
         let shown = format!("ov {}", args.join(" "));
         let started = Instant::now();
         let mut child = cmd.spawn().expect("spawn ov");
@@ -208,10 +234,10 @@ impl Ov {
             if let Some(s) = child.try_wait().unwrap() {
                 break s;
             }
-            if started.elapsed() > TIMEOUT {
+            if started.elapsed() > self.timeout {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("`{shown}` did not finish within {TIMEOUT:?}");
+                panic!("`{shown}` did not finish within {:?}", self.timeout);
             }
             std::thread::sleep(Duration::from_millis(2));
         };

@@ -26,6 +26,8 @@
 
 mod canonical;
 pub mod containerfile;
+pub mod engine;
+pub mod exec;
 mod ingredients;
 mod kind;
 pub mod template;

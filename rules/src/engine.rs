@@ -1,0 +1,614 @@
+//! The container engine, through bollard and the Docker-compatible API
+//! (podman's service socket by default, Docker's through `DOCKER_HOST`).
+//!
+//! Only what the rules need: build a Containerfile on a context tar, import
+//! a rootfs tarball, run a throwaway container, look images up. Every call
+//! has a time-out and every long call stops on its cancellation token, so a
+//! hung engine or a Ctrl-C never hangs ov. Containers ov starts carry the
+//! label [`RUN_LABEL`] so a later run can remove what a killed run left.
+
+use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::query_parameters::{
+    BuildImageOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
+    ListContainersOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+};
+use bollard::{body_full, body_stream, Docker, API_DEFAULT_VERSION};
+use futures_util::StreamExt;
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// The label every container ov starts carries; its value is the run id.
+pub const RUN_LABEL: &str = "org.overthinkos.ov.run";
+
+/// The default socket: podman's rootful API service.
+pub const PODMAN_SOCKET: &str = "unix:///run/podman/podman.sock";
+
+/// An engine image id (`sha256:<hex>` as the engine reports it).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct ImageId(String);
+
+impl ImageId {
+    /// Wraps an id the engine reported, adding the `sha256:` prefix podman's
+    /// compat API sometimes leaves out.
+    pub fn new(id: &str) -> Self {
+        if id.contains(':') {
+            ImageId(id.to_string())
+        } else {
+            ImageId(format!("sha256:{id}"))
+        }
+    }
+    /// The bare hex, as `FROM` accepts it on every engine.
+    pub fn hex(&self) -> &str {
+        self.0.rsplit(':').next().unwrap_or(&self.0)
+    }
+    /// The full text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ImageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What went wrong talking to the engine.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// No engine answers at the endpoint.
+    #[error("cannot reach the container engine at {endpoint}: {message}\n  fix: run `ov doctor`, or start the service (`podman system service --time=0 {PODMAN_SOCKET} &`)")]
+    Connect {
+        /// Where we looked.
+        endpoint: String,
+        /// What failed.
+        message: String,
+    },
+    /// An engine call failed.
+    #[error("{what}: {source}")]
+    Api {
+        /// Which call.
+        what: String,
+        /// bollard's error.
+        #[source]
+        source: bollard::errors::Error,
+    },
+    /// A build step failed; `log` is the build's output up to the failure.
+    #[error("{message}")]
+    Build {
+        /// The engine's message.
+        message: String,
+        /// Output of the build.
+        log: String,
+    },
+    /// The call took longer than its time-out.
+    #[error("{what} timed out after {secs} s")]
+    Timeout {
+        /// Which call.
+        what: String,
+        /// The time-out.
+        secs: u64,
+    },
+    /// The run was cancelled (Ctrl-C).
+    #[error("cancelled")]
+    Cancelled,
+    /// A local file could not be read or packed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+fn api(what: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> EngineError {
+    let what = what.into();
+    move |source| EngineError::Api { what, source }
+}
+
+/// Which engine answers, for keys (the engine shapes image output) and doctor.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct EngineIdentity {
+    /// `podman` or `docker`.
+    pub kind: String,
+    /// Its version.
+    pub version: String,
+    /// The API version it speaks.
+    pub api_version: String,
+}
+
+/// A file to build: Containerfile text plus its context.
+pub struct BuildRequest {
+    /// The Containerfile.
+    pub containerfile: String,
+    /// The context (the layer's directory plus generated files).
+    pub context: ContextTar,
+    /// The tag to give the result.
+    pub tag: String,
+    /// Labels for the build's containers.
+    pub labels: HashMap<String, String>,
+}
+
+/// A throwaway container to run.
+#[derive(Default)]
+pub struct RunSpec {
+    /// Image to run.
+    pub image: String,
+    /// Shell script run with `/bin/sh -c`.
+    pub script: String,
+    /// Privileged (loop devices, debootstrap's mounts).
+    pub privileged: bool,
+    /// `host:container[:opts]` bind mounts.
+    pub binds: Vec<String>,
+    /// The run id, for [`RUN_LABEL`].
+    pub run_id: String,
+    /// Time-out.
+    pub timeout: Option<Duration>,
+}
+
+/// What a container printed and how it ended.
+#[derive(Debug)]
+pub struct RunOutput {
+    /// Exit code (0 = success).
+    pub exit_code: i64,
+    /// stdout and stderr, interleaved as the engine gave them.
+    pub output: String,
+}
+
+/// A connected engine.
+#[derive(Clone)]
+pub struct Engine {
+    docker: Docker,
+    endpoint: String,
+}
+
+/// Builds a context tar in memory: a directory's files plus generated ones.
+/// Entries have fixed owners and times so the same inputs give the same tar.
+pub struct ContextTar {
+    builder: tar::Builder<Vec<u8>>,
+}
+
+impl Default for ContextTar {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ContextTar {
+    /// An empty context.
+    pub fn new() -> Self {
+        let mut builder = tar::Builder::new(Vec::new());
+        builder.follow_symlinks(false);
+        builder.mode(tar::HeaderMode::Deterministic);
+        ContextTar { builder }
+    }
+    /// Adds every file of `dir` at the context's root.
+    pub fn add_dir(&mut self, dir: &Path) -> std::io::Result<()> {
+        if dir.is_dir() {
+            self.builder.append_dir_all(".", dir)?;
+        }
+        Ok(())
+    }
+    /// Adds one generated file.
+    pub fn add_file(&mut self, path: &str, data: &[u8], mode: u32) -> std::io::Result<()> {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(mode);
+        h.set_mtime(0);
+        h.set_cksum();
+        self.builder.append_data(&mut h, path, data)
+    }
+    /// The finished tar.
+    pub fn finish(self) -> std::io::Result<Vec<u8>> {
+        self.builder.into_inner()
+    }
+}
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const CALL_TIMEOUT: u64 = 600;
+
+async fn timed<T>(
+    what: &str,
+    secs: u64,
+    fut: impl std::future::Future<Output = Result<T, EngineError>>,
+) -> Result<T, EngineError> {
+    tokio::time::timeout(Duration::from_secs(secs), fut)
+        .await
+        .map_err(|_| EngineError::Timeout {
+            what: what.to_string(),
+            secs,
+        })?
+}
+
+impl Engine {
+    /// The endpoint to use: `explicit`, else `DOCKER_HOST`, else podman's socket.
+    pub fn endpoint(explicit: Option<&str>) -> String {
+        explicit
+            .map(str::to_string)
+            .or_else(|| std::env::var("DOCKER_HOST").ok().filter(|s| !s.is_empty()))
+            .unwrap_or_else(|| PODMAN_SOCKET.to_string())
+    }
+
+    /// Connects and checks the engine answers.
+    pub async fn connect(endpoint: &str) -> Result<Engine, EngineError> {
+        let fail = |message: String| EngineError::Connect {
+            endpoint: endpoint.to_string(),
+            message,
+        };
+        let docker = if endpoint.starts_with("unix://") || endpoint.starts_with('/') {
+            Docker::connect_with_unix(endpoint, CALL_TIMEOUT, API_DEFAULT_VERSION)
+        } else {
+            Docker::connect_with_http(endpoint, CALL_TIMEOUT, API_DEFAULT_VERSION)
+        }
+        .map_err(|e| fail(e.to_string()))?;
+        match tokio::time::timeout(CONNECT_TIMEOUT, docker.ping()).await {
+            Ok(Ok(_)) => Ok(Engine {
+                docker,
+                endpoint: endpoint.to_string(),
+            }),
+            Ok(Err(e)) => Err(fail(e.to_string())),
+            Err(_) => Err(fail(format!(
+                "no answer within {} s",
+                CONNECT_TIMEOUT.as_secs()
+            ))),
+        }
+    }
+
+    /// Where this engine listens.
+    pub fn endpoint_str(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The engine's kind and version.
+    pub async fn identity(&self) -> Result<EngineIdentity, EngineError> {
+        let v = timed("version", 30, async {
+            self.docker.version().await.map_err(api("version"))
+        })
+        .await?;
+        let podman = v
+            .components
+            .iter()
+            .flatten()
+            .any(|c| c.name.to_ascii_lowercase().contains("podman"));
+        Ok(EngineIdentity {
+            kind: if podman { "podman" } else { "docker" }.to_string(),
+            version: v.version.unwrap_or_default(),
+            api_version: v.api_version.unwrap_or_default(),
+        })
+    }
+
+    /// The engine's default OCI runtime, storage driver and root dir, for
+    /// `ov doctor`.
+    pub async fn runtime_info(&self) -> Result<(String, String, String), EngineError> {
+        let i = timed("info", 30, async {
+            self.docker.info().await.map_err(api("info"))
+        })
+        .await?;
+        Ok((
+            i.default_runtime.unwrap_or_default(),
+            i.driver.unwrap_or_default(),
+            i.docker_root_dir.unwrap_or_default(),
+        ))
+    }
+
+    /// The id of `reference` if the engine holds it.
+    pub async fn image_id(&self, reference: &str) -> Result<Option<ImageId>, EngineError> {
+        let r = timed("inspect image", 60, async {
+            Ok(self.docker.inspect_image(reference).await)
+        })
+        .await?;
+        match r {
+            Ok(i) => Ok(i.id.as_deref().map(ImageId::new)),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(None),
+            Err(e) => Err(api(format!("inspect image {reference}"))(e)),
+        }
+    }
+
+    /// Tags `id` as `tag` (`repo:tag`).
+    pub async fn tag(&self, id: &ImageId, tag: &str) -> Result<(), EngineError> {
+        let (repo, t) = split_tag(tag);
+        let opts = bollard::query_parameters::TagImageOptionsBuilder::new()
+            .repo(repo)
+            .tag(t)
+            .build();
+        timed("tag image", 60, async {
+            self.docker
+                .tag_image(id.as_str(), Some(opts))
+                .await
+                .map_err(api(format!("tag {id} as {tag}")))
+        })
+        .await
+    }
+
+    /// Builds a Containerfile; returns the new image's id. `on_line` gets
+    /// each line of build output as it arrives.
+    pub async fn build(
+        &self,
+        req: BuildRequest,
+        cancel: &CancellationToken,
+        on_line: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<ImageId, EngineError> {
+        // The Containerfile goes in under a name no layer uses.
+        let mut ctx = req.context;
+        ctx.add_file(".ov.Containerfile", req.containerfile.as_bytes(), 0o644)?;
+        let body = ctx.finish()?;
+        let opts = BuildImageOptionsBuilder::default()
+            .dockerfile(".ov.Containerfile")
+            .t(&req.tag)
+            .rm(true)
+            .forcerm(true)
+            .labels(&req.labels)
+            .build();
+        let mut log = String::new();
+        let mut stream = self
+            .docker
+            .build_image(opts, None, Some(body_full(body.into())));
+        loop {
+            let item = tokio::select! {
+                _ = cancel.cancelled() => return Err(EngineError::Cancelled),
+                item = stream.next() => item,
+            };
+            let Some(item) = item else { break };
+            match item {
+                Ok(info) => {
+                    if let Some(s) = info.stream.as_deref().or(info.status.as_deref()) {
+                        for line in s.lines() {
+                            on_line(line);
+                        }
+                        log.push_str(s);
+                    }
+                    if let Some(e) = info.error_detail.and_then(|d| d.message) {
+                        return Err(EngineError::Build { message: e, log });
+                    }
+                }
+                Err(bollard::errors::Error::DockerStreamError { error }) => {
+                    return Err(EngineError::Build {
+                        message: error,
+                        log,
+                    })
+                }
+                Err(e) => return Err(api("build")(e)),
+            }
+        }
+        self.image_id(&req.tag)
+            .await?
+            .ok_or_else(|| EngineError::Build {
+                message: format!("the engine reported success but has no image {}", req.tag),
+                log,
+            })
+    }
+
+    /// Pulls `reference` (`repo:tag` or `repo@sha256:…`) from its registry.
+    pub async fn pull(
+        &self,
+        reference: &str,
+        cancel: &CancellationToken,
+    ) -> Result<(), EngineError> {
+        let opts = CreateImageOptionsBuilder::default()
+            .from_image(reference)
+            .build();
+        let mut s = self.docker.create_image(Some(opts), None, None);
+        timed("pull", CALL_TIMEOUT, async {
+            loop {
+                let item = tokio::select! {
+                    _ = cancel.cancelled() => return Err(EngineError::Cancelled),
+                    item = s.next() => item,
+                };
+                match item {
+                    None => return Ok(()),
+                    Some(Err(e)) => return Err(api(format!("pull {reference}"))(e)),
+                    Some(Ok(_)) => {}
+                }
+            }
+        })
+        .await
+    }
+
+    /// Imports a rootfs tarball (plain or gzip) as image `tag`.
+    pub async fn import(&self, rootfs: &Path, tag: &str) -> Result<ImageId, EngineError> {
+        let file = tokio::fs::File::open(rootfs).await?;
+        let stream = tokio_util::io::ReaderStream::new(file).filter_map(|r| async { r.ok() });
+        // podman ignores the `tag` parameter of an import; the tag must ride
+        // in `repo`.
+        let opts = CreateImageOptionsBuilder::default()
+            .from_src("-")
+            .repo(tag)
+            .build();
+        let mut s = self
+            .docker
+            .create_image(Some(opts), Some(body_stream(stream)), None);
+        timed("import rootfs", CALL_TIMEOUT, async {
+            while let Some(item) = s.next().await {
+                if let Err(e) = item {
+                    return Err(api(format!("import {}", rootfs.display()))(e));
+                }
+            }
+            Ok(())
+        })
+        .await?;
+        self.image_id(tag)
+            .await?
+            .ok_or_else(|| EngineError::Build {
+                message: format!("import of {} made no image {tag}", rootfs.display()),
+                log: String::new(),
+            })
+    }
+
+    /// Runs `spec.script` in a throwaway container and removes it, whatever
+    /// happens (also on cancel).
+    pub async fn run(
+        &self,
+        spec: &RunSpec,
+        cancel: &CancellationToken,
+    ) -> Result<RunOutput, EngineError> {
+        let labels = HashMap::from([(RUN_LABEL.to_string(), spec.run_id.clone())]);
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            cmd: Some(vec!["/bin/sh".into(), "-c".into(), spec.script.clone()]),
+            labels: Some(labels),
+            host_config: Some(HostConfig {
+                privileged: Some(spec.privileged),
+                binds: (!spec.binds.is_empty()).then(|| spec.binds.clone()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let created = timed("create container", 120, async {
+            self.docker
+                .create_container(Some(CreateContainerOptionsBuilder::default().build()), body)
+                .await
+                .map_err(api(format!("create a container of {}", spec.image)))
+        })
+        .await?;
+        let id = created.id;
+        let result = self.run_created(&id, spec, cancel).await;
+        let _ = self.remove_container(&id).await;
+        result
+    }
+
+    async fn run_created(
+        &self,
+        id: &str,
+        spec: &RunSpec,
+        cancel: &CancellationToken,
+    ) -> Result<RunOutput, EngineError> {
+        timed("start container", 120, async {
+            self.docker
+                .start_container(id, None::<bollard::query_parameters::StartContainerOptions>)
+                .await
+                .map_err(api("start container"))
+        })
+        .await?;
+        let limit = spec.timeout.unwrap_or(Duration::from_secs(3600));
+        let mut wait = self.docker.wait_container(id, None);
+        let exit_code = tokio::select! {
+            _ = cancel.cancelled() => return Err(EngineError::Cancelled),
+            _ = tokio::time::sleep(limit) => return Err(EngineError::Timeout {
+                what: format!("container of {}", spec.image), secs: limit.as_secs() }),
+            r = wait.next() => match r {
+                Some(Ok(w)) => w.status_code,
+                // bollard turns a non-zero exit into an error.
+                Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => code,
+                Some(Err(e)) => return Err(api("wait for container")(e)),
+                None => -1,
+            },
+        };
+        let mut output = String::new();
+        let mut logs = self.docker.logs(
+            id,
+            Some(LogsOptionsBuilder::default().stdout(true).stderr(true).build()),
+        );
+        while let Some(Ok(chunk)) = logs.next().await {
+            output.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+        }
+        Ok(RunOutput { exit_code, output })
+    }
+
+    async fn remove_container(&self, id: &str) -> Result<(), EngineError> {
+        let opts = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(true)
+            .build();
+        timed("remove container", 60, async {
+            self.docker
+                .remove_container(id, Some(opts))
+                .await
+                .map_err(api("remove container"))
+        })
+        .await
+    }
+
+    /// The run ids of every container ov started that still exists.
+    pub async fn run_ids(&self) -> Result<Vec<String>, EngineError> {
+        let filters = HashMap::from([("label", vec![RUN_LABEL])]);
+        let opts = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let list = timed("list containers", 60, async {
+            self.docker
+                .list_containers(Some(opts))
+                .await
+                .map_err(api("list containers"))
+        })
+        .await?;
+        let mut ids: Vec<String> = list
+            .into_iter()
+            .filter_map(|c| c.labels?.get(RUN_LABEL).cloned())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        Ok(ids)
+    }
+
+    /// Removes every container labelled with `run_id`, or with any run id
+    /// when `None` (leftovers of runs that were killed).
+    pub async fn remove_run_containers(&self, run_id: Option<&str>) -> Result<usize, EngineError> {
+        let filter = match run_id {
+            Some(r) => format!("{RUN_LABEL}={r}"),
+            None => RUN_LABEL.to_string(),
+        };
+        let filters = HashMap::from([("label", vec![filter.as_str()])]);
+        let opts = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let list = timed("list containers", 60, async {
+            self.docker
+                .list_containers(Some(opts))
+                .await
+                .map_err(api("list containers"))
+        })
+        .await?;
+        let mut n = 0;
+        for c in list {
+            if let Some(id) = c.id {
+                if self.remove_container(&id).await.is_ok() {
+                    n += 1;
+                }
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// `registry/name:tag` → (`registry/name`, `tag`); `latest` when untagged.
+pub fn split_tag(r: &str) -> (&str, &str) {
+    match r.rfind(':') {
+        Some(i) if !r[i..].contains('/') => (&r[..i], &r[i + 1..]),
+        _ => (r, "latest"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_tag_keeps_registry_ports() {
+        assert_eq!(split_tag("localhost:5000/x:1"), ("localhost:5000/x", "1"));
+        assert_eq!(split_tag("localhost:5000/x"), ("localhost:5000/x", "latest"));
+        assert_eq!(split_tag("a/b:c"), ("a/b", "c"));
+    }
+
+    #[test]
+    fn image_ids_take_a_prefix() {
+        assert_eq!(ImageId::new("abc").as_str(), "sha256:abc");
+        assert_eq!(ImageId::new("sha256:abc").hex(), "abc");
+    }
+
+    #[test]
+    fn context_tar_holds_generated_files() {
+        let mut t = ContextTar::new();
+        t.add_file("a/b.txt", b"hi", 0o644).unwrap();
+        let bytes = t.finish().unwrap();
+        let mut a = tar::Archive::new(&bytes[..]);
+        let names: Vec<String> = a
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
+        assert_eq!(names, vec!["a/b.txt"]);
+    }
+}

@@ -1,0 +1,317 @@
+//! `ov build`: run the selected part of the plan on the scheduler, each
+//! node through [`node::run`] (key, look up, run on a miss, record).
+//!
+//! Owns the run's shared state (outputs as they arrive, the store, the
+//! lazily connected engine, counters) and the run's lifetime: Ctrl-C
+//! cancels the scheduler, and the containers this run started are removed
+//! before ov exits, as are those of earlier runs whose process is gone.
+
+pub mod node;
+
+use crate::keys;
+use crate::progress::{Mode, Progress, Summary};
+use crate::sched;
+use crate::workspace::{Dirs, Workspace};
+use anyhow::Context as _;
+use node::Done;
+use ov_cache::Store;
+use ov_cache::NodeKey;
+use ov_rules::engine::Engine;
+use ov_rules::exec::{EngineQuirks, NodeOutput};
+use ov_rules::NodeKind;
+use petgraph::graph::NodeIndex;
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::OnceCell;
+use tokio_util::sync::CancellationToken;
+
+/// What `ov build` was asked.
+#[derive(Clone, Debug)]
+pub struct BuildOptions {
+    /// Concurrent engine jobs.
+    pub jobs: usize,
+    /// Keep building independent nodes after a failure.
+    pub keep_going: bool,
+    /// Progress display.
+    pub progress: Mode,
+    /// Engine endpoint.
+    pub endpoint: String,
+    /// Nodes to run even when cached (`--refresh`).
+    pub refresh: Vec<String>,
+}
+
+/// State every node task shares.
+pub struct Shared {
+    /// The planned project.
+    pub ws: Workspace,
+    /// Layer name → directory label, for keys.
+    pub dirs: HashMap<String, String>,
+    /// The local store.
+    pub store: Arc<Store>,
+    /// Outputs by node index, filled as nodes finish.
+    pub outputs: Mutex<Vec<Option<NodeOutput>>>,
+    /// Keys by node index, filled as nodes start.
+    pub keys: Mutex<Vec<Option<NodeKey>>>,
+    /// Nodes to run even when cached.
+    pub refresh: HashSet<NodeIndex>,
+    /// This run's id (`<pid>-<start ms>`), stamped on its containers.
+    pub run_id: String,
+    /// This run's scratch directory.
+    pub scratch: PathBuf,
+    /// Rendering choices for the engine that answered.
+    pub quirks: EngineQuirks,
+    /// The display.
+    pub progress: Arc<Progress>,
+    /// Builds and imports started.
+    pub engine_builds: AtomicUsize,
+    /// Recorded durations of cached nodes.
+    pub saved_ms: AtomicU64,
+    endpoint: String,
+    engine: OnceCell<Engine>,
+}
+
+impl Shared {
+    /// The engine, connected on first use: a build that finds everything
+    /// in the cache and no image to check never needs it.
+    pub async fn engine(&self) -> Result<Engine, ov_rules::engine::EngineError> {
+        self.engine
+            .get_or_try_init(|| Engine::connect(&self.endpoint))
+            .await
+            .cloned()
+    }
+
+    fn set_output(&self, ix: NodeIndex, out: NodeOutput) {
+        let mut o = match self.outputs.lock() {
+            Ok(o) => o,
+            Err(p) => p.into_inner(),
+        };
+        o[ix.index()] = Some(out);
+    }
+
+    fn set_key(&self, ix: NodeIndex, key: NodeKey) {
+        let mut k = match self.keys.lock() {
+            Ok(k) => k,
+            Err(p) => p.into_inner(),
+        };
+        k[ix.index()] = Some(key);
+    }
+
+    fn dep_outputs(&self, ix: NodeIndex) -> HashMap<String, NodeOutput> {
+        node::dep_outputs(self, ix)
+    }
+}
+
+/// What a build did.
+pub struct Outcome {
+    /// The closing figures.
+    pub summary: Summary,
+    /// True when Ctrl-C stopped it.
+    pub interrupted: bool,
+}
+
+fn resource_class(kind: NodeKind) -> sched::Class {
+    match kind {
+        NodeKind::Source | NodeKind::Base => sched::Class::Io,
+        NodeKind::CloudImage => sched::Class::Io,
+        NodeKind::Bootstrap | NodeKind::Disk => sched::Class::Privileged,
+        NodeKind::Boot => sched::Class::Vm { ram_mib: 1024 },
+        _ => sched::Class::Engine,
+    }
+}
+
+/// Runs the build of `targets` (everything when empty).
+pub fn run(ws: Workspace, dirs: &Dirs, targets: &[String], opts: &BuildOptions) -> anyhow::Result<Outcome> {
+    let order = ws.select(targets)?;
+    let store = Arc::new(
+        Store::open(&dirs.cache.join("store"))
+            .with_context(|| format!("opening the store in {}", dirs.cache.display()))?,
+    );
+    let started_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    let run_id = format!("{}-{started_ms}", std::process::id());
+    let scratch = dirs.cache.join("tmp").join(&run_id);
+    let refresh = opts
+        .refresh
+        .iter()
+        .map(|r| {
+            ws.plan
+                .find(r)
+                .ok_or_else(|| anyhow::anyhow!("--refresh: unknown node `{r}`"))
+        })
+        .collect::<anyhow::Result<HashSet<_>>>()?;
+    let n = ws.plan.graph.node_count();
+    let progress = Arc::new(Progress::new(opts.progress));
+    let shared = Arc::new(Shared {
+        dirs: keys::source_dirs(&ws.plan),
+        ws,
+        store: store.clone(),
+        outputs: Mutex::new(vec![None; n]),
+        keys: Mutex::new(vec![None; n]),
+        refresh,
+        run_id: run_id.clone(),
+        scratch: scratch.clone(),
+        // podman 4.3 hangs on RUNs with two locked cache mounts; locked
+        // mounts only serialise package managers, so leaving them out is safe.
+        quirks: EngineQuirks {
+            locked_cache_mounts: false,
+        },
+        progress: progress.clone(),
+        engine_builds: AtomicUsize::new(0),
+        saved_ms: AtomicU64::new(0),
+        endpoint: opts.endpoint.clone(),
+        engine: OnceCell::new(),
+    });
+    // Tasks, indexed like `order`.
+    let pos: HashMap<NodeIndex, usize> = order.iter().enumerate().map(|(i, ix)| (*ix, i)).collect();
+    let history = store.durations();
+    let g = &shared.ws.plan.graph;
+    let tasks: Vec<sched::Task> = order
+        .iter()
+        .map(|ix| sched::Task {
+            name: g[*ix].id.clone(),
+            deps: g
+                .neighbors_directed(*ix, petgraph::Direction::Incoming)
+                .filter_map(|d| pos.get(&d).copied())
+                .collect(),
+            class: resource_class(g[*ix].kind),
+            estimate: history.get(&g[*ix].id).map(|ms| Duration::from_millis(*ms)),
+        })
+        .collect();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let started = Instant::now();
+    let cancel = CancellationToken::new();
+    let runner = {
+        let shared = shared.clone();
+        let order = order.clone();
+        move |i: usize, cancel: CancellationToken| {
+            let sh = shared.clone();
+            let ix = order[i];
+            async move { node::run(sh, ix, cancel).await.map_err(anyhow::Error::from) }
+        }
+    };
+    let limits = sched::Limits {
+        jobs: opts.jobs.max(1),
+        io: 8,
+        privileged: 1,
+        vm_ram_mib: 4096,
+    };
+    let mut summary = Summary::default();
+    let report = rt.block_on(async {
+        let c = cancel.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                c.cancel();
+            }
+        });
+        clean_dead_runs(&shared, dirs).await;
+        let p = progress.clone();
+        let est: Vec<Option<Duration>> = tasks.iter().map(|t| t.estimate).collect();
+        let node = |ix: usize| &g[order[ix]];
+        let summary = &mut summary;
+        let report = sched::run(
+            &tasks,
+            &runner,
+            sched::Options {
+                limits,
+                keep_going: opts.keep_going,
+            },
+            cancel.clone(),
+            |e: sched::Event<'_, Done>| match e {
+                sched::Event::Started { ix } => {
+                    if node(ix).kind != NodeKind::Source {
+                        p.started(&node(ix).id, node(ix).kind.as_str(), est[ix])
+                    }
+                }
+                sched::Event::Finished {
+                    ix,
+                    outcome,
+                    duration,
+                } => {
+                    match outcome {
+                        Done::Built => summary.built += 1,
+                        Done::Cached => summary.cached_local += 1,
+                        Done::Checked => {}
+                    }
+                    if node(ix).kind != NodeKind::Source {
+                        p.finished(&node(ix).id, outcome.word(), duration);
+                    }
+                }
+                sched::Event::Failed { ix, error, .. } => {
+                    summary.failed += 1;
+                    let output = error
+                        .downcast_ref::<node::Failure>()
+                        .map(|f| f.output.as_str())
+                        .unwrap_or_default();
+                    p.failed(&node(ix).id, &format!("{error:#}"), output);
+                }
+                sched::Event::Skipped { ix, because } => {
+                    summary.skipped += 1;
+                    let (sched::Skip::DepFailed { failed } | sched::Skip::Stopped { failed }) =
+                        because;
+                    let why = match because {
+                        sched::Skip::DepFailed { .. } => format!("{} failed", node(failed).id),
+                        sched::Skip::Stopped { .. } => {
+                            format!("stopped after {} failed (use --keep-going to go on)", node(failed).id)
+                        }
+                    };
+                    p.skipped(&node(ix).id, &why);
+                }
+                sched::Event::Cancelled { .. } => summary.skipped += 1,
+            },
+        )
+        .await;
+        // Whatever happened, no container of this run outlives it.
+        if let Some(engine) = shared.engine.get() {
+            let _ = engine.remove_run_containers(Some(&run_id)).await;
+        }
+        report
+    });
+    let _ = std::fs::remove_dir_all(&scratch);
+    report.context("scheduling the build")?;
+    summary.engine_builds = shared.engine_builds.load(Ordering::Relaxed);
+    summary.time_saved_ms = shared.saved_ms.load(Ordering::Relaxed);
+    summary.elapsed_ms = started.elapsed().as_millis() as u64;
+    progress.summary(&summary);
+    Ok(Outcome {
+        summary,
+        interrupted: cancel.is_cancelled(),
+    })
+}
+
+/// Removes containers and scratch dirs of earlier runs whose process is
+/// gone (a `kill -9` leaves them behind); runs of live processes are left
+/// alone, so two builds on one machine do not trip over each other.
+async fn clean_dead_runs(sh: &Shared, dirs: &Dirs) {
+    let alive = |run: &str| {
+        run.split('-')
+            .next()
+            .and_then(|p| p.parse::<u32>().ok())
+            .is_some_and(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .is_ok_and(|s| !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+            })
+    };
+    if let Ok(entries) = std::fs::read_dir(dirs.cache.join("tmp")) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name != sh.run_id && !alive(&name) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    if let Ok(engine) = sh.engine().await {
+        if let Ok(runs) = engine.run_ids().await {
+            for r in runs.into_iter().filter(|r| !alive(r)) {
+                let _ = engine.remove_run_containers(Some(&r)).await;
+            }
+        }
+    }
+}

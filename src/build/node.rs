@@ -1,0 +1,360 @@
+//! One node of a build: key it from what its dependencies produced, look
+//! the key up in the store, and run the node's rule only on a miss.
+//!
+//! The order of the steps is what keeps the cache honest: a result is
+//! recorded only after the rule succeeded and every file it names is in the
+//! CAS; a failed or cancelled node records nothing; a corrupt entry is
+//! reported, evicted by the store and rebuilt, never used.
+
+use super::Shared;
+use crate::keys;
+use ov_cache::{ActionResult, BlobRef, Lookup};
+use ov_cache::{Digest, NodeKey};
+use ov_rules::engine::ImageId;
+use ov_rules::exec::{self, ExecCtx, ExecError, NodeOutput};
+use ov_rules::NodeKind;
+use petgraph::graph::NodeIndex;
+use serde_json::{json, Value as Json};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio_util::sync::CancellationToken;
+
+/// How a node ended, when it did not fail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Done {
+    /// Its rule ran.
+    Built,
+    /// Its key was in the local store.
+    Cached,
+    /// A node that is always re-checked (an external base, a source tree).
+    Checked,
+}
+
+impl Done {
+    /// The word progress shows.
+    pub fn word(self) -> &'static str {
+        match self {
+            Done::Built => "built",
+            Done::Cached => "cached",
+            Done::Checked => "checked",
+        }
+    }
+}
+
+/// Why a node failed: a message and the output of the failing step.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Failure {
+    /// What failed.
+    pub message: String,
+    /// Output of the failing step.
+    pub output: String,
+    /// True when it stopped because of Ctrl-C.
+    pub cancelled: bool,
+}
+
+impl Failure {
+    fn new(message: impl Into<String>) -> Self {
+        Failure {
+            message: message.into(),
+            output: String::new(),
+            cancelled: false,
+        }
+    }
+}
+
+impl From<ExecError> for Failure {
+    fn from(e: ExecError) -> Self {
+        let cancelled = e.is_cancelled();
+        match e {
+            ExecError::Failed { message, output } => Failure {
+                message,
+                output,
+                cancelled,
+            },
+            ExecError::Engine(ov_rules::engine::EngineError::Build { message, log }) => Failure {
+                message,
+                output: log,
+                cancelled,
+            },
+            other => Failure {
+                message: other.to_string(),
+                output: String::new(),
+                cancelled,
+            },
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Runs the store's blocking calls off the async workers.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Failure> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Failure::new(format!("internal error: {e}")))
+}
+
+/// Builds, or finds in the cache, node `ix`.
+pub async fn run(sh: Arc<Shared>, ix: NodeIndex, cancel: CancellationToken) -> Result<Done, Failure> {
+    let started = Instant::now();
+    let node = &sh.ws.plan.graph[ix];
+    if let Some(tree) = keys::source_output(&sh.ws.plan, &sh.ws.trees, ix) {
+        sh.set_output(ix, NodeOutput {
+            digest: format!("blake3:{}", blake3::Hash::from(tree).to_hex()),
+            ..Default::default()
+        });
+        return Ok(Done::Checked);
+    }
+    let (key, manifest) = {
+        let outputs = sh.outputs.lock().map_err(|_| Failure::new("poisoned"))?;
+        keys::node_key(&sh.ws.plan, &sh.ws.trees, &sh.dirs, ix, |d| {
+            keys::source_output(&sh.ws.plan, &sh.ws.trees, d)
+                .or_else(|| outputs[d.index()].as_ref().map(|o| keys::output_bytes(&o.digest)))
+                .unwrap_or([0; 32])
+        })
+    };
+    sh.set_key(ix, key);
+    let deps = sh.dep_outputs(ix);
+    // External bases are re-resolved every time: a ref can move.
+    if node.kind != NodeKind::Base && !sh.refresh.contains(&ix) {
+        let store = sh.store.clone();
+        let k = key;
+        match blocking(move || store.get_action(&k)).await? {
+            Ok(Lookup::Hit(r)) => {
+                if let Some(out) = reuse(&sh, ix, &key, &r, &cancel).await? {
+                    sh.set_output(ix, out);
+                    sh.saved_ms
+                        .fetch_add(r.duration_ms, std::sync::atomic::Ordering::Relaxed);
+                    return Ok(Done::Cached);
+                }
+            }
+            Ok(Lookup::Corrupt { reason }) => sh.progress.warn(&format!(
+                "{}: the cached result was corrupt ({reason}); it was removed and the node is rebuilt",
+                node.id
+            )),
+            Ok(Lookup::Miss) => {}
+            Err(e) => sh
+                .progress
+                .warn(&format!("{}: cache lookup failed ({e}); rebuilding", node.id)),
+        }
+    }
+    let engine = sh.engine().await.map_err(|e| Failure::new(e.to_string()))?;
+    let scratch = sh.scratch.join(format!("{}-{}", node.kind, key.short(16)));
+    std::fs::create_dir_all(&scratch)
+        .map_err(|e| Failure::new(format!("{}: {e}", scratch.display())))?;
+    let layer_dir = node
+        .layer
+        .as_ref()
+        .and_then(|l| sh.ws.project.layers.get(l))
+        .map(|l| l.dir.clone());
+    let progress = sh.progress.clone();
+    let id = node.id.clone();
+    let mut on_line = move |l: &str| progress.line(&id, l);
+    let mut ctx = ExecCtx {
+        engine: &engine,
+        node_id: &node.id,
+        key: &key,
+        spec: &node.spec,
+        deps: &deps,
+        layer_dir: layer_dir.as_deref().filter(|d| !d.as_os_str().is_empty()),
+        project_root: &sh.ws.project.root,
+        scratch: &scratch,
+        run_id: &sh.run_id,
+        cancel: &cancel,
+        quirks: &sh.quirks,
+        on_line: &mut on_line,
+    };
+    let result = match node.kind {
+        NodeKind::Base => exec::base::run(&mut ctx).await,
+        NodeKind::Bootstrap => exec::bootstrap::run(&mut ctx).await,
+        NodeKind::Layer => exec::layer::run(&mut ctx).await,
+        NodeKind::Image => exec::image::run(&mut ctx).await,
+        NodeKind::Eval => exec::eval::run(&mut ctx).await,
+        other => Err(ExecError::Spec(format!(
+            "{}: {other} nodes are built from the VM milestone on; build the images it needs with `ov build <image>`",
+            node.id
+        ))),
+    };
+    if matches!(node.kind, NodeKind::Layer | NodeKind::Image | NodeKind::Bootstrap) {
+        sh.engine_builds
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    let out = match result {
+        Ok(out) => out,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&scratch);
+            return Err(e.into());
+        }
+    };
+    let took = started.elapsed();
+    if node.kind == NodeKind::Base {
+        // Not a cache entry (a ref is re-resolved every build), but what it
+        // resolved to is remembered so `--dry-run` can predict the keys
+        // built on it.
+        if let Err(f) = record(&sh, ix, key, manifest, &out, took, false).await {
+            sh.progress.warn(&f.message);
+        }
+        sh.set_output(ix, out);
+        return Ok(Done::Checked);
+    }
+    let recorded = record(&sh, ix, key, manifest, &out, took, true).await;
+    let _ = std::fs::remove_dir_all(&scratch);
+    recorded?;
+    sh.set_output(ix, out);
+    Ok(Done::Built)
+}
+
+/// Turns a cache hit back into an output, checking what lives outside the
+/// store: an image must still be in the engine (a bootstrap rootfs is
+/// re-imported from the CAS when it is not). `None` means "rebuild".
+async fn reuse(
+    sh: &Arc<Shared>,
+    ix: NodeIndex,
+    key: &NodeKey,
+    r: &ActionResult,
+    cancel: &CancellationToken,
+) -> Result<Option<NodeOutput>, Failure> {
+    let image = r
+        .meta
+        .get("image")
+        .and_then(Json::as_str)
+        .map(ImageId::new);
+    let mut out = NodeOutput {
+        digest: r.output.clone(),
+        image: image.clone(),
+        meta: r.meta.clone(),
+        ..Default::default()
+    };
+    let Some(image) = image else { return Ok(Some(out)) };
+    let engine = sh.engine().await.map_err(|e| Failure::new(e.to_string()))?;
+    if engine
+        .image_id(image.as_str())
+        .await
+        .map_err(|e| Failure::new(e.to_string()))?
+        .is_some()
+    {
+        return Ok(Some(out));
+    }
+    let node = &sh.ws.plan.graph[ix];
+    let Some(blob) = r.blobs.iter().find(|b| b.name == "rootfs") else {
+        sh.progress.warn(&format!(
+            "{}: image {image} is cached but no longer in the engine; rebuilding",
+            node.id
+        ));
+        return Ok(None);
+    };
+    // Restore a bootstrapped base from the CAS instead of re-running it.
+    let path = sh.scratch.join(format!("restore-{}", key.short(16)));
+    let store = sh.store.clone();
+    let d = blob.digest;
+    let p = path.clone();
+    if let Err(e) = blocking(move || store.blob_to_file(&d, &p)).await? {
+        sh.progress
+            .warn(&format!("{}: cannot restore the rootfs ({e}); rebuilding", node.id));
+        return Ok(None);
+    }
+    let _ = cancel;
+    let tag = format!("localhost/ov-node:{key}");
+    let id = engine
+        .import(&path, &tag)
+        .await
+        .map_err(|e| Failure::new(e.to_string()))?;
+    let _ = std::fs::remove_file(&path);
+    sh.engine_builds
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    out.image = Some(id.clone());
+    if let Some(m) = out.meta.as_object_mut() {
+        m.insert("image".into(), json!(id));
+    }
+    Ok(Some(out))
+}
+
+/// Stores the node's files, then its result, then the last-run pointer.
+async fn record(
+    sh: &Arc<Shared>,
+    ix: NodeIndex,
+    key: NodeKey,
+    manifest: ov_rules::Manifest,
+    out: &NodeOutput,
+    took: Duration,
+    cache: bool,
+) -> Result<(), Failure> {
+    let node = &sh.ws.plan.graph[ix];
+    let store = sh.store.clone();
+    let files = out.files.clone();
+    let log = out.log.clone();
+    let mut meta = match &out.meta {
+        Json::Object(m) => Json::Object(m.clone()),
+        _ => json!({}),
+    };
+    if let Some(m) = meta.as_object_mut() {
+        if let Some(img) = &out.image {
+            m.insert("image".into(), json!(img));
+        }
+        // Kept for `ov explain`, which names the spec fields that changed.
+        m.insert("spec".into(), node.spec.clone());
+    }
+    let result = ActionResult {
+        node_id: node.id.clone(),
+        kind: node.kind.to_string(),
+        output: out.digest.clone(),
+        blobs: Vec::new(),
+        duration_ms: took.as_millis() as u64,
+        finished_unix_ms: now_ms(),
+        manifest: manifest
+            .entries
+            .iter()
+            .map(|e| (e.name.clone(), e.digest.clone()))
+            .collect(),
+        meta,
+    };
+    blocking(move || -> Result<(), ov_cache::Error> {
+        let mut result = result;
+        for (name, path) in &files {
+            let (digest, size) = store.put_blob_file(path)?;
+            result.blobs.push(BlobRef {
+                name: name.clone(),
+                digest,
+                size,
+            });
+        }
+        if !log.is_empty() {
+            let digest = store.put_blob_bytes(log.as_bytes())?;
+            result.blobs.push(BlobRef {
+                name: "log".into(),
+                digest,
+                size: log.len() as u64,
+            });
+        }
+        if cache {
+            store.put_action(&key, &result)?;
+        }
+        store.record_last(&result.node_id, &key, &result)
+    })
+    .await?
+    .map_err(|e| Failure::new(format!("{}: could not record the result: {e}", node.id)))
+}
+
+/// The outputs of `ix`'s dependencies, by node id.
+pub fn dep_outputs(
+    sh: &Shared,
+    ix: NodeIndex,
+) -> HashMap<String, NodeOutput> {
+    let g = &sh.ws.plan.graph;
+    let outputs = match sh.outputs.lock() {
+        Ok(o) => o,
+        Err(p) => p.into_inner(),
+    };
+    g.neighbors_directed(ix, petgraph::Direction::Incoming)
+        .filter_map(|d| Some((g[d].id.clone(), outputs[d.index()].clone()?)))
+        .collect()
+}

@@ -1,0 +1,175 @@
+//! User settings (`ov settings get|set|list`), kept as JSON in the user's
+//! config dir: `$OV_CONFIG_DIR`, else `$XDG_CONFIG_HOME/ov`, else
+//! `~/.config/ov`. Only known keys are accepted, each with its own check,
+//! so a typo is an error naming the closest key rather than a setting that
+//! silently does nothing.
+
+use crate::diag::did_you_mean;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// A known setting.
+pub struct Setting {
+    /// Its dotted name.
+    pub key: &'static str,
+    /// What it does.
+    pub help: &'static str,
+    /// The value used when unset.
+    pub default: &'static str,
+    /// Allowed values, when the set is closed.
+    pub choices: &'static [&'static str],
+}
+
+/// Every setting ov knows.
+pub const SETTINGS: &[Setting] = &[
+    Setting {
+        key: "engine.socket",
+        help: "the container engine's API endpoint (DOCKER_HOST wins when set)",
+        default: ov_rules::engine::PODMAN_SOCKET,
+        choices: &[],
+    },
+    Setting {
+        key: "engine.kind",
+        help: "which engine answers at the socket",
+        default: "podman",
+        choices: &["podman", "docker"],
+    },
+    Setting {
+        key: "build.jobs",
+        help: "default for -j/--jobs (0 = number of cores)",
+        default: "0",
+        choices: &[],
+    },
+];
+
+/// Settings as stored.
+#[derive(Debug, Default)]
+pub struct Settings {
+    path: PathBuf,
+    values: BTreeMap<String, String>,
+}
+
+/// What went wrong with a setting.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// Not a known key.
+    #[error("unknown setting `{key}`{hint}; known settings: {known}")]
+    UnknownKey {
+        /// The key given.
+        key: String,
+        /// " (did you mean …?)".
+        hint: String,
+        /// All keys.
+        known: String,
+    },
+    /// A value the key does not take.
+    #[error("`{key}` must be {expected}, not `{value}`")]
+    BadValue {
+        /// The key.
+        key: String,
+        /// The value given.
+        value: String,
+        /// What it takes.
+        expected: String,
+    },
+    /// The file could not be read or written.
+    #[error("{path}: {message}")]
+    File {
+        /// The settings file.
+        path: String,
+        /// What failed.
+        message: String,
+    },
+}
+
+fn lookup(key: &str) -> Result<&'static Setting, SettingsError> {
+    SETTINGS
+        .iter()
+        .find(|s| s.key == key)
+        .ok_or_else(|| SettingsError::UnknownKey {
+            key: key.to_string(),
+            hint: did_you_mean(key, SETTINGS.iter().map(|s| s.key)),
+            known: SETTINGS
+                .iter()
+                .map(|s| s.key)
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+}
+
+impl Settings {
+    /// Where settings live.
+    pub fn path() -> PathBuf {
+        std::env::var_os("OV_CONFIG_DIR")
+            .map(PathBuf::from)
+            .or_else(|| dirs::config_dir().map(|d| d.join("ov")))
+            .unwrap_or_else(|| PathBuf::from(".config/ov"))
+            .join("settings.json")
+    }
+
+    /// Loads the settings file (empty when there is none).
+    pub fn load() -> Result<Settings, SettingsError> {
+        let path = Self::path();
+        let values = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| SettingsError::File {
+                path: path.display().to_string(),
+                message: format!("not a settings file: {e}"),
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(e) => {
+                return Err(SettingsError::File {
+                    path: path.display().to_string(),
+                    message: e.to_string(),
+                })
+            }
+        };
+        Ok(Settings { path, values })
+    }
+
+    /// The value of `key` (its default when unset).
+    pub fn get(&self, key: &str) -> Result<String, SettingsError> {
+        let s = lookup(key)?;
+        Ok(self
+            .values
+            .get(key)
+            .cloned()
+            .unwrap_or_else(|| s.default.to_string()))
+    }
+
+    /// Sets and saves `key`.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), SettingsError> {
+        let s = lookup(key)?;
+        let bad = |expected: String| SettingsError::BadValue {
+            key: key.to_string(),
+            value: value.to_string(),
+            expected,
+        };
+        if !s.choices.is_empty() && !s.choices.contains(&value) {
+            return Err(bad(format!("one of {}", s.choices.join(", "))));
+        }
+        if key == "build.jobs" && value.parse::<usize>().is_err() {
+            return Err(bad("a whole number".into()));
+        }
+        self.values.insert(key.to_string(), value.to_string());
+        let text = serde_json::to_vec_pretty(&self.values).unwrap_or_default();
+        ov_cache::atomic_write(&self.path, &text).map_err(|e| SettingsError::File {
+            path: self.path.display().to_string(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Every setting with its value and whether it was set.
+    pub fn list(&self) -> Vec<(&'static Setting, String, bool)> {
+        SETTINGS
+            .iter()
+            .map(|s| {
+                let set = self.values.get(s.key);
+                (
+                    s,
+                    set.cloned().unwrap_or_else(|| s.default.to_string()),
+                    set.is_some(),
+                )
+            })
+            .collect()
+    }
+}

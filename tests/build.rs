@@ -1,0 +1,326 @@
+//! `ov build` against the real podman service that `scripts/setup.sh`
+//! starts (and the `localhost/bookworm-minbase:1` base it imports). No
+//! test here skips: without the service they fail and say how to start it.
+//!
+//! Assertions are on what ov recorded (`--progress json` events and the
+//! summary), never on time.
+
+use crate::util::{local_fixture, Ov, Project};
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::process::Command;
+use std::time::Duration;
+
+const BUILD_TIMEOUT: Duration = Duration::from_secs(900);
+
+/// A build's JSON events, split into per-node outcomes and the summary.
+pub struct Built {
+    pub code: Option<i32>,
+    pub events: Vec<Value>,
+    pub stderr: String,
+}
+
+impl Built {
+    pub fn summary(&self) -> &Value {
+        self.events
+            .iter()
+            .rev()
+            .find(|e| e["event"] == "summary")
+            .unwrap_or_else(|| panic!("no summary event; stderr:\n{}", self.stderr))
+    }
+    pub fn count(&self, field: &str) -> u64 {
+        self.summary()[field].as_u64().unwrap_or(u64::MAX)
+    }
+    /// Node ids that finished with `outcome` (built, cached, checked).
+    pub fn nodes(&self, outcome: &str) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .events
+            .iter()
+            .filter(|e| e["event"] == "finish" && e["outcome"] == outcome)
+            .map(|e| e["node"].as_str().unwrap_or_default().to_string())
+            .collect();
+        v.sort();
+        v
+    }
+    pub fn warnings(&self) -> Vec<String> {
+        self.events
+            .iter()
+            .filter(|e| e["event"] == "warning")
+            .map(|e| e["message"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+}
+
+fn engine_check() {
+    let ok = Command::new("curl")
+        .args(["-sf", "--max-time", "5", "--unix-socket", "/run/podman/podman.sock", "http://d/_ping"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "the podman API service is not answering on /run/podman/podman.sock: \
+         run `bash scripts/setup.sh` first (CI does)"
+    );
+}
+
+pub fn ov_for(project: &std::path::Path) -> Ov {
+    engine_check();
+    Ov::new(project).with_timeout(BUILD_TIMEOUT)
+}
+
+pub fn build(ov: &Ov, extra: &[&str]) -> Built {
+    let mut args = vec!["build", "--progress", "json"];
+    args.extend_from_slice(extra);
+    let r = ov.run(&args);
+    Built {
+        code: r.code,
+        events: r
+            .stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect(),
+        stderr: r.stderr,
+    }
+}
+
+fn built_ok(ov: &Ov) -> Built {
+    let b = build(ov, &[]);
+    assert_eq!(b.code, Some(0), "build failed:\n{}\n{:#?}", b.stderr, b.events);
+    b
+}
+
+#[test]
+fn cold_build_then_a_no_op_runs_no_engine_build() {
+    let p = Project::copy_of(&local_fixture("deb-tasks"));
+    let ov = ov_for(p.path());
+    let cold = built_ok(&ov);
+    assert_eq!(
+        cold.nodes("built"),
+        vec!["eval:app", "image:app", "layer:a@app", "layer:b@app"]
+    );
+    assert_eq!(cold.count("engine_builds"), 3, "{:?}", cold.summary());
+    let again = built_ok(&ov);
+    assert_eq!(again.count("built"), 0, "{:?}", again.events);
+    assert_eq!(again.count("engine_builds"), 0);
+    assert_eq!(again.count("cached_local"), 4);
+    assert_eq!(again.count("failed"), 0);
+    // The image is there under its tag, and dry-run agrees nothing would run.
+    let out = Command::new("podman")
+        .args(["image", "exists", "localhost/ov-test/app:test"])
+        .status()
+        .unwrap();
+    assert!(out.success(), "the image tag was not created");
+    let dry = ov.ok(&["build", "--dry-run"]);
+    assert!(dry.stdout.contains("\n0 nodes would run") || dry.stdout.starts_with("0 nodes"), "{}", dry.stdout);
+    // A file's mtime alone changes nothing (content keys, not timestamps).
+    let a = p.path().join("layers/a/a.txt");
+    let f = std::fs::File::options().append(true).open(&a).unwrap();
+    f.set_modified(std::time::SystemTime::now() + Duration::from_secs(5)).unwrap();
+    assert_eq!(built_ok(&ov).count("built"), 0);
+}
+
+#[test]
+fn changing_one_layer_file_rebuilds_that_layer_and_what_follows_only() {
+    let p = Project::copy_of(&local_fixture("deb-tasks"));
+    let ov = ov_for(p.path());
+    built_ok(&ov);
+    p.write("layers/b/b.conf", "setting = 2\n");
+    let explain = ov.ok(&["explain", "layer:b@app"]);
+    assert!(
+        explain.stdout.contains("layers/b/b.conf changed ("),
+        "explain does not name the file:\n{}",
+        explain.stdout
+    );
+    let b = built_ok(&ov);
+    assert_eq!(b.nodes("built"), vec!["eval:app", "image:app", "layer:b@app"]);
+    assert_eq!(b.nodes("cached"), vec!["layer:a@app"]);
+}
+
+#[test]
+fn a_corrupt_cas_blob_is_reported_evicted_and_rebuilt() {
+    let p = Project::copy_of(&local_fixture("deb-tasks"));
+    let ov = ov_for(p.path());
+    built_ok(&ov);
+    let mut flipped = 0;
+    for f in files_under(&ov.cache_dir().join("store").join("content-v2")) {
+        let mut bytes = std::fs::read(&f).unwrap();
+        if bytes.is_empty() {
+            continue;
+        }
+        bytes[0] ^= 0xff;
+        // cacache makes content read-only.
+        let mut perm = std::fs::metadata(&f).unwrap().permissions();
+        #[allow(clippy::permissions_set_readonly_false)]
+        perm.set_readonly(false);
+        std::fs::set_permissions(&f, perm).unwrap();
+        std::fs::write(&f, bytes).unwrap();
+        flipped += 1;
+    }
+    assert!(flipped > 0, "no blob in the store to corrupt");
+    let b = built_ok(&ov);
+    assert!(
+        b.warnings().iter().any(|w| w.contains("corrupt")),
+        "no corruption reported: {:?}",
+        b.events
+    );
+    assert!(b.count("built") > 0);
+    let verify = ov.run(&["cache", "verify"]);
+    assert_eq!(verify.code, Some(0), "{}\n{}", verify.stdout, verify.stderr);
+}
+
+#[test]
+fn a_package_that_does_not_exist_fails_the_layer_and_records_nothing() {
+    let p = Project::copy_of(&local_fixture("deb-tasks"));
+    p.write(
+        "layers/broken/layer.yml",
+        "layer:\n  require: [a]\n  package: [ov-no-such-package]\n",
+    );
+    p.edit("image.yml", "- b\n", "- b\n            - broken\n");
+    let ov = ov_for(p.path());
+    let b = build(&ov, &[]);
+    assert_eq!(b.code, Some(1), "{}", b.stderr);
+    let fail = b
+        .events
+        .iter()
+        .find(|e| e["event"] == "fail")
+        .expect("a fail event");
+    assert_eq!(fail["node"], "layer:broken@app");
+    let output = fail["output"].as_str().unwrap_or_default();
+    assert!(
+        output.contains("ov-no-such-package"),
+        "the failing command's output is not shown: {fail}"
+    );
+    let dry = ov.ok(&["build", "--dry-run"]);
+    let line = dry
+        .stdout
+        .lines()
+        .find(|l| l.ends_with("layer:broken@app"))
+        .unwrap();
+    assert!(line.starts_with("run"), "a failed node was recorded: {line}");
+    // Plain output names the layer too.
+    let plain = ov.run(&["build", "--progress", "plain"]);
+    assert_eq!(plain.code, Some(1));
+    assert!(plain.stderr.contains("FAILED layer:broken@app"), "{}", plain.stderr);
+}
+
+#[test]
+fn kill_9_mid_build_loses_nothing_and_the_next_build_cleans_up() {
+    let p = Project::copy_of(&local_fixture("deb-tasks"));
+    p.append(
+        "image.yml",
+        "            - {id: slow, command: sleep 15, exit_status: 0}\n",
+    );
+    let ov = ov_for(p.path());
+    let mut child = ov
+        .command(&["build", "--progress", "json"])
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut seen_eval = false;
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        if line.contains("\"start\"") && line.contains("eval:app") {
+            seen_eval = true;
+            break;
+        }
+    }
+    assert!(seen_eval, "the build never reached its eval node");
+    // Let the eval container start, then kill ov outright.
+    std::thread::sleep(Duration::from_secs(3));
+    let pid = child.id();
+    Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
+    let _ = child.wait();
+    let left = || {
+        let out = Command::new("podman")
+            .args(["ps", "-a", "--format", "{{.Labels}}"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.contains(&format!("org.overthinkos.ov.run:{pid}-")))
+            .count()
+    };
+    assert_eq!(left(), 1, "the killed run's eval container should still exist");
+    // Rebuild: what finished is cached, the eval reruns, the leftover goes.
+    let b = built_ok(&ov);
+    assert_eq!(b.nodes("cached"), vec!["image:app", "layer:a@app", "layer:b@app"]);
+    assert_eq!(left(), 0, "the next build did not remove the dead run's container");
+    let verify = ov.run(&["cache", "verify"]);
+    assert_eq!(verify.code, Some(0), "{}", verify.stdout);
+}
+
+#[test]
+fn two_builds_on_one_cache_dir_at_once_both_succeed() {
+    let p = Project::copy_of(&local_fixture("deb-tasks"));
+    let ov = ov_for(p.path());
+    let twin = Ov::sharing_cache_with(p.path(), &ov);
+    let mut a = ov.command(&["build", "--progress", "json"]).spawn().unwrap();
+    let mut b = twin.command(&["build", "--progress", "json"]).spawn().unwrap();
+    let (ra, rb) = (a.wait().unwrap(), b.wait().unwrap());
+    assert!(ra.success() && rb.success(), "{ra:?} {rb:?}");
+    let third = built_ok(&ov);
+    assert_eq!(third.count("built"), 0);
+    let verify = ov.run(&["cache", "verify"]);
+    assert_eq!(verify.code, Some(0), "{}", verify.stdout);
+}
+
+#[test]
+fn a_failing_eval_check_names_the_check_and_its_output() {
+    let p = Project::copy_of(&local_fixture("deb-tasks"));
+    p.edit("image.yml", "contains: [\"beta\"]", "contains: [\"gamma\"]");
+    let ov = ov_for(p.path());
+    let b = build(&ov, &[]);
+    assert_eq!(b.code, Some(1));
+    let fail = b.events.iter().find(|e| e["event"] == "fail").unwrap();
+    assert_eq!(fail["node"], "eval:app");
+    let err = fail["error"].as_str().unwrap_or_default();
+    assert!(err.contains("b-file") && err.contains("gamma"), "{err}");
+    assert!(fail["output"].as_str().unwrap_or_default().contains("beta"));
+    // The layers and image are cached: only the eval reruns.
+    p.edit("image.yml", "contains: [\"gamma\"]", "contains: [\"beta\"]");
+    let b = built_ok(&ov);
+    assert_eq!(b.nodes("built"), vec!["eval:app"]);
+}
+
+#[test]
+fn cache_stats_and_gc_shrink_the_store() {
+    let p = Project::copy_of(&local_fixture("deb-tasks"));
+    let ov = ov_for(p.path());
+    built_ok(&ov);
+    let stats = ov.ok(&["cache", "stats"]).stdout;
+    assert!(stats.contains("action"), "{stats}");
+    ov.ok(&["cache", "gc", "--max-size", "0"]);
+    let b = built_ok(&ov);
+    assert!(b.count("built") > 0, "gc to 0 bytes should have dropped every result");
+    let bad = ov.bad(&["cache", "gc", "--max-size", "lots"]);
+    assert!(bad.stderr.contains("--max-size"), "{}", bad.stderr);
+}
+
+#[test]
+fn doctor_reports_the_engine_and_a_fix_for_a_wrong_socket() {
+    let p = Project::copy_of(&local_fixture("deb-tasks"));
+    let ov = ov_for(p.path());
+    let good = ov.ok(&["doctor"]);
+    assert!(good.stdout.contains("ok   engine socket: podman"), "{}", good.stdout);
+    ov.ok(&["settings", "set", "engine.socket", "unix:///nonexistent.sock"]);
+    let bad = ov.run(&["doctor"]);
+    assert_eq!(bad.code, Some(1));
+    assert!(bad.stdout.contains("FAIL engine socket"), "{}", bad.stdout);
+    assert!(bad.stdout.contains("fix: "), "{}", bad.stdout);
+}
+
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
