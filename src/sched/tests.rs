@@ -740,3 +740,17 @@ async fn no_tasks() {
         .unwrap();
     assert!(report.success() && report.tasks.is_empty());
 }
+
+/// The CLI spawns the run: its future must be `Send` for a `Sync` runner
+/// and a `Send` callback.
+#[allow(dead_code)]
+fn the_run_future_is_send(tasks: &[Task], runner: &(dyn Runner<Output = u8> + Sync)) {
+    fn send<T: Send>(_: T) {}
+    send(run(
+        tasks,
+        runner,
+        opts(1),
+        CancellationToken::new(),
+        |_| {},
+    ));
+}
