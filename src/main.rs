@@ -51,7 +51,9 @@ fn bad_input(msg: String) -> anyhow::Error {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let dirs = Dirs::from_env(cli.cache_dir.clone());
     let root = &cli.dir;
-    let mut out = std::io::stdout().lock();
+    // Not locked for the whole command: progress writes to stdout from
+    // worker threads during a build.
+    let mut out = std::io::stdout();
     match cli.command {
         Command::Image(ImageCmd::Validate) => {
             let (project, warnings) = load_valid(root, &dirs)?;

@@ -276,10 +276,12 @@ fn a_failing_eval_check_names_the_check_and_its_output() {
     let err = fail["error"].as_str().unwrap_or_default();
     assert!(err.contains("b-file") && err.contains("gamma"), "{err}");
     assert!(fail["output"].as_str().unwrap_or_default().contains("beta"));
-    // The layers and image are cached: only the eval reruns.
+    // The layers are cached; the image reruns too because, as in ov, its
+    // labels carry the checks.
     p.edit("image.yml", "contains: [\"gamma\"]", "contains: [\"beta\"]");
     let b = built_ok(&ov);
-    assert_eq!(b.nodes("built"), vec!["eval:app"]);
+    assert_eq!(b.nodes("built"), vec!["eval:app", "image:app"]);
+    assert_eq!(b.nodes("cached"), vec!["layer:a@app", "layer:b@app"]);
 }
 
 #[test]
