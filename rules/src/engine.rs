@@ -445,7 +445,9 @@ impl Engine {
         let labels = HashMap::from([(RUN_LABEL.to_string(), spec.run_id.clone())]);
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
-            cmd: Some(vec!["/bin/sh".into(), "-c".into(), spec.script.clone()]),
+            // The image's own entrypoint (an init system) must not wrap the script.
+            entrypoint: Some(vec!["/bin/sh".into(), "-c".into()]),
+            cmd: Some(vec![spec.script.clone()]),
             labels: Some(labels),
             host_config: Some(HostConfig {
                 privileged: Some(spec.privileged),

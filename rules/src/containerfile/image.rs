@@ -380,6 +380,12 @@ fn init(
             steps.push(format!("# {init}: {} service fragment(s)", fragments.len()));
             steps.push(copy_args(&["--chmod=0644".to_string()], &staged, &target));
             files.push((staged, conf.into_bytes()));
+            // The image starts its init, so `podman run IMAGE` runs the services.
+            if let Some(ep) = def.get("entrypoint").and_then(Json::as_array) {
+                if !ep.is_empty() && ep.iter().all(Json::is_string) {
+                    steps.push(format!("ENTRYPOINT {}", Json::Array(ep.clone())));
+                }
+            }
         }
     }
 
