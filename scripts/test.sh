@@ -9,5 +9,8 @@ cargo clippy --workspace --all-targets -- -D warnings
 # A smoke run of the benchmark at a tenth of its size keeps it compiling and
 # running; the full run is `bash bench/run.sh`.
 OV_BENCH_SCALE=0.1 OV_BENCH_RUNS=3 cargo bench --bench foundation
-# The test suite runs last, so its summary closes the output.
-cargo test --workspace
+OV_BENCH_SCALE=0.1 OV_BENCH_RUNS=1 cargo bench --bench scheduler
+# The test suite runs last, so its summary closes the output. Its build
+# tests drive the podman service setup.sh started; two test threads keep
+# two engine builds going at once without starving the 2-core CI machine.
+cargo test --workspace -- --test-threads 2

@@ -24,6 +24,7 @@ mod util;
 mod build;
 mod cli;
 mod errors;
+mod examples;
 mod fuzz;
 mod generate;
 mod golden;

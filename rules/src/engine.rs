@@ -137,6 +137,8 @@ pub struct RunSpec {
     pub script: String,
     /// Privileged (loop devices, debootstrap's mounts).
     pub privileged: bool,
+    /// Run as this user instead of the image's.
+    pub user: Option<String>,
     /// `host:container[:opts]` bind mounts.
     pub binds: Vec<String>,
     /// The run id, for [`RUN_LABEL`].
@@ -448,6 +450,7 @@ impl Engine {
             // The image's own entrypoint (an init system) must not wrap the script.
             entrypoint: Some(vec!["/bin/sh".into(), "-c".into()]),
             cmd: Some(vec![spec.script.clone()]),
+            user: spec.user.clone(),
             labels: Some(labels),
             host_config: Some(HostConfig {
                 privileged: Some(spec.privileged),

@@ -110,6 +110,9 @@ pub async fn run(ctx: &mut ExecCtx<'_>) -> Result<NodeOutput, ExecError> {
                 image: image.hex().to_string(),
                 script: format!("/bin/bash -c {}", super::eval::sh_quote(&script)),
                 privileged: def.get("privileged").and_then(Json::as_bool).unwrap_or(true),
+                // Builder images may end as an unprivileged user; the
+                // builder needs root to create the rootfs.
+                user: Some("0".into()),
                 binds: vec![format!("{}:/out", out_dir.display())],
                 run_id: ctx.run_id.to_string(),
                 timeout: Some(Duration::from_secs(3600)),

@@ -1,0 +1,76 @@
+//! The projects under `examples/` build for real, from nothing but the
+//! base `scripts/setup.sh` imports, and the images they make work.
+
+use crate::build::{build, ov_for, Built};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+fn example(name: &str) -> PathBuf {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/examples")).join(name)
+}
+
+fn built_ok(b: Built) -> Built {
+    assert_eq!(b.code, Some(0), "build failed:\n{}\n{:#?}", b.stderr, b.events);
+    b
+}
+
+fn podman(args: &[&str]) -> String {
+    let out = Command::new("podman").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "podman {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn hello_bootstraps_its_base_with_debootstrap_and_builds() {
+    let ov = ov_for(&example("hello"));
+    let cold = built_ok(build(&ov, &[]));
+    assert_eq!(cold.count("failed"), 0);
+    let built = cold.nodes("built");
+    for node in ["bootstrap:bookworm", "layer:motd@hello", "image:hello", "eval:hello"] {
+        assert!(built.contains(&node.to_string()), "{node} not built: {built:?}");
+    }
+    let motd = podman(&["run", "--rm", "localhost/ov-examples/hello:dev", "cat", "/etc/motd"]);
+    assert!(motd.contains("Built by ov") && motd.contains("hello from ov"), "{motd}");
+    // The rootfs came from debootstrap, not from the setup script's base.
+    let os = podman(&["run", "--rm", "localhost/ov-examples/hello:dev", "cat", "/etc/os-release"]);
+    assert!(os.contains("bookworm"), "{os}");
+    let noop = built_ok(build(&ov, &[]));
+    assert_eq!(noop.count("built"), 0, "{:?}", noop.events);
+    assert_eq!(noop.count("engine_builds"), 0);
+}
+
+#[test]
+fn web_serves_nginx_under_supervisord() {
+    let ov = ov_for(&example("web"));
+    let cold = built_ok(build(&ov, &[]));
+    assert!(cold.nodes("built").contains(&"eval:web".to_string()));
+    let name = format!("ov-test-web-{}", std::process::id());
+    podman(&["run", "-d", "--name", &name, "localhost/ov-examples/web:dev"]);
+    let mut status = String::new();
+    for _ in 0..30 {
+        std::thread::sleep(Duration::from_millis(500));
+        let out = Command::new("podman")
+            .args(["exec", &name, "supervisorctl", "status", "nginx"])
+            .output()
+            .unwrap();
+        status = String::from_utf8_lossy(&out.stdout).into_owned();
+        if status.contains("RUNNING") {
+            break;
+        }
+    }
+    let page = Command::new("podman")
+        .args(["exec", &name, "cat", "/srv/www/index.html"])
+        .output()
+        .unwrap();
+    podman(&["rm", "-f", &name]);
+    assert!(status.contains("RUNNING"), "nginx is not running: {status}");
+    assert!(String::from_utf8_lossy(&page.stdout).contains("ov-example-web-page"));
+    let noop = built_ok(build(&ov, &[]));
+    assert_eq!(noop.count("built"), 0);
+    assert_eq!(noop.count("engine_builds"), 0);
+}
