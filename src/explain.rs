@@ -152,7 +152,11 @@ fn spec_paths(a: &Json, b: &Json, prefix: String, out: &mut Vec<String>, depth: 
                 );
             }
         }
-        _ => out.push(if prefix.is_empty() { "(whole spec)".into() } else { prefix }),
+        _ => out.push(if prefix.is_empty() {
+            "(whole spec)".into()
+        } else {
+            prefix
+        }),
     }
 }
 
@@ -178,7 +182,10 @@ mod tests {
     fn a_changed_file_is_named_with_both_digests() {
         let old = vec![
             ("source layers/web".to_string(), "aaaa1111".to_string()),
-            ("file layers/web/nginx.conf".to_string(), "a1b2c3d4e5".to_string()),
+            (
+                "file layers/web/nginx.conf".to_string(),
+                "a1b2c3d4e5".to_string(),
+            ),
         ];
         let new = m(&[
             ("source layers/web", "bbbb2222"),
@@ -203,6 +210,9 @@ mod tests {
             &json!({"env": {"A": "2"}, "tasks": []}),
         );
         let text: Vec<String> = d.iter().map(ToString::to_string).collect();
-        assert_eq!(text, vec!["dependency image:x is new", "spec field `env.A` changed"]);
+        assert_eq!(
+            text,
+            vec!["dependency image:x is new", "spec field `env.A` changed"]
+        );
     }
 }

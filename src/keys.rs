@@ -11,8 +11,8 @@ use crate::inputs::SourceTree;
 use crate::plan::Plan;
 use ov_cache::{Digest, NodeKey};
 use ov_rules::{Ingredients, Manifest, NodeKind};
-use petgraph::visit::EdgeRef;
 use petgraph::graph::NodeIndex;
+use petgraph::visit::EdgeRef;
 use petgraph::Direction;
 use std::collections::HashMap;
 

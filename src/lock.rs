@@ -71,12 +71,18 @@ impl Lock {
         for (r, id) in &lock.base {
             let hex = id.strip_prefix("sha256:").unwrap_or("");
             if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-                let line = text.lines().position(|l| l.contains(r.as_str())).unwrap_or(0) + 1;
+                let line = text
+                    .lines()
+                    .position(|l| l.contains(r.as_str()))
+                    .unwrap_or(0)
+                    + 1;
                 return Err(LockError {
                     path,
                     line,
                     column: 1,
-                    message: format!("`{r}` is pinned to `{id}`, which is not sha256:<64 hex digits>"),
+                    message: format!(
+                        "`{r}` is pinned to `{id}`, which is not sha256:<64 hex digits>"
+                    ),
                 });
             }
         }
@@ -104,7 +110,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(Lock::load(dir.path()).unwrap(), Lock::default());
         let mut l = Lock::default();
-        l.base.insert("a:1".into(), format!("sha256:{}", "ab".repeat(32)));
+        l.base
+            .insert("a:1".into(), format!("sha256:{}", "ab".repeat(32)));
         l.save(dir.path()).unwrap();
         assert_eq!(Lock::load(dir.path()).unwrap().base, l.base);
         std::fs::write(
@@ -115,6 +122,9 @@ mod tests {
         let e = Lock::load(dir.path()).unwrap_err().to_string();
         assert!(e.contains("ov.lock:2:1") && e.contains("x:1"), "{e}");
         std::fs::write(dir.path().join(FILE), "{\"version\": 2}").unwrap();
-        assert!(Lock::load(dir.path()).unwrap_err().to_string().contains("version 2"));
+        assert!(Lock::load(dir.path())
+            .unwrap_err()
+            .to_string()
+            .contains("version 2"));
     }
 }

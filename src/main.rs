@@ -216,7 +216,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let findings = rt.block_on(ov::doctor::run(&endpoint, &kind, &dirs.cache));
             let mut bad = 0;
             for f in &findings {
-                writeln!(out, "{} {}: {}", if f.ok { "ok  " } else { "FAIL" }, f.what, f.detail)?;
+                writeln!(
+                    out,
+                    "{} {}: {}",
+                    if f.ok { "ok  " } else { "FAIL" },
+                    f.what,
+                    f.detail
+                )?;
                 if let Some(fix) = &f.fix {
                     bad += 1;
                     writeln!(out, "     fix: {fix}")?;
@@ -258,15 +264,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 None => writeln!(out, "{label}: will run (never built with this cache)")?,
                 Some((old_key, old)) => {
-                    let changes = ov::explain::diff(
-                        &old.manifest,
-                        manifest,
-                        old.meta.get("spec"),
-                        &n.spec,
-                    );
-                    writeln!(out, "{label}: will run; since the last run (key {}):", old_key.short(12))?;
+                    let changes =
+                        ov::explain::diff(&old.manifest, manifest, old.meta.get("spec"), &n.spec);
+                    writeln!(
+                        out,
+                        "{label}: will run; since the last run (key {}):",
+                        old_key.short(12)
+                    )?;
                     if changes.is_empty() {
-                        writeln!(out, "  nothing it names changed, but its result is no longer in the cache")?;
+                        writeln!(
+                            out,
+                            "  nothing it names changed, but its result is no longer in the cache"
+                        )?;
                     }
                     for c in changes {
                         writeln!(out, "  {c}")?;
@@ -289,7 +298,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 fn engine_endpoint(settings: &ov::settings::Settings) -> anyhow::Result<String> {
     let socket = settings.get("engine.socket")?;
     Ok(ov_rules::engine::Engine::endpoint(
-        std::env::var("DOCKER_HOST").ok().filter(|s| !s.is_empty()).as_deref().or(Some(&socket)),
+        std::env::var("DOCKER_HOST")
+            .ok()
+            .filter(|s| !s.is_empty())
+            .as_deref()
+            .or(Some(&socket)),
     ))
 }
 

@@ -6,8 +6,8 @@
 
 use crate::keys;
 use crate::workspace::{Dirs, Workspace};
-use ov_cache::{ActionResult, Lookup, Store};
 use ov_cache::NodeKey;
+use ov_cache::{ActionResult, Lookup, Store};
 use ov_rules::NodeKind;
 use petgraph::graph::NodeIndex;
 use std::collections::HashSet;

@@ -53,7 +53,14 @@ impl Built {
 
 fn engine_check() {
     let ok = Command::new("curl")
-        .args(["-sf", "--max-time", "5", "--unix-socket", "/run/podman/podman.sock", "http://d/_ping"])
+        .args([
+            "-sf",
+            "--max-time",
+            "5",
+            "--unix-socket",
+            "/run/podman/podman.sock",
+            "http://d/_ping",
+        ])
         .output()
         .is_ok_and(|o| o.status.success());
     assert!(
@@ -85,7 +92,13 @@ pub fn build(ov: &Ov, extra: &[&str]) -> Built {
 
 fn built_ok(ov: &Ov) -> Built {
     let b = build(ov, &[]);
-    assert_eq!(b.code, Some(0), "build failed:\n{}\n{:#?}", b.stderr, b.events);
+    assert_eq!(
+        b.code,
+        Some(0),
+        "build failed:\n{}\n{:#?}",
+        b.stderr,
+        b.events
+    );
     b
 }
 
@@ -111,11 +124,16 @@ fn cold_build_then_a_no_op_runs_no_engine_build() {
         .unwrap();
     assert!(out.success(), "the image tag was not created");
     let dry = ov.ok(&["build", "--dry-run"]);
-    assert!(dry.stdout.contains("\n0 nodes would run") || dry.stdout.starts_with("0 nodes"), "{}", dry.stdout);
+    assert!(
+        dry.stdout.contains("\n0 nodes would run") || dry.stdout.starts_with("0 nodes"),
+        "{}",
+        dry.stdout
+    );
     // A file's mtime alone changes nothing (content keys, not timestamps).
     let a = p.path().join("layers/a/a.txt");
     let f = std::fs::File::options().append(true).open(&a).unwrap();
-    f.set_modified(std::time::SystemTime::now() + Duration::from_secs(5)).unwrap();
+    f.set_modified(std::time::SystemTime::now() + Duration::from_secs(5))
+        .unwrap();
     assert_eq!(built_ok(&ov).count("built"), 0);
 }
 
@@ -132,7 +150,10 @@ fn changing_one_layer_file_rebuilds_that_layer_and_what_follows_only() {
         explain.stdout
     );
     let b = built_ok(&ov);
-    assert_eq!(b.nodes("built"), vec!["eval:app", "image:app", "layer:b@app"]);
+    assert_eq!(
+        b.nodes("built"),
+        vec!["eval:app", "image:app", "layer:b@app"]
+    );
     assert_eq!(b.nodes("cached"), vec!["layer:a@app"]);
 }
 
@@ -196,11 +217,18 @@ fn a_package_that_does_not_exist_fails_the_layer_and_records_nothing() {
         .lines()
         .find(|l| l.ends_with("layer:broken@app"))
         .unwrap();
-    assert!(line.starts_with("run"), "a failed node was recorded: {line}");
+    assert!(
+        line.starts_with("run"),
+        "a failed node was recorded: {line}"
+    );
     // Plain output names the layer too.
     let plain = ov.run(&["build", "--progress", "plain"]);
     assert_eq!(plain.code, Some(1));
-    assert!(plain.stderr.contains("FAILED layer:broken@app"), "{}", plain.stderr);
+    assert!(
+        plain.stderr.contains("FAILED layer:broken@app"),
+        "{}",
+        plain.stderr
+    );
 }
 
 #[test]
@@ -228,7 +256,10 @@ fn kill_9_mid_build_loses_nothing_and_the_next_build_cleans_up() {
     // Let the eval container start, then kill ov outright.
     std::thread::sleep(Duration::from_secs(3));
     let pid = child.id();
-    Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
+    Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
     let _ = child.wait();
     let left = || {
         let out = Command::new("podman")
@@ -240,11 +271,22 @@ fn kill_9_mid_build_loses_nothing_and_the_next_build_cleans_up() {
             .filter(|l| l.contains(&format!("org.overthinkos.ov.run:{pid}-")))
             .count()
     };
-    assert_eq!(left(), 1, "the killed run's eval container should still exist");
+    assert_eq!(
+        left(),
+        1,
+        "the killed run's eval container should still exist"
+    );
     // Rebuild: what finished is cached, the eval reruns, the leftover goes.
     let b = built_ok(&ov);
-    assert_eq!(b.nodes("cached"), vec!["image:app", "layer:a@app", "layer:b@app"]);
-    assert_eq!(left(), 0, "the next build did not remove the dead run's container");
+    assert_eq!(
+        b.nodes("cached"),
+        vec!["image:app", "layer:a@app", "layer:b@app"]
+    );
+    assert_eq!(
+        left(),
+        0,
+        "the next build did not remove the dead run's container"
+    );
     let verify = ov.run(&["cache", "verify"]);
     assert_eq!(verify.code, Some(0), "{}", verify.stdout);
 }
@@ -254,8 +296,14 @@ fn two_builds_on_one_cache_dir_at_once_both_succeed() {
     let p = Project::copy_of(&local_fixture("deb-tasks"));
     let ov = ov_for(p.path());
     let twin = Ov::sharing_cache_with(p.path(), &ov);
-    let mut a = ov.command(&["build", "--progress", "json"]).spawn().unwrap();
-    let mut b = twin.command(&["build", "--progress", "json"]).spawn().unwrap();
+    let mut a = ov
+        .command(&["build", "--progress", "json"])
+        .spawn()
+        .unwrap();
+    let mut b = twin
+        .command(&["build", "--progress", "json"])
+        .spawn()
+        .unwrap();
     let (ra, rb) = (a.wait().unwrap(), b.wait().unwrap());
     assert!(ra.success() && rb.success(), "{ra:?} {rb:?}");
     let third = built_ok(&ov);
@@ -293,7 +341,10 @@ fn cache_stats_and_gc_shrink_the_store() {
     assert!(stats.contains("action"), "{stats}");
     ov.ok(&["cache", "gc", "--max-size", "0"]);
     let b = built_ok(&ov);
-    assert!(b.count("built") > 0, "gc to 0 bytes should have dropped every result");
+    assert!(
+        b.count("built") > 0,
+        "gc to 0 bytes should have dropped every result"
+    );
     let bad = ov.bad(&["cache", "gc", "--max-size", "lots"]);
     assert!(bad.stderr.contains("--max-size"), "{}", bad.stderr);
 }
@@ -303,8 +354,17 @@ fn doctor_reports_the_engine_and_a_fix_for_a_wrong_socket() {
     let p = Project::copy_of(&local_fixture("deb-tasks"));
     let ov = ov_for(p.path());
     let good = ov.ok(&["doctor"]);
-    assert!(good.stdout.contains("ok   engine socket: podman"), "{}", good.stdout);
-    ov.ok(&["settings", "set", "engine.socket", "unix:///nonexistent.sock"]);
+    assert!(
+        good.stdout.contains("ok   engine socket: podman"),
+        "{}",
+        good.stdout
+    );
+    ov.ok(&[
+        "settings",
+        "set",
+        "engine.socket",
+        "unix:///nonexistent.sock",
+    ]);
     let bad = ov.run(&["doctor"]);
     assert_eq!(bad.code, Some(1));
     assert!(bad.stdout.contains("FAIL engine socket"), "{}", bad.stdout);

@@ -11,7 +11,13 @@ fn example(name: &str) -> PathBuf {
 }
 
 fn built_ok(b: Built) -> Built {
-    assert_eq!(b.code, Some(0), "build failed:\n{}\n{:#?}", b.stderr, b.events);
+    assert_eq!(
+        b.code,
+        Some(0),
+        "build failed:\n{}\n{:#?}",
+        b.stderr,
+        b.events
+    );
     b
 }
 
@@ -31,13 +37,36 @@ fn hello_bootstraps_its_base_with_debootstrap_and_builds() {
     let cold = built_ok(build(&ov, &[]));
     assert_eq!(cold.count("failed"), 0);
     let built = cold.nodes("built");
-    for node in ["bootstrap:bookworm", "layer:motd@hello", "image:hello", "eval:hello"] {
-        assert!(built.contains(&node.to_string()), "{node} not built: {built:?}");
+    for node in [
+        "bootstrap:bookworm",
+        "layer:motd@hello",
+        "image:hello",
+        "eval:hello",
+    ] {
+        assert!(
+            built.contains(&node.to_string()),
+            "{node} not built: {built:?}"
+        );
     }
-    let motd = podman(&["run", "--rm", "localhost/ov-examples/hello:dev", "cat", "/etc/motd"]);
-    assert!(motd.contains("Built by ov") && motd.contains("hello from ov"), "{motd}");
+    let motd = podman(&[
+        "run",
+        "--rm",
+        "localhost/ov-examples/hello:dev",
+        "cat",
+        "/etc/motd",
+    ]);
+    assert!(
+        motd.contains("Built by ov") && motd.contains("hello from ov"),
+        "{motd}"
+    );
     // The rootfs came from debootstrap, not from the setup script's base.
-    let os = podman(&["run", "--rm", "localhost/ov-examples/hello:dev", "cat", "/etc/os-release"]);
+    let os = podman(&[
+        "run",
+        "--rm",
+        "localhost/ov-examples/hello:dev",
+        "cat",
+        "/etc/os-release",
+    ]);
     assert!(os.contains("bookworm"), "{os}");
     let noop = built_ok(build(&ov, &[]));
     assert_eq!(noop.count("built"), 0, "{:?}", noop.events);
@@ -50,7 +79,13 @@ fn web_serves_nginx_under_supervisord() {
     let cold = built_ok(build(&ov, &[]));
     assert!(cold.nodes("built").contains(&"eval:web".to_string()));
     let name = format!("ov-test-web-{}", std::process::id());
-    podman(&["run", "-d", "--name", &name, "localhost/ov-examples/web:dev"]);
+    podman(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "localhost/ov-examples/web:dev",
+    ]);
     let mut status = String::new();
     for _ in 0..30 {
         std::thread::sleep(Duration::from_millis(500));

@@ -166,7 +166,8 @@ impl Ov {
     pub fn sharing_cache_with(project: &Path, other: &Ov) -> Ov {
         let mut ov = Ov::new(project).with_timeout(other.timeout);
         ov.cache = TempDir::with_prefix("ov-unused-").unwrap();
-        ov.env.push(("OV_CACHE_DIR".into(), other.cache_dir().into()));
+        ov.env
+            .push(("OV_CACHE_DIR".into(), other.cache_dir().into()));
         ov.pass_cache_flag = false;
         ov
     }

@@ -429,12 +429,10 @@ impl Engine {
             Ok(())
         })
         .await?;
-        self.image_id(tag)
-            .await?
-            .ok_or_else(|| EngineError::Build {
-                message: format!("import of {} made no image {tag}", rootfs.display()),
-                log: String::new(),
-            })
+        self.image_id(tag).await?.ok_or_else(|| EngineError::Build {
+            message: format!("import of {} made no image {tag}", rootfs.display()),
+            log: String::new(),
+        })
     }
 
     /// Runs `spec.script` in a throwaway container and removes it, whatever
@@ -502,7 +500,12 @@ impl Engine {
         let mut output = String::new();
         let mut logs = self.docker.logs(
             id,
-            Some(LogsOptionsBuilder::default().stdout(true).stderr(true).build()),
+            Some(
+                LogsOptionsBuilder::default()
+                    .stdout(true)
+                    .stderr(true)
+                    .build(),
+            ),
         );
         while let Some(Ok(chunk)) = logs.next().await {
             output.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
@@ -593,7 +596,10 @@ mod tests {
     #[test]
     fn split_tag_keeps_registry_ports() {
         assert_eq!(split_tag("localhost:5000/x:1"), ("localhost:5000/x", "1"));
-        assert_eq!(split_tag("localhost:5000/x"), ("localhost:5000/x", "latest"));
+        assert_eq!(
+            split_tag("localhost:5000/x"),
+            ("localhost:5000/x", "latest")
+        );
         assert_eq!(split_tag("a/b:c"), ("a/b", "c"));
     }
 

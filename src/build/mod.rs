@@ -14,8 +14,8 @@ use crate::sched;
 use crate::workspace::{Dirs, Workspace};
 use anyhow::Context as _;
 use node::Done;
-use ov_cache::Store;
 use ov_cache::NodeKey;
+use ov_cache::Store;
 use ov_rules::engine::Engine;
 use ov_rules::exec::{EngineQuirks, NodeOutput};
 use ov_rules::NodeKind;
@@ -123,7 +123,12 @@ fn resource_class(kind: NodeKind) -> sched::Class {
 }
 
 /// Runs the build of `targets` (everything when empty).
-pub fn run(ws: Workspace, dirs: &Dirs, targets: &[String], opts: &BuildOptions) -> anyhow::Result<Outcome> {
+pub fn run(
+    ws: Workspace,
+    dirs: &Dirs,
+    targets: &[String],
+    opts: &BuildOptions,
+) -> anyhow::Result<Outcome> {
     let order = ws.select(targets)?;
     let store = Arc::new(
         Store::open(&dirs.cache.join("store"))
@@ -259,7 +264,10 @@ pub fn run(ws: Workspace, dirs: &Dirs, targets: &[String], opts: &BuildOptions) 
                     let why = match because {
                         sched::Skip::DepFailed { .. } => format!("{} failed", node(failed).id),
                         sched::Skip::Stopped { .. } => {
-                            format!("stopped after {} failed (use --keep-going to go on)", node(failed).id)
+                            format!(
+                                "stopped after {} failed (use --keep-going to go on)",
+                                node(failed).id
+                            )
                         }
                     };
                     p.skipped(&node(ix).id, &why);
@@ -295,8 +303,13 @@ async fn clean_dead_runs(sh: &Shared, dirs: &Dirs) {
             .next()
             .and_then(|p| p.parse::<u32>().ok())
             .is_some_and(|pid| {
-                std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                    .is_ok_and(|s| !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+                std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+                    !s.rsplit(')')
+                        .next()
+                        .unwrap_or("")
+                        .trim_start()
+                        .starts_with('Z')
+                })
             })
     };
     if let Ok(entries) = std::fs::read_dir(dirs.cache.join("tmp")) {

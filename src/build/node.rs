@@ -95,30 +95,39 @@ fn now_ms() -> u64 {
 }
 
 /// Runs the store's blocking calls off the async workers.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, Failure> {
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, Failure> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| Failure::new(format!("internal error: {e}")))
 }
 
 /// Builds, or finds in the cache, node `ix`.
-pub async fn run(sh: Arc<Shared>, ix: NodeIndex, cancel: CancellationToken) -> Result<Done, Failure> {
+pub async fn run(
+    sh: Arc<Shared>,
+    ix: NodeIndex,
+    cancel: CancellationToken,
+) -> Result<Done, Failure> {
     let started = Instant::now();
     let node = &sh.ws.plan.graph[ix];
     if let Some(tree) = keys::source_output(&sh.ws.plan, &sh.ws.trees, ix) {
-        sh.set_output(ix, NodeOutput {
-            digest: format!("blake3:{}", blake3::Hash::from(tree).to_hex()),
-            ..Default::default()
-        });
+        sh.set_output(
+            ix,
+            NodeOutput {
+                digest: format!("blake3:{}", blake3::Hash::from(tree).to_hex()),
+                ..Default::default()
+            },
+        );
         return Ok(Done::Checked);
     }
     let (key, manifest) = {
         let outputs = sh.outputs.lock().map_err(|_| Failure::new("poisoned"))?;
         keys::node_key(&sh.ws.plan, &sh.ws.trees, &sh.dirs, ix, |d| {
             keys::source_output(&sh.ws.plan, &sh.ws.trees, d)
-                .or_else(|| outputs[d.index()].as_ref().map(|o| keys::output_bytes(&o.digest)))
+                .or_else(|| {
+                    outputs[d.index()]
+                        .as_ref()
+                        .map(|o| keys::output_bytes(&o.digest))
+                })
                 .unwrap_or([0; 32])
         })
     };
@@ -184,7 +193,10 @@ pub async fn run(sh: Arc<Shared>, ix: NodeIndex, cancel: CancellationToken) -> R
             node.id
         ))),
     };
-    if matches!(node.kind, NodeKind::Layer | NodeKind::Image | NodeKind::Bootstrap) {
+    if matches!(
+        node.kind,
+        NodeKind::Layer | NodeKind::Image | NodeKind::Bootstrap
+    ) {
         sh.engine_builds
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
@@ -223,18 +235,16 @@ async fn reuse(
     r: &ActionResult,
     cancel: &CancellationToken,
 ) -> Result<Option<NodeOutput>, Failure> {
-    let image = r
-        .meta
-        .get("image")
-        .and_then(Json::as_str)
-        .map(ImageId::new);
+    let image = r.meta.get("image").and_then(Json::as_str).map(ImageId::new);
     let mut out = NodeOutput {
         digest: r.output.clone(),
         image: image.clone(),
         meta: r.meta.clone(),
         ..Default::default()
     };
-    let Some(image) = image else { return Ok(Some(out)) };
+    let Some(image) = image else {
+        return Ok(Some(out));
+    };
     let engine = sh.engine().await.map_err(|e| Failure::new(e.to_string()))?;
     if engine
         .image_id(image.as_str())
@@ -258,8 +268,10 @@ async fn reuse(
     let d = blob.digest;
     let p = path.clone();
     if let Err(e) = blocking(move || store.blob_to_file(&d, &p)).await? {
-        sh.progress
-            .warn(&format!("{}: cannot restore the rootfs ({e}); rebuilding", node.id));
+        sh.progress.warn(&format!(
+            "{}: cannot restore the rootfs ({e}); rebuilding",
+            node.id
+        ));
         return Ok(None);
     }
     let _ = cancel;
@@ -345,10 +357,7 @@ async fn record(
 }
 
 /// The outputs of `ix`'s dependencies, by node id.
-pub fn dep_outputs(
-    sh: &Shared,
-    ix: NodeIndex,
-) -> HashMap<String, NodeOutput> {
+pub fn dep_outputs(sh: &Shared, ix: NodeIndex) -> HashMap<String, NodeOutput> {
     let g = &sh.ws.plan.graph;
     let outputs = match sh.outputs.lock() {
         Ok(o) => o,

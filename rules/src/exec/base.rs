@@ -29,18 +29,24 @@ pub async fn run(ctx: &mut ExecCtx<'_>) -> Result<NodeOutput, ExecError> {
         None => match engine.image_id(&r).await? {
             Some(id) => id,
             None => {
-                engine.pull(&r, ctx.cancel).await.map_err(|e| ExecError::Failed {
-                    message: format!(
-                        "base image {r} is not in the engine and could not be pulled\n  \
+                engine
+                    .pull(&r, ctx.cancel)
+                    .await
+                    .map_err(|e| ExecError::Failed {
+                        message: format!(
+                            "base image {r} is not in the engine and could not be pulled\n  \
                          fix: load or build it first (scripts/setup.sh imports \
                          localhost/bookworm-minbase:1), or check the registry is reachable"
-                    ),
-                    output: e.to_string(),
-                })?;
-                engine.image_id(&r).await?.ok_or_else(|| ExecError::Failed {
-                    message: format!("pulled {r} but the engine does not list it"),
-                    output: String::new(),
-                })?
+                        ),
+                        output: e.to_string(),
+                    })?;
+                engine
+                    .image_id(&r)
+                    .await?
+                    .ok_or_else(|| ExecError::Failed {
+                        message: format!("pulled {r} but the engine does not list it"),
+                        output: String::new(),
+                    })?
             }
         },
     };

@@ -109,7 +109,10 @@ pub async fn run(ctx: &mut ExecCtx<'_>) -> Result<NodeOutput, ExecError> {
             &RunSpec {
                 image: image.hex().to_string(),
                 script: format!("/bin/bash -c {}", super::eval::sh_quote(&script)),
-                privileged: def.get("privileged").and_then(Json::as_bool).unwrap_or(true),
+                privileged: def
+                    .get("privileged")
+                    .and_then(Json::as_bool)
+                    .unwrap_or(true),
                 // Builder images may end as an unprivileged user; the
                 // builder needs root to create the rootfs.
                 user: Some("0".into()),
@@ -166,7 +169,10 @@ mod tests {
         let d = template_data(&json!({
             "debootstrap": {"suite": "bookworm", "mirror": "http://m", "include_package": ["ca-certificates"]},
         }));
-        assert_eq!(d.pointer("/Distro/Debootstrap/Suite"), Some(&json!("bookworm")));
+        assert_eq!(
+            d.pointer("/Distro/Debootstrap/Suite"),
+            Some(&json!("bookworm"))
+        );
         assert_eq!(
             d.pointer("/Distro/Debootstrap/IncludePackages"),
             Some(&json!(["ca-certificates"]))

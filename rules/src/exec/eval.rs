@@ -117,12 +117,15 @@ pub fn parse_checks(spec: &Json) -> Result<Vec<NamedCheck>, ExecError> {
         } else if let Some(pkg) = c.get("package").and_then(Json::as_str) {
             // package_map is keyed by distro name (`fedora`, `arch`,
             // `debian`); a tag like `debian:12` matches by its name part.
-            let mapped = c.get("package_map").and_then(Json::as_object).and_then(|m| {
-                distros.iter().find_map(|d| {
-                    let name = d.split(':').next().unwrap_or(d);
-                    m.get(*d).or_else(|| m.get(name)).and_then(Json::as_str)
-                })
-            });
+            let mapped = c
+                .get("package_map")
+                .and_then(Json::as_object)
+                .and_then(|m| {
+                    distros.iter().find_map(|d| {
+                        let name = d.split(':').next().unwrap_or(d);
+                        m.get(*d).or_else(|| m.get(name)).and_then(Json::as_str)
+                    })
+                });
             Check::Package {
                 name: mapped.unwrap_or(pkg).to_string(),
                 installed: b("installed", true),
@@ -390,8 +393,15 @@ mod tests {
         assert!(!v[2].ok);
         assert!(v[2].reason.contains("nginx is not installed"));
         assert!(v[3].ok);
-        let v = verdicts(&c, "@@ov-check 0 rc 0\nsomething else\n\n@@ov-check 0 stderr\n\n@@ov-check 0 end\n");
-        assert!(v[0].reason.contains("does not contain \"ov\""), "{}", v[0].reason);
+        let v = verdicts(
+            &c,
+            "@@ov-check 0 rc 0\nsomething else\n\n@@ov-check 0 stderr\n\n@@ov-check 0 end\n",
+        );
+        assert!(
+            v[0].reason.contains("does not contain \"ov\""),
+            "{}",
+            v[0].reason
+        );
         assert!(v[1].reason.contains("did not report"));
     }
 

@@ -16,7 +16,14 @@ pub async fn run(ctx: &mut ExecCtx<'_>) -> Result<NodeOutput, ExecError> {
         locked_cache_mounts: ctx.quirks.locked_cache_mounts,
     };
     let rendered = render_image(ctx.spec, &opts).map_err(|e| ExecError::Spec(e.to_string()))?;
-    let mut out = build_steps(ctx, &format!("image `{name}`"), &parent, rendered, ContextTar::new()).await?;
+    let mut out = build_steps(
+        ctx,
+        &format!("image `{name}`"),
+        &parent,
+        rendered,
+        ContextTar::new(),
+    )
+    .await?;
     if let Some(id) = &out.image {
         ctx.engine.tag(id, &tag).await?;
     }

@@ -121,8 +121,9 @@ impl ExecCtx<'_> {
 
     /// A spec field as text.
     pub fn spec_str(&self, field: &str) -> Result<&str, ExecError> {
-        self.spec.get(field).and_then(Json::as_str).ok_or_else(|| {
-            ExecError::Spec(format!("{}: spec has no `{field}`", self.node_id))
-        })
+        self.spec
+            .get(field)
+            .and_then(Json::as_str)
+            .ok_or_else(|| ExecError::Spec(format!("{}: spec has no `{field}`", self.node_id)))
     }
 }
