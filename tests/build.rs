@@ -386,3 +386,77 @@ fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn ctrl_c_stops_the_build_removes_its_containers_and_keeps_what_finished() {
+    let p = Project::copy_of(&local_fixture("deb-tasks"));
+    p.append(
+        "image.yml",
+        "            - {id: slow, command: sleep 10, exit_status: 0}\n",
+    );
+    let ov = ov_for(p.path());
+    let mut child = ov
+        .command(&["build", "--progress", "json"])
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let reached = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|l| l.contains("\"start\"") && l.contains("eval:app"));
+    assert!(reached, "the build never reached its eval node");
+    std::thread::sleep(Duration::from_secs(2));
+    let pid = child.id();
+    Command::new("kill").args(["-INT", &pid.to_string()]).status().unwrap();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "ov did not stop after Ctrl-C"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(130));
+    let out = Command::new("podman")
+        .args(["ps", "-a", "--format", "{{.Labels}}"])
+        .output()
+        .unwrap();
+    let mine = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains(&format!("org.overthinkos.ov.run:{pid}-")))
+        .count();
+    assert_eq!(mine, 0, "the interrupted run left its containers");
+    let b = built_ok(&ov);
+    assert_eq!(b.nodes("cached"), vec!["image:app", "layer:a@app", "layer:b@app"]);
+    assert_eq!(b.nodes("built"), vec!["eval:app"]);
+}
+
+#[test]
+fn lock_pins_the_local_base_without_pulling_and_a_bad_pin_is_bad_input() {
+    let p = Project::copy_of(&local_fixture("deb-tasks"));
+    let ov = ov_for(p.path());
+    let locked = ov.ok(&["lock"]);
+    assert!(
+        locked.stdout.starts_with("localhost/bookworm-minbase:1 sha256:"),
+        "{}",
+        locked.stdout
+    );
+    let lock: Value = serde_json::from_str(&p.read("ov.lock")).unwrap();
+    let pinned = lock["base"]["localhost/bookworm-minbase:1"].as_str().unwrap().to_string();
+    let b = built_ok(&ov);
+    assert_eq!(b.count("failed"), 0);
+    // The pin is part of the base's key.
+    let before = ov.ok(&["explain", "base:localhost/bookworm-minbase:1"]).stdout;
+    p.write(
+        "ov.lock",
+        format!("{{\"version\": 1, \"base\": {{\"localhost/bookworm-minbase:1\": \"{}\"}}}}", &pinned[..20]),
+    );
+    let bad = ov.bad(&["build", "--dry-run"]);
+    assert!(bad.stderr.contains("ov.lock:1:"), "{}", bad.stderr);
+    p.write("ov.lock", serde_json::to_string(&lock).unwrap());
+    assert_eq!(ov.ok(&["explain", "base:localhost/bookworm-minbase:1"]).stdout, before);
+}
