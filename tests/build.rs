@@ -90,7 +90,7 @@ pub fn build(ov: &Ov, extra: &[&str]) -> Built {
     }
 }
 
-fn built_ok(ov: &Ov) -> Built {
+pub fn built_ok(ov: &Ov) -> Built {
     let b = build(ov, &[]);
     assert_eq!(
         b.code,
@@ -100,6 +100,34 @@ fn built_ok(ov: &Ov) -> Built {
         b.events
     );
     b
+}
+
+/// Starts `ov build --progress json` and returns once its eval node has
+/// started, with the child still running.
+fn spawn_until_eval_starts(ov: &Ov) -> std::process::Child {
+    let mut child = ov
+        .command(&["build", "--progress", "json"])
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let reached = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .any(|l| l.contains("\"start\"") && l.contains("eval:app"));
+    assert!(reached, "the build never reached its eval node");
+    child
+}
+
+/// How many containers of the run of process `pid` exist.
+fn containers_of_run(pid: u32) -> usize {
+    let out = Command::new("podman")
+        .args(["ps", "-a", "--format", "{{.Labels}}"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains(&format!("org.overthinkos.ov.run:{pid}-")))
+        .count()
 }
 
 #[test]
@@ -239,20 +267,7 @@ fn kill_9_mid_build_loses_nothing_and_the_next_build_cleans_up() {
         "            - {id: slow, command: sleep 15, exit_status: 0}\n",
     );
     let ov = ov_for(p.path());
-    let mut child = ov
-        .command(&["build", "--progress", "json"])
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut seen_eval = false;
-    for line in BufReader::new(stdout).lines() {
-        let line = line.unwrap();
-        if line.contains("\"start\"") && line.contains("eval:app") {
-            seen_eval = true;
-            break;
-        }
-    }
-    assert!(seen_eval, "the build never reached its eval node");
+    let mut child = spawn_until_eval_starts(&ov);
     // Let the eval container start, then kill ov outright.
     std::thread::sleep(Duration::from_secs(3));
     let pid = child.id();
@@ -261,16 +276,7 @@ fn kill_9_mid_build_loses_nothing_and_the_next_build_cleans_up() {
         .status()
         .unwrap();
     let _ = child.wait();
-    let left = || {
-        let out = Command::new("podman")
-            .args(["ps", "-a", "--format", "{{.Labels}}"])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter(|l| l.contains(&format!("org.overthinkos.ov.run:{pid}-")))
-            .count()
-    };
+    let left = || containers_of_run(pid);
     assert_eq!(
         left(),
         1,
@@ -395,20 +401,13 @@ fn ctrl_c_stops_the_build_removes_its_containers_and_keeps_what_finished() {
         "            - {id: slow, command: sleep 10, exit_status: 0}\n",
     );
     let ov = ov_for(p.path());
-    let mut child = ov
-        .command(&["build", "--progress", "json"])
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let reached = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .any(|l| l.contains("\"start\"") && l.contains("eval:app"));
-    assert!(reached, "the build never reached its eval node");
+    let mut child = spawn_until_eval_starts(&ov);
     std::thread::sleep(Duration::from_secs(2));
     let pid = child.id();
-    Command::new("kill").args(["-INT", &pid.to_string()]).status().unwrap();
+    Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
     let started = std::time::Instant::now();
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {
@@ -421,17 +420,13 @@ fn ctrl_c_stops_the_build_removes_its_containers_and_keeps_what_finished() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(status.code(), Some(130));
-    let out = Command::new("podman")
-        .args(["ps", "-a", "--format", "{{.Labels}}"])
-        .output()
-        .unwrap();
-    let mine = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| l.contains(&format!("org.overthinkos.ov.run:{pid}-")))
-        .count();
+    let mine = containers_of_run(pid);
     assert_eq!(mine, 0, "the interrupted run left its containers");
     let b = built_ok(&ov);
-    assert_eq!(b.nodes("cached"), vec!["image:app", "layer:a@app", "layer:b@app"]);
+    assert_eq!(
+        b.nodes("cached"),
+        vec!["image:app", "layer:a@app", "layer:b@app"]
+    );
     assert_eq!(b.nodes("built"), vec!["eval:app"]);
 }
 
@@ -441,22 +436,63 @@ fn lock_pins_the_local_base_without_pulling_and_a_bad_pin_is_bad_input() {
     let ov = ov_for(p.path());
     let locked = ov.ok(&["lock"]);
     assert!(
-        locked.stdout.starts_with("localhost/bookworm-minbase:1 sha256:"),
+        locked
+            .stdout
+            .starts_with("localhost/bookworm-minbase:1 sha256:"),
         "{}",
         locked.stdout
     );
     let lock: Value = serde_json::from_str(&p.read("ov.lock")).unwrap();
-    let pinned = lock["base"]["localhost/bookworm-minbase:1"].as_str().unwrap().to_string();
+    let pinned = lock["base"]["localhost/bookworm-minbase:1"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let b = built_ok(&ov);
     assert_eq!(b.count("failed"), 0);
     // The pin is part of the base's key.
-    let before = ov.ok(&["explain", "base:localhost/bookworm-minbase:1"]).stdout;
+    let before = ov
+        .ok(&["explain", "base:localhost/bookworm-minbase:1"])
+        .stdout;
     p.write(
         "ov.lock",
-        format!("{{\"version\": 1, \"base\": {{\"localhost/bookworm-minbase:1\": \"{}\"}}}}", &pinned[..20]),
+        format!(
+            "{{\"version\": 1, \"base\": {{\"localhost/bookworm-minbase:1\": \"{}\"}}}}",
+            &pinned[..20]
+        ),
     );
     let bad = ov.bad(&["build", "--dry-run"]);
     assert!(bad.stderr.contains("ov.lock:1:"), "{}", bad.stderr);
     p.write("ov.lock", serde_json::to_string(&lock).unwrap());
-    assert_eq!(ov.ok(&["explain", "base:localhost/bookworm-minbase:1"]).stdout, before);
+    assert_eq!(
+        ov.ok(&["explain", "base:localhost/bookworm-minbase:1"])
+            .stdout,
+        before
+    );
+}
+
+#[test]
+fn a_dependency_rebuilt_to_the_same_output_does_not_rerun_its_dependents() {
+    let p = Project::copy_of(&local_fixture("deb-tasks"));
+    let ov = ov_for(p.path());
+    built_ok(&ov);
+    // Rerun layer a; the engine rebuilds the same steps on the same parent
+    // into the same image, so what stands on it keeps its key.
+    let b = build(&ov, &["--refresh", "layer:a@app"]);
+    assert_eq!(b.code, Some(0), "{}", b.stderr);
+    assert_eq!(b.nodes("built"), vec!["layer:a@app"]);
+    assert_eq!(
+        b.nodes("cached"),
+        vec!["eval:app", "image:app", "layer:b@app"]
+    );
+    // A comment in layer.yml changes layer a's key but not its image.
+    p.append(
+        "layers/a/layer.yml",
+        "# a comment changes the tree, not the image\n",
+    );
+    let b = built_ok(&ov);
+    assert_eq!(b.nodes("built"), vec!["layer:a@app"]);
+    assert_eq!(
+        b.nodes("cached"),
+        vec!["eval:app", "image:app", "layer:b@app"]
+    );
 }

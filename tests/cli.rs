@@ -359,3 +359,39 @@ fn a_directory_without_overthink_yml_is_bad_input() {
         .bad(&["image", "validate"])
         .stderr_has(&["no overthink.yml", "-C DIR"]);
 }
+
+#[test]
+fn settings_are_kept_checked_and_listed() {
+    let p = Project::mini();
+    let config = tempfile::TempDir::new().unwrap();
+    let ov = Ov::new(p.path()).env("OV_CONFIG_DIR", config.path());
+    assert_eq!(
+        ov.ok(&["settings", "get", "engine.kind"]).stdout,
+        "podman\n"
+    );
+    ov.ok(&["settings", "set", "engine.kind", "docker"]);
+    assert_eq!(
+        ov.ok(&["settings", "get", "engine.kind"]).stdout,
+        "docker\n"
+    );
+    assert!(config.path().join("settings.json").is_file());
+    let list = ov.ok(&["settings", "list"]).stdout;
+    assert!(list.contains("engine.kind = docker\t"), "{list}");
+    assert!(
+        list.contains("engine.socket = unix:///run/podman/podman.sock (default)"),
+        "{list}"
+    );
+    let bad = ov.bad(&["settings", "set", "engine.kind", "lxc"]);
+    assert!(
+        bad.stderr.contains("one of podman, docker"),
+        "{}",
+        bad.stderr
+    );
+    let typo = ov.bad(&["settings", "get", "engine.sockt"]);
+    assert!(
+        typo.stderr.contains("did you mean `engine.socket`"),
+        "{}",
+        typo.stderr
+    );
+    ov.bad(&["settings", "set", "build.jobs", "many"]);
+}

@@ -1,24 +1,13 @@
 //! The projects under `examples/` build for real, from nothing but the
 //! base `scripts/setup.sh` imports, and the images they make work.
 
-use crate::build::{build, ov_for, Built};
+use crate::build::{built_ok, ov_for};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 fn example(name: &str) -> PathBuf {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/examples")).join(name)
-}
-
-fn built_ok(b: Built) -> Built {
-    assert_eq!(
-        b.code,
-        Some(0),
-        "build failed:\n{}\n{:#?}",
-        b.stderr,
-        b.events
-    );
-    b
 }
 
 fn podman(args: &[&str]) -> String {
@@ -34,7 +23,7 @@ fn podman(args: &[&str]) -> String {
 #[test]
 fn hello_bootstraps_its_base_with_debootstrap_and_builds() {
     let ov = ov_for(&example("hello"));
-    let cold = built_ok(build(&ov, &[]));
+    let cold = built_ok(&ov);
     assert_eq!(cold.count("failed"), 0);
     let built = cold.nodes("built");
     for node in [
@@ -68,7 +57,7 @@ fn hello_bootstraps_its_base_with_debootstrap_and_builds() {
         "/etc/os-release",
     ]);
     assert!(os.contains("bookworm"), "{os}");
-    let noop = built_ok(build(&ov, &[]));
+    let noop = built_ok(&ov);
     assert_eq!(noop.count("built"), 0, "{:?}", noop.events);
     assert_eq!(noop.count("engine_builds"), 0);
 }
@@ -76,7 +65,7 @@ fn hello_bootstraps_its_base_with_debootstrap_and_builds() {
 #[test]
 fn web_serves_nginx_under_supervisord() {
     let ov = ov_for(&example("web"));
-    let cold = built_ok(build(&ov, &[]));
+    let cold = built_ok(&ov);
     assert!(cold.nodes("built").contains(&"eval:web".to_string()));
     let name = format!("ov-test-web-{}", std::process::id());
     podman(&[
@@ -105,7 +94,7 @@ fn web_serves_nginx_under_supervisord() {
     podman(&["rm", "-f", &name]);
     assert!(status.contains("RUNNING"), "nginx is not running: {status}");
     assert!(String::from_utf8_lossy(&page.stdout).contains("ov-example-web-page"));
-    let noop = built_ok(build(&ov, &[]));
+    let noop = built_ok(&ov);
     assert_eq!(noop.count("built"), 0);
     assert_eq!(noop.count("engine_builds"), 0);
 }

@@ -527,21 +527,30 @@ impl Engine {
         .await
     }
 
-    /// The run ids of every container ov started that still exists.
-    pub async fn run_ids(&self) -> Result<Vec<String>, EngineError> {
-        let filters = HashMap::from([("label", vec![RUN_LABEL])]);
+    /// Containers (running or not) carrying the label filter `label`.
+    async fn labelled(
+        &self,
+        label: &str,
+    ) -> Result<Vec<bollard::models::ContainerSummary>, EngineError> {
+        let filters = HashMap::from([("label", vec![label])]);
         let opts = ListContainersOptionsBuilder::default()
             .all(true)
             .filters(&filters)
             .build();
-        let list = timed("list containers", 60, async {
+        timed("list containers", 60, async {
             self.docker
                 .list_containers(Some(opts))
                 .await
                 .map_err(api("list containers"))
         })
-        .await?;
-        let mut ids: Vec<String> = list
+        .await
+    }
+
+    /// The run ids of every container ov started that still exists.
+    pub async fn run_ids(&self) -> Result<Vec<String>, EngineError> {
+        let mut ids: Vec<String> = self
+            .labelled(RUN_LABEL)
+            .await?
             .into_iter()
             .filter_map(|c| c.labels?.get(RUN_LABEL).cloned())
             .collect();
@@ -557,18 +566,7 @@ impl Engine {
             Some(r) => format!("{RUN_LABEL}={r}"),
             None => RUN_LABEL.to_string(),
         };
-        let filters = HashMap::from([("label", vec![filter.as_str()])]);
-        let opts = ListContainersOptionsBuilder::default()
-            .all(true)
-            .filters(&filters)
-            .build();
-        let list = timed("list containers", 60, async {
-            self.docker
-                .list_containers(Some(opts))
-                .await
-                .map_err(api("list containers"))
-        })
-        .await?;
+        let list = self.labelled(&filter).await?;
         let mut n = 0;
         for c in list {
             if let Some(id) = c.id {
