@@ -28,7 +28,7 @@ pub struct Cli {
 /// Top-level commands.
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Images: list, inspect, validate.
+    /// Images: build, list, inspect, validate, generate.
     #[command(subcommand)]
     Image(ImageCmd),
     /// Draw the build graph.
@@ -109,6 +109,8 @@ pub enum ImageCmd {
     },
     /// Load and check the project; print warnings; exit 2 on errors.
     Validate,
+    /// Build images (all enabled ones when none are named), as `ov build`.
+    Build(BuildArgs),
     /// Print the Containerfile steps each of the image's nodes runs.
     Generate {
         /// The image.

@@ -130,32 +130,26 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             out.write_all(buf.as_bytes())?;
             std::mem::forget(ws);
         }
-        Command::Build(args) => {
-            let ws = Workspace::open(root, &dirs)?;
-            print_diags(&ws.warnings);
-            let settings = ov::settings::Settings::load()?;
-            let jobs = match args.jobs {
-                Some(j) => j,
-                None => match settings.get("build.jobs")?.parse::<usize>().unwrap_or(0) {
-                    0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
-                    j => j,
-                },
-            };
-            let opts = ov::build::BuildOptions {
-                jobs,
-                keep_going: args.keep_going,
-                progress: args.progress,
-                endpoint: engine_endpoint(&settings)?,
-                refresh: args.refresh,
-            };
-            let outcome = ov::build::run(ws, &dirs, &args.targets, &opts)?;
-            if outcome.interrupted {
-                eprintln!("interrupted: the containers this run started were removed; everything finished before Ctrl-C is cached");
-                return Ok(ExitCode::from(130));
+        Command::Build(args) => return build(root, &dirs, args),
+        Command::Image(ImageCmd::Build(args)) => {
+            // ov's own verb: the named images (all when none), through the
+            // same graph as `ov build`.
+            if args.dry_run {
+                return Err(bad_input(
+                    "use `ov build --dry-run` to see what would run".into(),
+                ));
             }
-            if outcome.summary.failed > 0 {
-                return Ok(ExitCode::from(1));
+            let (project, _) = load_valid(root, &dirs)?;
+            for t in &args.targets {
+                if !project.images.contains_key(t) {
+                    return Err(unknown_image(&project, t).into());
+                }
             }
+            let mut args = args;
+            if args.targets.is_empty() {
+                args.targets = ov::resolve::build_order(&project, false);
+            }
+            return build(root, &dirs, args);
         }
         Command::Cache(cmd) => {
             let store = ov_cache::Store::open(&dirs.cache.join("store"))?;
@@ -266,19 +260,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Some((old_key, old)) => {
                     let changes =
                         ov::explain::diff(&old.manifest, manifest, old.meta.get("spec"), &n.spec);
+                    // One line per change, as `ninja -d explain` does.
                     writeln!(
                         out,
-                        "{label}: will run; since the last run (key {}):",
+                        "{label}: will run (last run had key {})",
                         old_key.short(12)
                     )?;
                     if changes.is_empty() {
                         writeln!(
                             out,
-                            "  nothing it names changed, but its result is no longer in the cache"
+                            "{label}: nothing it names changed, but its result is no longer in the cache"
                         )?;
                     }
                     for c in changes {
-                        writeln!(out, "  {c}")?;
+                        writeln!(out, "{label}: {c}")?;
                     }
                 }
             }
@@ -290,6 +285,39 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 )?;
             }
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `ov build` (not a dry run).
+fn build(root: &std::path::Path, dirs: &Dirs, args: BuildArgs) -> anyhow::Result<ExitCode> {
+    let ws = Workspace::open(root, dirs)?;
+    print_diags(&ws.warnings);
+    let settings = ov::settings::Settings::load()?;
+    let jobs = match args.jobs {
+        Some(j) => j,
+        None => match settings.get("build.jobs")?.parse::<usize>().unwrap_or(0) {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            j => j,
+        },
+    };
+    let opts = ov::build::BuildOptions {
+        jobs,
+        keep_going: args.keep_going,
+        progress: args.progress,
+        endpoint: engine_endpoint(&settings)?,
+        refresh: args.refresh,
+    };
+    let outcome = ov::build::run(ws, dirs, &args.targets, &opts)?;
+    if outcome.interrupted {
+        eprintln!(
+            "interrupted: the containers this run started were removed; \
+             everything finished before Ctrl-C is cached"
+        );
+        return Ok(ExitCode::from(130));
+    }
+    if outcome.summary.failed > 0 {
+        return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
 }
