@@ -325,6 +325,14 @@ impl Engine {
 
     /// Builds a Containerfile; returns the new image's id. `on_line` gets
     /// each line of build output as it arrives.
+    ///
+    /// The engine gets one tar: the context plus the Containerfile as
+    /// `.ov.Containerfile`. When the environment variable
+    /// [`KEEP_CONTEXTS_ENV`] (`OV_KEEP_CONTEXTS=DIR`) is set, that tar is
+    /// also unpacked to `DIR/<n>-<tag>/` before the build starts (`n` counts
+    /// up from 000 in the order builds start, the tag with every character
+    /// outside `[A-Za-z0-9._-]` as `_`), so another tool can build exactly
+    /// what ov built (`bench/web.sh` does, against `podman build`).
     pub async fn build(
         &self,
         req: BuildRequest,
@@ -335,6 +343,9 @@ impl Engine {
         let mut ctx = req.context;
         ctx.add_file(".ov.Containerfile", req.containerfile.as_bytes(), 0o644)?;
         let body = ctx.finish()?;
+        if let Some(dir) = std::env::var_os(KEEP_CONTEXTS_ENV).filter(|d| !d.is_empty()) {
+            keep_context(Path::new(&dir), &req.tag, &body)?;
+        }
         let opts = BuildImageOptionsBuilder::default()
             .dockerfile(".ov.Containerfile")
             .t(&req.tag)
@@ -579,6 +590,46 @@ impl Engine {
     }
 }
 
+/// The environment variable naming a directory where [`Engine::build`]
+/// keeps a copy of every build context it sends.
+pub const KEEP_CONTEXTS_ENV: &str = "OV_KEEP_CONTEXTS";
+
+/// Unpacks the context tar `body` of a build tagged `tag` into
+/// `dir/<n>-<tag>/` and returns that directory; `n` (three digits or more)
+/// is one more than the highest number already in `dir`, from 000. One
+/// process numbers its builds in the order they start; two processes must
+/// not share `dir`.
+pub fn keep_context(dir: &Path, tag: &str, body: &[u8]) -> std::io::Result<std::path::PathBuf> {
+    static NUMBERING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let name: String = tag
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let out = {
+        let _guard = NUMBERING.lock().unwrap_or_else(|e| e.into_inner());
+        std::fs::create_dir_all(dir)?;
+        let mut n = 0usize;
+        for entry in std::fs::read_dir(dir)? {
+            let file_name = entry?.file_name();
+            let file_name = file_name.to_string_lossy();
+            if let Some(Ok(m)) = file_name.split('-').next().map(str::parse::<usize>) {
+                n = n.max(m + 1);
+            }
+        }
+        let out = dir.join(format!("{n:03}-{name}"));
+        std::fs::create_dir(&out)?;
+        out
+    };
+    tar::Archive::new(body).unpack(&out)?;
+    Ok(out)
+}
+
 /// `registry/name:tag` → (`registry/name`, `tag`); `latest` when untagged.
 pub fn split_tag(r: &str) -> (&str, &str) {
     match r.rfind(':') {
@@ -605,6 +656,28 @@ mod tests {
     fn image_ids_take_a_prefix() {
         assert_eq!(ImageId::new("abc").as_str(), "sha256:abc");
         assert_eq!(ImageId::new("sha256:abc").hex(), "abc");
+    }
+
+    #[test]
+    fn kept_contexts_are_numbered_copies_of_the_tar() {
+        let src = tempfile::tempdir().unwrap();
+        std::fs::write(src.path().join("index.html"), "page").unwrap();
+        let mut t = ContextTar::new();
+        t.add_dir(src.path()).unwrap();
+        t.add_file(".ov/init/x.conf", b"conf", 0o644).unwrap();
+        t.add_file(".ov.Containerfile", b"FROM scratch\n", 0o644)
+            .unwrap();
+        let body = t.finish().unwrap();
+        let keep = tempfile::tempdir().unwrap();
+        let root = keep.path().join("ctx");
+        let a = keep_context(&root, "localhost/ov-node:ab12", &body).unwrap();
+        let b = keep_context(&root, "localhost/x:y", &body).unwrap();
+        assert_eq!(a, root.join("000-localhost_ov-node_ab12"));
+        assert_eq!(b, root.join("001-localhost_x_y"));
+        let read = |p: &str| std::fs::read_to_string(a.join(p)).unwrap();
+        assert_eq!(read("index.html"), "page");
+        assert_eq!(read(".ov/init/x.conf"), "conf");
+        assert_eq!(read(".ov.Containerfile"), "FROM scratch\n");
     }
 
     #[test]
