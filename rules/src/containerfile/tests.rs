@@ -553,6 +553,7 @@ fn supervisord_image() {
         "USER root",
         "# supervisord: 2 service fragment(s)",
         "COPY --chmod=0644 .ov/init/supervisord.conf /etc/supervisord.conf",
+        "ENTRYPOINT [\"supervisord\",\"-n\",\"-c\",\"/etc/supervisord.conf\"]",
         "USER 1000",
         "LABEL org.overthinkos.image=\"web\"",
         "LABEL org.overthinkos.tag=\"ghcr.io/acme/web:1\"",
