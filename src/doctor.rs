@@ -38,7 +38,13 @@ fn free_bytes(dir: &Path) -> Option<u64> {
         .output()
         .ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
-    let kib: u64 = text.lines().nth(1)?.split_whitespace().nth(3)?.parse().ok()?;
+    let kib: u64 = text
+        .lines()
+        .nth(1)?
+        .split_whitespace()
+        .nth(3)?
+        .parse()
+        .ok()?;
     Some(kib * 1024)
 }
 
@@ -53,7 +59,10 @@ fn containers_conf(text: &str) -> Vec<(&'static str, bool)> {
     vec![
         ("runtime = \"runc\"", has("runtime=\"runc\"")),
         ("default_ulimits = []", has("default_ulimits=[]")),
-        ("cgroup_manager = \"cgroupfs\"", has("cgroup_manager=\"cgroupfs\"")),
+        (
+            "cgroup_manager = \"cgroupfs\"",
+            has("cgroup_manager=\"cgroupfs\""),
+        ),
     ]
 }
 
@@ -99,7 +108,9 @@ pub async fn run(endpoint: &str, kind: &str, cache_dir: &Path) -> Vec<Finding> {
                 "containers.conf",
                 ok,
                 format!("{setting} {}", if ok { "is set" } else { "is missing" }),
-                Some(format!("add `{setting}` to {path} and restart the API service, or {setup}")),
+                Some(format!(
+                    "add `{setting}` to {path} and restart the API service, or {setup}"
+                )),
             ));
         }
     }
@@ -108,9 +119,10 @@ pub async fn run(endpoint: &str, kind: &str, cache_dir: &Path) -> Vec<Finding> {
             "disk space",
             free >= 5 << 30,
             format!("{:.1} GiB free for {}", free as f64 / (1u64 << 30) as f64, cache_dir.display()),
-            Some(format!(
+            Some(
                 "free space, or shrink the store: `ov cache gc --max-size 2G`, `podman image prune`; or use another --cache-dir"
-            )),
+                    .to_string(),
+            ),
         )),
         None => out.push(finding(
             "disk space",
