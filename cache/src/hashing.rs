@@ -22,10 +22,7 @@ pub struct HashedFile {
 /// changed while being read or were modified after this call began (a
 /// same-timestamp rewrite could otherwise hide behind an equal fingerprint).
 pub fn hash_files(paths: &[PathBuf], cache: &mut StatCache) -> Result<Vec<HashedFile>, Error> {
-    let started = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i128)
-        .unwrap_or(i128::MAX);
+    let started = now_ns();
     let shared: &StatCache = cache;
     let results: Vec<Result<(HashedFile, bool), Error>> = paths
         .par_iter()
@@ -63,6 +60,15 @@ pub fn hash_files(paths: &[PathBuf], cache: &mut StatCache) -> Result<Vec<Hashed
         out.push(h);
     }
     Ok(out)
+}
+
+/// Now, in nanoseconds since the epoch (`i128::MAX` if the clock is
+/// before it, so nothing counts as settled).
+pub(crate) fn now_ns() -> i128 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i128)
+        .unwrap_or(i128::MAX)
 }
 
 thread_local! {
