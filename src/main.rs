@@ -9,6 +9,7 @@ use ov::diag::{Diagnostics, InvalidProject};
 use ov::graph::{self, View};
 use ov::workspace::{load_valid, unknown_image, Dirs, Workspace};
 use ov_cache::Digest;
+use std::fmt::Write as _;
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -36,10 +37,16 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 fn print_diags(d: &Diagnostics) {
-    let mut err = std::io::stderr().lock();
+    let _ = std::io::stderr().write_all(diags_text(d).as_bytes());
+}
+
+/// What [`print_diags`] prints: one line per item.
+fn diags_text(d: &Diagnostics) -> String {
+    let mut text = String::new();
     for item in d.items() {
-        let _ = writeln!(err, "{item}");
+        let _ = writeln!(text, "{item}");
     }
+    text
 }
 
 fn bad_input(msg: String) -> anyhow::Error {
@@ -101,8 +108,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             dry_run: true,
             ..
         }) => {
+            // A no-op dry run replays the last one's output once it has
+            // checked, by stats alone, that none of its inputs changed.
+            let memo = ov::memo::Memo::new(root, &dirs, &targets);
+            if let Some(replay) = memo.replay() {
+                std::io::stderr().write_all(replay.stderr.as_bytes())?;
+                out.write_all(replay.stdout.as_bytes())?;
+                return Ok(ExitCode::SUCCESS);
+            }
             let ws = open_predicted(root, &dirs)?;
-            print_diags(&ws.warnings);
+            let warnings = diags_text(&ws.warnings);
+            std::io::stderr().write_all(warnings.as_bytes())?;
             let nodes = ws.select(&targets)?;
             let mut buf = String::with_capacity(nodes.len() * 64);
             let mut would_run = 0;
@@ -116,16 +132,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     would_run += 1;
                     "run"
                 };
-                buf.push_str(&format!(
-                    "{:<6} {:<12} {} {}\n",
+                let _ = writeln!(
+                    buf,
+                    "{:<6} {:<12} {} {}",
                     status,
                     n.kind.as_str(),
                     ws.keys.keys[ix.index()].short(12),
                     n.id
-                ));
+                );
             }
-            buf.push_str(&format!("{would_run} nodes would run\n"));
+            let _ = writeln!(buf, "{would_run} nodes would run");
             out.write_all(buf.as_bytes())?;
+            memo.save(&ws, &buf, &warnings);
             std::mem::forget(ws);
         }
         Command::Build(args) => {
@@ -214,7 +232,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let findings = rt.block_on(ov::doctor::run(&endpoint, &kind, &dirs.cache));
             let mut bad = 0;
             for f in &findings {
-                writeln!(out, "{} {}: {}", if f.ok { "ok  " } else { "FAIL" }, f.what, f.detail)?;
+                writeln!(
+                    out,
+                    "{} {}: {}",
+                    if f.ok { "ok  " } else { "FAIL" },
+                    f.what,
+                    f.detail
+                )?;
                 if let Some(fix) = &f.fix {
                     bad += 1;
                     writeln!(out, "     fix: {fix}")?;
@@ -256,15 +280,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 None => writeln!(out, "{label}: will run (never built with this cache)")?,
                 Some((old_key, old)) => {
-                    let changes = ov::explain::diff(
-                        &old.manifest,
-                        manifest,
-                        old.meta.get("spec"),
-                        &n.spec,
-                    );
-                    writeln!(out, "{label}: will run; since the last run (key {}):", old_key.short(12))?;
+                    let changes =
+                        ov::explain::diff(&old.manifest, manifest, old.meta.get("spec"), &n.spec);
+                    writeln!(
+                        out,
+                        "{label}: will run; since the last run (key {}):",
+                        old_key.short(12)
+                    )?;
                     if changes.is_empty() {
-                        writeln!(out, "  nothing it names changed, but its result is no longer in the cache")?;
+                        writeln!(
+                            out,
+                            "  nothing it names changed, but its result is no longer in the cache"
+                        )?;
                     }
                     for c in changes {
                         writeln!(out, "  {c}")?;
@@ -287,7 +314,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 fn engine_endpoint(settings: &ov::settings::Settings) -> anyhow::Result<String> {
     let socket = settings.get("engine.socket")?;
     Ok(ov_rules::engine::Engine::endpoint(
-        std::env::var("DOCKER_HOST").ok().filter(|s| !s.is_empty()).as_deref().or(Some(&socket)),
+        std::env::var("DOCKER_HOST")
+            .ok()
+            .filter(|s| !s.is_empty())
+            .as_deref()
+            .or(Some(&socket)),
     ))
 }
 

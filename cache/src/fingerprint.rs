@@ -26,6 +26,11 @@ pub struct Fingerprint {
 pub const SETTLE_NS: i128 = 2_000_000_000;
 
 impl Fingerprint {
+    /// Whether this is the fingerprint of a symbolic link itself.
+    pub fn is_symlink(&self) -> bool {
+        self.mode & 0o170000 == 0o120000
+    }
+
     /// Whether the file last changed well before `started_ns` (the start of
     /// this run, ns since the epoch). Any later write stamps an mtime at or
     /// after `started_ns` minus the timestamp granularity, so it cannot

@@ -37,6 +37,7 @@ mod hashing;
 mod statcache;
 mod store;
 mod tree;
+mod witness;
 
 pub use atomic::atomic_write;
 pub use digest::{BlobDigest, Digest, DigestParseError, FileDigest, NodeKey, TreeDigest};
@@ -49,3 +50,4 @@ pub use store::{
     VerifyProblem, VerifyReport,
 };
 pub use tree::{hash_trees, HashedTree, TreeFile, TreeLink};
+pub use witness::{Witness, WitnessBuilder};

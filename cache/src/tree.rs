@@ -157,26 +157,31 @@ fn hash_stream(
     ))
 }
 
+/// The fingerprint in a `stat` result, equal to what [`Fingerprint::of`]
+/// reads from the same file's metadata.
+// The field types of `struct stat` differ between architectures.
+#[cfg(unix)]
+#[allow(clippy::unnecessary_cast)]
+pub(crate) fn fingerprint_of_stat(st: &rustix::fs::Stat) -> Fingerprint {
+    let ns = st.st_mtime as i128 * 1_000_000_000 + st.st_mtime_nsec as i128;
+    Fingerprint {
+        size: st.st_size as u64,
+        // As `Fingerprint::of`: a time before the epoch reads as 0.
+        mtime_ns: ns.max(0),
+        inode: st.st_ino as u64,
+        mode: st.st_mode as u32,
+    }
+}
+
 #[cfg(unix)]
 mod imp {
     use super::*;
     use rustix::fs::{
-        fstat, openat, readlinkat, statat, AtFlags, Dir, FileType, Mode, OFlags, Stat, CWD,
+        fstat, openat, readlinkat, statat, AtFlags, Dir, FileType, Mode, OFlags, CWD,
     };
     use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
-    // The field types of `struct stat` differ between architectures.
-    #[allow(clippy::unnecessary_cast)]
-    fn fingerprint(st: &Stat) -> Fingerprint {
-        let ns = st.st_mtime as i128 * 1_000_000_000 + st.st_mtime_nsec as i128;
-        Fingerprint {
-            size: st.st_size as u64,
-            // As `Fingerprint::of`: a time before the epoch reads as 0.
-            mtime_ns: ns.max(0),
-            inode: st.st_ino as u64,
-            mode: st.st_mode as u32,
-        }
-    }
+    use super::fingerprint_of_stat as fingerprint;
 
     fn io_err(path: &Path, e: rustix::io::Errno) -> Error {
         Error::io(path, std::io::Error::from(e))
