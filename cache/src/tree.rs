@@ -359,13 +359,9 @@ mod imp {
             rustix::io::read(&fd, buf).map_err(std::io::Error::from)
         })
         .map_err(|e| Error::io(&path, e))?;
-        // A file that is not settled yet is only remembered when it did
-        // not change while it was read (as `hash_files` does).
-        let record = whole
-            && (settled
-                || (fp.mtime_ns < started
-                    && fstat(&fd).is_ok_and(|after| fingerprint(&after) == fp)));
-        let fresh = record.then_some((path, fp, digest));
+        // Only a settled file is remembered: a later write to it cannot
+        // keep this fingerprint.
+        let fresh = (whole && settled).then_some((path, fp, digest));
         Ok((
             TreeFile {
                 rel,
@@ -415,7 +411,7 @@ mod imp {
                     let (d, whole) = hash_stream(fp.size, false, |b| f.read(b))
                         .map_err(|e| Error::io(&path, e))?;
                     let after = f.metadata().map(|m| Fingerprint::of(&m));
-                    if whole && fp.mtime_ns < started && after.is_ok_and(|a| a == fp) {
+                    if whole && fp.settled(started) && after.is_ok_and(|a| a == fp) {
                         fresh.push((path.clone(), fp, d));
                     }
                     d

@@ -84,9 +84,10 @@ impl ParseCache {
         let bytes = std::fs::read(path).map_err(ReadError::Io)?;
         let text = String::from_utf8(bytes).map_err(|_| ReadError::NotText)?;
         let docs = Arc::new(yaml::parse(&text).map_err(ReadError::Syntax)?);
-        // A file written in the same instant as this run could change again
-        // without its fingerprint moving; do not vouch for it.
-        if fp.mtime_ns < self.started_ns {
+        // A file written shortly before this run could change again within
+        // the same timestamp tick without its fingerprint moving; only
+        // vouch for one that has settled.
+        if fp.settled(self.started_ns) {
             self.remember(path, fp, docs.clone());
         }
         Ok(docs)
