@@ -166,18 +166,8 @@ impl Memo {
 fn witness(ws: &Workspace) -> Option<Witness> {
     let project = &ws.project;
     let mut b = WitnessBuilder::default();
-    for f in &project.inputs.files {
-        b.path_now(f);
-    }
-    for d in &project.inputs.dirs {
-        b.dir_now(d);
-    }
-    for path in crate::validate::copy_source_paths(project) {
-        b.path_now(&path);
-    }
-    for path in crate::plan::header_files(project) {
-        b.path_now(&path);
-    }
+    // Trees first: their fingerprints were taken as they were hashed, and
+    // paths they hold need no second stat below.
     for (name, tree) in &ws.trees {
         let dir = &project.layers.get(name)?.dir;
         if dir.as_os_str().is_empty() {
@@ -190,6 +180,18 @@ fn witness(ws: &Workspace) -> Option<Witness> {
         for f in &tree.files {
             b.entry(dir, &f.rel, Some(f.fingerprint));
         }
+    }
+    for f in &project.inputs.files {
+        b.path_now(f);
+    }
+    for d in &project.inputs.dirs {
+        b.dir_now(d);
+    }
+    for path in crate::validate::copy_source_paths(project) {
+        b.path_now(&path);
+    }
+    for path in crate::plan::header_files(project) {
+        b.path_now(&path);
     }
     b.finish()
 }

@@ -61,11 +61,17 @@ impl WitnessBuilder {
         self.groups.entry(d.to_string()).or_default().0 = Some(fp);
     }
 
-    /// A directory whose listing counts, stat'ed now (through symlinks).
-    /// Its state must be the one it was listed in: see [`Witness::settled`].
+    /// A directory whose listing counts, stat'ed now (through symlinks)
+    /// unless it is recorded already. Its state must be the one it was
+    /// listed in: see [`Witness::settled`].
     pub fn dir_now(&mut self, dir: &Path) {
-        let fp = std::fs::metadata(dir).ok().map(|m| Fingerprint::of(&m));
-        self.dir(dir, fp);
+        let known = text(dir)
+            .and_then(|d| self.groups.get(d))
+            .is_some_and(|g| g.0.is_some());
+        if !known {
+            let fp = std::fs::metadata(dir).ok().map(|m| Fingerprint::of(&m));
+            self.dir(dir, fp);
+        }
     }
 
     /// An entry under `dir` at `rel` (`/`-separated), taken as it is (a
@@ -80,7 +86,9 @@ impl WitnessBuilder {
     }
 
     /// A path read through any symlinks, stat'ed now. Its state must be
-    /// the one it was read in: see [`Witness::settled`].
+    /// the one it was read in: see [`Witness::settled`]. A path recorded
+    /// already by [`entry`](Self::entry) as a file that is not a symlink
+    /// needs no stat of its own: through symlinks or not, it is that file.
     pub fn path_now(&mut self, path: &Path) {
         let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
             self.void = true;
@@ -90,9 +98,16 @@ impl WitnessBuilder {
             self.void = true;
             return;
         };
-        let fp = std::fs::metadata(path).ok().map(|m| Fingerprint::of(&m));
         let g = self.groups.entry(d.to_string()).or_default();
-        g.1.insert((n.to_string(), true), fp);
+        let key = (n.to_string(), false);
+        if g.1
+            .get(&key)
+            .is_some_and(|fp| fp.is_some_and(|f| !f.is_symlink()))
+        {
+            return;
+        }
+        let fp = std::fs::metadata(path).ok().map(|m| Fingerprint::of(&m));
+        g.1.insert((key.0, true), fp);
     }
 
     /// The witness, or `None` when a path could not be recorded.
