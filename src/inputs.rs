@@ -2,19 +2,23 @@
 //! through the persistent stat cache, and folded into tree digests.
 
 use crate::model::Project;
-use ov_cache::{hash_files, Digest, FileDigest, StatCache, TreeDigest};
+use ov_cache::{hash_trees, Digest, FileDigest, Fingerprint, HashedTree, StatCache, TreeDigest};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// One file of a source tree.
 #[derive(Clone, Debug)]
 pub struct SourceFile {
     /// Path relative to the tree root, `/`-separated.
     pub rel: String,
-    /// Unix mode bits that matter to a build (the executable bits).
+    /// Unix mode bits that matter to a build (the executable bits), or
+    /// `0o120000` for a symbolic link.
     pub mode: u32,
-    /// Content digest.
+    /// Content digest (of `symlink:<target>` for a link).
     pub digest: FileDigest,
+    /// The fingerprint the digest was taken at (a link's own, not its
+    /// target's): a later stat that matches it means the same input.
+    pub fingerprint: Fingerprint,
 }
 
 /// A hashed directory.
@@ -24,6 +28,11 @@ pub struct SourceTree {
     pub files: Vec<SourceFile>,
     /// Digest over relative paths, modes and file digests.
     pub digest: TreeDigest,
+    /// The tree's root directory's fingerprint (`None`: it does not exist).
+    pub root: Option<Fingerprint>,
+    /// Every subdirectory listed, with its fingerprint: together with
+    /// `root`, what tells that no file was added or removed since.
+    pub dirs: Vec<(String, Fingerprint)>,
 }
 
 impl SourceTree {
@@ -33,98 +42,63 @@ impl SourceTree {
     }
 }
 
-/// Lists every regular file under `dir`, skipping hidden entries (editor and
-/// VCS litter should not rebuild images).
-fn list_files(
-    dir: &Path,
-    rel: &str,
-    out: &mut Vec<(String, PathBuf)>,
-    links: &mut Vec<(String, PathBuf)>,
-) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if name.starts_with('.') {
-            continue;
-        }
-        let rel_path = if rel.is_empty() {
-            name.to_string()
-        } else {
-            format!("{rel}/{name}")
-        };
-        let ft = entry.file_type()?;
-        if ft.is_dir() {
-            list_files(&entry.path(), &rel_path, out, links)?;
-        } else if ft.is_symlink() {
-            // A link is copied as a link: its target text is the input, and
-            // following it could leave the tree or find nothing.
-            links.push((rel_path, entry.path()));
-        } else if ft.is_file() {
-            out.push((rel_path, entry.path()));
-        }
-    }
-    Ok(())
-}
-
-/// Hashes the directory of every layer in `layers` (by layer key).
+/// Hashes the directory of every layer in `layers` (by layer key): each
+/// directory is listed and hashed in one parallel pass. Hidden entries are
+/// skipped (editor and VCS litter should not rebuild images). A layer
+/// without a directory (an inline layer) has an empty tree.
 pub fn hash_layer_dirs(
     project: &Project,
     layers: &[&str],
     cache: &mut StatCache,
 ) -> Result<HashMap<String, SourceTree>, ov_cache::Error> {
-    use rayon::prelude::*;
-    type Listing = (String, Vec<(String, PathBuf)>, Vec<(String, PathBuf)>);
-    let listed: Vec<Listing> = layers
-        .par_iter()
-        .filter_map(|name| project.layers.get(*name).map(|l| (name, l)))
-        .map(|(name, layer)| {
-            let mut files = Vec::new();
-            let mut links = Vec::new();
-            if !layer.dir.as_os_str().is_empty() {
-                let _ = list_files(&layer.dir, "", &mut files, &mut links);
-            }
-            files.sort();
-            (name.to_string(), files, links)
-        })
-        .collect();
-    let all: Vec<PathBuf> = listed
+    let found: Vec<(&str, &Path)> = layers
         .iter()
-        .flat_map(|(_, f, _)| f.iter().map(|(_, p)| p.clone()))
+        .filter_map(|name| project.layers.get(*name).map(|l| (*name, l.dir.as_path())))
         .collect();
-    let hashed = hash_files(&all, cache)?;
-    let mut it = hashed.into_iter();
-    let mut out = HashMap::new();
-    for (name, files, links) in listed {
-        let mut tree = Vec::with_capacity(files.len());
-        for (rel, _) in files {
-            let Some(h) = it.next() else { break };
-            tree.push(SourceFile {
-                rel,
-                mode: h.fingerprint.mode & 0o111,
-                digest: h.digest,
-            });
+    let roots: Vec<&Path> = found
+        .iter()
+        .map(|(_, d)| *d)
+        .filter(|d| !d.as_os_str().is_empty())
+        .collect();
+    let mut hashed = hash_trees(&roots, cache, |name| !name.starts_with('.'))?.into_iter();
+    let mut out = HashMap::with_capacity(found.len());
+    for (name, dir) in found {
+        let t = if dir.as_os_str().is_empty() {
+            HashedTree::default()
+        } else {
+            hashed.next().unwrap_or_default()
+        };
+        let mut files: Vec<SourceFile> = t
+            .files
+            .into_iter()
+            .map(|f| SourceFile {
+                rel: f.rel,
+                mode: f.fingerprint.mode & 0o111,
+                digest: f.digest,
+                fingerprint: f.fingerprint,
+            })
+            .collect();
+        if !t.links.is_empty() {
+            for l in t.links {
+                let mut bytes = b"symlink:".to_vec();
+                bytes.extend(&l.target);
+                files.push(SourceFile {
+                    rel: l.rel,
+                    mode: 0o120000,
+                    digest: FileDigest::of_bytes(&bytes),
+                    fingerprint: l.fingerprint,
+                });
+            }
+            files.sort_by(|a, b| a.rel.cmp(&b.rel));
         }
-        for (rel, path) in links {
-            let target = std::fs::read_link(&path).map_err(|e| ov_cache::Error::Io {
-                path: path.clone(),
-                source: e,
-            })?;
-            let mut bytes = b"symlink:".to_vec();
-            bytes.extend(target.as_os_str().as_encoded_bytes());
-            tree.push(SourceFile {
-                rel,
-                mode: 0o120000,
-                digest: FileDigest::of_bytes(&bytes),
-            });
-        }
-        tree.sort_by(|a, b| a.rel.cmp(&b.rel));
-        let digest = tree_digest(&tree);
+        let digest = tree_digest(&files);
         out.insert(
-            name,
+            name.to_string(),
             SourceTree {
-                files: tree,
+                files,
                 digest,
+                root: t.root,
+                dirs: t.dirs,
             },
         );
     }

@@ -27,6 +27,7 @@ pub mod keys;
 pub mod load;
 pub mod lock;
 pub mod lockcmd;
+pub mod memo;
 pub mod model;
 pub mod plan;
 pub mod predict;

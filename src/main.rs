@@ -9,6 +9,7 @@ use ov::diag::{Diagnostics, InvalidProject};
 use ov::graph::{self, View};
 use ov::workspace::{load_valid, unknown_image, Dirs, Workspace};
 use ov_cache::Digest;
+use std::fmt::Write as _;
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -36,10 +37,16 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 fn print_diags(d: &Diagnostics) {
-    let mut err = std::io::stderr().lock();
+    let _ = std::io::stderr().write_all(diags_text(d).as_bytes());
+}
+
+/// What [`print_diags`] prints: one line per item.
+fn diags_text(d: &Diagnostics) -> String {
+    let mut text = String::new();
     for item in d.items() {
-        let _ = writeln!(err, "{item}");
+        let _ = writeln!(text, "{item}");
     }
+    text
 }
 
 fn bad_input(msg: String) -> anyhow::Error {
@@ -103,8 +110,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             dry_run: true,
             ..
         }) => {
+            // A no-op dry run replays the last one's output once it has
+            // checked, by stats alone, that none of its inputs changed.
+            let memo = ov::memo::Memo::new(root, &dirs, &targets);
+            if let Some(replay) = memo.replay() {
+                std::io::stderr().write_all(replay.stderr.as_bytes())?;
+                out.write_all(replay.stdout.as_bytes())?;
+                return Ok(ExitCode::SUCCESS);
+            }
             let ws = open_predicted(root, &dirs)?;
-            print_diags(&ws.warnings);
+            let warnings = diags_text(&ws.warnings);
+            std::io::stderr().write_all(warnings.as_bytes())?;
             let nodes = ws.select(&targets)?;
             let mut buf = String::with_capacity(nodes.len() * 64);
             let mut would_run = 0;
@@ -118,16 +134,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     would_run += 1;
                     "run"
                 };
-                buf.push_str(&format!(
-                    "{:<6} {:<12} {} {}\n",
+                let _ = writeln!(
+                    buf,
+                    "{:<6} {:<12} {} {}",
                     status,
                     n.kind.as_str(),
                     ws.keys.keys[ix.index()].short(12),
                     n.id
-                ));
+                );
             }
-            buf.push_str(&format!("{would_run} nodes would run\n"));
+            let _ = writeln!(buf, "{would_run} nodes would run");
             out.write_all(buf.as_bytes())?;
+            memo.save(&ws, &buf, &warnings);
             std::mem::forget(ws);
         }
         Command::Build(args) => return build(root, &dirs, args),

@@ -45,6 +45,21 @@ pub struct Project {
     pub files: Vec<PathBuf>,
     /// `ov.lock`: external refs pinned to image ids.
     pub lock: std::collections::BTreeMap<String, String>,
+    /// Every path the load depended on, for the dry run's memo.
+    pub inputs: Inputs,
+}
+
+/// The paths a load read or listed (with `root` joined, as opened), so a
+/// later run can tell nothing it depends on changed. Layer directories are
+/// not here: hashing lists them (see [`SourceTree`](crate::inputs::SourceTree)).
+#[derive(Debug, Default)]
+pub struct Inputs {
+    /// Files read or looked for, through symlinks: every YAML file parsed,
+    /// `ov.lock` (whether or not it exists).
+    pub files: Vec<PathBuf>,
+    /// Directories whose listing was read: discover roots (whether or not
+    /// they exist) and every directory walked under them.
+    pub dirs: Vec<PathBuf>,
 }
 
 /// An image entry (`image: <name>: {...}`), or the `defaults` block.

@@ -487,6 +487,19 @@ fn plan_image(
     }
 }
 
+/// Every init header file the planner may read (see `init_header` in the
+/// image spec), for the dry run's memo.
+pub fn header_files(project: &Project) -> Vec<std::path::PathBuf> {
+    project
+        .build
+        .inits
+        .values()
+        .filter_map(|d| d.get("header_file")?.as_str())
+        .filter(|f| !f.is_empty())
+        .map(|f| project.root.join(f))
+        .collect()
+}
+
 /// supervisord or systemd: forced by the image, hinted by a layer's
 /// capabilities, else supervisord when any layer has services.
 fn init_system<'a>(

@@ -214,6 +214,21 @@ fn image_ref(project: &Project, r: &Spanned<String>, whose: &str, diags: &mut Di
     }
 }
 
+/// Every path [`validate`] looks for as a copy source (the dry run's memo
+/// watches them: removing one makes the project invalid).
+pub fn copy_source_paths(project: &Project) -> impl Iterator<Item = std::path::PathBuf> + '_ {
+    project
+        .layers
+        .values()
+        .filter(|l| !l.dir.as_os_str().is_empty())
+        .flat_map(|l| {
+            l.tasks
+                .iter()
+                .filter(|t| t.verb == "copy")
+                .map(|t| l.dir.join(t.arg.trim_start_matches('/')))
+        })
+}
+
 fn copy_sources(project: &Project, diags: &mut Diagnostics) {
     for (name, layer) in &project.layers {
         for task in layer.tasks.iter().filter(|t| t.verb == "copy") {

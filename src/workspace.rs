@@ -69,6 +69,7 @@ pub fn load_valid(root: &Path, dirs: &Dirs) -> Result<(Project, Diagnostics), In
     let loaded = load::load(root, &opts)?;
     let mut diags = loaded.diags;
     let mut project = loaded.project;
+    project.inputs.files.push(root.join(crate::lock::FILE));
     match crate::lock::Lock::load(root) {
         Ok(l) => project.lock = l.base,
         Err(e) => diags.error(

@@ -2,7 +2,7 @@
 //! selection, `explain`, how keys react to edits and to repeated runs, and
 //! which cache dir is used.
 
-use crate::util::{dir_names, shared_fixture, Graph, Ov, Project};
+use crate::util::{backdate, dir_names, shared_fixture, Graph, Ov, Project};
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -300,6 +300,32 @@ fn keys_are_stable_across_runs_and_cache_dirs() {
 }
 
 #[test]
+fn a_no_op_dry_run_replays_its_output_until_an_input_changes() {
+    let project = Project::copy_of(&shared_fixture("pods"));
+    backdate(project.path());
+    let ov = Ov::new(project.path());
+    let first = ov.ok(&["build", "--dry-run"]).stdout;
+    assert!(ov.cache_dir().join("dry-run.v1").is_file());
+    assert_eq!(ov.ok(&["build", "--dry-run"]).stdout, first);
+    // Another target list is another output.
+    let web = ov.ok(&["build", "--dry-run", "web"]).stdout;
+    assert_ne!(web, first);
+    assert_eq!(ov.ok(&["build", "--dry-run", "web"]).stdout, web);
+    // An edit, and a new file, each show up as a run without a memo sees them.
+    project.append("layers/web-layer/layer.yml", "# edited\n");
+    let edited = ov.ok(&["build", "--dry-run"]).stdout;
+    assert_ne!(edited, first);
+    let fresh = || Ov::new(project.path()).ok(&["build", "--dry-run"]).stdout;
+    assert_eq!(edited, fresh());
+    backdate(project.path());
+    ov.ok(&["build", "--dry-run"]);
+    project.write("layers/os-layer/motd", "hello\n");
+    let added = ov.ok(&["build", "--dry-run"]).stdout;
+    assert_ne!(added, edited);
+    assert_eq!(added, fresh());
+}
+
+#[test]
 fn a_copied_project_has_the_same_keys() {
     // Keys hang on contents and project-relative paths, not on where the
     // project sits on disk.
@@ -310,14 +336,21 @@ fn a_copied_project_has_the_same_keys() {
     );
 }
 
+/// What a dry run leaves in its cache dir: the parse and stat caches and
+/// the dry run's memo (the fixtures were last edited long ago, so their
+/// inputs have settled and the memo is written).
+fn dry_run_caches() -> BTreeSet<String> {
+    ["dry-run.v1", "parse-cache.v1", "stat-cache.v1"]
+        .into_iter()
+        .map(String::from)
+        .collect()
+}
+
 #[test]
 fn cache_dir_flag_is_honoured() {
     let ov = Ov::new(&shared_fixture("pods"));
     ov.ok(&["build", "--dry-run"]);
-    assert_eq!(
-        dir_names(ov.cache_dir()),
-        BTreeSet::from(["parse-cache.v1".to_string(), "stat-cache.v1".to_string()])
-    );
+    assert_eq!(dir_names(ov.cache_dir()), dry_run_caches());
 }
 
 #[test]
@@ -327,10 +360,7 @@ fn ov_cache_dir_env_is_honoured() {
         .without_cache_flag()
         .env("OV_CACHE_DIR", env_cache.path());
     ov.ok(&["build", "--dry-run"]);
-    assert_eq!(
-        dir_names(env_cache.path()),
-        BTreeSet::from(["parse-cache.v1".to_string(), "stat-cache.v1".to_string()])
-    );
+    assert_eq!(dir_names(env_cache.path()), dry_run_caches());
     assert!(dir_names(ov.cache_dir()).is_empty());
 }
 

@@ -285,7 +285,7 @@ impl Ov {
     /// Asserts the cache dir holds nothing but ov's caches.
     pub fn assert_only_caches(&self) {
         let names = dir_names(self.cache_dir());
-        let allowed: BTreeSet<String> = ["stat-cache.v1", "parse-cache.v1"]
+        let allowed: BTreeSet<String> = ["stat-cache.v1", "parse-cache.v1", "dry-run.v1"]
             .into_iter()
             .map(String::from)
             .collect();
@@ -294,6 +294,23 @@ impl Ov {
             "cache dir holds more than caches: {names:?}"
         );
     }
+}
+
+/// Sets the mtime of everything under `dir` (and of `dir`) a minute back,
+/// as for a project last edited a while ago: only inputs that have settled
+/// are remembered by the dry run's memo.
+pub fn backdate(dir: &Path) {
+    let old = std::time::SystemTime::now() - Duration::from_secs(60);
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            backdate(&path);
+        } else {
+            let f = std::fs::File::options().write(true).open(&path).unwrap();
+            f.set_modified(old).unwrap();
+        }
+    }
+    std::fs::File::open(dir).unwrap().set_modified(old).unwrap();
 }
 
 /// The names of the entries of `dir` (empty when it does not exist).

@@ -19,7 +19,28 @@ pub struct Fingerprint {
     pub mode: u32,
 }
 
+/// How long before a run began a file must have last changed for its
+/// fingerprint to be trusted without a second look (see
+/// [`Fingerprint::settled`]): wider than any local filesystem's timestamp
+/// granularity (2 s on FAT) and than the lag of the kernel's coarse clock.
+pub const SETTLE_NS: i128 = 2_000_000_000;
+
 impl Fingerprint {
+    /// Whether this is the fingerprint of a symbolic link itself.
+    pub fn is_symlink(&self) -> bool {
+        self.mode & 0o170000 == 0o120000
+    }
+
+    /// Whether the file last changed well before `started_ns` (the start of
+    /// this run, ns since the epoch). Any later write stamps an mtime at or
+    /// after `started_ns` minus the timestamp granularity, so it cannot
+    /// leave this fingerprint unchanged: a digest or listing taken after
+    /// this fingerprint was read can be remembered under it without checking
+    /// again that the file did not change in between.
+    pub fn settled(&self, started_ns: i128) -> bool {
+        self.mtime_ns < started_ns.saturating_sub(SETTLE_NS)
+    }
+
     /// Reads the fingerprint out of file metadata.
     pub fn of(meta: &Metadata) -> Self {
         let mtime_ns = meta

@@ -19,13 +19,11 @@ pub struct HashedFile {
 
 /// Hashes `paths` in parallel. A file whose fingerprint matches the cache is
 /// not read. Fresh digests are recorded in `cache`, except for files that
-/// changed while being read or were modified after this call began (a
-/// same-timestamp rewrite could otherwise hide behind an equal fingerprint).
+/// changed while being read or had not settled when this call began (see
+/// [`Fingerprint::settled`]: a rewrite within the same timestamp tick could
+/// otherwise hide behind an equal fingerprint).
 pub fn hash_files(paths: &[PathBuf], cache: &mut StatCache) -> Result<Vec<HashedFile>, Error> {
-    let started = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i128)
-        .unwrap_or(i128::MAX);
+    let started = now_ns();
     let shared: &StatCache = cache;
     let results: Vec<Result<(HashedFile, bool), Error>> = paths
         .par_iter()
@@ -43,7 +41,7 @@ pub fn hash_files(paths: &[PathBuf], cache: &mut StatCache) -> Result<Vec<Hashed
                 ));
             }
             let (digest, after) = hash_one(path)?;
-            let stable = after == fp && fp.mtime_ns < started;
+            let stable = after == fp && fp.settled(started);
             Ok((
                 HashedFile {
                     path: path.clone(),
@@ -63,6 +61,15 @@ pub fn hash_files(paths: &[PathBuf], cache: &mut StatCache) -> Result<Vec<Hashed
         out.push(h);
     }
     Ok(out)
+}
+
+/// Now, in nanoseconds since the epoch (`i128::MAX` if the clock is
+/// before it, so nothing counts as settled).
+pub(crate) fn now_ns() -> i128 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i128)
+        .unwrap_or(i128::MAX)
 }
 
 thread_local! {

@@ -36,14 +36,18 @@ mod fingerprint;
 mod hashing;
 mod statcache;
 mod store;
+mod tree;
+mod witness;
 
 pub use atomic::atomic_write;
 pub use digest::{BlobDigest, Digest, DigestParseError, FileDigest, NodeKey, TreeDigest};
 pub use error::Error;
-pub use fingerprint::Fingerprint;
+pub use fingerprint::{Fingerprint, SETTLE_NS};
 pub use hashing::{hash_files, HashedFile};
 pub use statcache::StatCache;
 pub use store::{
     format_size, parse_size, ActionResult, BlobRef, GcReport, Lookup, SizeParseError, Stats, Store,
     VerifyProblem, VerifyReport,
 };
+pub use tree::{hash_trees, HashedTree, TreeFile, TreeLink};
+pub use witness::{Witness, WitnessBuilder};

@@ -57,6 +57,23 @@ impl StatCache {
         }
     }
 
+    /// What is recorded for `path`, whatever its fingerprint now.
+    pub fn remembered(&self, path: &Path) -> Option<(Fingerprint, FileDigest)> {
+        self.entries.get(path).copied()
+    }
+
+    /// Records many digests at once.
+    pub fn insert_many(
+        &mut self,
+        items: impl IntoIterator<Item = (PathBuf, Fingerprint, FileDigest)>,
+    ) {
+        let items = items.into_iter();
+        self.entries.reserve(items.size_hint().0);
+        for (path, fp, digest) in items {
+            self.insert(path, fp, digest);
+        }
+    }
+
     /// Records a digest.
     pub fn insert(&mut self, path: PathBuf, fp: Fingerprint, digest: FileDigest) {
         let old = self.entries.insert(path, (fp, digest));

@@ -103,6 +103,7 @@ pub fn load(root: &Path, opts: &LoadOptions) -> Result<Loaded, InvalidProject> {
     if diags.has_errors() {
         return Err(InvalidProject(diags));
     }
+    project.inputs.files = cache.read_paths();
     cache.save();
     project.files.sort();
     Ok(Loaded { project, diags })
@@ -454,7 +455,15 @@ impl Loader<'_> {
         let mut found: IndexMap<String, PathBuf> = IndexMap::new();
         for (root, recursive) in self.discover.clone() {
             let mut files = Vec::new();
-            walk(&root, recursive, 0, &mut files);
+            // The root counts even when missing: creating it adds layers.
+            self.project.inputs.dirs.push(root.clone());
+            walk(
+                &root,
+                recursive,
+                0,
+                &mut files,
+                &mut self.project.inputs.dirs,
+            );
             files.sort();
             for file in files {
                 let Some(dir) = file.parent() else { continue };
@@ -660,7 +669,14 @@ fn new_layer(name: &str, dir: &Path, root: &Path, loc: Loc) -> Layer {
 }
 
 /// Collects `layer.yml` files under `dir`. Hidden directories are skipped.
-fn walk(dir: &Path, recursive: bool, depth: usize, out: &mut Vec<PathBuf>) {
+/// Every directory listed below `dir` is added to `listed`.
+fn walk(
+    dir: &Path,
+    recursive: bool,
+    depth: usize,
+    out: &mut Vec<PathBuf>,
+    listed: &mut Vec<PathBuf>,
+) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
@@ -673,7 +689,8 @@ fn walk(dir: &Path, recursive: bool, depth: usize, out: &mut Vec<PathBuf>) {
         let path = entry.path();
         if ft.is_dir() {
             if depth == 0 || recursive {
-                walk(&path, recursive, depth + 1, out);
+                listed.push(path.clone());
+                walk(&path, recursive, depth + 1, out, listed);
             }
         } else if depth > 0 && name == "layer.yml" {
             out.push(path);

@@ -37,6 +37,8 @@ pub struct ParseCache {
     path: Option<PathBuf>,
     old: Entries,
     fresh: Mutex<Entries>,
+    /// Every path parsed (or found unreadable), for the dry run's memo.
+    read: Mutex<Vec<PathBuf>>,
     started_ns: i128,
 }
 
@@ -60,6 +62,7 @@ impl ParseCache {
             path: path.map(Path::to_path_buf),
             old,
             fresh: Mutex::default(),
+            read: Mutex::default(),
             started_ns: now_ns(),
         }
     }
@@ -67,6 +70,9 @@ impl ParseCache {
     /// The documents of `path`, parsed now or remembered from a run that saw
     /// the same fingerprint.
     pub fn parse(&self, path: &Path) -> Result<Arc<Vec<Node>>, ReadError> {
+        if let Ok(mut read) = self.read.lock() {
+            read.push(path.to_path_buf());
+        }
         let meta = std::fs::metadata(path).map_err(ReadError::Io)?;
         let fp = Fingerprint::of(&meta);
         if let Some((seen, docs)) = self.old.get(path) {
@@ -78,9 +84,10 @@ impl ParseCache {
         let bytes = std::fs::read(path).map_err(ReadError::Io)?;
         let text = String::from_utf8(bytes).map_err(|_| ReadError::NotText)?;
         let docs = Arc::new(yaml::parse(&text).map_err(ReadError::Syntax)?);
-        // A file written in the same instant as this run could change again
-        // without its fingerprint moving; do not vouch for it.
-        if fp.mtime_ns < self.started_ns {
+        // A file written shortly before this run could change again within
+        // the same timestamp tick without its fingerprint moving; only
+        // vouch for one that has settled.
+        if fp.settled(self.started_ns) {
             self.remember(path, fp, docs.clone());
         }
         Ok(docs)
@@ -90,6 +97,11 @@ impl ParseCache {
         if let Ok(mut fresh) = self.fresh.lock() {
             fresh.insert(path.to_path_buf(), (fp, docs));
         }
+    }
+
+    /// Every path [`parse`](Self::parse) was asked for so far.
+    pub fn read_paths(&self) -> Vec<PathBuf> {
+        self.read.lock().map(|r| r.clone()).unwrap_or_default()
     }
 
     /// Writes back what this run read (dropping files it no longer reads),
