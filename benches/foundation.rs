@@ -26,6 +26,8 @@
 //! `OV_BENCH_KEEP=1` keeps the generated directory; `OV_BENCH_STRICT=1` exits 1
 //! when a target is missed.
 
+mod common;
+use common::{have, median, ms, verdict};
 use ov::workspace::{Dirs, Workspace};
 use ov_cache::StatCache;
 use ov_rules::NodeKind;
@@ -294,15 +296,6 @@ fn release_ov() -> PathBuf {
     bin
 }
 
-fn have(tool: &str) -> bool {
-    Command::new(tool)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok()
-}
-
 /// Runs a command to completion with stdout discarded; returns its wall time.
 fn timed(cmd: &mut Command) -> Duration {
     let t = Instant::now();
@@ -350,23 +343,6 @@ fn peak_rss_kib(cmd: &[&std::ffi::OsStr]) -> Option<u64> {
         .rev()
         .find_map(|l| l.strip_prefix("RSS="))
         .and_then(|v| v.trim().parse().ok())
-}
-
-fn median(v: &mut [Duration]) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
-fn verdict(ok: bool) -> &'static str {
-    if ok {
-        "PASS"
-    } else {
-        "FAIL"
-    }
 }
 
 fn main() {

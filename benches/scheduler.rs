@@ -31,6 +31,8 @@
 //! tool (median reported, tools interleaved); `OV_BENCH_STRICT=1` exits 1
 //! when a target is missed.
 
+mod common;
+use common::{env_num, have, median, ms, verdict};
 use ov::sched::{self, CancellationToken, Class, Limits, Options, Task};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -280,24 +282,6 @@ fn ninja(dir: &Path) -> Duration {
     d
 }
 
-fn have(tool: &str) -> bool {
-    Command::new(tool)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok()
-}
-
-fn env_num<T: std::str::FromStr>(name: &str) -> Option<T> {
-    std::env::var(name).ok().and_then(|s| s.parse().ok())
-}
-
-fn median(v: &mut [Duration]) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
 /// Median, min and max of timed runs.
 struct Stat {
     med: Duration,
@@ -311,18 +295,6 @@ fn stat(mut v: Vec<Duration>) -> Stat {
         med,
         min: v[0],
         max: v[v.len() - 1],
-    }
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
-fn verdict(ok: bool) -> &'static str {
-    if ok {
-        "PASS"
-    } else {
-        "FAIL"
     }
 }
 
