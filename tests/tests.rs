@@ -1,6 +1,14 @@
 //! End-to-end tests of the `ov` binary (and, for fuzzing, of the library's
 //! loader). One harness, modules by theme:
 //!
+//! - `build`: `ov build` against the real podman service that
+//!   `scripts/setup.sh` starts: cold and no-op builds (asserted on the
+//!   recorded events), one-layer changes, early cutoff, a corrupt CAS,
+//!   `kill -9` and Ctrl-C mid-build, two builds on one cache dir, a missing
+//!   package, failing evals, `ov lock`, `ov cache`, `ov doctor`
+//!   (`tests/fixtures/deb-tasks`, on the setup script's bookworm base).
+//! - `examples`: `examples/hello` (debootstrap) and `examples/web` built
+//!   from nothing and their images run.
 //! - `golden`: the four shared fixture projects, with every figure pinned
 //!   (images, graph node and edge counts, install orders).
 //! - `cli`: commands and flags: graph formats, `build --dry-run`, target
@@ -15,7 +23,7 @@
 //!   with the reason, while the bug is open).
 //!
 //! `util` holds the helpers: fixture paths, temp project copies and a runner
-//! that gives every test its own cache dirs. Small projects made for tests
+//! that gives every test its own cache and config dirs. Small projects made for tests
 //! live in `tests/fixtures/`; most error tests start from a copy of
 //! `tests/fixtures/mini` and break one thing.
 
