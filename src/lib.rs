@@ -5,8 +5,12 @@
 //! [`resolve`] (per-image base chain and install order) → [`inputs`]
 //! (hashed layer trees) → [`plan`] (the petgraph DAG) → [`keys`]. The
 //! [`workspace`] module runs that pipeline; the `ov` binary is a thin CLI
-//! over it. How a node kind does its work lives in `ov-rules`; digests and
-//! caches live in `ov-cache`.
+//! over it. [`build`] runs the plan: the [`sched`]uler starts each node when
+//! its dependencies are done, and each node is keyed from what they
+//! produced, looked up in the store and run through `ov-rules` only on a
+//! miss; [`progress`] shows it. [`predict`] says what a build would do
+//! without running it (`--dry-run`, [`explain`]). How a node kind does its
+//! work lives in `ov-rules`; digests, caches and the store live in `ov-cache`.
 //!
 //! ```no_run
 //! use ov::workspace::{Dirs, Workspace};

@@ -12,6 +12,11 @@
 //! Containerfile steps plus the files to stage in the build context (see
 //! [`containerfile`]); build.yml's Go templates go through [`template`].
 //!
+//! [`engine`] is the container engine client (bollard, the Docker-compatible
+//! API: podman's socket by default), and [`exec`] holds one executor per
+//! node kind. Executors return their outputs and files; they never write the
+//! store, so the caller alone decides when a result is recorded.
+//!
 //! ```
 //! use ov_rules::{Ingredients, NodeKind};
 //! use ov_cache::{Digest, TreeDigest};
