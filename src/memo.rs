@@ -16,8 +16,9 @@
 //!   and link (the fingerprint it was hashed at). A directory's mtime moves
 //!   when an entry is added, removed or renamed, so a new file is seen too.
 //!
-//! The store is not witnessed: when `<cache-dir>/store` exists, "cached"
-//! lines depend on it, so the memo is neither used nor written.
+//! - the store's generation file (`<cache-dir>/store/generation`), which
+//!   the store replaces whenever its answers change, since "cached" lines
+//!   depend on them.
 //!
 //! A memo is only written when every fingerprint in it had settled (see
 //! [`ov_cache::Fingerprint::settled`]) before the run began, so no change
@@ -113,9 +114,6 @@ impl Memo {
     /// changed since it was written.
     pub fn replay(&self) -> Option<Replay> {
         let context = self.context?;
-        if self.store.exists() {
-            return None;
-        }
         let bytes = std::fs::read(&self.path).ok()?;
         let rest = bytes.strip_prefix(MAGIC.as_slice())?;
         let (sum, payload) = rest.split_at_checked(32)?;
@@ -137,10 +135,9 @@ impl Memo {
     /// write it is not an error.
     pub fn save(&self, ws: &Workspace, stdout: &str, stderr: &str) {
         let Some(context) = self.context else { return };
-        if self.store.exists() {
+        let Some(witness) = witness(ws, &self.store) else {
             return;
-        }
-        let Some(witness) = witness(ws) else { return };
+        };
         if !witness.settled(self.started_ns) {
             return;
         }
@@ -163,9 +160,12 @@ impl Memo {
 
 /// Every input of `ws`'s plan and keys (see the module docs); `None` when
 /// one cannot be recorded.
-fn witness(ws: &Workspace) -> Option<Witness> {
+fn witness(ws: &Workspace, store: &Path) -> Option<Witness> {
     let project = &ws.project;
     let mut b = WitnessBuilder::default();
+    // "cached" lines come from the store: its generation file is replaced
+    // whenever its answers change (and appears with the first build).
+    b.path_now(&ov_cache::Store::generation_path(store));
     // Trees first: their fingerprints were taken as they were hashed, and
     // paths they hold need no second stat below.
     for (name, tree) in &ws.trees {
@@ -316,9 +316,13 @@ mod tests {
     }
 
     #[test]
-    fn a_store_turns_it_off() {
+    fn a_change_in_the_store_voids_it() {
         let s = remembered();
-        std::fs::create_dir_all(s.dirs.cache.join("store")).unwrap();
+        // An empty store answers nothing new.
+        let store = s.dirs.cache.join("store");
+        std::fs::create_dir_all(&store).unwrap();
+        assert!(replays(&s, &[]));
+        std::fs::write(ov_cache::Store::generation_path(&store), "1\n").unwrap();
         assert!(!replays(&s, &[]));
     }
 

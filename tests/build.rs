@@ -345,7 +345,16 @@ fn cache_stats_and_gc_shrink_the_store() {
     built_ok(&ov);
     let stats = ov.ok(&["cache", "stats"]).stdout;
     assert!(stats.contains("action"), "{stats}");
+    // Once its inputs have settled, a dry run is remembered with the store's
+    // generation; gc changes the store's answers, so the memo must not hide it.
+    std::thread::sleep(Duration::from_millis(2100));
+    ov.ok(&["build", "--dry-run"]);
+    assert!(ov.cache_dir().join("dry-run.v1").is_file());
+    let before = ov.ok(&["build", "--dry-run"]).stdout;
+    assert!(before.ends_with("\n0 nodes would run\n"), "{before}");
     ov.ok(&["cache", "gc", "--max-size", "0"]);
+    let after = ov.ok(&["build", "--dry-run"]).stdout;
+    assert!(after.ends_with("\n4 nodes would run\n"), "{after}");
     let b = built_ok(&ov);
     assert!(
         b.count("built") > 0,

@@ -212,8 +212,18 @@ pub async fn run(
         // Not a cache entry (a ref is re-resolved every build), but what it
         // resolved to is remembered so `--dry-run` can predict the keys
         // built on it.
-        if let Err(f) = record(&sh, ix, key, manifest, &out, took, false).await {
-            sh.progress.warn(&f.message);
+        let store = sh.store.clone();
+        let id = node.id.clone();
+        let same = blocking(move || store.last(&id))
+            .await?
+            .ok()
+            .flatten()
+            .is_some_and(|(k, r)| k == key && r.output == out.digest);
+        // Unchanged: leave the record (and the store's generation) alone.
+        if !same {
+            if let Err(f) = record(&sh, ix, key, manifest, &out, took, false).await {
+                sh.progress.warn(&f.message);
+            }
         }
         sh.set_output(ix, out);
         return Ok(Done::Checked);

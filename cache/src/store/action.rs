@@ -157,6 +157,7 @@ impl Store {
             .integrity(record_digest.to_integrity())
             .size(json.len());
         cacache::index::insert(&self.root, &ac_key(key), opts).map_err(|e| self.store_err(e))?;
+        self.changed();
         Ok(())
     }
 
@@ -228,6 +229,7 @@ impl Store {
     /// and safe to race with other processes: the worst outcome is a lost
     /// entry, i.e. a rebuild.
     pub(crate) fn evict_action(&self, index_key: &str, sri: &cacache::Integrity) {
+        self.changed();
         let fully = BlobDigest::from_integrity(sri).is_some()
             && cacache::RemoveOpts::new()
                 .remove_fully(true)
@@ -275,6 +277,35 @@ mod tests {
             store.get_action(&NodeKey::of_bytes(b"other")).unwrap(),
             Lookup::Miss
         );
+    }
+
+    #[test]
+    fn the_generation_moves_when_answers_change_and_only_then() {
+        let (_dir, store) = store();
+        let gen = Store::generation_path(store.root());
+        let inode = || {
+            use std::os::unix::fs::MetadataExt;
+            std::fs::metadata(&gen)
+                .ok()
+                .map(|m| (m.ino(), m.mtime_nsec(), m.len()))
+        };
+        assert_eq!(inode(), None);
+        let key = NodeKey::of_bytes(b"node");
+        store
+            .put_blob_bytes(b"a blob alone answers nothing")
+            .unwrap();
+        assert_eq!(inode(), None);
+        store.put_action(&key, &result("n", &[])).unwrap();
+        let first = inode();
+        assert!(first.is_some());
+        assert!(matches!(store.get_action(&key).unwrap(), Lookup::Hit(_)));
+        assert_eq!(inode(), first, "a read changed the generation");
+        std::fs::write(record_path(&store, &key), b"damaged").unwrap();
+        assert!(matches!(
+            store.get_action(&key).unwrap(),
+            Lookup::Corrupt { .. }
+        ));
+        assert_ne!(inode(), first, "an eviction left the generation alone");
     }
 
     #[test]

@@ -174,6 +174,7 @@ impl Store {
 
     /// Removes a blob. Gone already is fine.
     pub(crate) fn evict_blob(&self, d: &BlobDigest) -> Result<(), Error> {
+        self.changed();
         let path = self.content_path(d);
         match std::fs::remove_file(&path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(path, e)),

@@ -49,6 +49,7 @@ impl Store {
             return Ok(());
         }
         atomic_write(&path, &file)?;
+        self.changed();
         self.log_duration(node_id, r.duration_ms)
     }
 
@@ -60,6 +61,11 @@ impl Store {
         match Self::read_last_file(&self.last_path(node_id))? {
             LastFile::Record(rec) if rec.node_id == node_id => {
                 Ok(rec.key.parse().ok().map(|key| (key, rec.result)))
+            }
+            LastFile::Damaged(_) => {
+                // It was removed: what predictions read changed.
+                self.changed();
+                Ok(None)
             }
             _ => Ok(None),
         }

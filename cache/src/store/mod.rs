@@ -80,6 +80,26 @@ impl Store {
         &self.root
     }
 
+    /// A file replaced (a new inode, by a rename) whenever the store's
+    /// answers change: a result recorded or evicted, a blob evicted, a
+    /// last-run record written or dropped. Whoever remembers conclusions
+    /// drawn from the store (the dry-run memo) witnesses this one file
+    /// instead of the whole store.
+    pub fn generation_path(dir: &Path) -> PathBuf {
+        dir.join("generation")
+    }
+
+    /// Marks that the store's answers changed. Best effort: a store that
+    /// cannot write this file cannot write entries either.
+    pub(crate) fn changed(&self) {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let stamp = format!("{} {nanos}\n", std::process::id());
+        let _ = crate::atomic_write(&Self::generation_path(&self.root), stamp.as_bytes());
+    }
+
     /// Where cacache keeps the content with this digest.
     pub(crate) fn content_path(&self, d: &BlobDigest) -> PathBuf {
         let hex = d.to_string();
