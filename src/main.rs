@@ -343,13 +343,7 @@ fn build(root: &std::path::Path, dirs: &Dirs, args: BuildArgs) -> anyhow::Result
 /// The engine endpoint: `DOCKER_HOST`, else the `engine.socket` setting.
 fn engine_endpoint(settings: &ov::settings::Settings) -> anyhow::Result<String> {
     let socket = settings.get("engine.socket")?;
-    Ok(ov_rules::engine::Engine::endpoint(
-        std::env::var("DOCKER_HOST")
-            .ok()
-            .filter(|s| !s.is_empty())
-            .as_deref()
-            .or(Some(&socket)),
-    ))
+    Ok(ov_rules::engine::Engine::endpoint(Some(&socket)))
 }
 
 /// The workspace with keys predicted from the store: what the next build

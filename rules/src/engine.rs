@@ -160,7 +160,6 @@ pub struct RunOutput {
 #[derive(Clone)]
 pub struct Engine {
     docker: Docker,
-    endpoint: String,
 }
 
 /// Builds a context tar in memory: a directory's files plus generated ones.
@@ -222,11 +221,13 @@ async fn timed<T>(
 }
 
 impl Engine {
-    /// The endpoint to use: `explicit`, else `DOCKER_HOST`, else podman's socket.
-    pub fn endpoint(explicit: Option<&str>) -> String {
-        explicit
-            .map(str::to_string)
-            .or_else(|| std::env::var("DOCKER_HOST").ok().filter(|s| !s.is_empty()))
+    /// The endpoint to use: `DOCKER_HOST` (as Docker's own tools honour
+    /// it), else `configured` (the user's setting), else podman's socket.
+    pub fn endpoint(configured: Option<&str>) -> String {
+        std::env::var("DOCKER_HOST")
+            .ok()
+            .filter(|s| !s.is_empty())
+            .or_else(|| configured.map(str::to_string))
             .unwrap_or_else(|| PODMAN_SOCKET.to_string())
     }
 
@@ -243,21 +244,13 @@ impl Engine {
         }
         .map_err(|e| fail(e.to_string()))?;
         match tokio::time::timeout(CONNECT_TIMEOUT, docker.ping()).await {
-            Ok(Ok(_)) => Ok(Engine {
-                docker,
-                endpoint: endpoint.to_string(),
-            }),
+            Ok(Ok(_)) => Ok(Engine { docker }),
             Ok(Err(e)) => Err(fail(e.to_string())),
             Err(_) => Err(fail(format!(
                 "no answer within {} s",
                 CONNECT_TIMEOUT.as_secs()
             ))),
         }
-    }
-
-    /// Where this engine listens.
-    pub fn endpoint_str(&self) -> &str {
-        &self.endpoint
     }
 
     /// The engine's kind and version.

@@ -14,7 +14,6 @@ use crate::sched;
 use crate::workspace::{Dirs, Workspace};
 use anyhow::Context as _;
 use node::Done;
-use ov_cache::NodeKey;
 use ov_cache::Store;
 use ov_rules::engine::Engine;
 use ov_rules::exec::{EngineQuirks, NodeOutput};
@@ -53,8 +52,6 @@ pub struct Shared {
     pub store: Arc<Store>,
     /// Outputs by node index, filled as nodes finish.
     pub outputs: Mutex<Vec<Option<NodeOutput>>>,
-    /// Keys by node index, filled as nodes start.
-    pub keys: Mutex<Vec<Option<NodeKey>>>,
     /// Nodes to run even when cached.
     pub refresh: HashSet<NodeIndex>,
     /// This run's id (`<pid>-<start ms>`), stamped on its containers.
@@ -74,8 +71,9 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// The engine, connected on first use: a build that finds everything
-    /// in the cache and no image to check never needs it.
+    /// The engine, connected once and shared by every node. (Each build
+    /// connects at its start anyway, to remove the containers of runs that
+    /// were killed.)
     pub async fn engine(&self) -> Result<Engine, ov_rules::engine::EngineError> {
         self.engine
             .get_or_try_init(|| Engine::connect(&self.endpoint))
@@ -89,18 +87,6 @@ impl Shared {
             Err(p) => p.into_inner(),
         };
         o[ix.index()] = Some(out);
-    }
-
-    fn set_key(&self, ix: NodeIndex, key: NodeKey) {
-        let mut k = match self.keys.lock() {
-            Ok(k) => k,
-            Err(p) => p.into_inner(),
-        };
-        k[ix.index()] = Some(key);
-    }
-
-    fn dep_outputs(&self, ix: NodeIndex) -> HashMap<String, NodeOutput> {
-        node::dep_outputs(self, ix)
     }
 }
 
@@ -156,7 +142,6 @@ pub fn run(
         ws,
         store: store.clone(),
         outputs: Mutex::new(vec![None; n]),
-        keys: Mutex::new(vec![None; n]),
         refresh,
         run_id: run_id.clone(),
         scratch: scratch.clone(),

@@ -131,15 +131,14 @@ pub async fn run(
                 .unwrap_or([0; 32])
         })
     };
-    sh.set_key(ix, key);
-    let deps = sh.dep_outputs(ix);
+    let deps = dep_outputs(&sh, ix);
     // External bases are re-resolved every time: a ref can move.
     if node.kind != NodeKind::Base && !sh.refresh.contains(&ix) {
         let store = sh.store.clone();
         let k = key;
         match blocking(move || store.get_action(&k)).await? {
             Ok(Lookup::Hit(r)) => {
-                if let Some(out) = reuse(&sh, ix, &key, &r, &cancel).await? {
+                if let Some(out) = reuse(&sh, ix, &key, &r).await? {
                     sh.set_output(ix, out);
                     sh.saved_ms
                         .fetch_add(r.duration_ms, std::sync::atomic::Ordering::Relaxed);
@@ -243,7 +242,6 @@ async fn reuse(
     ix: NodeIndex,
     key: &NodeKey,
     r: &ActionResult,
-    cancel: &CancellationToken,
 ) -> Result<Option<NodeOutput>, Failure> {
     let image = r.meta.get("image").and_then(Json::as_str).map(ImageId::new);
     let mut out = NodeOutput {
@@ -284,7 +282,6 @@ async fn reuse(
         ));
         return Ok(None);
     }
-    let _ = cancel;
     let tag = format!("localhost/ov-node:{key}");
     let id = engine
         .import(&path, &tag)
