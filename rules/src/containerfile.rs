@@ -14,7 +14,7 @@
 
 mod image;
 mod layer;
-mod quote;
+pub(crate) mod quote;
 mod tasks;
 
 pub use image::render_image;

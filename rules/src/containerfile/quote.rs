@@ -29,7 +29,7 @@ pub(super) fn sh_dq(s: &str) -> String {
 }
 
 /// `'…'` for the shell: nothing inside expands.
-pub(super) fn sh_sq(s: &str) -> String {
+pub(crate) fn sh_sq(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 

@@ -108,7 +108,10 @@ pub async fn run(ctx: &mut ExecCtx<'_>) -> Result<NodeOutput, ExecError> {
         .run(
             &RunSpec {
                 image: image.hex().to_string(),
-                script: format!("/bin/bash -c {}", super::eval::sh_quote(&script)),
+                script: format!(
+                    "/bin/bash -c {}",
+                    crate::containerfile::quote::sh_sq(&script)
+                ),
                 privileged: def
                     .get("privileged")
                     .and_then(Json::as_bool)

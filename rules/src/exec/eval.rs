@@ -7,6 +7,7 @@
 //! result, it is cached by the image digest and the checks.
 
 use super::{ExecCtx, ExecError, NodeOutput};
+use crate::containerfile::quote::sh_sq;
 use crate::engine::RunSpec;
 use serde::Serialize;
 use serde_json::{json, Value as Json};
@@ -146,21 +147,16 @@ pub fn parse_checks(spec: &Json) -> Result<Vec<NamedCheck>, ExecError> {
     Ok(out)
 }
 
-/// Single-quotes `s` for sh.
-pub fn sh_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
-
 fn fragment(check: &Check) -> String {
     match check {
-        Check::File { path, .. } => format!("test -e {0} && cat {0}", sh_quote(path)),
+        Check::File { path, .. } => format!("test -e {0} && cat {0}", sh_sq(path)),
         Check::Command { command, .. } => command.clone(),
         Check::Package { name, format, .. } => match format.as_str() {
-            "rpm" => format!("rpm -q {}", sh_quote(name)),
-            "pac" | "aur" => format!("pacman -Q {}", sh_quote(name)),
+            "rpm" => format!("rpm -q {}", sh_sq(name)),
+            "pac" | "aur" => format!("pacman -Q {}", sh_sq(name)),
             _ => format!(
                 "dpkg-query -W -f='${{Status}}' {} | grep -q 'install ok installed'",
-                sh_quote(name)
+                sh_sq(name)
             ),
         },
     }
