@@ -148,7 +148,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             memo.save(&ws, &buf, &warnings);
             std::mem::forget(ws);
         }
-        Command::Build(args) => return build(root, &dirs, args),
+        Command::Build(args) => return build(root, &dirs, args, false),
         Command::Image(ImageCmd::Build(args)) => {
             // ov's own verb: the named images (all when none), through the
             // same graph as `ov build`.
@@ -157,17 +157,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     "use `ov build --dry-run` to see what would run".into(),
                 ));
             }
-            let (project, _) = load_valid(root, &dirs)?;
-            for t in &args.targets {
-                if !project.images.contains_key(t) {
-                    return Err(unknown_image(&project, t).into());
-                }
-            }
-            let mut args = args;
-            if args.targets.is_empty() {
-                args.targets = ov::resolve::build_order(&project, false);
-            }
-            return build(root, &dirs, args);
+            return build(root, &dirs, args, true);
         }
         Command::Cache(cmd) => {
             let store = ov_cache::Store::open(&dirs.cache.join("store"))?;
@@ -307,10 +297,29 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `ov build` (not a dry run).
-fn build(root: &std::path::Path, dirs: &Dirs, args: BuildArgs) -> anyhow::Result<ExitCode> {
+/// `ov build` (not a dry run); `images_only` for `ov image build`, whose
+/// targets are image names (all enabled images when none).
+fn build(
+    root: &std::path::Path,
+    dirs: &Dirs,
+    mut args: BuildArgs,
+    images_only: bool,
+) -> anyhow::Result<ExitCode> {
     let ws = Workspace::open(root, dirs)?;
     print_diags(&ws.warnings);
+    if images_only {
+        for t in &args.targets {
+            ws.image(t)?;
+        }
+        if args.targets.is_empty() {
+            args.targets = ws
+                .resolved
+                .values()
+                .filter(|r| r.enabled)
+                .map(|r| r.name.clone())
+                .collect();
+        }
+    }
     let settings = ov::settings::Settings::load()?;
     let jobs = match args.jobs {
         Some(j) => j,

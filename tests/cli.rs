@@ -425,3 +425,17 @@ fn settings_are_kept_checked_and_listed() {
     );
     ov.bad(&["settings", "set", "build.jobs", "many"]);
 }
+
+#[test]
+fn image_build_takes_image_names_only() {
+    let p = Project::mini();
+    let ov = Ov::new(p.path());
+    let bad = ov.bad(&["image", "build", "bse-os"]);
+    assert!(
+        bad.stderr.contains("did you mean `base-os`"),
+        "{}",
+        bad.stderr
+    );
+    let dry = ov.bad(&["image", "build", "--dry-run"]);
+    assert!(dry.stderr.contains("ov build --dry-run"), "{}", dry.stderr);
+}
