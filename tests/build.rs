@@ -213,8 +213,14 @@ fn a_corrupt_cas_blob_is_reported_evicted_and_rebuilt() {
         b.events
     );
     assert!(b.count("built") > 0);
+    // Blobs only the evicted records named (build logs) are never read by a
+    // build, so they stay damaged until verify re-hashes and evicts them
+    // (unless the rebuild happened to store the same bytes again). After
+    // that one pass the store is clean, and the rebuilt results are whole.
+    ov.run(&["cache", "verify"]);
     let verify = ov.run(&["cache", "verify"]);
     assert_eq!(verify.code, Some(0), "{}\n{}", verify.stdout, verify.stderr);
+    assert_eq!(built_ok(&ov).count("built"), 0);
 }
 
 #[test]
