@@ -91,7 +91,11 @@ pub fn load(root: &Path, opts: &LoadOptions) -> Result<Loaded, InvalidProject> {
         return Err(InvalidProject(loader.diags));
     }
     loader.file(&entry, None, 0);
-    loader.check_version();
+    // An entry file that could not be read has said why; "no `version:`"
+    // on top of that would send the user looking for the wrong thing.
+    if !loader.project.files.is_empty() {
+        loader.check_version();
+    }
     build::resolve_inherits(&mut loader.diags, &mut loader.project.build);
     if !loader.diags.has_errors() {
         loader.discover_layers();
@@ -137,8 +141,9 @@ impl Loader<'_> {
         match self.cache.parse(path) {
             Ok(docs) => Some(docs),
             Err(e) => {
-                let (loc, msg) = read_error(&shown, e, from);
-                self.diags.error(Some(loc), msg);
+                for (loc, msg) in read_error(&shown, e, from) {
+                    self.diags.error(Some(loc), msg);
+                }
                 None
             }
         }
@@ -503,8 +508,9 @@ impl Loader<'_> {
                     self.project.layers.insert(name.to_string(), layer);
                 }
                 Err(e) => {
-                    let (loc, msg) = read_error(&self.display(&file), e, None);
-                    self.diags.error(Some(loc), msg);
+                    for (loc, msg) in read_error(&self.display(&file), e, None) {
+                        self.diags.error(Some(loc), msg);
+                    }
                 }
             }
         }
@@ -629,17 +635,28 @@ fn discover_block(cx: &mut Cx, dir: &Path, v: &Node, out: &mut Vec<(PathBuf, boo
     }
 }
 
-fn read_error(shown: &Arc<PathBuf>, e: ReadError, from: Option<&Loc>) -> (Loc, String) {
+fn read_error(shown: &Arc<PathBuf>, e: ReadError, from: Option<&Loc>) -> Vec<(Loc, String)> {
     match e {
-        ReadError::Io(io) => (
+        ReadError::Io(io) => vec![(
             from.cloned().unwrap_or_else(|| Loc::file(shown)),
             format!("cannot read {}: {io}", shown.display()),
-        ),
-        ReadError::NotText => (Loc::file(shown), "not UTF-8 text".to_string()),
-        ReadError::Syntax(s) => (
+        )],
+        ReadError::NotText => vec![(Loc::file(shown), "not UTF-8 text".to_string())],
+        ReadError::Syntax(s) => vec![(
             Loc::new(shown, s.span),
             format!("not valid YAML: {}", s.message),
-        ),
+        )],
+        ReadError::Duplicates(dups) => dups
+            .into_iter()
+            .map(|d| {
+                let msg = format!(
+                    "duplicate key `{}` (first at {})",
+                    d.key,
+                    Loc::new(shown, d.first)
+                );
+                (Loc::new(shown, d.again), msg)
+            })
+            .collect(),
     }
 }
 
