@@ -523,6 +523,20 @@ fn a_byte_order_mark_is_ignored() {
     );
 }
 
+/// A layer directory that lost (or never had) its `layer.yml` is not a
+/// layer; the error says why the name is unknown.
+#[test]
+fn unknown_layer_with_a_directory_but_no_layer_yml_says_so() {
+    let p = Project::mini();
+    p.remove("layers/web/layer.yml");
+    p.write("layers/web/nginx.conf", "server {}\n");
+    let run = invalid(&p);
+    assert_eq!(
+        errors(&run),
+        ["image.yml:9:9: error: image `app`: unknown layer `web` (layers/web/ exists but has no layer.yml)"]
+    );
+}
+
 // ---------------------------------------------------------------- remote refs
 
 const REMOTE_INCLUDE: &str = "  - \"@github.com/acme/shared/base.yml:v1\"\n";
