@@ -537,6 +537,56 @@ fn unknown_layer_with_a_directory_but_no_layer_yml_says_so() {
     );
 }
 
+#[test]
+fn an_empty_image_yml_warns() {
+    let p = Project::mini();
+    p.write("more.yml", p.read("image.yml"));
+    p.edit(
+        "overthink.yml",
+        "  - vm.yml\n",
+        "  - vm.yml\n  - more.yml\n",
+    );
+    p.write("image.yml", "");
+    let run = valid(&p);
+    assert_eq!(
+        run.stderr.lines().collect::<Vec<_>>(),
+        ["image.yml: warning: image.yml is empty"]
+    );
+    assert!(run.stdout.contains("ok: 2 images"), "{}", run.stdout);
+}
+
+#[test]
+fn an_image_yml_without_images_warns() {
+    let p = Project::mini();
+    p.write("more.yml", p.read("image.yml"));
+    p.edit(
+        "overthink.yml",
+        "  - vm.yml\n",
+        "  - vm.yml\n  - more.yml\n",
+    );
+    p.write("image.yml", "image: {}\n");
+    valid(&p).stderr_has(&["image.yml: warning: image.yml defines no images"]);
+}
+
+#[test]
+fn a_project_without_images_warns_that_nothing_is_planned() {
+    let p = Project::mini();
+    p.write("image.yml", "# nothing yet\n");
+    p.write("vm.yml", "vm: {}\n");
+    let ov = Ov::new(p.path());
+    let run = ov.ok(&["image", "validate"]);
+    assert_eq!(
+        run.stderr.lines().collect::<Vec<_>>(),
+        [
+            "image.yml: warning: image.yml is empty",
+            "overthink.yml: warning: no image is defined in overthink.yml or its includes, so there is nothing to build",
+        ]
+    );
+    let dry = ov.ok(&["build", "--dry-run"]);
+    assert_eq!(dry.stderr, run.stderr);
+    assert_eq!(dry.stdout, "0 nodes would run\n");
+}
+
 // ---------------------------------------------------------------- remote refs
 
 const REMOTE_INCLUDE: &str = "  - \"@github.com/acme/shared/base.yml:v1\"\n";

@@ -102,10 +102,19 @@ pub fn load(root: &Path, opts: &LoadOptions) -> Result<Loaded, InvalidProject> {
         loader.remote_layers();
     }
     let Loader {
-        mut project, diags, ..
+        mut project,
+        mut diags,
+        ..
     } = loader;
     if diags.has_errors() {
         return Err(InvalidProject(diags));
+    }
+    // VMs from cloud images still build without any image.
+    if project.images.is_empty() && project.vms.is_empty() {
+        diags.warn(
+            Some(Loc::file(Path::new("overthink.yml"))),
+            "no image is defined in overthink.yml or its includes, so there is nothing to build",
+        );
     }
     project.inputs.files = cache.read_paths();
     cache.save();
@@ -190,6 +199,7 @@ impl Loader<'_> {
         self.project.files.push(self.display(path).to_path_buf());
         self.stack.push(canon);
         let shown = self.display(path);
+        self.warn_if_empty(&shown, &docs);
         let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
         let mut includes = Vec::new();
         for doc in docs.iter() {
@@ -386,6 +396,20 @@ impl Loader<'_> {
                 _ => {}
             }
         }
+    }
+
+    /// An empty file, or an `image.yml` without images, loads fine and
+    /// plans nothing from it: worth a word, since it is easy to mistake for
+    /// the file being ignored.
+    fn warn_if_empty(&mut self, shown: &Arc<PathBuf>, docs: &[Node]) {
+        let msg = if docs.iter().all(Node::is_null) {
+            format!("{} is empty", shown.display())
+        } else if shown.file_name().is_some_and(|n| n == "image.yml") && !defines_images(docs) {
+            format!("{} defines no images", shown.display())
+        } else {
+            return;
+        };
+        self.diags.warn(Some(Loc::file(shown)), msg);
     }
 
     /// Reads and decodes one `layer.yml`.
@@ -633,6 +657,14 @@ fn discover_block(cx: &mut Cx, dir: &Path, v: &Node, out: &mut Vec<(PathBuf, boo
             out.push((dir.join(path), recursive));
         }
     }
+}
+
+/// Whether any document defines an image, in an `image:` map or as a
+/// kind-keyed `image: {name: ...}` entry.
+fn defines_images(docs: &[Node]) -> bool {
+    docs.iter()
+        .filter_map(|d| d.get("image"))
+        .any(|v| v.as_map().is_some_and(|m| !m.is_empty()))
 }
 
 fn read_error(shown: &Arc<PathBuf>, e: ReadError, from: Option<&Loc>) -> Vec<(Loc, String)> {
