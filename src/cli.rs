@@ -137,7 +137,7 @@ pub struct BuildArgs {
     #[arg(long, short = 'n')]
     pub dry_run: bool,
     /// Concurrent engine jobs [default: setting build.jobs, else the number of cores].
-    #[arg(long, short = 'j')]
+    #[arg(long, short = 'j', value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub jobs: Option<usize>,
     /// Keep building what does not depend on a failed node.
     #[arg(long, short = 'k')]

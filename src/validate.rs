@@ -6,6 +6,7 @@ use crate::diag::{did_you_mean, Diagnostics};
 use crate::model::{Project, Spanned, VmSourceKind};
 use crate::resolve::internal_base;
 use indexmap::IndexSet;
+use std::path::Path;
 
 /// Runs every check, adding to `diags`.
 pub fn validate(project: &Project, diags: &mut Diagnostics) {
@@ -18,15 +19,30 @@ pub fn validate(project: &Project, diags: &mut Diagnostics) {
 
 fn unknown_layer(project: &Project, r: &Spanned<String>, whose: &str, diags: &mut Diagnostics) {
     if !project.layers.contains_key(&r.value) {
+        let hint = match dir_without_layer_yml(project, &r.value) {
+            Some(dir) => format!(" ({}/ exists but has no layer.yml)", dir.display()),
+            None => did_you_mean(&r.value, project.layers.keys().map(String::as_str)),
+        };
         diags.error(
             Some(r.loc.clone()),
-            format!(
-                "{whose}: unknown layer `{}`{}",
-                r.value,
-                did_you_mean(&r.value, project.layers.keys().map(String::as_str))
-            ),
+            format!("{whose}: unknown layer `{}`{hint}", r.value),
         );
     }
+}
+
+/// A directory named `name` under a discover root, shown relative to the
+/// project: discovery skipped it for want of a `layer.yml`, which is
+/// easy to miss when the directory holds the layer's other files.
+fn dir_without_layer_yml<'a>(project: &'a Project, name: &str) -> Option<&'a Path> {
+    let walked = &project.inputs.dirs;
+    walked
+        .iter()
+        .filter(|d| d.file_name().is_some_and(|n| n == name))
+        // The roots themselves are listed too; only what lies below one
+        // (whose parent was walked) could have been a layer.
+        .filter(|d| d.parent().is_some_and(|p| walked.iter().any(|w| w == p)))
+        .find(|d| !d.join("layer.yml").is_file())
+        .map(|d| d.strip_prefix(&project.root).unwrap_or(d))
 }
 
 fn layer_names(project: &Project, diags: &mut Diagnostics) {

@@ -149,11 +149,7 @@ impl Node {
             Value::Map(entries) => {
                 let mut m = serde_json::Map::new();
                 for (k, v) in entries {
-                    let key = match &k.value {
-                        Value::Scalar { text, .. } => text.clone(),
-                        _ => serde_json::to_string(&k.to_json()).unwrap_or_default(),
-                    };
-                    m.entry(key).or_insert_with(|| v.to_json());
+                    m.entry(key_text(k)).or_insert_with(|| v.to_json());
                 }
                 J::Object(m)
             }
@@ -161,8 +157,71 @@ impl Node {
     }
 }
 
+/// A mapping key as text: scalars by their text whatever their style (ov
+/// looks keys up by text), anything else as its JSON.
+fn key_text(k: &Node) -> String {
+    match &k.value {
+        Value::Scalar { text, .. } => text.clone(),
+        _ => serde_json::to_string(&k.to_json()).unwrap_or_default(),
+    }
+}
+
+/// A key written twice in one mapping.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Duplicate {
+    /// The key, as text.
+    pub key: String,
+    /// Where it is first written.
+    pub first: Span,
+    /// Where it is written again.
+    pub again: Span,
+}
+
+/// Every key written twice in one mapping, in the order of the second
+/// occurrences. YAML forbids them, yet parsers keep one silently, so a
+/// setting the author sees in the file may not be the one read.
+pub fn duplicate_keys(docs: &[Node]) -> Vec<Duplicate> {
+    let mut found = Vec::new();
+    for doc in docs {
+        find_duplicates(doc, &mut found);
+    }
+    found.sort_by_key(|d| (d.again.line, d.again.col, d.first.line, d.first.col));
+    // An aliased mapping is a copy that keeps the anchor's spans: report
+    // each duplicate once.
+    found.dedup();
+    found
+}
+
+fn find_duplicates(node: &Node, found: &mut Vec<Duplicate>) {
+    match &node.value {
+        Value::Seq(items) => items.iter().for_each(|n| find_duplicates(n, found)),
+        Value::Map(entries) => {
+            let mut first: HashMap<String, Span> = HashMap::with_capacity(entries.len());
+            for (k, v) in entries {
+                let key = key_text(k);
+                match first.get(&key) {
+                    Some(span) => found.push(Duplicate {
+                        key,
+                        first: *span,
+                        again: k.span,
+                    }),
+                    None => {
+                        first.insert(key, k.span);
+                    }
+                }
+                find_duplicates(k, found);
+                find_duplicates(v, found);
+            }
+        }
+        Value::Null | Value::Scalar { .. } => {}
+    }
+}
+
 /// Parses every `---` document of `text`.
 pub fn parse(text: &str) -> Result<Vec<Node>, SyntaxError> {
+    // A byte-order mark (some editors write one) is not content; left in,
+    // it would be glued to the first key and shift the first line's columns.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut builder = Builder::default();
     let mut parser = Parser::new_from_str(text);
     parser.load(&mut builder, true).map_err(|e| SyntaxError {
@@ -340,6 +399,42 @@ mod tests {
     fn syntax_errors_have_a_position() {
         let e = parse("a: [1, 2\nb: c\n").unwrap_err();
         assert!(e.span.line >= 1, "{e:?}");
+    }
+
+    #[test]
+    fn duplicate_keys_are_found_at_any_depth_with_both_spans() {
+        let docs = parse("a: 1\nb:\n  - {x: 1, 'x': 2}\na: 3\n---\nc: {d: 1}\n").unwrap();
+        let dups = duplicate_keys(&docs);
+        let at = |line, col| Span { line, col };
+        assert_eq!(
+            dups,
+            [
+                Duplicate {
+                    key: "x".into(),
+                    first: at(3, 6),
+                    again: at(3, 12)
+                },
+                Duplicate {
+                    key: "a".into(),
+                    first: at(1, 1),
+                    again: at(4, 1)
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn an_aliased_duplicate_is_reported_once() {
+        let docs = parse("a: &x {k: 1, k: 2}\nb: *x\nc: *x\n").unwrap();
+        assert_eq!(duplicate_keys(&docs).len(), 1);
+        assert!(duplicate_keys(&parse("a: &x {k: 1}\nb: *x\n").unwrap()).is_empty());
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_not_content() {
+        let docs = parse("\u{feff}a: {b: 1}\n").unwrap();
+        let b = docs[0].get("a").unwrap().get("b").unwrap();
+        assert_eq!(b.span, Span { line: 1, col: 8 });
     }
 
     #[test]

@@ -197,6 +197,36 @@ fn unknown_target_suggests_the_closest() {
 }
 
 #[test]
+fn refresh_of_an_unknown_node_is_bad_input() {
+    let ov = Ov::new(&shared_fixture("pods"));
+    // Rejected before anything is built, so no engine is needed.
+    ov.bad(&["build", "--refresh", "imag:os", "image:os"])
+        .stderr_has(&[
+            "--refresh: unknown node `imag:os`",
+            "did you mean `image:os`?",
+        ]);
+    ov.bad(&["image", "build", "--refresh", "nope", "os"])
+        .stderr_has(&["--refresh: unknown node `nope`"]);
+}
+
+#[test]
+fn zero_jobs_is_bad_input() {
+    let ov = Ov::new(&shared_fixture("pods"));
+    for flag in [&["-j", "0"][..], &["--jobs=0"][..]] {
+        let mut args = vec!["build", "--dry-run"];
+        args.extend_from_slice(flag);
+        let run = ov.bad(&args);
+        run.stderr_has(&["0"]);
+        assert!(
+            run.stderr.contains("--jobs") || run.stderr.contains("-j"),
+            "{}",
+            run.stderr
+        );
+    }
+    ov.ok(&["build", "--dry-run", "-j", "1"]);
+}
+
+#[test]
 fn explain_lists_the_ingredients_of_a_layer_node() {
     let ov = Ov::new(&shared_fixture("pods"));
     let by_id = ov.ok(&["explain", "layer:web-layer@web"]);

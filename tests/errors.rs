@@ -7,7 +7,7 @@
 //! and `app`; layers `greeting` and `web`, web requiring greeting; the bootc
 //! VM `app-vm`) and changes one thing.
 
-use crate::util::{Ov, Project, Run};
+use crate::util::{backdate, Ov, Project, Run};
 use std::time::Duration;
 
 /// Runs `ov image validate` on a broken project and checks the rules every
@@ -398,6 +398,193 @@ fn include_cycle_is_an_error() {
     p.edit("overthink.yml", "  - vm.yml\n", "  - vm.yml\n  - a.yml\n");
     invalid(&p)
         .stderr_has(&["b.yml:1:11: error: include cycle: overthink.yml → a.yml → b.yml → a.yml"]);
+}
+
+// ------------------------------------------- duplicate keys, BOMs, empty files
+
+/// One duplicate key per kind of ov file (an include, a discovered
+/// `layer.yml`, the entry file), each named with both of its positions.
+#[test]
+fn duplicate_keys_name_both_positions() {
+    let cases = [
+        (
+            "overthink.yml",
+            "defaults:\n",
+            "discover:\n  layer: [layers]\ndefaults:\n",
+            "overthink.yml:14:1: error: duplicate key `discover` (first at overthink.yml:10:1)",
+        ),
+        (
+            "image.yml",
+            "  app:\n",
+            "  app:\n    base: quay.io/fedora/fedora:43\n",
+            "image.yml:7:5: error: duplicate key `base` (first at image.yml:6:5)",
+        ),
+        (
+            "vm.yml",
+            "    cpus: 2\n",
+            "    cpus: 2\n    ram: 4G\n",
+            "vm.yml:7:5: error: duplicate key `ram` (first at vm.yml:5:5)",
+        ),
+        (
+            "build.yml",
+            "init:\n",
+            "distro: {}\ninit:\n",
+            "build.yml:6:1: error: duplicate key `distro` (first at build.yml:1:1)",
+        ),
+        (
+            "layers/web/layer.yml",
+            "{id: nginx-binary,",
+            "{id: nginx-binary, id: nginx,",
+            "layers/web/layer.yml:5:26: error: duplicate key `id` (first at layers/web/layer.yml:5:8)",
+        ),
+    ];
+    for (file, from, to, want) in cases {
+        let p = Project::mini();
+        p.edit(file, from, to);
+        let run = invalid(&p);
+        assert_eq!(errors(&run), [want], "{file}");
+    }
+}
+
+#[test]
+fn every_duplicate_key_of_a_file_is_reported() {
+    let p = Project::mini();
+    p.append("image.yml", "  base-os:\n    base: quay.io/x/y:1\n");
+    p.edit(
+        "image.yml",
+        "    base: base-os\n",
+        "    base: base-os\n    base: base-os\n",
+    );
+    let run = invalid(&p);
+    assert_eq!(
+        errors(&run),
+        [
+            "image.yml:7:5: error: duplicate key `base` (first at image.yml:6:5)",
+            "image.yml:11:3: error: duplicate key `base-os` (first at image.yml:2:3)",
+        ]
+    );
+}
+
+#[test]
+fn duplicate_keys_are_reported_again_with_a_warm_parse_cache() {
+    let p = Project::mini();
+    let ov = Ov::new(p.path());
+    backdate(p.path());
+    ov.ok(&["image", "validate"]);
+    p.append("layers/web/layer.yml", "  package: [curl]\n");
+    backdate(p.path());
+    let want = "layers/web/layer.yml:6:3: error: duplicate key `package` (first at layers/web/layer.yml:3:3)";
+    for _ in 0..2 {
+        let run = invalid_with(&p, &ov);
+        assert_eq!(errors(&run), [want]);
+    }
+}
+
+#[test]
+fn anchors_and_aliases_are_not_duplicates() {
+    let p = Project::mini();
+    p.write(
+        "image.yml",
+        "image:\n  base-os: &os\n    base: quay.io/fedora/fedora:43\n    distro: &d [fedora:43, fedora]\n  \
+         other: *os\n  app:\n    base: base-os\n    distro: *d\n    layer: [greeting, web]\n",
+    );
+    let run = valid(&p);
+    assert_eq!(run.stderr, "");
+    assert!(run.stdout.contains("ok: 3 images"), "{}", run.stdout);
+}
+
+/// A UTF-8 byte-order mark (as some Windows editors write) is not part of
+/// the first key, and columns on the first line do not count it.
+#[test]
+fn a_byte_order_mark_is_ignored() {
+    let p = Project::mini();
+    p.write(
+        "layers/web/layer.yml",
+        "layer: {require: [greeting], package: [nginx], pakage: [x]}\n",
+    );
+    let want = "layers/web/layer.yml:1:48: warning: layer `web`: unknown key `pakage` ignored (did you mean `package`?)";
+    assert_eq!(valid(&p).stderr.lines().collect::<Vec<_>>(), [want]);
+    for file in [
+        "overthink.yml",
+        "image.yml",
+        "vm.yml",
+        "build.yml",
+        "layers/web/layer.yml",
+        "layers/greeting/layer.yml",
+    ] {
+        p.write(file, format!("\u{feff}{}", p.read(file)));
+    }
+    let run = valid(&p);
+    assert_eq!(run.stderr.lines().collect::<Vec<_>>(), [want]);
+    assert!(
+        run.stdout.contains("ok: 2 images, 2 layers, 1 vms"),
+        "{}",
+        run.stdout
+    );
+}
+
+/// A layer directory that lost (or never had) its `layer.yml` is not a
+/// layer; the error says why the name is unknown.
+#[test]
+fn unknown_layer_with_a_directory_but_no_layer_yml_says_so() {
+    let p = Project::mini();
+    p.remove("layers/web/layer.yml");
+    p.write("layers/web/nginx.conf", "server {}\n");
+    let run = invalid(&p);
+    assert_eq!(
+        errors(&run),
+        ["image.yml:9:9: error: image `app`: unknown layer `web` (layers/web/ exists but has no layer.yml)"]
+    );
+}
+
+#[test]
+fn an_empty_image_yml_warns() {
+    let p = Project::mini();
+    p.write("more.yml", p.read("image.yml"));
+    p.edit(
+        "overthink.yml",
+        "  - vm.yml\n",
+        "  - vm.yml\n  - more.yml\n",
+    );
+    p.write("image.yml", "");
+    let run = valid(&p);
+    assert_eq!(
+        run.stderr.lines().collect::<Vec<_>>(),
+        ["image.yml: warning: image.yml is empty"]
+    );
+    assert!(run.stdout.contains("ok: 2 images"), "{}", run.stdout);
+}
+
+#[test]
+fn an_image_yml_without_images_warns() {
+    let p = Project::mini();
+    p.write("more.yml", p.read("image.yml"));
+    p.edit(
+        "overthink.yml",
+        "  - vm.yml\n",
+        "  - vm.yml\n  - more.yml\n",
+    );
+    p.write("image.yml", "image: {}\n");
+    valid(&p).stderr_has(&["image.yml: warning: image.yml defines no images"]);
+}
+
+#[test]
+fn a_project_without_images_warns_that_nothing_is_planned() {
+    let p = Project::mini();
+    p.write("image.yml", "# nothing yet\n");
+    p.write("vm.yml", "vm: {}\n");
+    let ov = Ov::new(p.path());
+    let run = ov.ok(&["image", "validate"]);
+    assert_eq!(
+        run.stderr.lines().collect::<Vec<_>>(),
+        [
+            "image.yml: warning: image.yml is empty",
+            "overthink.yml: warning: no image is defined in overthink.yml or its includes, so there is nothing to build",
+        ]
+    );
+    let dry = ov.ok(&["build", "--dry-run"]);
+    assert_eq!(dry.stderr, run.stderr);
+    assert_eq!(dry.stdout, "0 nodes would run\n");
 }
 
 // ---------------------------------------------------------------- remote refs

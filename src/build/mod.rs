@@ -126,15 +126,26 @@ pub fn run(
         .unwrap_or(0);
     let run_id = format!("{}-{started_ms}", std::process::id());
     let scratch = dirs.cache.join("tmp").join(&run_id);
-    let refresh = opts
-        .refresh
-        .iter()
-        .map(|r| {
-            ws.plan
-                .find(r)
-                .ok_or_else(|| anyhow::anyhow!("--refresh: unknown node `{r}`"))
-        })
-        .collect::<anyhow::Result<HashSet<_>>>()?;
+    // A misspelt --refresh is bad input (exit 2), like a misspelt target.
+    let mut unknown = crate::diag::Diagnostics::default();
+    let mut refresh = HashSet::new();
+    for r in &opts.refresh {
+        match ws.plan.find(r) {
+            Some(ix) => {
+                refresh.insert(ix);
+            }
+            None => unknown.error(
+                None,
+                format!(
+                    "--refresh: unknown node `{r}`{}",
+                    crate::diag::did_you_mean(r, ws.plan.names())
+                ),
+            ),
+        }
+    }
+    if unknown.has_errors() {
+        return Err(crate::diag::InvalidProject(unknown).into());
+    }
     let n = ws.plan.graph.node_count();
     let progress = Arc::new(Progress::new(opts.progress));
     let shared = Arc::new(Shared {

@@ -91,17 +91,30 @@ pub fn load(root: &Path, opts: &LoadOptions) -> Result<Loaded, InvalidProject> {
         return Err(InvalidProject(loader.diags));
     }
     loader.file(&entry, None, 0);
-    loader.check_version();
+    // An entry file that could not be read has said why; "no `version:`"
+    // on top of that would send the user looking for the wrong thing.
+    if !loader.project.files.is_empty() {
+        loader.check_version();
+    }
     build::resolve_inherits(&mut loader.diags, &mut loader.project.build);
     if !loader.diags.has_errors() {
         loader.discover_layers();
         loader.remote_layers();
     }
     let Loader {
-        mut project, diags, ..
+        mut project,
+        mut diags,
+        ..
     } = loader;
     if diags.has_errors() {
         return Err(InvalidProject(diags));
+    }
+    // VMs from cloud images still build without any image.
+    if project.images.is_empty() && project.vms.is_empty() {
+        diags.warn(
+            Some(Loc::file(Path::new("overthink.yml"))),
+            "no image is defined in overthink.yml or its includes, so there is nothing to build",
+        );
     }
     project.inputs.files = cache.read_paths();
     cache.save();
@@ -137,8 +150,9 @@ impl Loader<'_> {
         match self.cache.parse(path) {
             Ok(docs) => Some(docs),
             Err(e) => {
-                let (loc, msg) = read_error(&shown, e, from);
-                self.diags.error(Some(loc), msg);
+                for (loc, msg) in read_error(&shown, e, from) {
+                    self.diags.error(Some(loc), msg);
+                }
                 None
             }
         }
@@ -185,6 +199,7 @@ impl Loader<'_> {
         self.project.files.push(self.display(path).to_path_buf());
         self.stack.push(canon);
         let shown = self.display(path);
+        self.warn_if_empty(&shown, &docs);
         let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
         let mut includes = Vec::new();
         for doc in docs.iter() {
@@ -383,6 +398,20 @@ impl Loader<'_> {
         }
     }
 
+    /// An empty file, or an `image.yml` without images, loads fine and
+    /// plans nothing from it: worth a word, since it is easy to mistake for
+    /// the file being ignored.
+    fn warn_if_empty(&mut self, shown: &Arc<PathBuf>, docs: &[Node]) {
+        let msg = if docs.iter().all(Node::is_null) {
+            format!("{} is empty", shown.display())
+        } else if shown.file_name().is_some_and(|n| n == "image.yml") && !defines_images(docs) {
+            format!("{} defines no images", shown.display())
+        } else {
+            return;
+        };
+        self.diags.warn(Some(Loc::file(shown)), msg);
+    }
+
     /// Reads and decodes one `layer.yml`.
     fn layer_file(
         &mut self,
@@ -503,8 +532,9 @@ impl Loader<'_> {
                     self.project.layers.insert(name.to_string(), layer);
                 }
                 Err(e) => {
-                    let (loc, msg) = read_error(&self.display(&file), e, None);
-                    self.diags.error(Some(loc), msg);
+                    for (loc, msg) in read_error(&self.display(&file), e, None) {
+                        self.diags.error(Some(loc), msg);
+                    }
                 }
             }
         }
@@ -629,17 +659,36 @@ fn discover_block(cx: &mut Cx, dir: &Path, v: &Node, out: &mut Vec<(PathBuf, boo
     }
 }
 
-fn read_error(shown: &Arc<PathBuf>, e: ReadError, from: Option<&Loc>) -> (Loc, String) {
+/// Whether any document defines an image, in an `image:` map or as a
+/// kind-keyed `image: {name: ...}` entry.
+fn defines_images(docs: &[Node]) -> bool {
+    docs.iter()
+        .filter_map(|d| d.get("image"))
+        .any(|v| v.as_map().is_some_and(|m| !m.is_empty()))
+}
+
+fn read_error(shown: &Arc<PathBuf>, e: ReadError, from: Option<&Loc>) -> Vec<(Loc, String)> {
     match e {
-        ReadError::Io(io) => (
+        ReadError::Io(io) => vec![(
             from.cloned().unwrap_or_else(|| Loc::file(shown)),
             format!("cannot read {}: {io}", shown.display()),
-        ),
-        ReadError::NotText => (Loc::file(shown), "not UTF-8 text".to_string()),
-        ReadError::Syntax(s) => (
+        )],
+        ReadError::NotText => vec![(Loc::file(shown), "not UTF-8 text".to_string())],
+        ReadError::Syntax(s) => vec![(
             Loc::new(shown, s.span),
             format!("not valid YAML: {}", s.message),
-        ),
+        )],
+        ReadError::Duplicates(dups) => dups
+            .into_iter()
+            .map(|d| {
+                let msg = format!(
+                    "duplicate key `{}` (first at {})",
+                    d.key,
+                    Loc::new(shown, d.first)
+                );
+                (Loc::new(shown, d.again), msg)
+            })
+            .collect(),
     }
 }
 

@@ -1,7 +1,7 @@
 //! A cache of parsed YAML trees keyed by file fingerprint, so a warm run
 //! only `stat`s the ~2,000 `layer.yml` files of a large project.
 
-use crate::yaml::{self, Node, SyntaxError};
+use crate::yaml::{self, Duplicate, Node, SyntaxError};
 use ov_cache::{atomic_write, Fingerprint};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -29,6 +29,8 @@ pub enum ReadError {
     NotText,
     /// Not YAML.
     Syntax(SyntaxError),
+    /// YAML, but with keys written twice in one mapping.
+    Duplicates(Vec<Duplicate>),
 }
 
 /// Parsed documents by path. Safe to use from many threads at once.
@@ -75,19 +77,27 @@ impl ParseCache {
         }
         let meta = std::fs::metadata(path).map_err(ReadError::Io)?;
         let fp = Fingerprint::of(&meta);
-        if let Some((seen, docs)) = self.old.get(path) {
-            if *seen == fp {
-                self.remember(path, fp, docs.clone());
-                return Ok(docs.clone());
+        let (docs, cached) = match self.old.get(path) {
+            Some((seen, docs)) if *seen == fp => (docs.clone(), true),
+            _ => {
+                let bytes = std::fs::read(path).map_err(ReadError::Io)?;
+                let text = String::from_utf8(bytes).map_err(|_| ReadError::NotText)?;
+                (
+                    Arc::new(yaml::parse(&text).map_err(ReadError::Syntax)?),
+                    false,
+                )
             }
+        };
+        // Checked on every read, cached or not, so no cache (however it was
+        // written) can hide a duplicate.
+        let duplicates = yaml::duplicate_keys(&docs);
+        if !duplicates.is_empty() {
+            return Err(ReadError::Duplicates(duplicates));
         }
-        let bytes = std::fs::read(path).map_err(ReadError::Io)?;
-        let text = String::from_utf8(bytes).map_err(|_| ReadError::NotText)?;
-        let docs = Arc::new(yaml::parse(&text).map_err(ReadError::Syntax)?);
         // A file written shortly before this run could change again within
         // the same timestamp tick without its fingerprint moving; only
         // vouch for one that has settled.
-        if fp.settled(self.started_ns) {
+        if cached || fp.settled(self.started_ns) {
             self.remember(path, fp, docs.clone());
         }
         Ok(docs)
@@ -123,6 +133,44 @@ impl ParseCache {
         if let Ok(bytes) = postcard::to_allocvec(&on_disk) {
             // The cache is only a speed-up; failing to write it is not an error.
             let _ = atomic_write(&path, &bytes);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tree that holds a duplicate key can reach the cache (written by an
+    /// ov that did not look for them, or read back from any run); the
+    /// duplicate must still be an error when the tree comes from there.
+    #[test]
+    fn duplicates_in_a_cached_tree_are_still_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("image.yml");
+        let text = "image:\n  app: {}\n  app: {}\n";
+        std::fs::write(&file, text).unwrap();
+        let old = SystemTime::now() - std::time::Duration::from_secs(60);
+        std::fs::File::options()
+            .write(true)
+            .open(&file)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let fp = Fingerprint::of(&std::fs::metadata(&file).unwrap());
+        let mut entries = Entries::new();
+        entries.insert(file.clone(), (fp, Arc::new(yaml::parse(text).unwrap())));
+        let on_disk = OnDisk {
+            format: FORMAT.into(),
+            entries,
+        };
+        let cache_file = dir.path().join("parse-cache");
+        std::fs::write(&cache_file, postcard::to_allocvec(&on_disk).unwrap()).unwrap();
+        let cache = ParseCache::load(Some(&cache_file));
+        assert!(cache.old.contains_key(&file));
+        match cache.parse(&file) {
+            Err(ReadError::Duplicates(d)) => assert_eq!(d.len(), 1, "{d:?}"),
+            other => panic!("expected the duplicate `app`, got {other:?}"),
         }
     }
 }
