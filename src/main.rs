@@ -108,12 +108,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Build(BuildArgs {
             targets,
             dry_run: true,
+            refresh,
             ..
         }) => {
             // A no-op dry run replays the last one's output once it has
             // checked, by stats alone, that none of its inputs changed.
+            // `--refresh` names must be checked against a plan, so it plans.
             let memo = ov::memo::Memo::new(root, &dirs, &targets);
-            if let Some(replay) = memo.replay() {
+            let replay = if refresh.is_empty() {
+                memo.replay()
+            } else {
+                None
+            };
+            if let Some(replay) = replay {
                 std::io::stderr().write_all(replay.stderr.as_bytes())?;
                 out.write_all(replay.stdout.as_bytes())?;
                 return Ok(ExitCode::SUCCESS);
@@ -122,11 +129,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let warnings = diags_text(&ws.warnings);
             std::io::stderr().write_all(warnings.as_bytes())?;
             let nodes = ws.select(&targets)?;
+            let refresh = ws.refresh_set(&refresh)?;
             let mut buf = String::with_capacity(nodes.len() * 64);
             let mut would_run = 0;
             for &ix in &nodes {
                 let n = &ws.plan.graph[ix];
-                let status = if ws.cached.contains(&ix) {
+                let status = if refresh.contains(&ix) {
+                    would_run += 1;
+                    "run"
+                } else if ws.cached.contains(&ix) {
                     "cached"
                 } else if ws.checked.contains(&ix) {
                     "check"
@@ -145,7 +156,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let _ = writeln!(buf, "{would_run} nodes would run");
             out.write_all(buf.as_bytes())?;
-            memo.save(&ws, &buf, &warnings);
+            if refresh.is_empty() {
+                memo.save(&ws, &buf, &warnings);
+            }
             std::mem::forget(ws);
         }
         Command::Build(args) => return build(root, &dirs, args, false),

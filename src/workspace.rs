@@ -155,6 +155,34 @@ impl Workspace {
         Ok(order.into_iter().filter(|ix| want.contains(ix)).collect())
     }
 
+    /// The nodes `--refresh` names; an unknown name is bad input (exit 2),
+    /// with the closest node id, like an unknown target.
+    pub fn refresh_set(
+        &self,
+        names: &[String],
+    ) -> Result<std::collections::HashSet<NodeIndex>, InvalidProject> {
+        let mut diags = Diagnostics::default();
+        let mut set = std::collections::HashSet::new();
+        for r in names {
+            match self.plan.find(r) {
+                Some(ix) => {
+                    set.insert(ix);
+                }
+                None => diags.error(
+                    None,
+                    format!(
+                        "--refresh: unknown node `{r}`{}",
+                        did_you_mean(r, self.plan.names())
+                    ),
+                ),
+            }
+        }
+        if diags.has_errors() {
+            return Err(InvalidProject(diags));
+        }
+        Ok(set)
+    }
+
     /// The image named `name`, resolved, or an error naming the closest image.
     pub fn image(&self, name: &str) -> Result<&ResolvedImage, InvalidProject> {
         self.resolved

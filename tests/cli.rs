@@ -207,6 +207,19 @@ fn refresh_of_an_unknown_node_is_bad_input() {
         ]);
     ov.bad(&["image", "build", "--refresh", "nope", "os"])
         .stderr_has(&["--refresh: unknown node `nope`"]);
+    // A dry run checks the names too (even when its memo could replay),
+    // and says that a refreshed node would run.
+    ov.ok(&["build", "--dry-run", "image:os"]);
+    ov.bad(&["build", "--dry-run", "--refresh", "imag:os", "image:os"])
+        .stderr_has(&["--refresh: unknown node `imag:os`"]);
+    let run = ov.ok(&["build", "--dry-run", "--refresh", "image:os", "image:os"]);
+    assert!(
+        run.stdout
+            .lines()
+            .any(|l| l.starts_with("run ") && l.ends_with(" image:os")),
+        "{}",
+        run.stdout
+    );
 }
 
 #[test]

@@ -127,25 +127,7 @@ pub fn run(
     let run_id = format!("{}-{started_ms}", std::process::id());
     let scratch = dirs.cache.join("tmp").join(&run_id);
     // A misspelt --refresh is bad input (exit 2), like a misspelt target.
-    let mut unknown = crate::diag::Diagnostics::default();
-    let mut refresh = HashSet::new();
-    for r in &opts.refresh {
-        match ws.plan.find(r) {
-            Some(ix) => {
-                refresh.insert(ix);
-            }
-            None => unknown.error(
-                None,
-                format!(
-                    "--refresh: unknown node `{r}`{}",
-                    crate::diag::did_you_mean(r, ws.plan.names())
-                ),
-            ),
-        }
-    }
-    if unknown.has_errors() {
-        return Err(crate::diag::InvalidProject(unknown).into());
-    }
+    let refresh = ws.refresh_set(&opts.refresh)?;
     let n = ws.plan.graph.node_count();
     let progress = Arc::new(Progress::new(opts.progress));
     let shared = Arc::new(Shared {
