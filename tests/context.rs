@@ -1,8 +1,10 @@
 //! What a layer directory may hold, as the build context the engine gets:
-//! sparse files are sent as plain data.
+//! sparse files are sent as plain data, while sockets, fifos, device nodes,
+//! links that leave the layer directory and a cache dir inside a layer are bad
+//! input (exit 2, naming the file) before anything is built or stored.
 
 use crate::build::{built_ok, ov_for};
-use crate::util::{local_fixture, Project};
+use crate::util::{local_fixture, Ov, Project};
 use std::path::Path;
 use std::process::Command;
 
@@ -56,4 +58,94 @@ fn a_sparse_file_in_a_layer_dir_is_built_into_the_image_whole() {
     );
     let b = built_ok(&ov_for(p.path()));
     assert_eq!(b.nodes("built").len(), 4, "{:?}", b.events);
+}
+
+/// Asserts `ov image validate` and `ov build` both refuse the project with
+/// exit 2, naming `shown` and saying `why`, and store nothing.
+fn refused(ov: &Ov, shown: &str, why: &str) {
+    for args in [&["image", "validate"][..], &["build"][..]] {
+        let r = ov.bad(args);
+        r.stderr_has(&[shown, why]);
+        assert_eq!(
+            r.stderr.lines().filter(|l| l.contains(shown)).count(),
+            1,
+            "one line per bad file:\n{}",
+            r.stderr
+        );
+    }
+    ov.assert_only_caches();
+}
+
+#[test]
+fn a_fifo_in_a_layer_dir_is_bad_input() {
+    let p = Project::copy_of(&local_fixture("deb-tasks"));
+    let st = Command::new("mkfifo")
+        .arg(p.path().join("layers/a/pipe"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    refused(&ov_for(p.path()), "layers/a/pipe", "fifo");
+}
+
+#[test]
+fn a_socket_in_a_layer_dir_is_bad_input() {
+    let p = Project::copy_of(&local_fixture("deb-tasks"));
+    // A hidden one: hidden files are sent to the engine too.
+    std::fs::create_dir_all(p.path().join("layers/b/.run")).unwrap();
+    drop(
+        std::os::unix::net::UnixListener::bind(p.path().join("layers/b/.run/agent.sock")).unwrap(),
+    );
+    refused(&ov_for(p.path()), "layers/b/.run/agent.sock", "socket");
+}
+
+#[test]
+fn a_device_node_in_a_layer_dir_is_bad_input() {
+    let p = Project::copy_of(&local_fixture("deb-tasks"));
+    let st = Command::new("mknod")
+        .arg(p.path().join("layers/a/null"))
+        .args(["c", "1", "3"])
+        .status()
+        .unwrap();
+    assert!(st.success(), "mknod needs root, as the podman service does");
+    refused(&ov_for(p.path()), "layers/a/null", "device");
+}
+
+#[test]
+fn a_symlink_out_of_the_layer_dir_is_bad_input_and_links_inside_are_kept() {
+    let p = Project::copy_of(&local_fixture("deb-tasks"));
+    copy_into_image(&p, "inside", "test \"$(cat /opt/a/inside)\" = alpha");
+    std::os::unix::fs::symlink("a.txt", p.path().join("layers/a/inside")).unwrap();
+    std::fs::create_dir(p.path().join("layers/a/sub")).unwrap();
+    std::os::unix::fs::symlink("../a.txt", p.path().join("layers/a/sub/up")).unwrap();
+    // An absolute target names a path in the image, not on this machine.
+    std::os::unix::fs::symlink("/usr/bin/env", p.path().join("layers/a/abs")).unwrap();
+    let ov = ov_for(p.path());
+    // Out of the project, and into another layer: the engine gets only the
+    // layer's directory and answers an empty 500 for either.
+    std::os::unix::fs::symlink("../../../outside", p.path().join("layers/b/escape")).unwrap();
+    refused(&ov, "layers/b/escape", "outside the layer directory");
+    std::fs::remove_file(p.path().join("layers/b/escape")).unwrap();
+    std::os::unix::fs::symlink("../b/b.conf", p.path().join("layers/a/sibling")).unwrap();
+    refused(&ov, "layers/a/sibling", "outside the layer directory");
+    std::fs::remove_file(p.path().join("layers/a/sibling")).unwrap();
+    built_ok(&ov);
+}
+
+#[test]
+fn a_cache_dir_inside_a_layer_dir_is_refused() {
+    let p = Project::copy_of(&local_fixture("deb-tasks"));
+    let cache = p.path().join("layers/a/.ov-cache");
+    let ov = ov_for(p.path())
+        .without_cache_flag()
+        .env("OV_CACHE_DIR", &cache);
+    for args in [&["image", "validate"][..], &["build"][..]] {
+        ov.bad(args)
+            .stderr_has(&["layers/a/.ov-cache", "cache dir", "layer `a`"]);
+    }
+    assert!(!cache.exists(), "ov wrote into the layer directory");
+    // Beside the layers it is fine.
+    let ov = ov_for(p.path())
+        .without_cache_flag()
+        .env("OV_CACHE_DIR", p.path().join(".ov-cache"));
+    ov.ok(&["build", "--dry-run"]);
 }
