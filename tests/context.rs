@@ -143,6 +143,14 @@ fn a_cache_dir_inside_a_layer_dir_is_refused() {
             .stderr_has(&["layers/a/.ov-cache", "cache dir", "layer `a`"]);
     }
     assert!(!cache.exists(), "ov wrote into the layer directory");
+    // Also when named through a link.
+    std::os::unix::fs::symlink("layers/a", p.path().join("a-link")).unwrap();
+    let ov = ov_for(p.path())
+        .without_cache_flag()
+        .env("OV_CACHE_DIR", p.path().join("a-link/c"));
+    ov.bad(&["image", "validate"])
+        .stderr_has(&["layers/a/c", "cache dir", "layer `a`"]);
+    assert!(!p.path().join("layers/a/c").exists());
     // Beside the layers it is fine.
     let ov = ov_for(p.path())
         .without_cache_flag()
