@@ -157,3 +157,43 @@ fn a_cache_dir_inside_a_layer_dir_is_refused() {
         .env("OV_CACHE_DIR", p.path().join(".ov-cache"));
     ov.ok(&["build", "--dry-run"]);
 }
+
+#[test]
+fn a_large_layer_file_is_sent_in_bounded_memory() {
+    // 64 MiB of bytes that are neither zero nor a hole: held whole in
+    // memory, as the context tar once was, it alone would pass the bound.
+    let p = Project::copy_of(&local_fixture("deb-tasks"));
+    let data: Vec<u8> = (0..64u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8 | 1)
+        .collect();
+    std::fs::write(p.path().join("layers/a/big.bin"), &data).unwrap();
+    drop(data);
+    let ov = ov_for(p.path());
+    let inner = ov.command(&["build", "--progress", "plain"]);
+    let rss_file = tempfile::NamedTempFile::new().unwrap();
+    let mut cmd = Command::new("/usr/bin/time");
+    cmd.args(["-f", "%M", "-o"])
+        .arg(rss_file.path())
+        .arg(inner.get_program())
+        .args(inner.get_args());
+    for (k, v) in inner.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    let out = cmd
+        .output()
+        .expect("GNU time runs (scripts/setup.sh installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let kib: u64 = std::fs::read_to_string(rss_file.path())
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(kib < 48 * 1024, "ov's peak RSS was {} MiB", kib / 1024);
+}
