@@ -28,6 +28,7 @@ pub mod generate;
 pub mod graph;
 pub mod inputs;
 pub mod keys;
+pub mod layer_files;
 pub mod load;
 pub mod lock;
 pub mod lockcmd;

@@ -84,6 +84,7 @@ pub fn load_valid(root: &Path, dirs: &Dirs) -> Result<(Project, Diagnostics), In
         ),
     }
     crate::validate::validate(&project, &mut diags);
+    crate::layer_files::check(&project, &dirs.cache, &mut diags);
     if diags.has_errors() {
         return Err(InvalidProject(diags));
     }

@@ -11,6 +11,9 @@
 //!   from nothing and their images run.
 //! - `golden`: the four shared fixture projects, with every figure pinned
 //!   (images, graph node and edge counts, install orders).
+//! - `context`: what a layer directory may hold: sparse files built whole;
+//!   sockets, fifos, devices, links out of the layer and a cache dir
+//!   inside a layer refused as bad input.
 //! - `cli`: commands and flags: graph formats, `build --dry-run`, target
 //!   selection, `explain`, keys across edits and runs, cache-dir choice.
 //! - `errors`: bad input exits 2 with `file:line:col`; warnings exit 0; the
@@ -31,6 +34,7 @@ mod util;
 
 mod build;
 mod cli;
+mod context;
 mod errors;
 mod examples;
 mod fuzz;

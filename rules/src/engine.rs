@@ -12,13 +12,15 @@ use bollard::query_parameters::{
     BuildImageOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
     ListContainersOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
 };
-use bollard::{body_full, body_stream, Docker, API_DEFAULT_VERSION};
+use bollard::{body_stream, body_try_stream, Docker, API_DEFAULT_VERSION};
 use futures_util::StreamExt;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+
+pub use crate::context::ContextTar;
 
 /// The label every container ov starts carries; its value is the run id.
 pub const RUN_LABEL: &str = "org.overthinkos.ov.run";
@@ -162,48 +164,6 @@ pub struct Engine {
     docker: Docker,
 }
 
-/// Builds a context tar in memory: a directory's files plus generated ones.
-/// Entries have fixed owners and times so the same inputs give the same tar.
-pub struct ContextTar {
-    builder: tar::Builder<Vec<u8>>,
-}
-
-impl Default for ContextTar {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl ContextTar {
-    /// An empty context.
-    pub fn new() -> Self {
-        let mut builder = tar::Builder::new(Vec::new());
-        builder.follow_symlinks(false);
-        builder.mode(tar::HeaderMode::Deterministic);
-        ContextTar { builder }
-    }
-    /// Adds every file of `dir` at the context's root.
-    pub fn add_dir(&mut self, dir: &Path) -> std::io::Result<()> {
-        if dir.is_dir() {
-            self.builder.append_dir_all(".", dir)?;
-        }
-        Ok(())
-    }
-    /// Adds one generated file.
-    pub fn add_file(&mut self, path: &str, data: &[u8], mode: u32) -> std::io::Result<()> {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(mode);
-        h.set_mtime(0);
-        h.set_cksum();
-        self.builder.append_data(&mut h, path, data)
-    }
-    /// The finished tar.
-    pub fn finish(self) -> std::io::Result<Vec<u8>> {
-        self.builder.into_inner()
-    }
-}
-
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const CALL_TIMEOUT: u64 = 600;
 
@@ -335,10 +295,16 @@ impl Engine {
         // The Containerfile goes in under a name no layer uses.
         let mut ctx = req.context;
         ctx.add_file(".ov.Containerfile", req.containerfile.as_bytes(), 0o644)?;
-        let body = ctx.finish()?;
         if let Some(dir) = std::env::var_os(KEEP_CONTEXTS_ENV).filter(|d| !d.is_empty()) {
-            keep_context(Path::new(&dir), &req.tag, &body)?;
+            let tag = req.tag.clone();
+            ctx = tokio::task::spawn_blocking(move || {
+                keep_context(Path::new(&dir), &tag, &ctx).map(|_| ctx)
+            })
+            .await
+            .map_err(std::io::Error::other)??;
         }
+        // The tar is written while the engine reads it, never whole in memory.
+        let (body, producer) = ctx.into_stream();
         let opts = BuildImageOptionsBuilder::default()
             .dockerfile(".ov.Containerfile")
             .t(&req.tag)
@@ -349,8 +315,11 @@ impl Engine {
         let mut log = String::new();
         let mut stream = self
             .docker
-            .build_image(opts, None, Some(body_full(body.into())));
+            .build_image(opts, None, Some(body_try_stream(body)));
+        let mut failed = None;
         loop {
+            // Cancelling drops the stream, and with it the body: the tar
+            // writer stops at its next chunk.
             let item = tokio::select! {
                 _ = cancel.cancelled() => return Err(EngineError::Cancelled),
                 item = stream.next() => item,
@@ -365,17 +334,36 @@ impl Engine {
                         log.push_str(s);
                     }
                     if let Some(e) = info.error_detail.and_then(|d| d.message) {
-                        return Err(EngineError::Build { message: e, log });
+                        failed = Some(EngineError::Build {
+                            message: e,
+                            log: std::mem::take(&mut log),
+                        });
+                        break;
                     }
                 }
                 Err(bollard::errors::Error::DockerStreamError { error }) => {
-                    return Err(EngineError::Build {
+                    failed = Some(EngineError::Build {
                         message: error,
-                        log,
-                    })
+                        log: std::mem::take(&mut log),
+                    });
+                    break;
                 }
-                Err(e) => return Err(api("build")(e)),
+                Err(e) => {
+                    failed = Some(api("build")(e));
+                    break;
+                }
             }
+        }
+        drop(stream);
+        // A context that could not be read is the cause of whatever the
+        // engine said (and a success on a cut context is no success).
+        match producer.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(EngineError::Io(e)),
+            Err(e) => return Err(EngineError::Io(std::io::Error::other(e))),
+        }
+        if let Some(e) = failed {
+            return Err(e);
         }
         self.image_id(&req.tag)
             .await?
@@ -587,12 +575,16 @@ impl Engine {
 /// keeps a copy of every build context it sends.
 pub const KEEP_CONTEXTS_ENV: &str = "OV_KEEP_CONTEXTS";
 
-/// Unpacks the context tar `body` of a build tagged `tag` into
+/// Unpacks the context `ctx` of a build tagged `tag`, as the tar sent, into
 /// `dir/<n>-<tag>/` and returns that directory; `n` (three digits or more)
 /// is one more than the highest number already in `dir`, from 000. One
 /// process numbers its builds in the order they start; two processes must
 /// not share `dir`.
-pub fn keep_context(dir: &Path, tag: &str, body: &[u8]) -> std::io::Result<std::path::PathBuf> {
+pub fn keep_context(
+    dir: &Path,
+    tag: &str,
+    ctx: &ContextTar,
+) -> std::io::Result<std::path::PathBuf> {
     static NUMBERING: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let name: String = tag
         .chars()
@@ -619,7 +611,10 @@ pub fn keep_context(dir: &Path, tag: &str, body: &[u8]) -> std::io::Result<std::
         std::fs::create_dir(&out)?;
         out
     };
-    tar::Archive::new(body).unpack(&out)?;
+    // Through an unnamed temp file, not memory: a context can be large.
+    let mut tar = ctx.write_to(tempfile::tempfile_in(dir)?)?;
+    std::io::Seek::rewind(&mut tar)?;
+    tar::Archive::new(tar).unpack(&out)?;
     Ok(out)
 }
 
@@ -660,30 +655,15 @@ mod tests {
         t.add_file(".ov/init/x.conf", b"conf", 0o644).unwrap();
         t.add_file(".ov.Containerfile", b"FROM scratch\n", 0o644)
             .unwrap();
-        let body = t.finish().unwrap();
         let keep = tempfile::tempdir().unwrap();
         let root = keep.path().join("ctx");
-        let a = keep_context(&root, "localhost/ov-node:ab12", &body).unwrap();
-        let b = keep_context(&root, "localhost/x:y", &body).unwrap();
+        let a = keep_context(&root, "localhost/ov-node:ab12", &t).unwrap();
+        let b = keep_context(&root, "localhost/x:y", &t).unwrap();
         assert_eq!(a, root.join("000-localhost_ov-node_ab12"));
         assert_eq!(b, root.join("001-localhost_x_y"));
         let read = |p: &str| std::fs::read_to_string(a.join(p)).unwrap();
         assert_eq!(read("index.html"), "page");
         assert_eq!(read(".ov/init/x.conf"), "conf");
         assert_eq!(read(".ov.Containerfile"), "FROM scratch\n");
-    }
-
-    #[test]
-    fn context_tar_holds_generated_files() {
-        let mut t = ContextTar::new();
-        t.add_file("a/b.txt", b"hi", 0o644).unwrap();
-        let bytes = t.finish().unwrap();
-        let mut a = tar::Archive::new(&bytes[..]);
-        let names: Vec<String> = a
-            .entries()
-            .unwrap()
-            .map(|e| e.unwrap().path().unwrap().display().to_string())
-            .collect();
-        assert_eq!(names, vec!["a/b.txt"]);
     }
 }

@@ -31,6 +31,7 @@
 
 mod canonical;
 pub mod containerfile;
+pub mod context;
 pub mod engine;
 pub mod exec;
 mod ingredients;

@@ -117,7 +117,15 @@ pub fn load(root: &Path, opts: &LoadOptions) -> Result<Loaded, InvalidProject> {
         );
     }
     project.inputs.files = cache.read_paths();
-    cache.save();
+    // A cache dir inside a layer is refused by validation: writing there
+    // first would change the layer it is refused for.
+    let in_a_layer = opts
+        .parse_cache
+        .as_deref()
+        .is_some_and(|p| crate::layer_files::layer_holding(&project, p).is_some());
+    if !in_a_layer {
+        cache.save();
+    }
     project.files.sort();
     Ok(Loaded { project, diags })
 }
