@@ -43,9 +43,11 @@ impl SourceTree {
 }
 
 /// Hashes the directory of every layer in `layers` (by layer key): each
-/// directory is listed and hashed in one parallel pass. Hidden entries are
-/// skipped (editor and VCS litter should not rebuild images). A layer
-/// without a directory (an inline layer) has an empty tree.
+/// directory is listed and hashed in one parallel pass. Every entry counts,
+/// hidden ones too: the key must cover exactly what the build context sends
+/// (ov copies a layer's whole directory, dotfiles included), or an edited
+/// dotfile would be served from the cache. A layer without a directory (an
+/// inline layer) has an empty tree.
 pub fn hash_layer_dirs(
     project: &Project,
     layers: &[&str],
@@ -60,7 +62,7 @@ pub fn hash_layer_dirs(
         .map(|(_, d)| *d)
         .filter(|d| !d.as_os_str().is_empty())
         .collect();
-    let mut hashed = hash_trees(&roots, cache, |name| !name.starts_with('.'))?.into_iter();
+    let mut hashed = hash_trees(&roots, cache, |_| true)?.into_iter();
     let mut out = HashMap::with_capacity(found.len());
     for (name, dir) in found {
         let t = if dir.as_os_str().is_empty() {

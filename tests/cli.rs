@@ -307,9 +307,14 @@ fn editing_a_layer_changes_only_what_depends_on_it() {
     let third = ov.graph(&[]);
     assert_ne!(after.key("image:os"), third.key("image:os"));
     assert_eq!(after.key("image:web"), third.key("image:web"));
-    // Hidden files (editor and VCS litter) are not.
-    project.write("layers/os-layer/.motd.swp", "x");
-    assert_eq!(third.keys(), ov.graph(&[]).keys());
+    // Hidden files are inputs too: they are sent to the engine, and ov
+    // copies a layer's whole directory, dotfiles included.
+    project.write("layers/os-layer/.profile", "x");
+    let fourth = ov.graph(&[]);
+    assert_ne!(third.key("image:os"), fourth.key("image:os"));
+    project.write("layers/os-layer/.config/app.conf", "y");
+    assert_ne!(fourth.key("image:os"), ov.graph(&[]).key("image:os"));
+    assert_eq!(third.key("image:web"), fourth.key("image:web"));
 }
 
 #[test]
