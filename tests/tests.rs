@@ -21,6 +21,9 @@
 //!   shared fixtures against golden files (`OV_BLESS=1` rewrites them).
 //! - `regression`: one test per bug found, named after the bug (ignored,
 //!   with the reason, while the bug is open).
+//! - `secrets`: passwords and tokens in engine URLs (and in a failing
+//!   step's output) are masked in every message, progress mode, `ov doctor`
+//!   and `ov settings`.
 //!
 //! `util` holds the helpers: fixture paths, temp project copies and a runner
 //! that gives every test its own cache and config dirs. Small projects made for tests
@@ -37,3 +40,4 @@ mod fuzz;
 mod generate;
 mod golden;
 mod regression;
+mod secrets;
