@@ -19,6 +19,9 @@
 //! - `fuzz`: arbitrary bytes and arbitrary YAML in each kind of file.
 //! - `generate`: the rendered Containerfile steps of every image of the
 //!   shared fixtures against golden files (`OV_BLESS=1` rewrites them).
+//! - `inject`: no project string adds an instruction to a Containerfile
+//!   or a command to a shell; what cannot be escaped is refused with
+//!   file:line:col.
 //! - `regression`: one test per bug found, named after the bug (ignored,
 //!   with the reason, while the bug is open).
 //! - `secrets`: passwords and tokens in engine URLs (and in a failing
@@ -39,5 +42,6 @@ mod examples;
 mod fuzz;
 mod generate;
 mod golden;
+mod inject;
 mod regression;
 mod secrets;

@@ -6,6 +6,7 @@ mod build;
 mod decode;
 mod image;
 mod layer;
+mod literal;
 mod parse_cache;
 mod remote;
 mod vm;
@@ -263,6 +264,9 @@ impl Loader<'_> {
                         }
                     }
                     "image" => {
+                        if let Some(n) = body.get("name") {
+                            literal::image_name(&mut cx, n, &name);
+                        }
                         let img = image::decode(&mut cx, &name, body, &format!("image `{name}`"));
                         self.project.images.entry(name).or_insert(img);
                     }
@@ -307,6 +311,7 @@ impl Loader<'_> {
                         if self.project.images.contains_key(name) {
                             continue;
                         }
+                        literal::image_name(&mut cx, name_node, name);
                         let img = image::decode(&mut cx, name, body, &format!("image `{name}`"));
                         self.project.images.insert(name.to_string(), img);
                     }
