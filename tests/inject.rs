@@ -89,6 +89,11 @@ fn every_field_that_reaches_a_build_file_rejects_what_it_cannot_hold() {
             "  port: [\"80\\nRUN touch /pwned\"]\n",
             "port",
         ),
+        (
+            "layers/greeting/layer.yml",
+            "  service:\n    - {name: s, use_packaged: \"x;touch /pwned\"}\n",
+            "use_packaged",
+        ),
     ];
     let web = "layers/web/layer.yml";
     let packages: &[(&str, &str)] = &[

@@ -124,7 +124,7 @@ pub fn decode(cx: &mut Cx, layer: &mut Layer, node: &Node) {
                 if v.as_str().is_some() {
                     cx.error(v, format!("{what}: `service` must be a list of entries; raw supervisord text is an old spelling"));
                 } else {
-                    literal::one_line(cx, &key, v);
+                    literal::services(cx, v);
                     layer.service = decode::json_list(cx, &key, v);
                     for (svc, node) in layer.service.iter_mut().zip(v.as_seq().unwrap_or_default())
                     {

@@ -117,6 +117,19 @@ pub fn distro_section(cx: &mut Cx, name: &str, section: &Node) {
     }
 }
 
+/// `service:` entries: one line each; `use_packaged` is a unit name an
+/// enable template puts on its command line.
+pub fn services(cx: &mut Cx, node: &Node) {
+    one_line(cx, "service", node);
+    for entry in node.as_seq().unwrap_or_default() {
+        if let Some(unit) = entry.get("use_packaged") {
+            if unit.as_str().is_some_and(|u| !u.is_empty()) {
+                packages(cx, "use_packaged", unit);
+            }
+        }
+    }
+}
+
 /// One `task:` entry.
 pub fn task(cx: &mut Cx, item: &Node) {
     for (k, v) in item.as_map().unwrap_or_default() {

@@ -3,7 +3,7 @@
 //! system assembly, the final `USER`, then labels last (a label edit then
 //! only reruns the labels).
 
-use super::accept::is_var_name;
+use super::accept::{is_package_name, is_var_name};
 use super::quote::{comment_text, copy_args, env_value, label_key, label_value};
 use super::{scalar_text, RenderError, RenderOpts, Rendered, SpecView, Steps, User};
 use crate::template::{self, object, opt_bool, strings, Value};
@@ -404,6 +404,12 @@ fn init(
         .filter(|s| s.scope() == "system")
         .filter_map(|s| s.packaged())
         .collect();
+    // The enable template puts unit names on its command line unquoted.
+    if let Some(u) = units.iter().find(|u| !is_package_name(u)) {
+        return Err(view.err(format!(
+            "service `use_packaged` {u:?} is not a unit name (letters, digits and . _ + - : ~ @ / = , * only)"
+        )));
+    }
     if !units.is_empty() {
         if let Some(t) = def_str("system_enable_template") {
             let key = format!("init.{init}.system_enable_template");

@@ -256,6 +256,18 @@ fn fields() -> Vec<Field> {
             "true",
         ),
         (
+            "use_packaged",
+            |s| {
+                image(json!({
+                    "init": "systemd",
+                    "init_def": {"system_enable_template":
+                        "RUN{{range .Units}} systemctl enable {{.}};{{end}} true\n"},
+                    "services": [{"name": "s", "use_packaged": s}]
+                }))
+            },
+            "nginx.service",
+        ),
+        (
             "oci label key",
             |s| image(json!({"capabilities": {"oci_label": {s: "v"}}})),
             "k",
@@ -304,6 +316,10 @@ proptest! {
         for (name, make, benign) in fields() {
             let expected = render_any(&make(benign))
                 .unwrap_or_else(|e| panic!("{name}: the harmless spec fails: {e}"));
+            // An empty `use_packaged` means no packaged unit: nothing to enable.
+            if name == "use_packaged" && s.is_empty() {
+                continue;
+            }
             let Ok(r) = render_any(&make(&s)) else { continue };
             let text = r.containerfile();
             prop_assert!(
