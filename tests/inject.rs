@@ -90,6 +90,11 @@ fn every_field_that_reaches_a_build_file_rejects_what_it_cannot_hold() {
             "port",
         ),
         (
+            "layers/web/layer.yml",
+            "    - {id: x, command: \"true\\0\"}\n",
+            "eval",
+        ),
+        (
             "layers/greeting/layer.yml",
             "  service:\n    - {name: s, use_packaged: \"x;touch /pwned\"}\n",
             "use_packaged",

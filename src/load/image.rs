@@ -98,7 +98,11 @@ pub fn decode(cx: &mut Cx, name: &str, node: &Node, what: &str) -> Image {
             "gid" => img.gid = decode::number(cx, &key, v),
             "user_policy" => img.user_policy = decode::string(cx, &key, v),
             "init" => img.init = decode::string(cx, &key, v),
-            "eval" => img.eval = decode::json_list(cx, &key, v),
+            "eval" => {
+                // Checks run as shell arguments, which cannot hold a NUL.
+                super::literal::no_nul(cx, &key, v);
+                img.eval = decode::json_list(cx, &key, v)
+            }
             "builder" => img.builder = builder_map(cx, v),
             "status" | "info" => {
                 cx.warn(k, format!("{what}: `{key}` is a dead key; ov ignores it"))

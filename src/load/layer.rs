@@ -143,7 +143,11 @@ pub fn decode(cx: &mut Cx, layer: &mut Layer, node: &Node) {
                     }
                 }
             }
-            "eval" => layer.eval = decode::json_list(cx, &key, v),
+            "eval" => {
+                // Checks run as shell arguments, which cannot hold a NUL.
+                literal::no_nul(cx, &key, v);
+                layer.eval = decode::json_list(cx, &key, v)
+            }
             "capabilities" => layer.capabilities = Some(v.to_json()),
             "name" | "from" => {}
             _ => {

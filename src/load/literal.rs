@@ -4,7 +4,7 @@
 //! ([`ov_rules::containerfile::accept`]): what passes here renders.
 //!
 //! Only `cmd:` scripts, `write:` contents and comments may span lines; a
-//! NUL fits nowhere.
+//! NUL fits nowhere but a `write:` content (a staged file).
 
 use super::decode::Cx;
 use crate::yaml::{Node, Value};
@@ -135,7 +135,8 @@ pub fn task(cx: &mut Cx, item: &Node) {
     for (k, v) in item.as_map().unwrap_or_default() {
         let key = text(k).unwrap_or("?");
         match key {
-            "cmd" | "content" | "comment" => no_nul(cx, key, v),
+            "content" => {}
+            "cmd" | "comment" => no_nul(cx, key, v),
             "env" => var_map(cx, "env", v),
             "user" => {
                 one_line(cx, key, v);
