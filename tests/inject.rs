@@ -180,3 +180,16 @@ fn shell_metacharacters_in_project_strings_stay_literal() {
     let ov = ov_for(p.path());
     built_ok(&ov);
 }
+
+/// build.yml's bootstrap packages land unquoted on the builder's command
+/// line.
+#[test]
+fn a_bootstrap_package_that_is_not_a_word_is_rejected() {
+    let p = Project::mini();
+    p.edit(
+        "build.yml",
+        "  fedora:\n",
+        "  fedora:\n    bootstrap:\n      package: [\"a;touch /pwned\"]\n",
+    );
+    rejected(&p, "distro.fedora.bootstrap.package").stderr_has(&["build.yml:4:"]);
+}
