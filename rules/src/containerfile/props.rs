@@ -228,6 +228,11 @@ fn fields() -> Vec<Field> {
             |s| tasks(task("mkdir", "/x", json!({"comment": s}))),
             "c",
         ),
+        (
+            "task user",
+            |s| tasks(task("mkdir", "/x", json!({"user": s}))),
+            "nobody",
+        ),
         ("build", |s| tasks(task("build", s, json!({}))), "all"),
         ("layer name", |s| json!({"layer": s}), "l"),
         ("image name", |s| image(json!({"name": s})), "web"),
@@ -326,11 +331,19 @@ proptest! {
                 !text.contains(|c: char| c.is_control() && c != '\n' && c != '\t'),
                 "{name}: {s:?} left a control character in\n{text}"
             );
+            // Who a task runs as decides whether USER steps surround it;
+            // everything else must stay, and every USER names a user.
+            let keep = |v: Vec<String>| -> Vec<String> {
+                v.into_iter().filter(|k| name != "task user" || k != "USER").collect()
+            };
             prop_assert_eq!(
-                instructions(&text),
-                instructions(&expected.containerfile()),
+                keep(instructions(&text)),
+                keep(instructions(&expected.containerfile())),
                 "{}: {:?} changed the instructions:\n{}", name, s, text
             );
+            for line in text.lines().filter(|l| l.starts_with("USER ")) {
+                prop_assert!(super::accept::is_user_spec(&line[5..]), "{name}: {line:?}");
+            }
             for (path, _) in &r.context_files {
                 prop_assert!(!path.contains(|c: char| c.is_control()), "{name}: staged {path:?}");
             }
