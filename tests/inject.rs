@@ -108,6 +108,10 @@ fn every_field_that_reaches_a_build_file_rejects_what_it_cannot_hold() {
             "package",
         ),
         ("  package: [\"nul\\0byte\"]\n", "package"),
+        (
+            "  distro:\n    fedora:\n      package: [a]\n      repo: [{name: r, url: \"https://x/\\\" && touch /pwned\"}]\n",
+            "distro.fedora.repo",
+        ),
     ];
     for (more, field) in packages {
         let p = Project::mini();

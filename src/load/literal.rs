@@ -8,7 +8,9 @@
 
 use super::decode::Cx;
 use crate::yaml::{Node, Value};
-use ov_rules::containerfile::accept::{has_control, is_package_name, is_user_spec, is_var_name};
+use ov_rules::containerfile::accept::{
+    has_control, is_package_name, is_template_value, is_user_spec, is_var_name,
+};
 
 /// The text of a scalar node (other shapes are checked by their readers).
 fn text(node: &Node) -> Option<&str> {
@@ -104,7 +106,31 @@ pub fn packages(cx: &mut Cx, field: &str, node: &Node) {
     }
 }
 
-/// A `distro:` section: its packages as [`packages`], the rest one line.
+/// Every scalar under `node` can sit in an install template's shell
+/// ([`is_template_value`]).
+fn template_values(cx: &mut Cx, field: &str, node: &Node) {
+    match &node.value {
+        Value::Scalar { text, .. } if !is_template_value(text) => cx.error(
+            node,
+            format!(
+                "`{field}` value {} holds a quote, backslash, line break, `$(`, `;`, `&`, `|`, \
+                 `<`, `>` or parenthesis, which would break out of the install command",
+                shown(text)
+            ),
+        ),
+        Value::Seq(items) => items.iter().for_each(|i| template_values(cx, field, i)),
+        Value::Map(entries) => {
+            for (k, v) in entries {
+                one_line(cx, field, k);
+                template_values(cx, field, v);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A `distro:` section: its packages as [`packages`], the rest values an
+/// install template can hold.
 pub fn distro_section(cx: &mut Cx, name: &str, section: &Node) {
     for (k, v) in section.as_map().unwrap_or_default() {
         let key = text(k).unwrap_or("?");
@@ -112,7 +138,7 @@ pub fn distro_section(cx: &mut Cx, name: &str, section: &Node) {
         if key == "package" {
             packages(cx, &field, v);
         } else {
-            one_line(cx, &field, v);
+            template_values(cx, &field, v);
         }
     }
 }
