@@ -122,3 +122,17 @@ fn secrets_in_a_failing_steps_output_are_masked() {
         plain.stderr
     );
 }
+
+/// Diagnostics quote what the project says, URLs with passwords included.
+#[test]
+fn a_url_with_a_password_in_a_diagnostic_is_masked() {
+    let p = Project::mini();
+    p.edit(
+        "overthink.yml",
+        "  - build.yml\n",
+        "  - build.yml\n  - https://u:s3cret@github.com/o/r/x.yml?token=s3cret\n",
+    );
+    let run = Ov::new(p.path()).bad(&["image", "validate"]);
+    assert_hidden(&run);
+    run.stderr_has(&["https://u:***@github.com/o/r/x.yml?token=***"]);
+}
