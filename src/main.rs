@@ -25,7 +25,7 @@ fn main() -> ExitCode {
             if is_broken_pipe(&e) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", ov_cache::redact(&format!("{e:#}")));
             ExitCode::from(1)
         }
     }
@@ -40,13 +40,13 @@ fn print_diags(d: &Diagnostics) {
     let _ = std::io::stderr().write_all(diags_text(d).as_bytes());
 }
 
-/// What [`print_diags`] prints: one line per item.
+/// What [`print_diags`] prints: one line per item, secrets masked.
 fn diags_text(d: &Diagnostics) -> String {
     let mut text = String::new();
     for item in d.items() {
         let _ = writeln!(text, "{item}");
     }
-    text
+    ov_cache::redact(&text)
 }
 
 fn bad_input(msg: String) -> anyhow::Error {
@@ -194,15 +194,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let mut settings = ov::settings::Settings::load()?;
             let r = match cmd {
                 SettingsCmd::Get { key } => settings.get(&key).map(|v| {
-                    let _ = writeln!(out, "{v}");
+                    let _ = writeln!(out, "{}", ov_cache::redact(&v));
                 }),
                 SettingsCmd::Set { key, value } => settings.set(&key, &value),
                 SettingsCmd::List => {
                     for (s, value, set) in settings.list() {
                         writeln!(
                             out,
-                            "{} = {value}{}\t# {}",
+                            "{} = {}{}\t# {}",
                             s.key,
+                            ov_cache::redact(&value),
                             if set { "" } else { " (default)" },
                             s.help
                         )?;
@@ -231,16 +232,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let findings = rt.block_on(ov::doctor::run(&endpoint, &kind, &dirs.cache));
             let mut bad = 0;
             for f in &findings {
-                writeln!(
-                    out,
+                let line = format!(
                     "{} {}: {}",
                     if f.ok { "ok  " } else { "FAIL" },
                     f.what,
                     f.detail
-                )?;
+                );
+                writeln!(out, "{}", ov_cache::redact(&line))?;
                 if let Some(fix) = &f.fix {
                     bad += 1;
-                    writeln!(out, "     fix: {fix}")?;
+                    writeln!(out, "     fix: {}", ov_cache::redact(fix))?;
                 }
             }
             if bad > 0 {

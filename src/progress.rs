@@ -1,7 +1,8 @@
 //! What a build shows while it runs: one line per running node with its
 //! elapsed time and an estimate from history (indicatif, on a terminal),
 //! plain lines otherwise, or one JSON object per line (`--progress json`)
-//! for machines. Human output goes to stderr; JSON to stdout.
+//! for machines. Human output goes to stderr; JSON to stdout. Every line
+//! and every JSON string passes [`ov_cache::redact`] on its way out.
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
@@ -67,7 +68,8 @@ impl Progress {
         }
     }
 
-    fn json(&self, v: serde_json::Value) {
+    fn json(&self, mut v: serde_json::Value) {
+        ov_cache::redact_json(&mut v);
         let _g = self.lock.lock();
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{v}");
@@ -75,6 +77,7 @@ impl Progress {
     }
 
     fn plain(&self, line: &str) {
+        let line = &ov_cache::redact(line);
         match &self.multi {
             Some(m) => {
                 let _ = m.println(line);
@@ -117,7 +120,7 @@ impl Progress {
     /// A line of a node's output (shown on a terminal only).
     pub fn line(&self, id: &str, line: &str) {
         if let Some(bar) = self.bars.lock().ok().and_then(|b| b.get(id).cloned()) {
-            let short: String = line.trim().chars().take(60).collect();
+            let short: String = ov_cache::redact(line.trim()).chars().take(60).collect();
             bar.set_message(format!("] {short}"));
         }
     }

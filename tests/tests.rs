@@ -22,8 +22,14 @@
 //! - `fuzz`: arbitrary bytes and arbitrary YAML in each kind of file.
 //! - `generate`: the rendered Containerfile steps of every image of the
 //!   shared fixtures against golden files (`OV_BLESS=1` rewrites them).
+//! - `inject`: no project string adds an instruction to a Containerfile
+//!   or a command to a shell; what cannot be escaped is refused with
+//!   file:line:col.
 //! - `regression`: one test per bug found, named after the bug (ignored,
 //!   with the reason, while the bug is open).
+//! - `secrets`: passwords and tokens in engine URLs (and in a failing
+//!   step's output) are masked in every message, progress mode, `ov doctor`
+//!   and `ov settings`.
 //!
 //! `util` holds the helpers: fixture paths, temp project copies and a runner
 //! that gives every test its own cache and config dirs. Small projects made for tests
@@ -40,4 +46,6 @@ mod examples;
 mod fuzz;
 mod generate;
 mod golden;
+mod inject;
 mod regression;
+mod secrets;

@@ -16,6 +16,8 @@
 //!   durations), with `ov cache stats|verify|gc` ([`Store::stats`],
 //!   [`Store::verify`], [`Store::gc`], [`parse_size`]). Every read is verified
 //!   and whatever is damaged is evicted, never returned;
+//! - [`redact`], the one function that hides secrets (URL passwords,
+//!   token-like query parameters) in every message ov prints;
 //! - [`atomic_write`], the one way this crate puts a file of its own in place
 //!   (cacache does the same for the store's content): a temp file in the same
 //!   folder, then a rename, so a crash leaves the old file or the new one and
@@ -34,6 +36,7 @@ mod digest;
 mod error;
 mod fingerprint;
 mod hashing;
+mod redact;
 mod statcache;
 mod store;
 mod tree;
@@ -44,6 +47,7 @@ pub use digest::{BlobDigest, Digest, DigestParseError, FileDigest, NodeKey, Tree
 pub use error::Error;
 pub use fingerprint::{Fingerprint, SETTLE_NS};
 pub use hashing::{hash_files, HashedFile};
+pub use redact::{redact, redact_json, MASK};
 pub use statcache::StatCache;
 pub use store::{
     format_size, parse_size, ActionResult, BlobRef, GcReport, Lookup, SizeParseError, Stats, Store,

@@ -12,6 +12,7 @@
 //! Rendering is a pure function of the spec and [`RenderOpts`]: the same
 //! inputs give the same bytes, so the output can be hashed.
 
+pub mod accept;
 mod image;
 mod layer;
 pub(crate) mod quote;
@@ -154,11 +155,25 @@ impl Steps {
         self.files.insert(path, data);
     }
 
-    fn finish(self) -> Rendered {
-        Rendered {
+    /// The steps, each checked to be the one instruction (or comment) it
+    /// was built as: a last guard, should a project string reach a step
+    /// unescaped, against it ending the line and starting another.
+    fn finish(self, node: &str) -> Result<Rendered, RenderError> {
+        for s in &self.steps {
+            if s.contains('\0') || split_instructions(s).len() != 1 {
+                return Err(RenderError::Spec {
+                    node: node.to_string(),
+                    message: format!(
+                        "a value would split a step into several instructions: {}",
+                        s.escape_debug()
+                    ),
+                });
+            }
+        }
+        Ok(Rendered {
             steps: self.steps,
             context_files: self.files.into_iter().collect(),
-        }
+        })
     }
 }
 
@@ -290,5 +305,7 @@ impl User {
     }
 }
 
+#[cfg(test)]
+mod props;
 #[cfg(test)]
 mod tests;

@@ -193,9 +193,11 @@ impl Engine {
 
     /// Connects and checks the engine answers.
     pub async fn connect(endpoint: &str) -> Result<Engine, EngineError> {
+        // Endpoints may carry credentials (`tcp://user:pass@host`), and
+        // bollard's messages repeat them.
         let fail = |message: String| EngineError::Connect {
-            endpoint: endpoint.to_string(),
-            message,
+            endpoint: ov_cache::redact(endpoint),
+            message: ov_cache::redact(&message),
         };
         let docker = if endpoint.starts_with("unix://") || endpoint.starts_with('/') {
             Docker::connect_with_unix(endpoint, CALL_TIMEOUT, API_DEFAULT_VERSION)

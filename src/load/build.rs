@@ -114,6 +114,9 @@ pub fn decode(cx: &mut Cx, out: &mut BuildConfig, section: Section, node: &Node)
         if !matches!(section, Section::Init) {
             check_keys(cx, v, &keys);
         }
+        if matches!(section, Section::Distro) {
+            distro_words(cx, name, v);
+        }
         if !map.contains_key(name) {
             map.insert(name.to_string(), v.to_json());
             out.locs.insert(format!("{word}.{name}"), cx.loc(k));
@@ -124,6 +127,32 @@ pub fn decode(cx: &mut Cx, out: &mut BuildConfig, section: Section, node: &Node)
 /// Resolves `inherits` (up to 10 deep): a child's keys override its parent's,
 /// merged one level down (so `format.deb` can be inherited while
 /// `bootstrap` is replaced).
+/// Bootstrap package lists reach the builder's bash script and cache
+/// mount targets a RUN's flags, unquoted: plain words only.
+fn distro_words(cx: &mut Cx, name: &str, v: &Node) {
+    for (section, field) in [
+        ("debootstrap", "base_package"),
+        ("debootstrap", "include_package"),
+        ("pacstrap", "base_package"),
+        ("pacstrap", "include_package"),
+        ("bootstrap", "package"),
+    ] {
+        if let Some(list) = v.get(section).and_then(|s| s.get(field)) {
+            let what = format!("distro.{name}.{section}.{field}");
+            super::literal::packages(cx, &what, list);
+        }
+    }
+    for (fmt, def) in v.get("format").and_then(Node::as_map).unwrap_or_default() {
+        if let Some(mounts) = def.get("cache_mount") {
+            let what = format!(
+                "distro.{name}.format.{}.cache_mount",
+                fmt.as_str().unwrap_or("?")
+            );
+            super::literal::one_line(cx, &what, mounts);
+        }
+    }
+}
+
 pub fn resolve_inherits(diags: &mut Diagnostics, out: &mut BuildConfig) {
     let names: Vec<String> = out.distros.keys().cloned().collect();
     for name in names {

@@ -78,17 +78,31 @@ pub fn decode(cx: &mut Cx, name: &str, node: &Node, what: &str) -> Image {
             }
             "layer" => img.layers = decode::spanned_list(cx, &key, v, false),
             "platform" => img.platform = Some(decode::list(cx, &key, v, true)),
-            "tag" => img.tag = decode::string(cx, &key, v),
-            "registry" => img.registry = decode::string(cx, &key, v),
+            "tag" | "registry" => {
+                super::literal::image_field(cx, &key, v);
+                let s = decode::string(cx, &key, v);
+                if key == "tag" {
+                    img.tag = s
+                } else {
+                    img.registry = s
+                }
+            }
             "distro" => img.distro = Some(decode::list(cx, &key, v, true)),
             "build" => img.build = Some(decode::list(cx, &key, v, true)),
             "produce" => img.produce = Some(decode::list(cx, &key, v, true)),
-            "user" => img.user = decode::string(cx, &key, v),
+            "user" => {
+                super::literal::image_field(cx, &key, v);
+                img.user = decode::string(cx, &key, v)
+            }
             "uid" => img.uid = decode::number(cx, &key, v),
             "gid" => img.gid = decode::number(cx, &key, v),
             "user_policy" => img.user_policy = decode::string(cx, &key, v),
             "init" => img.init = decode::string(cx, &key, v),
-            "eval" => img.eval = decode::json_list(cx, &key, v),
+            "eval" => {
+                // Checks run as shell arguments, which cannot hold a NUL.
+                super::literal::no_nul(cx, &key, v);
+                img.eval = decode::json_list(cx, &key, v)
+            }
             "builder" => img.builder = builder_map(cx, v),
             "status" | "info" => {
                 cx.warn(k, format!("{what}: `{key}` is a dead key; ov ignores it"))

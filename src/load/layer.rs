@@ -1,6 +1,7 @@
 //! Decoding `layer.yml` (ov-format §1.4).
 
 use super::decode::{self, check_keys, Cx, Keys};
+use super::literal;
 use crate::model::{Layer, Task};
 use crate::yaml::Node;
 use serde_json::Value as Json;
@@ -96,17 +97,34 @@ pub fn decode(cx: &mut Cx, layer: &mut Layer, node: &Node) {
         match key.as_str() {
             "require" => layer.require = decode::spanned_list(cx, &key, v, false),
             "layer" => layer.includes = decode::spanned_list(cx, &key, v, false),
-            "package" => layer.package = decode::list(cx, &key, v, true),
+            "package" => {
+                literal::packages(cx, &key, v);
+                layer.package = decode::list(cx, &key, v, true)
+            }
             "distro" => distro(cx, layer, v),
             "task" => layer.tasks = tasks(cx, &what, v),
-            "var" => layer.var = decode::string_map(cx, &key, v),
-            "env" => layer.env = decode::string_map(cx, &key, v),
-            "path_append" => layer.path_append = decode::list(cx, &key, v, true),
-            "port" => layer.port = port_list(cx, v),
+            "var" | "env" => {
+                literal::var_map(cx, &key, v);
+                let map = decode::string_map(cx, &key, v);
+                if key == "var" {
+                    layer.var = map
+                } else {
+                    layer.env = map
+                }
+            }
+            "path_append" => {
+                literal::one_line(cx, &key, v);
+                layer.path_append = decode::list(cx, &key, v, true)
+            }
+            "port" => {
+                literal::one_line(cx, &key, v);
+                layer.port = port_list(cx, v)
+            }
             "service" => {
                 if v.as_str().is_some() {
                     cx.error(v, format!("{what}: `service` must be a list of entries; raw supervisord text is an old spelling"));
                 } else {
+                    literal::services(cx, v);
                     layer.service = decode::json_list(cx, &key, v);
                     for (svc, node) in layer.service.iter_mut().zip(v.as_seq().unwrap_or_default())
                     {
@@ -125,7 +143,11 @@ pub fn decode(cx: &mut Cx, layer: &mut Layer, node: &Node) {
                     }
                 }
             }
-            "eval" => layer.eval = decode::json_list(cx, &key, v),
+            "eval" => {
+                // Checks run as shell arguments, which cannot hold a NUL.
+                literal::no_nul(cx, &key, v);
+                layer.eval = decode::json_list(cx, &key, v)
+            }
             "capabilities" => layer.capabilities = Some(v.to_json()),
             "name" | "from" => {}
             _ => {
@@ -187,6 +209,7 @@ fn distro(cx: &mut Cx, layer: &mut Layer, v: &Node) {
             );
             continue;
         }
+        literal::distro_section(cx, name, section);
         layer.distro.insert(name.to_string(), section.to_json());
     }
 }
@@ -219,6 +242,7 @@ fn tasks(cx: &mut Cx, what: &str, v: &Node) -> Vec<Task> {
             .collect();
         match verbs.as_slice() {
             [(verb, arg)] => {
+                literal::task(cx, item);
                 let arg_text = match arg.to_json() {
                     Json::String(s) => s,
                     other => other.to_string(),

@@ -6,6 +6,7 @@ mod build;
 mod decode;
 mod image;
 mod layer;
+mod literal;
 mod parse_cache;
 mod remote;
 mod vm;
@@ -286,6 +287,9 @@ impl Loader<'_> {
                         }
                     }
                     "image" => {
+                        if let Some(n) = body.get("name") {
+                            literal::image_name(&mut cx, n, &name);
+                        }
                         let img = image::decode(&mut cx, &name, body, &format!("image `{name}`"));
                         self.project.images.entry(name).or_insert(img);
                     }
@@ -330,6 +334,7 @@ impl Loader<'_> {
                         if self.project.images.contains_key(name) {
                             continue;
                         }
+                        literal::image_name(&mut cx, name_node, name);
                         let img = image::decode(&mut cx, name, body, &format!("image `{name}`"));
                         self.project.images.insert(name.to_string(), img);
                     }

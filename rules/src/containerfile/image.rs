@@ -3,7 +3,8 @@
 //! system assembly, the final `USER`, then labels last (a label edit then
 //! only reruns the labels).
 
-use super::quote::{copy_args, env_value, label_value};
+use super::accept::{is_package_name, is_var_name};
+use super::quote::{comment_text, copy_args, env_value, label_key, label_value};
 use super::{scalar_text, RenderError, RenderOpts, Rendered, SpecView, Steps, User};
 use crate::template::{self, object, opt_bool, strings, Value};
 use serde_json::{Map, Value as Json};
@@ -41,7 +42,7 @@ pub fn render_image(spec: &Json, opts: &RenderOpts) -> Result<Rendered, RenderEr
         .unwrap_or(false);
 
     let mut out = Steps::default();
-    out.step(format!("# Image: {name}"));
+    out.step(format!("# Image: {}", comment_text(name)));
     env(&view, &mut out)?;
     expose(&view, &mut out)?;
     init(&view, &user, opts, &mut out)?;
@@ -51,7 +52,7 @@ pub fn render_image(spec: &Json, opts: &RenderOpts) -> Result<Rendered, RenderEr
         out.step(format!("USER {}", user.uid));
     }
     labels(&view, name, &user, caps, &mut out)?;
-    Ok(out.finish())
+    out.finish(&view.node)
 }
 
 /// The layers' `env:` merged (a later layer wins), one ENV per key, sorted.
@@ -71,6 +72,11 @@ fn env(view: &SpecView, out: &mut Steps) -> Result<(), RenderError> {
         }
     }
     for (k, v) in merged {
+        if !is_var_name(k) {
+            return Err(view.err(format!(
+                "`env` key {k:?} is not a variable name ([A-Za-z_][A-Za-z0-9_]*)"
+            )));
+        }
         let v = env_value(&v)
             .ok_or_else(|| view.err(format!("`env.{k}` has a newline; ENV cannot hold it")))?;
         out.step(format!("ENV {k}={v}"));
@@ -377,7 +383,11 @@ fn init(
             }
             let target = config_path(def).unwrap_or_else(|| format!("/etc/{init}.conf"));
             let staged = format!(".ov/init/{init}.conf");
-            steps.push(format!("# {init}: {} service fragment(s)", fragments.len()));
+            steps.push(format!(
+                "# {}: {} service fragment(s)",
+                comment_text(init),
+                fragments.len()
+            ));
             steps.push(copy_args(&["--chmod=0644".to_string()], &staged, &target));
             files.push((staged, conf.into_bytes()));
             // The image starts its init, so `podman run IMAGE` runs the services.
@@ -394,6 +404,12 @@ fn init(
         .filter(|s| s.scope() == "system")
         .filter_map(|s| s.packaged())
         .collect();
+    // The enable template puts unit names on its command line unquoted.
+    if let Some(u) = units.iter().find(|u| !is_package_name(u)) {
+        return Err(view.err(format!(
+            "service `use_packaged` {u:?} is not a unit name (letters, digits and . _ + - : ~ @ / = , * only)"
+        )));
+    }
     if !units.is_empty() {
         if let Some(t) = def_str("system_enable_template") {
             let key = format!("init.{init}.system_enable_template");
@@ -522,7 +538,7 @@ fn labels(
         }
     }
     for (k, v) in labels {
-        out.step(format!("LABEL {k}={}", label_value(&v)));
+        out.step(format!("LABEL {}={}", label_key(&k), label_value(&v)));
     }
     Ok(())
 }

@@ -2,7 +2,8 @@
 //! per-layer section: variables, OS packages (one RUN per package format,
 //! from build.yml's install template), tasks, then the layer's environment.
 
-use super::quote::env_value;
+use super::accept::{has_control, is_package_name, is_template_value, is_var_name};
+use super::quote::{comment_text, env_value};
 use super::{tasks, RenderError, RenderOpts, Rendered, SpecView, Steps, User};
 use crate::template::{self, from_json, object, strings, Value};
 use serde_json::{Map, Value as Json};
@@ -87,7 +88,7 @@ impl<'a> Layer<'a> {
 pub fn render_layer(spec: &Json, opts: &RenderOpts) -> Result<Rendered, RenderError> {
     let layer = Layer::read(spec)?;
     let mut out = Steps::default();
-    out.step(format!("# Layer: {}", layer.name));
+    out.step(format!("# Layer: {}", comment_text(layer.name)));
     // The parent may be an image whose last instruction is `USER <uid>`;
     // packages and tasks start as root.
     out.step("USER root");
@@ -114,7 +115,7 @@ pub fn render_layer(spec: &Json, opts: &RenderOpts) -> Result<Rendered, RenderEr
     tasks::render(&layer, opts, &mut out)?;
     env_block(&layer, "env", &mut out)?;
     path_append(&layer, &mut out)?;
-    Ok(out.finish())
+    out.finish(&layer.view.node)
 }
 
 /// `var:` and `env:` maps: one ENV per key, sorted by key so the text does
@@ -126,6 +127,11 @@ fn env_block(layer: &Layer, key: &str, out: &mut Steps) -> Result<(), RenderErro
     let mut keys: Vec<&String> = map.keys().collect();
     keys.sort();
     for k in keys {
+        if !is_var_name(k) {
+            return Err(layer.view.err(format!(
+                "`{key}` key {k:?} is not a variable name ([A-Za-z_][A-Za-z0-9_]*)"
+            )));
+        }
         let text = super::scalar_text(&map[k])
             .ok_or_else(|| layer.view.err(format!("`{key}.{k}` must be a string")))?;
         let text = if key == "env" {
@@ -211,6 +217,7 @@ fn packages(layer: &Layer, opts: &RenderOpts, out: &mut Steps) -> Result<(), Ren
             .as_object()
             .ok_or_else(|| layer.view.err(format!("`packages.{fmt}` must be a map")))?;
         let packages = list_of_text(layer, fmt, section.get("package"))?;
+        section_text_is_safe(layer, fmt, section, &packages)?;
         if packages.is_empty() {
             // ov installs nothing (and adds no repos) for a section
             // without packages.
@@ -239,6 +246,37 @@ fn packages(layer: &Layer, opts: &RenderOpts, out: &mut Steps) -> Result<(), Ren
             }
         })?;
         out.text(&rendered);
+    }
+    Ok(())
+}
+
+/// Packages and every other section value reach the install template's
+/// shell, quoted or not as the template's author chose: a package name is
+/// one plain shell word, every other value a [`is_template_value`].
+fn section_text_is_safe(
+    layer: &Layer,
+    fmt: &str,
+    section: &Map<String, Json>,
+    packages: &[String],
+) -> Result<(), RenderError> {
+    if let Some(p) = packages.iter().find(|p| !is_package_name(p)) {
+        return Err(layer.view.err(format!(
+            "`packages.{fmt}` entry {p:?} is not a package name (letters, digits and . _ + - : ~ @ / = , * only)"
+        )));
+    }
+    fn unsafe_text(v: &Json) -> bool {
+        match v {
+            Json::String(s) => !is_template_value(s),
+            Json::Array(a) => a.iter().any(unsafe_text),
+            Json::Object(o) => o.iter().any(|(k, v)| has_control(k) || unsafe_text(v)),
+            _ => false,
+        }
+    }
+    if let Some((k, _)) = section.iter().find(|(_, v)| unsafe_text(v)) {
+        return Err(layer.view.err(format!(
+            "`packages.{fmt}.{k}` holds a quote, line break, `$(`, `;`, `&`, `|`, `<`, `>` or \
+             another character that would break out of the install command"
+        )));
     }
     Ok(())
 }

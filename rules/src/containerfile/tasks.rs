@@ -7,8 +7,9 @@
 //! in paths are the image user's; other `${VAR}`s are left for the
 //! builder and the shell (the layer's `var:` are ENV).
 
+use super::accept::{has_control, is_user_spec};
 use super::layer::Layer;
-use super::quote::{copy_args, sh_dq, sh_sq, sh_word};
+use super::quote::{comment_text, copy_args, sh_dq, sh_sq, sh_word};
 use super::{scalar_text, RenderError, RenderOpts, Steps, User};
 use crate::template::{cache_mount_flag, cache_sharing};
 use serde_json::{Map, Value as Json};
@@ -52,13 +53,59 @@ impl<'a> Task<'a> {
             None | Some(Json::Null) => String::new(),
             Some(v) => scalar_text(v).unwrap_or_else(|| v.to_string()),
         };
-        Ok(Task {
+        let task = Task {
             layer: layer.name,
             index,
             verb,
             arg,
             fields: t.get("spec").and_then(Json::as_object),
-        })
+        };
+        task.check_text()?;
+        Ok(task)
+    }
+
+    /// Every field but the script, the written content and the comment
+    /// lands on one Containerfile line: none may break it.
+    fn check_text(&self) -> Result<(), RenderError> {
+        fn first_control(v: &Json) -> Option<&str> {
+            match v {
+                Json::String(s) => has_control(s).then_some(s.as_str()),
+                Json::Array(a) => a.iter().find_map(first_control),
+                Json::Object(o) => o.iter().find_map(|(k, v)| {
+                    if has_control(k) {
+                        Some(k.as_str())
+                    } else {
+                        first_control(v)
+                    }
+                }),
+                _ => None,
+            }
+        }
+        let multi_line_ok = |k: &str| k == "comment" || k == "content" || k == "cmd";
+        if self.verb != "cmd" && has_control(&self.arg) {
+            return Err(self.err(format!(
+                "{:?} holds a line break or control character",
+                self.arg
+            )));
+        }
+        for (k, v) in self.fields.into_iter().flatten() {
+            if multi_line_ok(k) {
+                continue;
+            }
+            if let Some(s) = first_control(v) {
+                return Err(self.err(format!(
+                    "`{k}` {s:?} holds a line break or control character"
+                )));
+            }
+        }
+        if let Some(u) = self.get("user").and_then(Json::as_str) {
+            if !u.trim().is_empty() && !is_user_spec(u.trim()) {
+                return Err(self.err(format!(
+                    "`user` {u:?} is not a user (a name or id, optionally `:group`)"
+                )));
+            }
+        }
+        Ok(())
     }
 
     fn err(&self, message: impl Into<String>) -> RenderError {
@@ -277,7 +324,7 @@ pub(super) fn render(layer: &Layer, opts: &RenderOpts, out: &mut Steps) -> Resul
         }
         if let Some(c) = t.comment() {
             for line in c.lines() {
-                out.step(format!("# {line}").trim_end().to_string());
+                out.step(format!("# {}", comment_text(line)).trim_end().to_string());
             }
         }
         match t.verb {
@@ -307,7 +354,7 @@ pub(super) fn render(layer: &Layer, opts: &RenderOpts, out: &mut Steps) -> Resul
                 // layer has none: `build:` only marks where they would run.
                 out.step(format!(
                     "# build: {} (this layer triggers no builder)",
-                    t.arg()?
+                    comment_text(t.arg()?)
                 ));
             }
             other => {
@@ -513,7 +560,10 @@ fn cmd(
         }
     }
     let pre = preamble(t, script)?;
-    let body = if script.contains('\n') {
+    // A lone `\r` (or another control character) ends a line for some
+    // readers of a Containerfile: such a script is staged like a
+    // multi-line one.
+    let body = if has_control(script) {
         let mut full = String::new();
         for line in pre {
             full.push_str(&line);

@@ -92,6 +92,15 @@ pub async fn run(ctx: &mut ExecCtx<'_>) -> Result<NodeOutput, ExecError> {
         )));
     };
     let data = template_data(ctx.spec.get("distro_def").unwrap_or(&Json::Null));
+    // The script template puts packages on bash's command line unquoted.
+    if let Some(p) = data["Packages"].as_array().into_iter().flatten().find(|p| {
+        !p.as_str()
+            .is_some_and(crate::containerfile::accept::is_package_name)
+    }) {
+        return Err(ExecError::Spec(format!(
+            "build.yml builder `{builder}`: bootstrap package {p} is not a package name"
+        )));
+    }
     let script = crate::template::render(
         &format!("builder.{builder}.phase.install.container"),
         script_tpl,

@@ -1,0 +1,228 @@
+//! Project strings that reach a Containerfile or a shell, checked where
+//! they are written so a bad one is an error at its file:line:col before
+//! anything is planned. The predicates are the renderer's own
+//! ([`ov_rules::containerfile::accept`]): what passes here renders.
+//!
+//! Only `cmd:` scripts, `write:` contents and comments may span lines; a
+//! NUL fits nowhere but a `write:` content (a staged file).
+
+use super::decode::Cx;
+use crate::yaml::{Node, Value};
+use ov_rules::containerfile::accept::{
+    has_control, is_package_name, is_template_value, is_user_spec, is_var_name,
+};
+
+/// The text of a scalar node (other shapes are checked by their readers).
+fn text(node: &Node) -> Option<&str> {
+    match &node.value {
+        Value::Scalar { text, .. } => Some(text),
+        _ => None,
+    }
+}
+
+/// `{s:?}`-style quoting: shows line breaks as `\n` so the message stays
+/// one line and shows what is wrong.
+fn shown(s: &str) -> String {
+    format!("{s:?}")
+}
+
+/// Every scalar (and map key) under `node` is one line.
+pub fn one_line(cx: &mut Cx, field: &str, node: &Node) {
+    match &node.value {
+        Value::Scalar { text, .. } => {
+            if has_control(text) {
+                cx.error(
+                    node,
+                    format!(
+                        "`{field}` value {} holds a line break or control character, which a \
+                         Containerfile line cannot hold",
+                        shown(text)
+                    ),
+                );
+            }
+        }
+        Value::Seq(items) => items.iter().for_each(|i| one_line(cx, field, i)),
+        Value::Map(entries) => {
+            for (k, v) in entries {
+                one_line(cx, field, k);
+                one_line(cx, field, v);
+            }
+        }
+        Value::Null => {}
+    }
+}
+
+/// No NUL anywhere under `node` (multi-line text is fine).
+pub fn no_nul(cx: &mut Cx, field: &str, node: &Node) {
+    match &node.value {
+        Value::Scalar { text, .. } if text.contains('\0') => {
+            cx.error(node, format!("`{field}` holds a NUL character"));
+        }
+        Value::Seq(items) => items.iter().for_each(|i| no_nul(cx, field, i)),
+        Value::Map(entries) => entries.iter().for_each(|(_, v)| no_nul(cx, field, v)),
+        _ => {}
+    }
+}
+
+/// `env:`/`var:` maps: keys are variable names, values one line.
+pub fn var_map(cx: &mut Cx, field: &str, node: &Node) {
+    for (k, v) in node.as_map().unwrap_or_default() {
+        if let Some(key) = text(k) {
+            if !is_var_name(key) {
+                cx.error(
+                    k,
+                    format!(
+                        "`{field}` key {} is not a variable name (letters, digits and `_`, \
+                         not starting with a digit)",
+                        shown(key)
+                    ),
+                );
+            }
+        }
+        one_line(cx, &format!("{field}.{}", text(k).unwrap_or("?")), v);
+    }
+}
+
+/// A package list (or single package): each entry one plain shell word.
+pub fn packages(cx: &mut Cx, field: &str, node: &Node) {
+    let items: Vec<&Node> = match &node.value {
+        Value::Seq(items) => items.iter().collect(),
+        Value::Scalar { .. } => vec![node],
+        _ => Vec::new(),
+    };
+    for item in items {
+        if let Some(p) = text(item) {
+            if !is_package_name(p) {
+                cx.error(
+                    item,
+                    format!(
+                        "`{field}` entry {} is not a package name (letters, digits and \
+                         . _ + - : ~ @ / = , * only)",
+                        shown(p)
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// Every scalar under `node` can sit in an install template's shell
+/// ([`is_template_value`]).
+fn template_values(cx: &mut Cx, field: &str, node: &Node) {
+    match &node.value {
+        Value::Scalar { text, .. } if !is_template_value(text) => cx.error(
+            node,
+            format!(
+                "`{field}` value {} holds a quote, backslash, line break, `$(`, `;`, `&`, `|`, \
+                 `<`, `>` or parenthesis, which would break out of the install command",
+                shown(text)
+            ),
+        ),
+        Value::Seq(items) => items.iter().for_each(|i| template_values(cx, field, i)),
+        Value::Map(entries) => {
+            for (k, v) in entries {
+                one_line(cx, field, k);
+                template_values(cx, field, v);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A `distro:` section: its packages as [`packages`], the rest values an
+/// install template can hold.
+pub fn distro_section(cx: &mut Cx, name: &str, section: &Node) {
+    for (k, v) in section.as_map().unwrap_or_default() {
+        let key = text(k).unwrap_or("?");
+        let field = format!("distro.{name}.{key}");
+        if key == "package" {
+            packages(cx, &field, v);
+        } else {
+            template_values(cx, &field, v);
+        }
+    }
+}
+
+/// `service:` entries: one line each; `use_packaged` is a unit name an
+/// enable template puts on its command line.
+pub fn services(cx: &mut Cx, node: &Node) {
+    one_line(cx, "service", node);
+    for entry in node.as_seq().unwrap_or_default() {
+        if let Some(unit) = entry.get("use_packaged") {
+            if unit.as_str().is_some_and(|u| !u.is_empty()) {
+                packages(cx, "use_packaged", unit);
+            }
+        }
+    }
+}
+
+/// One `task:` entry.
+pub fn task(cx: &mut Cx, item: &Node) {
+    for (k, v) in item.as_map().unwrap_or_default() {
+        let key = text(k).unwrap_or("?");
+        match key {
+            "content" => {}
+            "cmd" | "comment" => no_nul(cx, key, v),
+            "env" => var_map(cx, "env", v),
+            "user" => {
+                one_line(cx, key, v);
+                if let Some(u) = text(v).map(str::trim) {
+                    if !u.is_empty() && !has_control(u) && !is_user_spec(u) {
+                        cx.error(
+                            v,
+                            format!(
+                                "`user` {} is not a user (a name or id, optionally `:group`)",
+                                shown(u)
+                            ),
+                        );
+                    }
+                }
+            }
+            _ => one_line(cx, key, v),
+        }
+    }
+}
+
+/// An image entry's name: it names the image in the engine and in
+/// Containerfile comments, so it follows the OCI name grammar.
+pub fn image_name(cx: &mut Cx, node: &Node, name: &str) {
+    let ok = name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c));
+    if !ok {
+        cx.error(
+            node,
+            format!(
+                "image name {} is not an OCI name (lowercase letters, digits, `.`, `_`, `-`, \
+                 starting with a letter or digit)",
+                shown(name)
+            ),
+        );
+    }
+}
+
+/// An image's `tag`, `registry` and `user`: single words.
+pub fn image_field(cx: &mut Cx, field: &str, node: &Node) {
+    one_line(cx, field, node);
+    let Some(s) = text(node) else { return };
+    if has_control(s) {
+        return;
+    }
+    let ok = match field {
+        "tag" => {
+            s.len() <= 128
+                && s.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+        }
+        "user" => is_user_spec(s) && !s.contains(':'),
+        _ => !s.is_empty() && !s.contains(char::is_whitespace),
+    };
+    if !ok {
+        cx.error(
+            node,
+            format!("`{field}` {} is not a valid {field}", shown(s)),
+        );
+    }
+}
