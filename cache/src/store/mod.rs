@@ -113,7 +113,7 @@ impl Store {
     pub(crate) fn store_err(&self, source: cacache::Error) -> Error {
         Error::Store {
             path: self.root.clone(),
-            source,
+            cause: source,
         }
     }
 
