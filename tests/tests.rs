@@ -19,6 +19,8 @@
 //! - `fuzz`: arbitrary bytes and arbitrary YAML in each kind of file.
 //! - `generate`: the rendered Containerfile steps of every image of the
 //!   shared fixtures against golden files (`OV_BLESS=1` rewrites them).
+//! - `store`: the store under damage and strain: damaged index lines,
+//!   concurrent builds sharing work, a read-only cache dir, a full disk.
 //! - `regression`: one test per bug found, named after the bug (ignored,
 //!   with the reason, while the bug is open).
 //!
@@ -37,3 +39,4 @@ mod fuzz;
 mod generate;
 mod golden;
 mod regression;
+mod store;

@@ -8,6 +8,8 @@
 //!   (addressed by their [`BlobDigest`]) and the JSON records of the AC.
 //! - `index-v5/…` — cacache's index. AC entries live under the keys
 //!   `ac/<nodekey hex>` and point at their JSON record in the content store.
+//!   A bucket with a damaged line is rewritten with its sound lines (see
+//!   `bucket`), by a lookup that misses and by `verify`.
 //! - `tmp/` — cacache's temp files; a write is a temp file and a rename, so a
 //!   crash leaves a whole entry or none.
 //! - `last-v1/<xx>/<blake3 of node id>` — the last-run records, written by
@@ -24,6 +26,7 @@
 //! The API is synchronous; async callers run it in `spawn_blocking`.
 
 mod action;
+mod bucket;
 mod cas;
 mod durations;
 mod gc;
