@@ -29,6 +29,11 @@ fn a_cache_dir_under_a_file_names_the_os_message_once() {
 
 /// The index buckets of a cache dir's store.
 fn buckets(cache: &Path) -> Vec<PathBuf> {
+    files_under(&cache.join("store/index-v5"))
+}
+
+/// The files under `dir`, at any depth.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
         for entry in std::fs::read_dir(dir).into_iter().flatten() {
             let path = entry.unwrap().path();
@@ -40,7 +45,7 @@ fn buckets(cache: &Path) -> Vec<PathBuf> {
         }
     }
     let mut out = Vec::new();
-    walk(&cache.join("store/index-v5"), &mut out);
+    walk(dir, &mut out);
     out
 }
 
@@ -91,4 +96,121 @@ fn a_damaged_index_line_neither_hides_entries_nor_passes_verify() {
     ov.ok(&["cache", "verify"]).stdout_has(&["all sound"]);
     let third = built_ok(&ov);
     assert_eq!(third.count("built"), 0, "{:?}", third.events);
+}
+
+/// The summary event of a finished `ov build --progress json`.
+fn summary(out: &std::process::Output) -> serde_json::Value {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|e| e["event"] == "summary")
+        .unwrap_or_default()
+}
+
+#[test]
+fn concurrent_builds_on_one_cache_dir_build_each_node_once() {
+    let p = Project::copy_of(&local_fixture("deb-tasks"));
+    let ov = ov_for(p.path());
+    let twins: Vec<Ov> = (0..3)
+        .map(|_| Ov::sharing_cache_with(p.path(), &ov))
+        .collect();
+    let children: Vec<_> = std::iter::once(&ov)
+        .chain(&twins)
+        .map(|o| o.command(&["build", "--progress", "json"]).spawn().unwrap())
+        .collect();
+    let outs: Vec<_> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    let mut engine_builds = 0;
+    for out in &outs {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        engine_builds += summary(out)["engine_builds"].as_u64().unwrap();
+    }
+    // What one cold build of the fixture does: two layers and the image.
+    assert_eq!(
+        engine_builds,
+        3,
+        "{:?}",
+        outs.iter().map(summary).collect::<Vec<_>>()
+    );
+    ov.ok(&["cache", "verify"]).stdout_has(&["all sound"]);
+}
+
+#[test]
+fn a_build_killed_holding_a_claim_does_not_block_the_next() {
+    use std::io::{BufRead, BufReader};
+    let p = Project::copy_of(&local_fixture("deb-tasks"));
+    let ov = ov_for(p.path()).with_timeout(std::time::Duration::from_secs(240));
+    let mut child = ov
+        .command(&["build", "--progress", "json"])
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for line in lines {
+        let line = line.unwrap();
+        if line.contains("\"start\"") && line.contains("\"layer:b@app\"") {
+            break;
+        }
+    }
+    // It has claimed layer:b@app by now, and holds it while podman builds.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let locks = files_under(&ov.cache_dir().join("store/locks"));
+    assert!(!locks.is_empty(), "no lock files");
+    child.kill().unwrap(); // SIGKILL: no destructor runs
+    child.wait().unwrap();
+    let next = built_ok(&ov);
+    assert!(next.nodes("built").contains(&"layer:b@app".to_string()));
+}
+
+#[test]
+fn a_build_waiting_for_a_claim_stops_on_ctrl_c() {
+    let p = Project::copy_of(&local_fixture("deb-tasks"));
+    let first = ov_for(p.path());
+    built_ok(&first);
+    // Keys depend on inputs only: the first cache's lock files name the
+    // keys a build on a fresh cache claims. Hold them all, as another
+    // build busy with every node would.
+    let ov = ov_for(p.path());
+    let store = ov_cache::Store::open(&ov.cache_dir().join("store")).unwrap();
+    let held: Vec<_> = files_under(&first.cache_dir().join("store/locks"))
+        .iter()
+        .map(|f| {
+            let dir = f.parent().unwrap().file_name().unwrap().to_string_lossy();
+            let rest = f.file_name().unwrap().to_string_lossy();
+            let key: ov_cache::NodeKey = format!("{dir}{rest}").parse().unwrap();
+            store.try_lock_key(&key).unwrap().expect("a free key")
+        })
+        .collect();
+    assert!(held.len() >= 3, "{} keys", held.len());
+    let mut child = ov
+        .command(&["build", "--progress", "json"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert!(child.try_wait().unwrap().is_none(), "it did not wait");
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "a waiting build ignored Ctrl-C"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(130));
+    drop(held);
+    // Released, the keys build.
+    let b = built_ok(&ov);
+    assert_eq!(b.count("engine_builds"), 3);
 }

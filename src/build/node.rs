@@ -133,26 +133,18 @@ pub async fn run(
     };
     let deps = dep_outputs(&sh, ix);
     // External bases are re-resolved every time: a ref can move.
-    if node.kind != NodeKind::Base && !sh.refresh.contains(&ix) {
-        let store = sh.store.clone();
-        let k = key;
-        match blocking(move || store.get_action(&k)).await? {
-            Ok(Lookup::Hit(r)) => {
-                if let Some(out) = reuse(&sh, ix, &key, &r).await? {
-                    sh.set_output(ix, out);
-                    sh.saved_ms
-                        .fetch_add(r.duration_ms, std::sync::atomic::Ordering::Relaxed);
-                    return Ok(Done::Cached);
-                }
-            }
-            Ok(Lookup::Corrupt { reason }) => sh.progress.warn(&format!(
-                "{}: the cached result was corrupt ({reason}); it was removed and the node is rebuilt",
-                node.id
-            )),
-            Ok(Lookup::Miss) => {}
-            Err(e) => sh
-                .progress
-                .warn(&format!("{}: cache lookup failed ({e}); rebuilding", node.id)),
+    let cacheable = node.kind != NodeKind::Base && !sh.refresh.contains(&ix);
+    // Held until the result is recorded (or the node fails), so another
+    // process building the same key waits for it instead of duplicating it.
+    let mut _claim = None;
+    if cacheable {
+        if let Some(done) = look_up(&sh, ix, &key).await? {
+            return Ok(done);
+        }
+        _claim = claim(&sh, ix, &key, &cancel).await?;
+        // Whoever held the claim before us has likely recorded the key.
+        if let Some(done) = look_up(&sh, ix, &key).await? {
+            return Ok(done);
         }
     }
     let engine = sh.engine().await.map_err(|e| Failure::new(e.to_string()))?;
@@ -232,6 +224,83 @@ pub async fn run(
     recorded?;
     sh.set_output(ix, out);
     Ok(Done::Built)
+}
+
+/// Looks `key` up in the store: `Some(Cached)` when its result is there
+/// and still usable (the output is set), `None` to build it.
+async fn look_up(sh: &Arc<Shared>, ix: NodeIndex, key: &NodeKey) -> Result<Option<Done>, Failure> {
+    let node = &sh.ws.plan.graph[ix];
+    let store = sh.store.clone();
+    let k = *key;
+    match blocking(move || store.get_action(&k)).await? {
+        Ok(Lookup::Hit(r)) => {
+            if let Some(out) = reuse(sh, ix, key, &r).await? {
+                sh.set_output(ix, out);
+                sh.saved_ms
+                    .fetch_add(r.duration_ms, std::sync::atomic::Ordering::Relaxed);
+                return Ok(Some(Done::Cached));
+            }
+        }
+        Ok(Lookup::Corrupt { reason }) => sh.progress.warn(&format!(
+            "{}: the cached result was corrupt ({reason}); it was removed and the node is rebuilt",
+            node.id
+        )),
+        Ok(Lookup::Miss) => {}
+        Err(e) => sh.progress.warn(&format!(
+            "{}: cache lookup failed ({e}); rebuilding",
+            node.id
+        )),
+    }
+    Ok(None)
+}
+
+/// How often a waiting build checks whether the key's claim was released.
+const CLAIM_POLL: Duration = Duration::from_millis(100);
+
+/// Claims `key` in the store, waiting while another build holds it. The
+/// wait polls (no thread blocks on the lock) and stops on Ctrl-C. `None`
+/// when the store cannot hold locks (e.g. it is read-only): the node is
+/// then built without a claim, as before claims existed.
+async fn claim(
+    sh: &Arc<Shared>,
+    ix: NodeIndex,
+    key: &NodeKey,
+    cancel: &CancellationToken,
+) -> Result<Option<ov_cache::KeyLock>, Failure> {
+    let node = &sh.ws.plan.graph[ix];
+    let mut told = false;
+    loop {
+        let store = sh.store.clone();
+        let k = *key;
+        match blocking(move || store.try_lock_key(&k)).await? {
+            Ok(Some(lock)) => return Ok(Some(lock)),
+            Ok(None) => {}
+            Err(e) => {
+                sh.progress.warn(&format!(
+                    "{}: cannot claim the node in the store ({e}); building it without a claim",
+                    node.id
+                ));
+                return Ok(None);
+            }
+        }
+        if !told {
+            sh.progress.line(
+                &node.id,
+                "waiting for another ov build of this node to finish",
+            );
+            told = true;
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => {
+                return Err(Failure {
+                    message: "cancelled".into(),
+                    output: String::new(),
+                    cancelled: true,
+                })
+            }
+            _ = tokio::time::sleep(CLAIM_POLL) => {}
+        }
+    }
 }
 
 /// Turns a cache hit back into an output, checking what lives outside the

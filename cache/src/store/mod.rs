@@ -18,8 +18,12 @@
 //! - `durations-v1.log` — each node's last duration, appended by
 //!   [`Store::record_last`], so [`Store::durations`] is one read.
 //!
-//! The store holds no lock of its own: cacache's writes are atomic renames
-//! and appends, so several processes may share one store. Every read is
+//! - `locks/<xx>/<nodekey hex>` — empty files whose advisory locks claim a
+//!   key while it is built ([`Store::try_lock_key`]), so processes sharing
+//!   the store build each node once.
+//!
+//! Reads and writes take no lock: cacache's writes are atomic renames and
+//! appends, so several processes may share one store. Every read is
 //! verified against its digest; whatever fails is evicted and reported, so
 //! the caller rebuilds it instead of tripping over it again.
 //!
@@ -31,12 +35,14 @@ mod cas;
 mod durations;
 mod gc;
 mod last;
+mod lock;
 mod scan;
 mod size;
 mod verify;
 
 pub use action::{ActionResult, BlobRef, Lookup};
 pub use gc::GcReport;
+pub use lock::KeyLock;
 pub use scan::Stats;
 pub use size::{format_size, parse_size, SizeParseError};
 pub use verify::{VerifyProblem, VerifyReport};
