@@ -3,7 +3,7 @@
 //! dir and a full disk. Builds run against the real podman service, on the
 //! `tests/fixtures/deb-tasks` project.
 
-use crate::build::{built_ok, ov_for};
+use crate::build::{build, built_ok, ov_for};
 use crate::util::{local_fixture, Ov, Project};
 use std::path::{Path, PathBuf};
 
@@ -46,6 +46,7 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
     }
     let mut out = Vec::new();
     walk(dir, &mut out);
+    out.sort();
     out
 }
 
@@ -213,4 +214,124 @@ fn a_build_waiting_for_a_claim_stops_on_ctrl_c() {
     // Released, the keys build.
     let b = built_ok(&ov);
     assert_eq!(b.count("engine_builds"), 3);
+}
+
+/// Runs a command that must succeed (mount, umount).
+fn sh(cmd: &str, args: &[&std::ffi::OsStr]) {
+    let status = std::process::Command::new(cmd).args(args).status().unwrap();
+    assert!(status.success(), "{cmd} {args:?}: {status}");
+}
+
+/// A mount over a folder, undone on drop.
+struct Mount(PathBuf);
+
+impl Mount {
+    /// Makes `dir` read-only by a read-only bind mount of itself: tests run
+    /// as root, whom file modes do not stop.
+    fn read_only(dir: &Path) -> Mount {
+        let d = dir.as_os_str();
+        sh("mount", &["--bind".as_ref(), d, d]);
+        let m = Mount(dir.to_path_buf());
+        sh("mount", &["-o".as_ref(), "remount,bind,ro".as_ref(), d]);
+        m
+    }
+
+    /// Puts a small tmpfs over `dir`, so that writes there run out of space.
+    fn tmpfs(dir: &Path, size: &str) -> Mount {
+        let opts = format!("size={size}");
+        sh(
+            "mount",
+            &[
+                "-t".as_ref(),
+                "tmpfs".as_ref(),
+                "-o".as_ref(),
+                opts.as_ref(),
+                "tmpfs".as_ref(),
+                dir.as_os_str(),
+            ],
+        );
+        Mount(dir.to_path_buf())
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_read_only_cache_dir_serves_a_cached_build_and_records_nothing() {
+    let p = Project::copy_of(&local_fixture("deb-tasks"));
+    let ov = ov_for(p.path());
+    built_ok(&ov);
+    let before = files_under(ov.cache_dir());
+    let _ro = Mount::read_only(ov.cache_dir());
+
+    let again = built_ok(&ov);
+    assert_eq!(again.count("built"), 0, "{:?}", again.events);
+    assert_eq!(again.count("engine_builds"), 0);
+    let warnings: Vec<&str> = again
+        .events
+        .iter()
+        .filter(|e| e["event"] == "warning")
+        .filter_map(|e| e["message"].as_str())
+        .collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}\n{}", again.stderr);
+    assert!(warnings[0].contains("read-only"), "{warnings:?}");
+    assert!(!again.stderr.contains("warning"), "{}", again.stderr);
+    // A node that must run still runs; it is just not recorded.
+    let refreshed = build(&ov, &["--refresh", "layer:a@app"]);
+    assert_eq!(refreshed.code, Some(0), "{}", refreshed.stderr);
+    assert_eq!(refreshed.nodes("built"), vec!["layer:a@app"]);
+    assert_eq!(files_under(ov.cache_dir()), before);
+}
+
+#[test]
+fn a_read_only_cache_dir_without_a_store_says_how_to_fix_it() {
+    let p = Project::copy_of(&local_fixture("deb-tasks"));
+    let ov = ov_for(p.path());
+    let _ro = Mount::read_only(ov.cache_dir());
+    let r = ov.run(&["build"]);
+    r.assert_code(1);
+    r.stderr_has(&["read-only", "--cache-dir"]);
+    assert_eq!(r.stderr.trim().lines().count(), 1, "{}", r.stderr);
+}
+
+#[test]
+fn a_full_disk_is_named_and_leaves_the_store_sound() {
+    let p = Project::copy_of(&local_fixture("deb-tasks"));
+    let ov = ov_for(p.path());
+    let cache = ov.cache_dir().to_path_buf();
+    let mut index_full = false;
+    // Leave ever more room, so each write of a build (blobs, records, the
+    // index, last-run records) is in turn the one that finds the disk full.
+    for pages in 0..32u64 {
+        let _fs = Mount::tmpfs(&cache, "2m");
+        ov.ok(&["cache", "stats"]);
+        let filler = cache.join("filler");
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let page = vec![0u8; 4096];
+        while std::io::Write::write_all(&mut f, &page).is_ok() {}
+        let full = f.metadata().unwrap().len();
+        f.set_len(full.saturating_sub(pages * 4096)).unwrap();
+        drop(f);
+
+        let b = build(&ov, &[]);
+        if b.code == Some(0) {
+            assert!(pages > 0, "a build fit on a full disk");
+            break;
+        }
+        assert_eq!(b.code, Some(1), "{}", b.stderr);
+        let fail = b.events.iter().find(|e| e["event"] == "fail").unwrap();
+        let err = fail["error"].as_str().unwrap();
+        assert_eq!(err.matches("No space left on device").count(), 1, "{err}");
+        assert!(err.contains(&cache.display().to_string()), "{err}");
+        index_full |= err.contains("index bucket");
+        // Nothing half-written: no temp files, and the store verifies.
+        assert_eq!(files_under(&cache.join("store/tmp")), Vec::<PathBuf>::new());
+        assert_eq!(files_under(&cache.join("tmp")), Vec::<PathBuf>::new());
+        ov.ok(&["cache", "verify"]).stdout_has(&["all sound"]);
+    }
+    assert!(index_full, "no run found the disk full at the index");
 }

@@ -215,7 +215,7 @@ pub async fn run(
         // Unchanged: leave the record (and the store's generation) alone.
         if !same {
             if let Err(f) = record(&sh, ix, key, manifest, &out, took, false).await {
-                sh.progress.warn(&f.message);
+                sh.progress.warn(&format!("{}: {}", node.id, f.message));
             }
         }
         sh.set_output(ix, out);
@@ -434,7 +434,8 @@ async fn record(
         store.record_last(&result.node_id, &key, &result)
     })
     .await?
-    .map_err(|e| Failure::new(format!("{}: could not record the result: {e}", node.id)))
+    // The failure is shown under the node's id already.
+    .map_err(|e| Failure::new(format!("could not record the result: {e}")))
 }
 
 /// The outputs of `ix`'s dependencies, by node id.
