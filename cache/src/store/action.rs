@@ -102,8 +102,9 @@ impl Store {
         let index_key = ac_key(key);
         // A damaged line hides from cacache every entry after it in the
         // bucket (a miss, or an older entry): repair the bucket first. It is
-        // one small file, which cacache reads next anyway.
-        self.repair_bucket(&self.bucket_of(&index_key))?;
+        // one small file, which cacache reads next anyway. A store that
+        // cannot be rewritten (read-only) is still read: best effort.
+        let _ = self.repair_bucket(&self.bucket_of(&index_key));
         let meta = match cacache::metadata_sync(&self.root, &index_key) {
             Ok(Some(meta)) => meta,
             Ok(None) => return Ok(Lookup::Miss),
