@@ -142,30 +142,89 @@ fn concurrent_builds_on_one_cache_dir_build_each_node_once() {
     ov.ok(&["cache", "verify"]).stdout_has(&["all sound"]);
 }
 
+/// The lock files a build of the project on a fresh cache dir claims,
+/// relative to the store: keys depend on inputs only, so they are those a
+/// first build left in its own store.
+fn claimed_by_a_build(first: &Ov) -> Vec<PathBuf> {
+    let locks = first.cache_dir().join("store");
+    files_under(&locks.join("locks"))
+        .iter()
+        .map(|f| f.strip_prefix(&locks).unwrap().to_path_buf())
+        .collect()
+}
+
+/// The key a lock file (relative to the store) claims.
+fn key_of(lock: &Path) -> ov_cache::NodeKey {
+    let dir = lock
+        .parent()
+        .unwrap()
+        .file_name()
+        .unwrap()
+        .to_string_lossy();
+    let rest = lock.file_name().unwrap().to_string_lossy();
+    format!("{dir}{rest}").parse().unwrap()
+}
+
+/// Waits up to `limit` for `child` to end.
+fn wait_at_most(
+    child: &mut std::process::Child,
+    limit: std::time::Duration,
+    what: &str,
+) -> std::process::ExitStatus {
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        assert!(started.elapsed() < limit, "{what}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn a_build_killed_holding_a_claim_does_not_block_the_next() {
-    use std::io::{BufRead, BufReader};
     let p = Project::copy_of(&local_fixture("deb-tasks"));
-    let ov = ov_for(p.path()).with_timeout(std::time::Duration::from_secs(240));
-    let mut child = ov
-        .command(&["build", "--progress", "json"])
+    let first = ov_for(p.path());
+    built_ok(&first);
+    let ov = ov_for(p.path());
+    let store = ov.cache_dir().join("store");
+    let claims = claimed_by_a_build(&first);
+    assert!(claims.len() >= 3, "{claims:?}");
+    // Another process holds every claim (flock, as ov takes it), then dies
+    // by SIGKILL while a build waits for it.
+    let mut holder = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(r#"fd=10; for f in "$@"; do mkdir -p "${f%/*}"; eval "exec $fd>\"\$f\""; flock "$fd"; fd=$((fd+1)); done; exec sleep 600"#)
+        .arg("holder")
+        .args(claims.iter().map(|c| store.join(c)))
         .spawn()
         .unwrap();
-    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    for line in lines {
-        let line = line.unwrap();
-        if line.contains("\"start\"") && line.contains("\"layer:b@app\"") {
-            break;
-        }
+    let probe = ov_cache::Store::open(&store).unwrap();
+    let started = std::time::Instant::now();
+    while claims
+        .iter()
+        .any(|c| probe.try_lock_key(&key_of(c)).unwrap().is_some())
+    {
+        assert!(started.elapsed().as_secs() < 10, "the holder took no lock");
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    // It has claimed layer:b@app by now, and holds it while podman builds.
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    let locks = files_under(&ov.cache_dir().join("store/locks"));
-    assert!(!locks.is_empty(), "no lock files");
-    child.kill().unwrap(); // SIGKILL: no destructor runs
-    child.wait().unwrap();
-    let next = built_ok(&ov);
-    assert!(next.nodes("built").contains(&"layer:b@app".to_string()));
+    let mut child = ov
+        .command(&["build", "--progress", "json"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert!(child.try_wait().unwrap().is_none(), "it did not wait");
+    holder.kill().unwrap(); // SIGKILL: the kernel alone releases its locks
+    holder.wait().unwrap();
+    let status = wait_at_most(
+        &mut child,
+        std::time::Duration::from_secs(240),
+        "the build stayed blocked after the holder died",
+    );
+    assert!(status.success(), "{status}");
+    let again = built_ok(&ov);
+    assert_eq!(again.count("built"), 0, "{:?}", again.events);
 }
 
 #[test]
@@ -173,19 +232,13 @@ fn a_build_waiting_for_a_claim_stops_on_ctrl_c() {
     let p = Project::copy_of(&local_fixture("deb-tasks"));
     let first = ov_for(p.path());
     built_ok(&first);
-    // Keys depend on inputs only: the first cache's lock files name the
-    // keys a build on a fresh cache claims. Hold them all, as another
-    // build busy with every node would.
+    // Hold every key a build claims, as another build busy with every node
+    // would.
     let ov = ov_for(p.path());
     let store = ov_cache::Store::open(&ov.cache_dir().join("store")).unwrap();
-    let held: Vec<_> = files_under(&first.cache_dir().join("store/locks"))
+    let held: Vec<_> = claimed_by_a_build(&first)
         .iter()
-        .map(|f| {
-            let dir = f.parent().unwrap().file_name().unwrap().to_string_lossy();
-            let rest = f.file_name().unwrap().to_string_lossy();
-            let key: ov_cache::NodeKey = format!("{dir}{rest}").parse().unwrap();
-            store.try_lock_key(&key).unwrap().expect("a free key")
-        })
+        .map(|c| store.try_lock_key(&key_of(c)).unwrap().expect("a free key"))
         .collect();
     assert!(held.len() >= 3, "{} keys", held.len());
     let mut child = ov
@@ -198,17 +251,11 @@ fn a_build_waiting_for_a_claim_stops_on_ctrl_c() {
         .args(["-INT", &child.id().to_string()])
         .status()
         .unwrap();
-    let started = std::time::Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(10),
-            "a waiting build ignored Ctrl-C"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    };
+    let status = wait_at_most(
+        &mut child,
+        std::time::Duration::from_secs(10),
+        "a waiting build ignored Ctrl-C",
+    );
     assert_eq!(status.code(), Some(130));
     drop(held);
     // Released, the keys build.
