@@ -6,6 +6,7 @@
 //! cancels the scheduler, and the containers this run started are removed
 //! before ov exits, as are those of earlier runs whose process is gone.
 
+mod claim;
 pub mod node;
 
 use crate::keys;

@@ -4,7 +4,9 @@
 //! The order of the steps is what keeps the cache honest: a result is
 //! recorded only after the rule succeeded and every file it names is in the
 //! CAS; a failed or cancelled node records nothing; a corrupt entry is
-//! reported, evicted by the store and rebuilt, never used.
+//! reported, evicted by the store and rebuilt, never used. A miss is claimed
+//! (see `claim`) and looked up again before the rule runs, so processes
+//! sharing a store build each key once.
 
 use super::Shared;
 use crate::keys;
@@ -95,7 +97,9 @@ fn now_ms() -> u64 {
 }
 
 /// Runs the store's blocking calls off the async workers.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, Failure> {
+pub(super) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Failure> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| Failure::new(format!("internal error: {e}")))
@@ -142,7 +146,7 @@ pub async fn run(
             return Ok(done);
         }
         if !sh.read_only {
-            _claim = claim(&sh, ix, &key, &cancel).await?;
+            _claim = super::claim::claim(&sh, ix, &key, &cancel).await?;
         }
         // Whoever held the claim before us has likely recorded the key.
         if let Some(done) = look_up(&sh, ix, &key).await? {
@@ -254,55 +258,6 @@ async fn look_up(sh: &Arc<Shared>, ix: NodeIndex, key: &NodeKey) -> Result<Optio
         )),
     }
     Ok(None)
-}
-
-/// How often a waiting build checks whether the key's claim was released.
-const CLAIM_POLL: Duration = Duration::from_millis(100);
-
-/// Claims `key` in the store, waiting while another build holds it. The
-/// wait polls (no thread blocks on the lock) and stops on Ctrl-C. `None`
-/// when the store cannot hold locks (e.g. it is read-only): the node is
-/// then built without a claim, as before claims existed.
-async fn claim(
-    sh: &Arc<Shared>,
-    ix: NodeIndex,
-    key: &NodeKey,
-    cancel: &CancellationToken,
-) -> Result<Option<ov_cache::KeyLock>, Failure> {
-    let node = &sh.ws.plan.graph[ix];
-    let mut told = false;
-    loop {
-        let store = sh.store.clone();
-        let k = *key;
-        match blocking(move || store.try_lock_key(&k)).await? {
-            Ok(Some(lock)) => return Ok(Some(lock)),
-            Ok(None) => {}
-            Err(e) => {
-                sh.progress.warn(&format!(
-                    "{}: cannot claim the node in the store ({e}); building it without a claim",
-                    node.id
-                ));
-                return Ok(None);
-            }
-        }
-        if !told {
-            sh.progress.line(
-                &node.id,
-                "waiting for another ov build of this node to finish",
-            );
-            told = true;
-        }
-        tokio::select! {
-            _ = cancel.cancelled() => {
-                return Err(Failure {
-                    message: "cancelled".into(),
-                    output: String::new(),
-                    cancelled: true,
-                })
-            }
-            _ = tokio::time::sleep(CLAIM_POLL) => {}
-        }
-    }
 }
 
 /// Turns a cache hit back into an output, checking what lives outside the
