@@ -36,7 +36,6 @@ impl Store {
     /// this one) holds it; `None` when someone does. Never blocks: callers
     /// poll, so a wait can be cancelled and occupies no thread.
     pub fn try_lock_key(&self, key: &NodeKey) -> Result<Option<KeyLock>, Error> {
-        use rustix::fs::{flock, FlockOperation};
         let path = self.lock_path(key);
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
@@ -47,17 +46,7 @@ impl Store {
             .write(true)
             .open(&path)
             .map_err(|e| Error::io(&path, e))?;
-        match flock(&file, FlockOperation::NonBlockingLockExclusive) {
-            Ok(()) => {}
-            Err(rustix::io::Errno::WOULDBLOCK) => return Ok(None),
-            Err(e) => return Err(Error::io(&path, e.into())),
-        }
-        // Deleted (by gc, under this lock) between our open and our lock:
-        // ours is a stale file; the next try opens the live one.
-        match still_at(&file, &path) {
-            true => Ok(Some(KeyLock { _file: file })),
-            false => Ok(None),
-        }
+        lock_opened(file, &path)
     }
 
     /// Deletes the lock files no one holds, each while holding its lock,
@@ -78,6 +67,22 @@ impl Store {
                 let _ = std::fs::remove_file(&path);
             }
         }
+    }
+}
+
+/// Locks `file`, just opened at `path`, if no one holds it.
+fn lock_opened(file: File, path: &std::path::Path) -> Result<Option<KeyLock>, Error> {
+    use rustix::fs::{flock, FlockOperation};
+    match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => {}
+        Err(rustix::io::Errno::WOULDBLOCK) => return Ok(None),
+        Err(e) => return Err(Error::io(path, e.into())),
+    }
+    // Deleted (by gc, under this lock) between our open and our lock: ours
+    // is a stale file; the next try opens the live one.
+    match still_at(&file, path) {
+        true => Ok(Some(KeyLock { _file: file })),
+        false => Ok(None),
     }
 }
 
@@ -110,21 +115,23 @@ mod tests {
     }
 
     #[test]
-    fn a_lock_file_deleted_under_its_holder_is_not_claimed_twice() {
+    fn a_lock_file_deleted_before_it_was_locked_is_no_claim() {
         let (_dir, store) = store();
         let key = NodeKey::of_bytes(b"k");
         let path = store.lock_path(&key);
-        let first = store.try_lock_key(&key).unwrap().unwrap();
-        // A waiter opens the file now; the holder then deletes it and
-        // releases. The waiter's lock would succeed on the dead file.
-        let stale = std::fs::File::open(&path).unwrap();
+        drop(store.try_lock_key(&key).unwrap().unwrap());
+        // A claim opens the file; before it locks, gc deletes the file and
+        // another build claims a new one and finishes.
+        let opened = std::fs::File::open(&path).unwrap();
         std::fs::remove_file(&path).unwrap();
-        drop(first);
-        let fresh = store.try_lock_key(&key).unwrap().expect("a new file");
-        rustix::fs::flock(&stale, rustix::fs::FlockOperation::NonBlockingLockExclusive).unwrap();
-        // The stale lock is no claim: the fresh holder still excludes others.
-        assert!(store.try_lock_key(&key).unwrap().is_none());
-        drop(fresh);
+        let live = store.try_lock_key(&key).unwrap().expect("the new file");
+        drop(live);
+        assert!(super::lock_opened(opened, &path).unwrap().is_none());
+        // Deleted and not recreated: no claim either.
+        let opened = std::fs::File::open(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert!(super::lock_opened(opened, &path).unwrap().is_none());
+        assert!(store.try_lock_key(&key).unwrap().is_some());
     }
 
     #[test]
