@@ -109,8 +109,13 @@ impl Workspace {
         let trees = hash_layer_dirs(&project, &used, &mut stat)?;
         // The stat cache is only a speed-up; a read-only cache dir must not
         // stop planning.
-        if let Err(e) = stat.save() {
-            eprintln!("warning: could not save the stat cache: {e}");
+        // A read-only cache dir is said once, by the build that would
+        // record into it.
+        match stat.save() {
+            Err(e) if !e.io_error().is_some_and(crate::build::read_only) => {
+                eprintln!("warning: could not save the stat cache: {e}")
+            }
+            _ => {}
         }
         let plan = plan::plan(&project, &resolved, &trees);
         let keys = keys::compute(&plan, &trees, |_, _| None);

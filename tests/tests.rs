@@ -25,6 +25,8 @@
 //! - `inject`: no project string adds an instruction to a Containerfile
 //!   or a command to a shell; what cannot be escaped is refused with
 //!   file:line:col.
+//! - `store`: the store under damage and strain: damaged index lines,
+//!   concurrent builds sharing work, a read-only cache dir, a full disk.
 //! - `regression`: one test per bug found, named after the bug (ignored,
 //!   with the reason, while the bug is open).
 //! - `secrets`: passwords and tokens in engine URLs (and in a failing
@@ -49,3 +51,4 @@ mod golden;
 mod inject;
 mod regression;
 mod secrets;
+mod store;

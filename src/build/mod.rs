@@ -6,6 +6,7 @@
 //! cancels the scheduler, and the containers this run started are removed
 //! before ov exits, as are those of earlier runs whose process is gone.
 
+mod claim;
 pub mod node;
 
 use crate::keys;
@@ -20,7 +21,7 @@ use ov_rules::exec::{EngineQuirks, NodeOutput};
 use ov_rules::NodeKind;
 use petgraph::graph::NodeIndex;
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -58,6 +59,8 @@ pub struct Shared {
     pub run_id: String,
     /// This run's scratch directory.
     pub scratch: PathBuf,
+    /// The cache dir cannot be written: look results up, record nothing.
+    pub read_only: bool,
     /// Rendering choices for the engine that answered.
     pub quirks: EngineQuirks,
     /// The display.
@@ -116,20 +119,35 @@ pub fn run(
     opts: &BuildOptions,
 ) -> anyhow::Result<Outcome> {
     let order = ws.select(targets)?;
-    let store = Arc::new(
-        Store::open(&dirs.cache.join("store"))
-            .with_context(|| format!("opening the store in {}", dirs.cache.display()))?,
-    );
+    let store = match Store::open(&dirs.cache.join("store")) {
+        Ok(store) => Arc::new(store),
+        Err(e) if e.io_error().is_some_and(read_only) => anyhow::bail!(
+            "the cache dir {} is read-only and holds no store yet ({e}); make it writable, \
+             or point --cache-dir (or OV_CACHE_DIR) at a writable folder",
+            dirs.cache.display()
+        ),
+        Err(e) => {
+            return Err(e).with_context(|| format!("opening the store in {}", dirs.cache.display()))
+        }
+    };
     let started_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis())
         .unwrap_or(0);
     let run_id = format!("{}-{started_ms}", std::process::id());
-    let scratch = dirs.cache.join("tmp").join(&run_id);
+    let (scratch, read_only_cause) = scratch_dir(&dirs.cache, &run_id)?;
     // A misspelt --refresh is bad input (exit 2), like a misspelt target.
     let refresh = ws.refresh_set(&opts.refresh)?;
     let n = ws.plan.graph.node_count();
     let progress = Arc::new(Progress::new(opts.progress));
+    if let Some(cause) = &read_only_cause {
+        // As Bazel does with a read-only disk cache: use it, write nothing.
+        progress.warn(&format!(
+            "the cache dir {} is read-only ({cause}): cached results are used, \
+             but nothing this build runs is recorded",
+            dirs.cache.display()
+        ));
+    }
     let shared = Arc::new(Shared {
         dirs: keys::source_dirs(&ws.plan),
         ws,
@@ -138,6 +156,7 @@ pub fn run(
         refresh,
         run_id: run_id.clone(),
         scratch: scratch.clone(),
+        read_only: read_only_cause.is_some(),
         // podman 4.3 hangs on RUNs with two locked cache mounts; locked
         // mounts only serialise package managers, so leaving them out is safe.
         quirks: EngineQuirks {
@@ -270,6 +289,31 @@ pub fn run(
         summary,
         interrupted: cancel.is_cancelled(),
     })
+}
+
+/// Whether an I/O error says the cache dir cannot be written to at all.
+pub(crate) fn read_only(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied
+    )
+}
+
+/// This run's scratch folder, created: in the cache dir, or in the system's
+/// temp dir when the cache dir is read-only (then with the reason, and the
+/// run records nothing).
+fn scratch_dir(cache: &Path, run_id: &str) -> anyhow::Result<(PathBuf, Option<std::io::Error>)> {
+    let scratch = cache.join("tmp").join(run_id);
+    match std::fs::create_dir_all(&scratch) {
+        Ok(()) => Ok((scratch, None)),
+        Err(e) if read_only(&e) => {
+            let elsewhere = std::env::temp_dir().join(format!("ov-{run_id}"));
+            std::fs::create_dir_all(&elsewhere)
+                .with_context(|| format!("creating {}", elsewhere.display()))?;
+            Ok((elsewhere, Some(e)))
+        }
+        Err(e) => Err(e).with_context(|| format!("creating {}", scratch.display())),
+    }
 }
 
 /// Removes containers and scratch dirs of earlier runs whose process is

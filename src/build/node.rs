@@ -4,7 +4,9 @@
 //! The order of the steps is what keeps the cache honest: a result is
 //! recorded only after the rule succeeded and every file it names is in the
 //! CAS; a failed or cancelled node records nothing; a corrupt entry is
-//! reported, evicted by the store and rebuilt, never used.
+//! reported, evicted by the store and rebuilt, never used. A miss is claimed
+//! (see `claim`) and looked up again before the rule runs, so processes
+//! sharing a store build each key once.
 
 use super::Shared;
 use crate::keys;
@@ -95,7 +97,9 @@ fn now_ms() -> u64 {
 }
 
 /// Runs the store's blocking calls off the async workers.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, Failure> {
+pub(super) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Failure> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| Failure::new(format!("internal error: {e}")))
@@ -133,26 +137,20 @@ pub async fn run(
     };
     let deps = dep_outputs(&sh, ix);
     // External bases are re-resolved every time: a ref can move.
-    if node.kind != NodeKind::Base && !sh.refresh.contains(&ix) {
-        let store = sh.store.clone();
-        let k = key;
-        match blocking(move || store.get_action(&k)).await? {
-            Ok(Lookup::Hit(r)) => {
-                if let Some(out) = reuse(&sh, ix, &key, &r).await? {
-                    sh.set_output(ix, out);
-                    sh.saved_ms
-                        .fetch_add(r.duration_ms, std::sync::atomic::Ordering::Relaxed);
-                    return Ok(Done::Cached);
-                }
-            }
-            Ok(Lookup::Corrupt { reason }) => sh.progress.warn(&format!(
-                "{}: the cached result was corrupt ({reason}); it was removed and the node is rebuilt",
-                node.id
-            )),
-            Ok(Lookup::Miss) => {}
-            Err(e) => sh
-                .progress
-                .warn(&format!("{}: cache lookup failed ({e}); rebuilding", node.id)),
+    let cacheable = node.kind != NodeKind::Base && !sh.refresh.contains(&ix);
+    // Held until the result is recorded (or the node fails), so another
+    // process building the same key waits for it instead of duplicating it.
+    let mut _claim = None;
+    if cacheable {
+        if let Some(done) = look_up(&sh, ix, &key).await? {
+            return Ok(done);
+        }
+        if !sh.read_only {
+            _claim = super::claim::claim(&sh, ix, &key, &cancel).await?;
+        }
+        // Whoever held the claim before us has likely recorded the key.
+        if let Some(done) = look_up(&sh, ix, &key).await? {
+            return Ok(done);
         }
     }
     let engine = sh.engine().await.map_err(|e| Failure::new(e.to_string()))?;
@@ -221,7 +219,7 @@ pub async fn run(
         // Unchanged: leave the record (and the store's generation) alone.
         if !same {
             if let Err(f) = record(&sh, ix, key, manifest, &out, took, false).await {
-                sh.progress.warn(&f.message);
+                sh.progress.warn(&format!("{}: {}", node.id, f.message));
             }
         }
         sh.set_output(ix, out);
@@ -232,6 +230,34 @@ pub async fn run(
     recorded?;
     sh.set_output(ix, out);
     Ok(Done::Built)
+}
+
+/// Looks `key` up in the store: `Some(Cached)` when its result is there
+/// and still usable (the output is set), `None` to build it.
+async fn look_up(sh: &Arc<Shared>, ix: NodeIndex, key: &NodeKey) -> Result<Option<Done>, Failure> {
+    let node = &sh.ws.plan.graph[ix];
+    let store = sh.store.clone();
+    let k = *key;
+    match blocking(move || store.get_action(&k)).await? {
+        Ok(Lookup::Hit(r)) => {
+            if let Some(out) = reuse(sh, ix, key, &r).await? {
+                sh.set_output(ix, out);
+                sh.saved_ms
+                    .fetch_add(r.duration_ms, std::sync::atomic::Ordering::Relaxed);
+                return Ok(Some(Done::Cached));
+            }
+        }
+        Ok(Lookup::Corrupt { reason }) => sh.progress.warn(&format!(
+            "{}: the cached result was corrupt ({reason}); it was removed and the node is rebuilt",
+            node.id
+        )),
+        Ok(Lookup::Miss) => {}
+        Err(e) => sh.progress.warn(&format!(
+            "{}: cache lookup failed ({e}); rebuilding",
+            node.id
+        )),
+    }
+    Ok(None)
 }
 
 /// Turns a cache hit back into an output, checking what lives outside the
@@ -307,6 +333,9 @@ async fn record(
     took: Duration,
     cache: bool,
 ) -> Result<(), Failure> {
+    if sh.read_only {
+        return Ok(());
+    }
     let node = &sh.ws.plan.graph[ix];
     let store = sh.store.clone();
     let files = out.files.clone();
@@ -360,7 +389,8 @@ async fn record(
         store.record_last(&result.node_id, &key, &result)
     })
     .await?
-    .map_err(|e| Failure::new(format!("{}: could not record the result: {e}", node.id)))
+    // The failure is shown under the node's id already.
+    .map_err(|e| Failure::new(format!("could not record the result: {e}")))
 }
 
 /// The outputs of `ix`'s dependencies, by node id.

@@ -100,6 +100,11 @@ impl Store {
     /// [`Store::verify`]. A hit marks the entry used, for gc.
     pub fn get_action(&self, key: &NodeKey) -> Result<Lookup, Error> {
         let index_key = ac_key(key);
+        // A damaged line hides from cacache every entry after it in the
+        // bucket (a miss, or an older entry): repair the bucket first. It is
+        // one small file, which cacache reads next anyway. A store that
+        // cannot be rewritten (read-only) is still read: best effort.
+        let _ = self.repair_bucket(&self.bucket_of(&index_key));
         let meta = match cacache::metadata_sync(&self.root, &index_key) {
             Ok(Some(meta)) => meta,
             Ok(None) => return Ok(Lookup::Miss),
@@ -156,7 +161,20 @@ impl Store {
         let opts = cacache::WriteOpts::new()
             .integrity(record_digest.to_integrity())
             .size(json.len());
-        cacache::index::insert(&self.root, &ac_key(key), opts).map_err(|e| self.store_err(e))?;
+        let index_key = ac_key(key);
+        let bucket = self.bucket_of(&index_key);
+        let before = std::fs::metadata(&bucket).map(|m| m.len()).ok();
+        if let Err(e) = cacache::index::insert(&self.root, &index_key, opts) {
+            // A failed append (a full disk) may leave part of a line: cut it
+            // off, so the bucket holds whole lines only. Truncating needs no
+            // space.
+            if let Some(len) = before {
+                if let Ok(f) = std::fs::OpenOptions::new().write(true).open(&bucket) {
+                    let _ = f.set_len(len);
+                }
+            }
+            return Err(self.store_err(e));
+        }
         self.changed();
         Ok(())
     }

@@ -144,11 +144,13 @@ impl Store {
     /// 4. last, the roots: the entries and blobs named by the last-run
     ///    records, least recently used first.
     ///
+    /// Lock files no build holds are deleted first, whatever the size.
     /// Last-run records themselves are kept (they are small history). Damaged
     /// entries met on the way are evicted whatever the size. Safe to run
     /// while other processes use the store: an entry written meanwhile may
     /// lose a blob, and is then reported corrupt and rebuilt, never returned.
     pub fn gc(&self, max_size: u64) -> Result<GcReport, Error> {
+        self.prune_locks();
         let inv = self.inventory()?;
         let mut c = Collector {
             store: self,

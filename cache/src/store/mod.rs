@@ -8,6 +8,8 @@
 //!   (addressed by their [`BlobDigest`]) and the JSON records of the AC.
 //! - `index-v5/…` — cacache's index. AC entries live under the keys
 //!   `ac/<nodekey hex>` and point at their JSON record in the content store.
+//!   A bucket with a damaged line is rewritten with its sound lines (see
+//!   `bucket`), by a lookup that misses and by `verify`.
 //! - `tmp/` — cacache's temp files; a write is a temp file and a rename, so a
 //!   crash leaves a whole entry or none.
 //! - `last-v1/<xx>/<blake3 of node id>` — the last-run records, written by
@@ -16,24 +18,31 @@
 //! - `durations-v1.log` — each node's last duration, appended by
 //!   [`Store::record_last`], so [`Store::durations`] is one read.
 //!
-//! The store holds no lock of its own: cacache's writes are atomic renames
-//! and appends, so several processes may share one store. Every read is
+//! - `locks/<xx>/<nodekey hex>` — empty files whose advisory locks claim a
+//!   key while it is built ([`Store::try_lock_key`]), so processes sharing
+//!   the store build each node once.
+//!
+//! Reads and writes take no lock: cacache's writes are atomic renames and
+//! appends, so several processes may share one store. Every read is
 //! verified against its digest; whatever fails is evicted and reported, so
 //! the caller rebuilds it instead of tripping over it again.
 //!
 //! The API is synchronous; async callers run it in `spawn_blocking`.
 
 mod action;
+mod bucket;
 mod cas;
 mod durations;
 mod gc;
 mod last;
+mod lock;
 mod scan;
 mod size;
 mod verify;
 
 pub use action::{ActionResult, BlobRef, Lookup};
 pub use gc::GcReport;
+pub use lock::KeyLock;
 pub use scan::Stats;
 pub use size::{format_size, parse_size, SizeParseError};
 pub use verify::{VerifyProblem, VerifyReport};
@@ -113,7 +122,7 @@ impl Store {
     pub(crate) fn store_err(&self, source: cacache::Error) -> Error {
         Error::Store {
             path: self.root.clone(),
-            source,
+            cause: source,
         }
     }
 

@@ -51,6 +51,10 @@ pub(crate) struct Inventory {
     pub other: Vec<OtherFile>,
     /// Every byte of every file under the store's folder.
     pub total_bytes: u64,
+    /// Index buckets that held damaged lines, rewritten before the index
+    /// was listed (so no entry hides behind them): the bucket and how many
+    /// lines it dropped, or why it could not be repaired.
+    pub repaired: Vec<(PathBuf, Result<usize, Error>)>,
 }
 
 /// What [`Store::stats`] reports.
@@ -114,6 +118,7 @@ impl Store {
             last: Vec::new(),
             other: Vec::new(),
             total_bytes: 0,
+            repaired: self.repair_index(),
         };
         let content_dir = self.root.join(CONTENT_DIR);
         let last_dir = self.root.join(LAST_DIR);
@@ -155,7 +160,7 @@ impl Store {
             // The index and anything else only count towards the total.
         })?;
         // cacache's listing fails on a store that has no index yet.
-        let listing = match self.root.join("index-v5").is_dir() {
+        let listing = match self.root.join(super::bucket::INDEX_DIR).is_dir() {
             true => Some(cacache::list_sync(&self.root)),
             false => None,
         };

@@ -80,6 +80,20 @@ impl Store {
         let inv = self.inventory()?;
         let mut report = VerifyReport::default();
 
+        for (bucket, outcome) in &inv.repaired {
+            let what = format!("index bucket {}", bucket.display());
+            match outcome {
+                Ok(n) => {
+                    let s = if *n == 1 { "" } else { "s" };
+                    let reason = format!(
+                        "{n} damaged line{s} dropped; the entries after them are readable again"
+                    );
+                    report.problem(what, reason, true);
+                }
+                Err(e) => report.problem(what, e.to_string(), false),
+            }
+        }
+
         let checked: Vec<_> = inv
             .content
             .par_iter()

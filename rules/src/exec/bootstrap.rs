@@ -111,7 +111,7 @@ pub async fn run(ctx: &mut ExecCtx<'_>) -> Result<NodeOutput, ExecError> {
     )
     .map_err(|e| ExecError::Spec(e.to_string()))?;
     let out_dir = ctx.scratch.join("out");
-    std::fs::create_dir_all(&out_dir)?;
+    std::fs::create_dir_all(&out_dir).map_err(super::at(&out_dir))?;
     let run = ctx
         .engine
         .run(
@@ -150,10 +150,10 @@ pub async fn run(ctx: &mut ExecCtx<'_>) -> Result<NodeOutput, ExecError> {
     }
     let digest = {
         let mut h = blake3::Hasher::new();
-        let mut f = std::fs::File::open(&tarball)?;
+        let mut f = std::fs::File::open(&tarball).map_err(super::at(&tarball))?;
         let mut buf = vec![0; 1 << 20];
         loop {
-            let n = f.read(&mut buf)?;
+            let n = f.read(&mut buf).map_err(super::at(&tarball))?;
             if n == 0 {
                 break;
             }

@@ -332,7 +332,7 @@ pub async fn run(ctx: &mut ExecCtx<'_>) -> Result<NodeOutput, ExecError> {
     let report = serde_json::to_vec_pretty(&json!({ "image": image, "checks": verdicts }))
         .map_err(|e| ExecError::Spec(e.to_string()))?;
     let path = ctx.scratch.join("eval-report.json");
-    std::fs::write(&path, &report)?;
+    std::fs::write(&path, &report).map_err(super::at(&path))?;
     Ok(NodeOutput {
         digest: format!("blake3:{}", blake3::hash(&report).to_hex()),
         image: None,

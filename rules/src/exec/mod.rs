@@ -61,6 +61,17 @@ pub enum ExecError {
     Io(#[from] std::io::Error),
 }
 
+/// Names the file in an I/O error, whose own text is only the OS message
+/// ("No space left on device").
+pub(crate) fn at(path: &Path) -> impl FnOnce(std::io::Error) -> ExecError + '_ {
+    move |e| {
+        ExecError::Io(std::io::Error::new(
+            e.kind(),
+            format!("{}: {e}", path.display()),
+        ))
+    }
+}
+
 impl ExecError {
     /// True when the run was cancelled rather than failed.
     pub fn is_cancelled(&self) -> bool {
