@@ -37,6 +37,8 @@ pub struct Summary {
     pub skipped: usize,
     /// Engine builds (Containerfile builds and imports) this run started.
     pub engine_builds: usize,
+    /// Container engine API calls this run made (the connect included).
+    pub engine_calls: usize,
     /// What the cached nodes took when they were built.
     pub time_saved_ms: u64,
     /// Wall time of the build.

@@ -33,6 +33,7 @@ mod canonical;
 pub mod containerfile;
 pub mod engine;
 pub mod exec;
+pub mod images;
 mod ingredients;
 mod kind;
 pub mod template;

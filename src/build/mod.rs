@@ -7,6 +7,7 @@
 //! before ov exits, as are those of earlier runs whose process is gone.
 
 pub mod node;
+mod tags;
 
 use crate::keys;
 use crate::progress::{Mode, Progress, Summary};
@@ -17,12 +18,13 @@ use node::Done;
 use ov_cache::Store;
 use ov_rules::engine::Engine;
 use ov_rules::exec::{EngineQuirks, NodeOutput};
+use ov_rules::images::ImageSnapshot;
 use ov_rules::NodeKind;
 use petgraph::graph::NodeIndex;
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
@@ -66,6 +68,9 @@ pub struct Shared {
     pub engine_builds: AtomicUsize,
     /// Recorded durations of cached nodes.
     pub saved_ms: AtomicU64,
+    /// The engine's images when the build started (after the cleanup of
+    /// dead runs); unset when the engine could not list them.
+    pub images: OnceLock<ImageSnapshot>,
     endpoint: String,
     engine: OnceCell<Engine>,
 }
@@ -153,6 +158,7 @@ pub fn run(
         progress: progress.clone(),
         engine_builds: AtomicUsize::new(0),
         saved_ms: AtomicU64::new(0),
+        images: OnceLock::new(),
         endpoint: opts.endpoint.clone(),
         engine: OnceCell::new(),
     });
@@ -202,6 +208,11 @@ pub fn run(
             }
         });
         clean_dead_runs(&shared, dirs).await;
+        if let Ok(engine) = shared.engine().await {
+            if let Ok(images) = engine.images().await {
+                let _ = shared.images.set(images);
+            }
+        }
         let p = progress.clone();
         let est: Vec<Option<Duration>> = tasks.iter().map(|t| t.estimate).collect();
         let node = |ix: usize| &g[order[ix]];
@@ -262,7 +273,7 @@ pub fn run(
         )
         .await;
         // Whatever happened, no container of this run outlives it.
-        if let Some(engine) = shared.engine.get() {
+        if let Some(engine) = shared.engine.get().filter(|e| e.containers_created() > 0) {
             let _ = engine.remove_run_containers(Some(&run_id)).await;
         }
         report
@@ -271,6 +282,7 @@ pub fn run(
     report.context("scheduling the build")?;
     summary.engine_builds = shared.engine_builds.load(Ordering::Relaxed);
     summary.time_saved_ms = shared.saved_ms.load(Ordering::Relaxed);
+    summary.engine_calls = shared.engine.get().map_or(0, Engine::calls);
     summary.elapsed_ms = started.elapsed().as_millis() as u64;
     progress.summary(&summary);
     Ok(Outcome {

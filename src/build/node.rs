@@ -55,7 +55,7 @@ pub struct Failure {
 }
 
 impl Failure {
-    fn new(message: impl Into<String>) -> Self {
+    pub(super) fn new(message: impl Into<String>) -> Self {
         Failure {
             message: message.into(),
             output: String::new(),
@@ -132,6 +132,12 @@ pub async fn run(
         })
     };
     let deps = dep_outputs(&sh, ix);
+    let last_image = if node.kind == NodeKind::Image {
+        let sh = sh.clone();
+        blocking(move || super::tags::last_image(&sh, ix)).await?
+    } else {
+        None
+    };
     // External bases are re-resolved every time: a ref can move.
     if node.kind != NodeKind::Base && !sh.refresh.contains(&ix) {
         let store = sh.store.clone();
@@ -139,6 +145,9 @@ pub async fn run(
         match blocking(move || store.get_action(&k)).await? {
             Ok(Lookup::Hit(r)) => {
                 if let Some(out) = reuse(&sh, ix, &key, &r).await? {
+                    if node.kind == NodeKind::Image {
+                        super::tags::settle(&sh, ix, &out, false, last_image.as_ref()).await?;
+                    }
                     sh.set_output(ix, out);
                     sh.saved_ms
                         .fetch_add(r.duration_ms, std::sync::atomic::Ordering::Relaxed);
@@ -154,6 +163,13 @@ pub async fn run(
                 .progress
                 .warn(&format!("{}: cache lookup failed ({e}); rebuilding", node.id)),
         }
+    }
+    let listed = (node.kind == NodeKind::Base)
+        .then(|| sh.images.get())
+        .flatten()
+        .and_then(|l| exec::base::from_snapshot(&node.spec, l));
+    if let Some(out) = listed {
+        return settle_base(&sh, ix, key, manifest, out, started.elapsed()).await;
     }
     let engine = sh.engine().await.map_err(|e| Failure::new(e.to_string()))?;
     let scratch = sh.scratch.join(format!("{}-{}", node.kind, key.short(16)));
@@ -208,30 +224,45 @@ pub async fn run(
     };
     let took = started.elapsed();
     if node.kind == NodeKind::Base {
-        // Not a cache entry (a ref is re-resolved every build), but what it
-        // resolved to is remembered so `--dry-run` can predict the keys
-        // built on it.
-        let store = sh.store.clone();
-        let id = node.id.clone();
-        let same = blocking(move || store.last(&id))
-            .await?
-            .ok()
-            .flatten()
-            .is_some_and(|(k, r)| k == key && r.output == out.digest);
-        // Unchanged: leave the record (and the store's generation) alone.
-        if !same {
-            if let Err(f) = record(&sh, ix, key, manifest, &out, took, false).await {
-                sh.progress.warn(&f.message);
-            }
-        }
-        sh.set_output(ix, out);
-        return Ok(Done::Checked);
+        let _ = std::fs::remove_dir_all(&scratch);
+        return settle_base(&sh, ix, key, manifest, out, took).await;
+    }
+    if node.kind == NodeKind::Image {
+        super::tags::settle(&sh, ix, &out, true, last_image.as_ref()).await?;
     }
     let recorded = record(&sh, ix, key, manifest, &out, took, true).await;
     let _ = std::fs::remove_dir_all(&scratch);
     recorded?;
     sh.set_output(ix, out);
     Ok(Done::Built)
+}
+
+/// Finishes a base node. Not a cache entry (a ref is re-resolved every
+/// build), but what it resolved to is remembered so `--dry-run` can
+/// predict the keys built on it.
+async fn settle_base(
+    sh: &Arc<Shared>,
+    ix: NodeIndex,
+    key: NodeKey,
+    manifest: ov_rules::Manifest,
+    out: NodeOutput,
+    took: Duration,
+) -> Result<Done, Failure> {
+    let store = sh.store.clone();
+    let id = sh.ws.plan.graph[ix].id.clone();
+    let same = blocking(move || store.last(&id))
+        .await?
+        .ok()
+        .flatten()
+        .is_some_and(|(k, r)| k == key && r.output == out.digest);
+    // Unchanged: leave the record (and the store's generation) alone.
+    if !same {
+        if let Err(f) = record(sh, ix, key, manifest, &out, took, false).await {
+            sh.progress.warn(&f.message);
+        }
+    }
+    sh.set_output(ix, out);
+    Ok(Done::Checked)
 }
 
 /// Turns a cache hit back into an output, checking what lives outside the
@@ -253,6 +284,11 @@ async fn reuse(
     let Some(image) = image else {
         return Ok(Some(out));
     };
+    // The build's image list answers for most hits; only what it does not
+    // show is asked for (an image listed under no tag, a list that failed).
+    if sh.images.get().is_some_and(|l| l.has(&image)) {
+        return Ok(Some(out));
+    }
     let engine = sh.engine().await.map_err(|e| Failure::new(e.to_string()))?;
     if engine
         .image_id(image.as_str())
