@@ -6,6 +6,7 @@
 //! cancels the scheduler, and the containers this run started are removed
 //! before ov exits, as are those of earlier runs whose process is gone.
 
+mod debris;
 pub mod node;
 mod tags;
 
@@ -272,13 +273,28 @@ pub fn run(
             },
         )
         .await;
-        // Whatever happened, no container of this run outlives it.
-        if let Some(engine) = shared.engine.get().filter(|e| e.containers_created() > 0) {
-            let _ = engine.remove_run_containers(Some(&run_id)).await;
+        // Whatever happened, no container of this run outlives it, and no
+        // image it tagged but never recorded.
+        let mut clean = true;
+        if let Some(engine) = shared.engine.get() {
+            if engine.containers_created() > 0 {
+                clean &= engine.remove_run_containers(Some(&run_id)).await.is_ok();
+            }
+            let keys = debris::journaled(&scratch);
+            if !keys.is_empty() {
+                let keep = live_journals(dirs, &run_id);
+                clean &= debris::sweep(engine, &store, &keys, &keep).await.is_ok();
+            }
         }
-        report
+        (report, clean)
     });
-    let _ = std::fs::remove_dir_all(&scratch);
+    let (report, clean) = report;
+    if clean {
+        let _ = std::fs::remove_dir_all(&scratch);
+    } else {
+        // The next build finishes the cleanup from the journal.
+        debris::keep_only_journal(&scratch);
+    }
     report.context("scheduling the build")?;
     summary.engine_builds = shared.engine_builds.load(Ordering::Relaxed);
     summary.time_saved_ms = shared.saved_ms.load(Ordering::Relaxed);
@@ -291,37 +307,79 @@ pub fn run(
     })
 }
 
-/// Removes containers and scratch dirs of earlier runs whose process is
-/// gone (a `kill -9` leaves them behind); runs of live processes are left
-/// alone, so two builds on one machine do not trip over each other.
-async fn clean_dead_runs(sh: &Shared, dirs: &Dirs) {
-    let alive = |run: &str| {
-        run.split('-')
-            .next()
-            .and_then(|p| p.parse::<u32>().ok())
-            .is_some_and(|pid| {
-                std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-                    !s.rsplit(')')
-                        .next()
-                        .unwrap_or("")
-                        .trim_start()
-                        .starts_with('Z')
-                })
+/// True when the process of run `run` (`<pid>-<ms>`) still lives.
+fn alive(run: &str) -> bool {
+    run.split('-')
+        .next()
+        .and_then(|p| p.parse::<u32>().ok())
+        .is_some_and(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+                !s.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
             })
+        })
+}
+
+/// The keys journaled by the other live runs on this cache dir.
+fn live_journals(dirs: &Dirs, me: &str) -> HashSet<ov_cache::NodeKey> {
+    let Ok(entries) = std::fs::read_dir(dirs.cache.join("tmp")) else {
+        return HashSet::new();
     };
-    if let Ok(entries) = std::fs::read_dir(dirs.cache.join("tmp")) {
-        for e in entries.flatten() {
+    entries
+        .flatten()
+        .filter(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
-            if name != sh.run_id && !alive(&name) {
-                let _ = std::fs::remove_dir_all(e.path());
-            }
-        }
-    }
-    if let Ok(engine) = sh.engine().await {
+            name != me && alive(&name)
+        })
+        .flat_map(|e| debris::journaled(&e.path()))
+        .collect()
+}
+
+/// Removes what earlier runs whose process is gone left (a `kill -9` of
+/// ov, or an engine that went away under it): their containers, the image
+/// tags they journaled but never recorded, and their scratch dirs. Runs of
+/// live processes are left alone, so two builds on one machine do not trip
+/// over each other.
+async fn clean_dead_runs(sh: &Shared, dirs: &Dirs) {
+    let engine = sh.engine().await.ok();
+    if let Some(engine) = &engine {
         if let Ok(runs) = engine.run_ids().await {
             for r in runs.into_iter().filter(|r| !alive(r)) {
                 let _ = engine.remove_run_containers(Some(&r)).await;
             }
         }
+    }
+    let Ok(entries) = std::fs::read_dir(dirs.cache.join("tmp")) else {
+        return;
+    };
+    let dead: Vec<PathBuf> = entries
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name != sh.run_id && !alive(&name)
+        })
+        .map(|e| e.path())
+        .collect();
+    if dead.is_empty() {
+        return;
+    }
+    let keep = live_journals(dirs, &sh.run_id);
+    for dir in dead {
+        let keys = debris::journaled(&dir);
+        if !keys.is_empty() {
+            let Some(engine) = &engine else { continue };
+            match debris::sweep(engine, &sh.store, &keys, &keep).await {
+                Ok(0) => {}
+                Ok(n) => sh.progress.warn(&format!(
+                    "removed {n} image tag(s) that run {} left in the engine without recording them",
+                    dir.file_name().unwrap_or_default().to_string_lossy()
+                )),
+                Err(_) => continue,
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -172,6 +172,13 @@ pub async fn run(
         return settle_base(&sh, ix, key, manifest, out, started.elapsed()).await;
     }
     let engine = sh.engine().await.map_err(|e| Failure::new(e.to_string()))?;
+    if matches!(
+        node.kind,
+        NodeKind::Layer | NodeKind::Image | NodeKind::Bootstrap
+    ) {
+        super::debris::note(&sh.scratch, &key)
+            .map_err(|e| Failure::new(format!("{}: {e}", sh.scratch.display())))?;
+    }
     let scratch = sh.scratch.join(format!("{}-{}", node.kind, key.short(16)));
     std::fs::create_dir_all(&scratch)
         .map_err(|e| Failure::new(format!("{}: {e}", scratch.display())))?;
