@@ -69,6 +69,9 @@ pub struct Shared {
     pub engine_builds: AtomicUsize,
     /// Recorded durations of cached nodes.
     pub saved_ms: AtomicU64,
+    /// Engine calls spent removing what dead runs left (not this build's
+    /// own cost, so not in `engine_calls`).
+    pub cleanup_calls: AtomicUsize,
     /// The engine's images when the build started (after the cleanup of
     /// dead runs); unset when the engine could not list them.
     pub images: OnceLock<ImageSnapshot>,
@@ -160,6 +163,7 @@ pub fn run(
         engine_builds: AtomicUsize::new(0),
         saved_ms: AtomicU64::new(0),
         images: OnceLock::new(),
+        cleanup_calls: AtomicUsize::new(0),
         endpoint: opts.endpoint.clone(),
         engine: OnceCell::new(),
     });
@@ -298,7 +302,12 @@ pub fn run(
     report.context("scheduling the build")?;
     summary.engine_builds = shared.engine_builds.load(Ordering::Relaxed);
     summary.time_saved_ms = shared.saved_ms.load(Ordering::Relaxed);
-    summary.engine_calls = shared.engine.get().map_or(0, Engine::calls);
+    summary.cleanup_calls = shared.cleanup_calls.load(Ordering::Relaxed);
+    summary.engine_calls = shared
+        .engine
+        .get()
+        .map_or(0, Engine::calls)
+        .saturating_sub(summary.cleanup_calls);
     summary.elapsed_ms = started.elapsed().as_millis() as u64;
     progress.summary(&summary);
     Ok(Outcome {
@@ -347,9 +356,13 @@ async fn clean_dead_runs(sh: &Shared, dirs: &Dirs) {
     let engine = sh.engine().await.ok();
     if let Some(engine) = &engine {
         if let Ok(runs) = engine.run_ids().await {
+            // Listing is every build's own cost; removing is cleanup.
+            let before = engine.calls();
             for r in runs.into_iter().filter(|r| !alive(r)) {
                 let _ = engine.remove_run_containers(Some(&r)).await;
             }
+            sh.cleanup_calls
+                .fetch_add(engine.calls() - before, Ordering::Relaxed);
         }
     }
     let Ok(entries) = std::fs::read_dir(dirs.cache.join("tmp")) else {
@@ -371,7 +384,11 @@ async fn clean_dead_runs(sh: &Shared, dirs: &Dirs) {
         let keys = debris::journaled(&dir);
         if !keys.is_empty() {
             let Some(engine) = &engine else { continue };
-            match debris::sweep(engine, &sh.store, &keys, &keep).await {
+            let before = engine.calls();
+            let swept = debris::sweep(engine, &sh.store, &keys, &keep).await;
+            sh.cleanup_calls
+                .fetch_add(engine.calls() - before, Ordering::Relaxed);
+            match swept {
                 Ok(0) => {}
                 Ok(n) => sh.progress.warn(&format!(
                     "removed {n} image tag(s) that run {} left in the engine without recording them",
