@@ -212,11 +212,22 @@ pub fn run(
                 c.cancel();
             }
         });
-        clean_dead_runs(&shared, dirs).await;
-        if let Ok(engine) = shared.engine().await {
-            if let Ok(images) = engine.images().await {
-                let _ = shared.images.set(images);
+        // The image list is the slow call of a no-op; it goes alongside the
+        // cleanup, and is taken again only if the cleanup removed images.
+        let listing = async {
+            match shared.engine().await {
+                Ok(engine) => engine.images().await.ok(),
+                Err(_) => None,
             }
+        };
+        let (removed_images, mut images) = tokio::join!(clean_dead_runs(&shared, dirs), listing);
+        if removed_images {
+            if let Ok(engine) = shared.engine().await {
+                images = engine.images().await.ok();
+            }
+        }
+        if let Some(images) = images {
+            let _ = shared.images.set(images);
         }
         let p = progress.clone();
         let est: Vec<Option<Duration>> = tasks.iter().map(|t| t.estimate).collect();
@@ -351,8 +362,8 @@ fn live_journals(dirs: &Dirs, me: &str) -> HashSet<ov_cache::NodeKey> {
 /// ov, or an engine that went away under it): their containers, the image
 /// tags they journaled but never recorded, and their scratch dirs. Runs of
 /// live processes are left alone, so two builds on one machine do not trip
-/// over each other.
-async fn clean_dead_runs(sh: &Shared, dirs: &Dirs) {
+/// over each other. True when it removed image tags.
+async fn clean_dead_runs(sh: &Shared, dirs: &Dirs) -> bool {
     let engine = sh.engine().await.ok();
     if let Some(engine) = &engine {
         if let Ok(runs) = engine.run_ids().await {
@@ -366,7 +377,7 @@ async fn clean_dead_runs(sh: &Shared, dirs: &Dirs) {
         }
     }
     let Ok(entries) = std::fs::read_dir(dirs.cache.join("tmp")) else {
-        return;
+        return false;
     };
     let dead: Vec<PathBuf> = entries
         .flatten()
@@ -377,9 +388,10 @@ async fn clean_dead_runs(sh: &Shared, dirs: &Dirs) {
         .map(|e| e.path())
         .collect();
     if dead.is_empty() {
-        return;
+        return false;
     }
     let keep = live_journals(dirs, &sh.run_id);
+    let mut removed = false;
     for dir in dead {
         let keys = debris::journaled(&dir);
         if !keys.is_empty() {
@@ -390,13 +402,17 @@ async fn clean_dead_runs(sh: &Shared, dirs: &Dirs) {
                 .fetch_add(engine.calls() - before, Ordering::Relaxed);
             match swept {
                 Ok(0) => {}
-                Ok(n) => sh.progress.warn(&format!(
-                    "removed {n} image tag(s) that run {} left in the engine without recording them",
-                    dir.file_name().unwrap_or_default().to_string_lossy()
-                )),
+                Ok(n) => {
+                    removed = true;
+                    sh.progress.warn(&format!(
+                        "removed {n} image tag(s) that run {} left in the engine without recording them",
+                        dir.file_name().unwrap_or_default().to_string_lossy()
+                    ))
+                }
                 Err(_) => continue,
             }
         }
         let _ = std::fs::remove_dir_all(&dir);
     }
+    removed
 }
