@@ -6,7 +6,8 @@
 //! reads the engine calls each made from its `--progress json` summary.
 //!
 //! Targets: a no-op build under 0.2 s (median) and never more than 3 engine
-//! calls when nothing changed (every run, not the median).
+//! calls when nothing changed (every run, not the median). For context it
+//! also times the engine's image list call alone, which a no-op waits for.
 //!
 //! Environment: `OV_BENCH_SCALE` (default 1.0; 0.05 → 10 layers) shrinks
 //! the project for a smoke run; `OV_BENCH_RUNS` (default 15) sets the timed
@@ -118,6 +119,65 @@ fn build(ov: &Path, project: &Path, cache: &Path) -> (Duration, serde_json::Valu
     (took, summary)
 }
 
+/// Removes the images the bench built (every image list on the machine
+/// pays for each image the engine holds): those whose node label is one of
+/// the bench's node ids.
+fn remove_images(images: &[String], layers: usize) {
+    let mut ids: std::collections::HashSet<String> =
+        images.iter().map(|i| format!("image:{i}")).collect();
+    for i in 0..layers {
+        ids.insert(format!("layer:l{i:04}@{}", images[i / PER_IMAGE]));
+    }
+    let Ok(out) = Command::new("podman")
+        .args([
+            "images",
+            "--format",
+            "{{.ID}} {{index .Labels \"org.overthinkos.ov.node\"}}",
+        ])
+        .output()
+    else {
+        return;
+    };
+    let mine: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .filter(|(_, node)| ids.contains(*node))
+        .map(|(id, _)| id.to_string())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let tags: Vec<String> = images
+        .iter()
+        .map(|i| format!("{REGISTRY}/{i}:bench"))
+        .collect();
+    let _ = Command::new("podman").arg("rmi").args(&tags).output();
+    if !mine.is_empty() {
+        let _ = Command::new("podman").arg("rmi").args(&mine).output();
+    }
+}
+
+/// The engine's socket, as ov picks it (`DOCKER_HOST`, else podman's).
+fn socket() -> String {
+    std::env::var("DOCKER_HOST")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unix:///run/podman/podman.sock".into())
+        .trim_start_matches("unix://")
+        .to_string()
+}
+
+/// The wall time of one bare image list call (`curl`), for context: the
+/// floor under a no-op build that checks its images with that call.
+fn list_call() -> Option<Duration> {
+    let t = Instant::now();
+    let ok = Command::new("curl")
+        .args(["-sf", "-o", "/dev/null", "--unix-socket", &socket()])
+        .arg("http://d/v1.41/images/json")
+        .status()
+        .is_ok_and(|s| s.success());
+    ok.then(|| t.elapsed())
+}
+
 fn main() {
     let scale: f64 = env_num("OV_BENCH_SCALE").unwrap_or(1.0);
     let runs: usize = env_num("OV_BENCH_RUNS").unwrap_or(15).max(1);
@@ -136,8 +196,10 @@ fn main() {
         summary["engine_calls"]
     );
     let mut times = Vec::new();
+    let mut lists = Vec::new();
     let mut worst_calls = 0;
     for _ in 0..runs {
+        lists.extend(list_call());
         let (t, s) = build(&ov, &project, &cache);
         assert_eq!(s["built"], 0, "a no-op build built something: {s}");
         worst_calls = worst_calls.max(s["engine_calls"].as_u64().unwrap_or(u64::MAX));
@@ -152,6 +214,13 @@ fn main() {
         TARGET.as_millis(),
         verdict(time_ok)
     );
+    if !lists.is_empty() {
+        println!(
+            "the engine's image list call alone (curl), median of {}: {:.1} ms",
+            lists.len(),
+            ms(median(&mut lists))
+        );
+    }
     println!(
         "engine calls per no-op build, most seen: {worst_calls} (target ≤ {MAX_CALLS}) {}",
         verdict(calls_ok)
@@ -160,11 +229,7 @@ fn main() {
     if std::env::var_os("OV_BENCH_KEEP").is_some() {
         println!("kept {}", root.keep().display());
     } else if have("podman") {
-        for image in &images {
-            let _ = Command::new("podman")
-                .args(["rmi", &format!("{REGISTRY}/{image}:bench")])
-                .output();
-        }
+        remove_images(&images, layers);
     }
     if !(time_ok && calls_ok) && std::env::var_os("OV_BENCH_STRICT").is_some() {
         std::process::exit(1);

@@ -214,17 +214,10 @@ pub fn run(
         });
         // The image list is the slow call of a no-op; it goes alongside the
         // cleanup, and is taken again only if the cleanup removed images.
-        let listing = async {
-            match shared.engine().await {
-                Ok(engine) => engine.images().await.ok(),
-                Err(_) => None,
-            }
-        };
+        let listing = list_images(&shared);
         let (removed_images, mut images) = tokio::join!(clean_dead_runs(&shared, dirs), listing);
         if removed_images {
-            if let Ok(engine) = shared.engine().await {
-                images = engine.images().await.ok();
-            }
+            images = list_images(&shared).await;
         }
         if let Some(images) = images {
             let _ = shared.images.set(images);
@@ -325,6 +318,26 @@ pub fn run(
         summary,
         interrupted: cancel.is_cancelled(),
     })
+}
+
+/// The engine's images, asked twice (podman's list fails when an image
+/// goes while it lists); `None`, said as a warning, when both fail, and
+/// then nodes are checked one by one.
+async fn list_images(sh: &Shared) -> Option<ImageSnapshot> {
+    let engine = sh.engine().await.ok()?;
+    let mut last = None;
+    for _ in 0..2 {
+        match engine.images().await {
+            Ok(images) => return Some(images),
+            Err(e) => last = Some(e),
+        }
+    }
+    if let Some(e) = last {
+        sh.progress.warn(&format!(
+            "could not list the engine's images ({e}); checking cached nodes one by one"
+        ));
+    }
+    None
 }
 
 /// True when the process of run `run` (`<pid>-<ms>`) still lives.

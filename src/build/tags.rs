@@ -40,8 +40,19 @@ pub async fn settle(
         return Ok(());
     };
     let listed = sh.images.get();
-    let before = listed.and_then(|l| l.tagged(tag));
-    if before == Some(image) {
+    let before = match listed {
+        Some(l) => l.tagged(tag).cloned(),
+        // No list (it failed): ask for this tag alone.
+        None if !tagged => {
+            let engine = sh.engine().await.map_err(|e| Failure::new(e.to_string()))?;
+            engine
+                .image_id(tag)
+                .await
+                .map_err(|e| Failure::new(format!("{}: {e}", node.id)))?
+        }
+        None => None,
+    };
+    if before.as_ref() == Some(image) {
         return Ok(());
     }
     if !tagged {
@@ -51,9 +62,10 @@ pub async fn settle(
             .await
             .map_err(|e| Failure::new(format!("{}: {e}", node.id)))?;
     }
-    let Some(before) = before.filter(|b| Some(*b) != last) else {
+    let Some(before) = before.filter(|b| Some(b) != last) else {
         return Ok(());
     };
+    let before = &before;
     let whose = match listed.and_then(|l| l.label(before, NODE_LABEL)) {
         Some(other) => format!("an image ov built for {other} in another project or cache"),
         None => "an image ov did not build".to_string(),
