@@ -38,6 +38,12 @@ pub struct Summary {
     pub skipped: usize,
     /// Engine builds (Containerfile builds and imports) this run started.
     pub engine_builds: usize,
+    /// Container engine API calls this run made for itself (the connect
+    /// included).
+    pub engine_calls: usize,
+    /// Engine calls spent removing what earlier runs whose process is gone
+    /// left behind.
+    pub cleanup_calls: usize,
     /// What the cached nodes took when they were built.
     pub time_saved_ms: u64,
     /// Wall time of the build.

@@ -7,6 +7,9 @@
 //!   `kill -9` and Ctrl-C mid-build, two builds on one cache dir, a missing
 //!   package, failing evals, `ov lock`, `ov cache`, `ov doctor`
 //!   (`tests/fixtures/deb-tasks`, on the setup script's bookworm base).
+//! - `engine_state`: what a build leaves in the engine: the user's tag on
+//!   the right image after cached builds, a no-op's engine calls, the
+//!   debris of a build whose engine died.
 //! - `examples`: `examples/hello` (debootstrap) and `examples/web` built
 //!   from nothing and their images run.
 //! - `golden`: the four shared fixture projects, with every figure pinned
@@ -43,6 +46,7 @@ mod util;
 mod build;
 mod cli;
 mod context;
+mod engine_state;
 mod errors;
 mod examples;
 mod fuzz;

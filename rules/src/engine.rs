@@ -7,16 +7,20 @@
 //! hung engine or a Ctrl-C never hangs ov. Containers ov starts carry the
 //! label [`RUN_LABEL`] so a later run can remove what a killed run left.
 
+use crate::images::{ImageSnapshot, ListedImage};
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
-    ListContainersOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    ListContainersOptionsBuilder, ListImagesOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder,
 };
 use bollard::{body_stream, body_try_stream, Docker, API_DEFAULT_VERSION};
 use futures_util::StreamExt;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -69,6 +73,16 @@ pub enum EngineError {
         /// What failed.
         message: String,
     },
+    /// The connection to the engine broke or was refused in the middle of
+    /// a build: the service died or was restarted.
+    #[error("the container engine went away during {what}: {source}\n  fix: run `ov doctor`; if the service is down, restart it (`podman system service --time=0 {PODMAN_SOCKET} &`) and build again (the next build removes what this one left)")]
+    Gone {
+        /// Which call.
+        what: String,
+        /// bollard's error.
+        #[source]
+        source: bollard::errors::Error,
+    },
     /// An engine call failed.
     #[error("{what}: {source}")]
     Api {
@@ -104,7 +118,26 @@ pub enum EngineError {
 
 fn api(what: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> EngineError {
     let what = what.into();
-    move |source| EngineError::Api { what, source }
+    move |source| {
+        if is_transport(&source) {
+            EngineError::Gone { what, source }
+        } else {
+            EngineError::Api { what, source }
+        }
+    }
+}
+
+/// True for errors of the connection itself (refused, reset, closed
+/// mid-answer), as opposed to an answer the engine gave.
+fn is_transport(e: &bollard::errors::Error) -> bool {
+    use bollard::errors::Error as E;
+    matches!(
+        e,
+        E::IOError { .. }
+            | E::HyperResponseError { .. }
+            | E::HyperLegacyError { .. }
+            | E::SocketNotFoundError(_)
+    )
 }
 
 /// Which engine answers, for keys (the engine shapes image output) and doctor.
@@ -158,10 +191,13 @@ pub struct RunOutput {
     pub output: String,
 }
 
-/// A connected engine.
+/// A connected engine. Clones share one count of the API calls made, so a
+/// build can report (and a test bound) what a no-op costs.
 #[derive(Clone)]
 pub struct Engine {
     docker: Docker,
+    calls: Arc<AtomicUsize>,
+    created: Arc<AtomicUsize>,
 }
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -206,7 +242,11 @@ impl Engine {
         }
         .map_err(|e| fail(e.to_string()))?;
         match tokio::time::timeout(CONNECT_TIMEOUT, docker.ping()).await {
-            Ok(Ok(_)) => Ok(Engine { docker }),
+            Ok(Ok(_)) => Ok(Engine {
+                docker,
+                calls: Arc::new(AtomicUsize::new(1)),
+                created: Arc::new(AtomicUsize::new(0)),
+            }),
             Ok(Err(e)) => Err(fail(e.to_string())),
             Err(_) => Err(fail(format!(
                 "no answer within {} s",
@@ -215,10 +255,74 @@ impl Engine {
         }
     }
 
+    /// The bollard client, counting the call about to be made.
+    fn call(&self) -> &Docker {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        &self.docker
+    }
+
+    /// How many API calls this engine (and its clones) made, the connect
+    /// ping included.
+    pub fn calls(&self) -> usize {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    /// How many containers this engine (and its clones) created, so a run
+    /// that started none need not look for its leftovers.
+    pub fn containers_created(&self) -> usize {
+        self.created.load(Ordering::Relaxed)
+    }
+
+    /// Every tagged image the engine holds, in one call.
+    pub async fn images(&self) -> Result<ImageSnapshot, EngineError> {
+        let list = timed("list images", 120, async {
+            self.call()
+                .list_images(Some(ListImagesOptionsBuilder::default().build()))
+                .await
+                .map_err(api("list images"))
+        })
+        .await?;
+        Ok(ImageSnapshot::new(list.into_iter().map(|i| {
+            ListedImage {
+                id: ImageId::new(&i.id),
+                // podman lists an untagged image as `<none>:<none>`.
+                tags: i
+                    .repo_tags
+                    .into_iter()
+                    .filter(|t| !t.starts_with("<none>"))
+                    .collect(),
+                labels: i.labels,
+            }
+        })))
+    }
+
+    /// Removes the tag `reference`, and the image when it was its last tag
+    /// and no container uses it. `Ok(false)` when there was no such tag.
+    pub async fn remove_tag(&self, reference: &str) -> Result<bool, EngineError> {
+        let r = timed("remove image", 60, async {
+            Ok(self
+                .call()
+                .remove_image(
+                    reference,
+                    None::<bollard::query_parameters::RemoveImageOptions>,
+                    None,
+                )
+                .await)
+        })
+        .await?;
+        match r {
+            Ok(_) => Ok(true),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(false),
+            Err(e) => Err(api(format!("remove image {reference}"))(e)),
+        }
+    }
+
     /// The engine's kind and version.
     pub async fn identity(&self) -> Result<EngineIdentity, EngineError> {
         let v = timed("version", 30, async {
-            self.docker.version().await.map_err(api("version"))
+            self.call().version().await.map_err(api("version"))
         })
         .await?;
         let podman = v
@@ -237,7 +341,7 @@ impl Engine {
     /// `ov doctor`.
     pub async fn runtime_info(&self) -> Result<(String, String, String), EngineError> {
         let i = timed("info", 30, async {
-            self.docker.info().await.map_err(api("info"))
+            self.call().info().await.map_err(api("info"))
         })
         .await?;
         Ok((
@@ -250,7 +354,7 @@ impl Engine {
     /// The id of `reference` if the engine holds it.
     pub async fn image_id(&self, reference: &str) -> Result<Option<ImageId>, EngineError> {
         let r = timed("inspect image", 60, async {
-            Ok(self.docker.inspect_image(reference).await)
+            Ok(self.call().inspect_image(reference).await)
         })
         .await?;
         match r {
@@ -270,7 +374,7 @@ impl Engine {
             .tag(t)
             .build();
         timed("tag image", 60, async {
-            self.docker
+            self.call()
                 .tag_image(id.as_str(), Some(opts))
                 .await
                 .map_err(api(format!("tag {id} as {tag}")))
@@ -316,7 +420,7 @@ impl Engine {
             .build();
         let mut log = String::new();
         let mut stream = self
-            .docker
+            .call()
             .build_image(opts, None, Some(body_try_stream(body)));
         let mut failed = None;
         loop {
@@ -384,7 +488,7 @@ impl Engine {
         let opts = CreateImageOptionsBuilder::default()
             .from_image(reference)
             .build();
-        let mut s = self.docker.create_image(Some(opts), None, None);
+        let mut s = self.call().create_image(Some(opts), None, None);
         timed("pull", CALL_TIMEOUT, async {
             loop {
                 let item = tokio::select! {
@@ -412,7 +516,7 @@ impl Engine {
             .repo(tag)
             .build();
         let mut s = self
-            .docker
+            .call()
             .create_image(Some(opts), Some(body_stream(stream)), None);
         timed("import rootfs", CALL_TIMEOUT, async {
             while let Some(item) = s.next().await {
@@ -451,8 +555,9 @@ impl Engine {
             }),
             ..Default::default()
         };
+        self.created.fetch_add(1, Ordering::Relaxed);
         let created = timed("create container", 120, async {
-            self.docker
+            self.call()
                 .create_container(Some(CreateContainerOptionsBuilder::default().build()), body)
                 .await
                 .map_err(api(format!("create a container of {}", spec.image)))
@@ -471,14 +576,14 @@ impl Engine {
         cancel: &CancellationToken,
     ) -> Result<RunOutput, EngineError> {
         timed("start container", 120, async {
-            self.docker
+            self.call()
                 .start_container(id, None::<bollard::query_parameters::StartContainerOptions>)
                 .await
                 .map_err(api("start container"))
         })
         .await?;
         let limit = spec.timeout.unwrap_or(Duration::from_secs(3600));
-        let mut wait = self.docker.wait_container(id, None);
+        let mut wait = self.call().wait_container(id, None);
         let exit_code = tokio::select! {
             _ = cancel.cancelled() => return Err(EngineError::Cancelled),
             _ = tokio::time::sleep(limit) => return Err(EngineError::Timeout {
@@ -492,7 +597,7 @@ impl Engine {
             },
         };
         let mut output = String::new();
-        let mut logs = self.docker.logs(
+        let mut logs = self.call().logs(
             id,
             Some(
                 LogsOptionsBuilder::default()
@@ -513,7 +618,7 @@ impl Engine {
             .v(true)
             .build();
         timed("remove container", 60, async {
-            self.docker
+            self.call()
                 .remove_container(id, Some(opts))
                 .await
                 .map_err(api("remove container"))
@@ -532,7 +637,7 @@ impl Engine {
             .filters(&filters)
             .build();
         timed("list containers", 60, async {
-            self.docker
+            self.call()
                 .list_containers(Some(opts))
                 .await
                 .map_err(api("list containers"))

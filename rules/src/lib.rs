@@ -34,6 +34,7 @@ pub mod containerfile;
 pub mod context;
 pub mod engine;
 pub mod exec;
+pub mod images;
 mod ingredients;
 mod kind;
 pub mod template;

@@ -7,7 +7,9 @@
 //! before ov exits, as are those of earlier runs whose process is gone.
 
 mod claim;
+mod debris;
 pub mod node;
+mod tags;
 
 use crate::keys;
 use crate::progress::{Mode, Progress, Summary};
@@ -18,12 +20,13 @@ use node::Done;
 use ov_cache::Store;
 use ov_rules::engine::Engine;
 use ov_rules::exec::{EngineQuirks, NodeOutput};
+use ov_rules::images::ImageSnapshot;
 use ov_rules::NodeKind;
 use petgraph::graph::NodeIndex;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
@@ -69,6 +72,12 @@ pub struct Shared {
     pub engine_builds: AtomicUsize,
     /// Recorded durations of cached nodes.
     pub saved_ms: AtomicU64,
+    /// Engine calls spent removing what dead runs left (not this build's
+    /// own cost, so not in `engine_calls`).
+    pub cleanup_calls: AtomicUsize,
+    /// The engine's images when the build started (after the cleanup of
+    /// dead runs); unset when the engine could not list them.
+    pub images: OnceLock<ImageSnapshot>,
     endpoint: String,
     engine: OnceCell<Engine>,
 }
@@ -165,6 +174,8 @@ pub fn run(
         progress: progress.clone(),
         engine_builds: AtomicUsize::new(0),
         saved_ms: AtomicU64::new(0),
+        images: OnceLock::new(),
+        cleanup_calls: AtomicUsize::new(0),
         endpoint: opts.endpoint.clone(),
         engine: OnceCell::new(),
     });
@@ -213,7 +224,16 @@ pub fn run(
                 c.cancel();
             }
         });
-        clean_dead_runs(&shared, dirs).await;
+        // The image list is the slow call of a no-op; it goes alongside the
+        // cleanup, and is taken again only if the cleanup removed images.
+        let listing = list_images(&shared);
+        let (removed_images, mut images) = tokio::join!(clean_dead_runs(&shared, dirs), listing);
+        if removed_images {
+            images = list_images(&shared).await;
+        }
+        if let Some(images) = images {
+            let _ = shared.images.set(images);
+        }
         let p = progress.clone();
         let est: Vec<Option<Duration>> = tasks.iter().map(|t| t.estimate).collect();
         let node = |ix: usize| &g[order[ix]];
@@ -273,16 +293,37 @@ pub fn run(
             },
         )
         .await;
-        // Whatever happened, no container of this run outlives it.
+        // Whatever happened, no container of this run outlives it, and no
+        // image it tagged but never recorded.
+        let mut clean = true;
         if let Some(engine) = shared.engine.get() {
-            let _ = engine.remove_run_containers(Some(&run_id)).await;
+            if engine.containers_created() > 0 {
+                clean &= engine.remove_run_containers(Some(&run_id)).await.is_ok();
+            }
+            let keys = debris::journaled(&scratch);
+            if !keys.is_empty() {
+                let keep = live_journals(dirs, &run_id);
+                clean &= debris::sweep(engine, &store, &keys, &keep).await.is_ok();
+            }
         }
-        report
+        (report, clean)
     });
-    let _ = std::fs::remove_dir_all(&scratch);
+    let (report, clean) = report;
+    if clean {
+        let _ = std::fs::remove_dir_all(&scratch);
+    } else {
+        // The next build finishes the cleanup from the journal.
+        debris::keep_only_journal(&scratch);
+    }
     report.context("scheduling the build")?;
     summary.engine_builds = shared.engine_builds.load(Ordering::Relaxed);
     summary.time_saved_ms = shared.saved_ms.load(Ordering::Relaxed);
+    summary.cleanup_calls = shared.cleanup_calls.load(Ordering::Relaxed);
+    summary.engine_calls = shared
+        .engine
+        .get()
+        .map_or(0, Engine::calls)
+        .saturating_sub(summary.cleanup_calls);
     summary.elapsed_ms = started.elapsed().as_millis() as u64;
     progress.summary(&summary);
     Ok(Outcome {
@@ -316,37 +357,112 @@ fn scratch_dir(cache: &Path, run_id: &str) -> anyhow::Result<(PathBuf, Option<st
     }
 }
 
-/// Removes containers and scratch dirs of earlier runs whose process is
-/// gone (a `kill -9` leaves them behind); runs of live processes are left
-/// alone, so two builds on one machine do not trip over each other.
-async fn clean_dead_runs(sh: &Shared, dirs: &Dirs) {
-    let alive = |run: &str| {
-        run.split('-')
-            .next()
-            .and_then(|p| p.parse::<u32>().ok())
-            .is_some_and(|pid| {
-                std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-                    !s.rsplit(')')
-                        .next()
-                        .unwrap_or("")
-                        .trim_start()
-                        .starts_with('Z')
-                })
-            })
-    };
-    if let Ok(entries) = std::fs::read_dir(dirs.cache.join("tmp")) {
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if name != sh.run_id && !alive(&name) {
-                let _ = std::fs::remove_dir_all(e.path());
-            }
+/// The engine's images, asked twice (podman's list fails when an image
+/// goes while it lists); `None`, said as a warning, when both fail, and
+/// then nodes are checked one by one.
+async fn list_images(sh: &Shared) -> Option<ImageSnapshot> {
+    let engine = sh.engine().await.ok()?;
+    let mut last = None;
+    for _ in 0..2 {
+        match engine.images().await {
+            Ok(images) => return Some(images),
+            Err(e) => last = Some(e),
         }
     }
-    if let Ok(engine) = sh.engine().await {
+    if let Some(e) = last {
+        sh.progress.warn(&format!(
+            "could not list the engine's images ({e}); checking cached nodes one by one"
+        ));
+    }
+    None
+}
+
+/// True when the process of run `run` (`<pid>-<ms>`) still lives.
+fn alive(run: &str) -> bool {
+    run.split('-')
+        .next()
+        .and_then(|p| p.parse::<u32>().ok())
+        .is_some_and(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+                !s.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+            })
+        })
+}
+
+/// The keys journaled by the other live runs on this cache dir.
+fn live_journals(dirs: &Dirs, me: &str) -> HashSet<ov_cache::NodeKey> {
+    let Ok(entries) = std::fs::read_dir(dirs.cache.join("tmp")) else {
+        return HashSet::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name != me && alive(&name)
+        })
+        .flat_map(|e| debris::journaled(&e.path()))
+        .collect()
+}
+
+/// Removes what earlier runs whose process is gone left (a `kill -9` of
+/// ov, or an engine that went away under it): their containers, the image
+/// tags they journaled but never recorded, and their scratch dirs. Runs of
+/// live processes are left alone, so two builds on one machine do not trip
+/// over each other. True when it removed image tags.
+async fn clean_dead_runs(sh: &Shared, dirs: &Dirs) -> bool {
+    let engine = sh.engine().await.ok();
+    if let Some(engine) = &engine {
         if let Ok(runs) = engine.run_ids().await {
+            // Listing is every build's own cost; removing is cleanup.
+            let before = engine.calls();
             for r in runs.into_iter().filter(|r| !alive(r)) {
                 let _ = engine.remove_run_containers(Some(&r)).await;
             }
+            sh.cleanup_calls
+                .fetch_add(engine.calls() - before, Ordering::Relaxed);
         }
     }
+    let Ok(entries) = std::fs::read_dir(dirs.cache.join("tmp")) else {
+        return false;
+    };
+    let dead: Vec<PathBuf> = entries
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name != sh.run_id && !alive(&name)
+        })
+        .map(|e| e.path())
+        .collect();
+    if dead.is_empty() {
+        return false;
+    }
+    let keep = live_journals(dirs, &sh.run_id);
+    let mut removed = false;
+    for dir in dead {
+        let keys = debris::journaled(&dir);
+        if !keys.is_empty() {
+            let Some(engine) = &engine else { continue };
+            let before = engine.calls();
+            let swept = debris::sweep(engine, &sh.store, &keys, &keep).await;
+            sh.cleanup_calls
+                .fetch_add(engine.calls() - before, Ordering::Relaxed);
+            match swept {
+                Ok(0) => {}
+                Ok(n) => {
+                    removed = true;
+                    sh.progress.warn(&format!(
+                        "removed {n} image tag(s) that run {} left in the engine without recording them",
+                        dir.file_name().unwrap_or_default().to_string_lossy()
+                    ))
+                }
+                Err(_) => continue,
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    removed
 }

@@ -57,7 +57,7 @@ pub struct Failure {
 }
 
 impl Failure {
-    fn new(message: impl Into<String>) -> Self {
+    pub(super) fn new(message: impl Into<String>) -> Self {
         Failure {
             message: message.into(),
             output: String::new(),
@@ -136,24 +136,44 @@ pub async fn run(
         })
     };
     let deps = dep_outputs(&sh, ix);
+    let last_image = if node.kind == NodeKind::Image {
+        let sh = sh.clone();
+        blocking(move || super::tags::last_image(&sh, ix)).await?
+    } else {
+        None
+    };
     // External bases are re-resolved every time: a ref can move.
     let cacheable = node.kind != NodeKind::Base && !sh.refresh.contains(&ix);
     // Held until the result is recorded (or the node fails), so another
     // process building the same key waits for it instead of duplicating it.
     let mut _claim = None;
     if cacheable {
-        if let Some(done) = look_up(&sh, ix, &key).await? {
+        if let Some(done) = look_up(&sh, ix, &key, last_image.as_ref()).await? {
             return Ok(done);
         }
         if !sh.read_only {
             _claim = super::claim::claim(&sh, ix, &key, &cancel).await?;
         }
         // Whoever held the claim before us has likely recorded the key.
-        if let Some(done) = look_up(&sh, ix, &key).await? {
+        if let Some(done) = look_up(&sh, ix, &key, last_image.as_ref()).await? {
             return Ok(done);
         }
     }
+    let listed = (node.kind == NodeKind::Base)
+        .then(|| sh.images.get())
+        .flatten()
+        .and_then(|l| exec::base::from_snapshot(&node.spec, l));
+    if let Some(out) = listed {
+        return settle_base(&sh, ix, key, manifest, out, started.elapsed()).await;
+    }
     let engine = sh.engine().await.map_err(|e| Failure::new(e.to_string()))?;
+    if matches!(
+        node.kind,
+        NodeKind::Layer | NodeKind::Image | NodeKind::Bootstrap
+    ) {
+        super::debris::note(&sh.scratch, &key)
+            .map_err(|e| Failure::new(format!("{}: {e}", sh.scratch.display())))?;
+    }
     let scratch = sh.scratch.join(format!("{}-{}", node.kind, key.short(16)));
     std::fs::create_dir_all(&scratch)
         .map_err(|e| Failure::new(format!("{}: {e}", scratch.display())))?;
@@ -206,24 +226,11 @@ pub async fn run(
     };
     let took = started.elapsed();
     if node.kind == NodeKind::Base {
-        // Not a cache entry (a ref is re-resolved every build), but what it
-        // resolved to is remembered so `--dry-run` can predict the keys
-        // built on it.
-        let store = sh.store.clone();
-        let id = node.id.clone();
-        let same = blocking(move || store.last(&id))
-            .await?
-            .ok()
-            .flatten()
-            .is_some_and(|(k, r)| k == key && r.output == out.digest);
-        // Unchanged: leave the record (and the store's generation) alone.
-        if !same {
-            if let Err(f) = record(&sh, ix, key, manifest, &out, took, false).await {
-                sh.progress.warn(&format!("{}: {}", node.id, f.message));
-            }
-        }
-        sh.set_output(ix, out);
-        return Ok(Done::Checked);
+        let _ = std::fs::remove_dir_all(&scratch);
+        return settle_base(&sh, ix, key, manifest, out, took).await;
+    }
+    if node.kind == NodeKind::Image {
+        super::tags::settle(&sh, ix, &out, true, last_image.as_ref()).await?;
     }
     let recorded = record(&sh, ix, key, manifest, &out, took, true).await;
     let _ = std::fs::remove_dir_all(&scratch);
@@ -234,13 +241,21 @@ pub async fn run(
 
 /// Looks `key` up in the store: `Some(Cached)` when its result is there
 /// and still usable (the output is set), `None` to build it.
-async fn look_up(sh: &Arc<Shared>, ix: NodeIndex, key: &NodeKey) -> Result<Option<Done>, Failure> {
+async fn look_up(
+    sh: &Arc<Shared>,
+    ix: NodeIndex,
+    key: &NodeKey,
+    last_image: Option<&ImageId>,
+) -> Result<Option<Done>, Failure> {
     let node = &sh.ws.plan.graph[ix];
     let store = sh.store.clone();
     let k = *key;
     match blocking(move || store.get_action(&k)).await? {
         Ok(Lookup::Hit(r)) => {
             if let Some(out) = reuse(sh, ix, key, &r).await? {
+                if node.kind == NodeKind::Image {
+                    super::tags::settle(sh, ix, &out, false, last_image).await?;
+                }
                 sh.set_output(ix, out);
                 sh.saved_ms
                     .fetch_add(r.duration_ms, std::sync::atomic::Ordering::Relaxed);
@@ -258,6 +273,35 @@ async fn look_up(sh: &Arc<Shared>, ix: NodeIndex, key: &NodeKey) -> Result<Optio
         )),
     }
     Ok(None)
+}
+
+/// Finishes a base node. Not a cache entry (a ref is re-resolved every
+/// build), but what it resolved to is remembered so `--dry-run` can
+/// predict the keys built on it.
+async fn settle_base(
+    sh: &Arc<Shared>,
+    ix: NodeIndex,
+    key: NodeKey,
+    manifest: ov_rules::Manifest,
+    out: NodeOutput,
+    took: Duration,
+) -> Result<Done, Failure> {
+    let store = sh.store.clone();
+    let id = sh.ws.plan.graph[ix].id.clone();
+    let same = blocking(move || store.last(&id))
+        .await?
+        .ok()
+        .flatten()
+        .is_some_and(|(k, r)| k == key && r.output == out.digest);
+    // Unchanged: leave the record (and the store's generation) alone.
+    if !same {
+        if let Err(f) = record(sh, ix, key, manifest, &out, took, false).await {
+            sh.progress
+                .warn(&format!("{}: {}", sh.ws.plan.graph[ix].id, f.message));
+        }
+    }
+    sh.set_output(ix, out);
+    Ok(Done::Checked)
 }
 
 /// Turns a cache hit back into an output, checking what lives outside the
@@ -279,6 +323,11 @@ async fn reuse(
     let Some(image) = image else {
         return Ok(Some(out));
     };
+    // The build's image list answers for most hits; only what it does not
+    // show is asked for (an image listed under no tag, a list that failed).
+    if sh.images.get().is_some_and(|l| l.has(&image)) {
+        return Ok(Some(out));
+    }
     let engine = sh.engine().await.map_err(|e| Failure::new(e.to_string()))?;
     if engine
         .image_id(image.as_str())

@@ -7,7 +7,30 @@
 //! and is pulled by digest only when the engine does not already hold it.
 
 use super::{ExecCtx, ExecError, NodeOutput};
-use serde_json::json;
+use crate::engine::ImageId;
+use crate::images::ImageSnapshot;
+use serde_json::{json, Value as Json};
+
+/// The base's output as the build's image list shows it, with no engine
+/// call; `None` when the list does not hold it (then [`run`] asks, and
+/// pulls if need be).
+pub fn from_snapshot(spec: &Json, images: &ImageSnapshot) -> Option<NodeOutput> {
+    let r = spec.get("ref")?.as_str()?;
+    let id = match spec.get("pinned").and_then(Json::as_str) {
+        Some(p) => Some(ImageId::new(p)).filter(|id| images.has(id))?,
+        None => images.tagged(r)?.clone(),
+    };
+    Some(output(r, id))
+}
+
+fn output(r: &str, id: ImageId) -> NodeOutput {
+    NodeOutput {
+        digest: id.to_string(),
+        image: Some(id),
+        meta: json!({ "ref": r }),
+        ..Default::default()
+    }
+}
 
 /// Runs a base node.
 pub async fn run(ctx: &mut ExecCtx<'_>) -> Result<NodeOutput, ExecError> {
@@ -50,10 +73,5 @@ pub async fn run(ctx: &mut ExecCtx<'_>) -> Result<NodeOutput, ExecError> {
             }
         },
     };
-    Ok(NodeOutput {
-        digest: id.to_string(),
-        image: Some(id),
-        meta: json!({ "ref": r }),
-        ..Default::default()
-    })
+    Ok(output(&r, id))
 }

@@ -35,7 +35,7 @@ pub(super) async fn build_steps(
         on_line(l);
     };
     let labels = HashMap::from([(
-        "org.overthinkos.ov.node".to_string(),
+        crate::images::NODE_LABEL.to_string(),
         ctx.node_id.to_string(),
     )]);
     let result = ctx
