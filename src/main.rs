@@ -348,6 +348,10 @@ fn build(
         progress: args.progress,
         endpoint: engine_endpoint(&settings)?,
         refresh: args.refresh,
+        image_check: settings
+            .get("engine.image_check")?
+            .parse()
+            .map_err(bad_input)?,
     };
     let outcome = ov::build::run(ws, dirs, &args.targets, &opts)?;
     if outcome.interrupted {

@@ -35,6 +35,12 @@ pub const SETTINGS: &[Setting] = &[
         choices: &["podman", "docker"],
     },
     Setting {
+        key: "engine.image_check",
+        help: "how cached images are checked in the engine: one list (list), one inspect per node (each), or list except on podman before 5, whose list is slow (auto)",
+        default: "auto",
+        choices: &["auto", "list", "each"],
+    },
+    Setting {
         key: "build.jobs",
         help: "default for -j/--jobs (0 = number of cores)",
         default: "0",

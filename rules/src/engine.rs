@@ -8,6 +8,7 @@
 //! label [`RUN_LABEL`] so a later run can remove what a killed run left.
 
 use crate::images::{ImageSnapshot, ListedImage};
+use crate::ping::Pong;
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
@@ -198,6 +199,7 @@ pub struct Engine {
     docker: Docker,
     calls: Arc<AtomicUsize>,
     created: Arc<AtomicUsize>,
+    pong: Pong,
 }
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -241,18 +243,40 @@ impl Engine {
             Docker::connect_with_http(endpoint, CALL_TIMEOUT, API_DEFAULT_VERSION)
         }
         .map_err(|e| fail(e.to_string()))?;
+        let engine = |pong| Engine {
+            docker: docker.clone(),
+            calls: Arc::new(AtomicUsize::new(1)),
+            created: Arc::new(AtomicUsize::new(0)),
+            pong,
+        };
+        // On a socket, the ping that checks the engine answers also reads
+        // its headers (podman's version); elsewhere bollard pings.
+        if let Some(path) = crate::ping::unix_path(endpoint) {
+            match tokio::time::timeout(CONNECT_TIMEOUT, crate::ping::ping_unix(path)).await {
+                Ok(Ok(pong)) => return Ok(engine(pong)),
+                Ok(Err(e)) => return Err(fail(e)),
+                Err(_) => {
+                    return Err(fail(format!(
+                        "no answer within {} s",
+                        CONNECT_TIMEOUT.as_secs()
+                    )))
+                }
+            }
+        }
         match tokio::time::timeout(CONNECT_TIMEOUT, docker.ping()).await {
-            Ok(Ok(_)) => Ok(Engine {
-                docker,
-                calls: Arc::new(AtomicUsize::new(1)),
-                created: Arc::new(AtomicUsize::new(0)),
-            }),
+            Ok(Ok(_)) => Ok(engine(Pong::default())),
             Ok(Err(e)) => Err(fail(e.to_string())),
             Err(_) => Err(fail(format!(
                 "no answer within {} s",
                 CONNECT_TIMEOUT.as_secs()
             ))),
         }
+    }
+
+    /// True when one list of every image is cheaper than a check per node
+    /// (see [`crate::ping`]): every engine but podman before 5.
+    pub fn cheap_image_list(&self) -> bool {
+        self.pong.cheap_image_list()
     }
 
     /// The bollard client, counting the call about to be made.

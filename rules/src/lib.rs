@@ -37,6 +37,7 @@ pub mod exec;
 pub mod images;
 mod ingredients;
 mod kind;
+pub mod ping;
 pub mod template;
 
 pub use canonical::canonical_json;

@@ -44,6 +44,36 @@ pub struct BuildOptions {
     pub endpoint: String,
     /// Nodes to run even when cached (`--refresh`).
     pub refresh: Vec<String>,
+    /// How cached nodes' images are checked in the engine.
+    pub image_check: ImageCheck,
+}
+
+/// How a build checks that cached nodes' images are still in the engine
+/// (the `engine.image_check` setting).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ImageCheck {
+    /// One list of every image where that is cheap, else one check per
+    /// node: podman before 5 lists slowly (see `ov_rules::ping`).
+    #[default]
+    Auto,
+    /// Always one list of every image (at most 3 engine calls per no-op).
+    List,
+    /// Always one inspect per cached node.
+    Each,
+}
+
+impl std::str::FromStr for ImageCheck {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(ImageCheck::Auto),
+            "list" => Ok(ImageCheck::List),
+            "each" => Ok(ImageCheck::Each),
+            other => Err(format!(
+                "engine.image_check: `{other}` is not one of auto, list, each"
+            )),
+        }
+    }
 }
 
 /// State every node task shares.
@@ -79,6 +109,7 @@ pub struct Shared {
     /// dead runs); unset when the engine could not list them.
     pub images: OnceLock<ImageSnapshot>,
     endpoint: String,
+    image_check: ImageCheck,
     engine: OnceCell<Engine>,
 }
 
@@ -177,6 +208,7 @@ pub fn run(
         images: OnceLock::new(),
         cleanup_calls: AtomicUsize::new(0),
         endpoint: opts.endpoint.clone(),
+        image_check: opts.image_check,
         engine: OnceCell::new(),
     });
     // Tasks, indexed like `order`.
@@ -362,6 +394,14 @@ fn scratch_dir(cache: &Path, run_id: &str) -> anyhow::Result<(PathBuf, Option<st
 /// then nodes are checked one by one.
 async fn list_images(sh: &Shared) -> Option<ImageSnapshot> {
     let engine = sh.engine().await.ok()?;
+    let list = match sh.image_check {
+        ImageCheck::List => true,
+        ImageCheck::Each => false,
+        ImageCheck::Auto => engine.cheap_image_list(),
+    };
+    if !list {
+        return None;
+    }
     let mut last = None;
     for _ in 0..2 {
         match engine.images().await {

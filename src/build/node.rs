@@ -136,11 +136,12 @@ pub async fn run(
         })
     };
     let deps = dep_outputs(&sh, ix);
-    let last_image = if node.kind == NodeKind::Image {
-        let sh = sh.clone();
-        blocking(move || super::tags::last_image(&sh, ix)).await?
+    let (last_image, holder) = if node.kind == NodeKind::Image {
+        let sh2 = sh.clone();
+        let last = blocking(move || super::tags::last_image(&sh2, ix)).await?;
+        (last, super::tags::holder(&sh, ix).await?)
     } else {
-        None
+        (None, None)
     };
     // External bases are re-resolved every time: a ref can move.
     let cacheable = node.kind != NodeKind::Base && !sh.refresh.contains(&ix);
@@ -148,14 +149,14 @@ pub async fn run(
     // process building the same key waits for it instead of duplicating it.
     let mut _claim = None;
     if cacheable {
-        if let Some(done) = look_up(&sh, ix, &key, last_image.as_ref()).await? {
+        if let Some(done) = look_up(&sh, ix, &key, holder.as_ref(), last_image.as_ref()).await? {
             return Ok(done);
         }
         if !sh.read_only {
             _claim = super::claim::claim(&sh, ix, &key, &cancel).await?;
         }
         // Whoever held the claim before us has likely recorded the key.
-        if let Some(done) = look_up(&sh, ix, &key, last_image.as_ref()).await? {
+        if let Some(done) = look_up(&sh, ix, &key, holder.as_ref(), last_image.as_ref()).await? {
             return Ok(done);
         }
     }
@@ -230,7 +231,7 @@ pub async fn run(
         return settle_base(&sh, ix, key, manifest, out, took).await;
     }
     if node.kind == NodeKind::Image {
-        super::tags::settle(&sh, ix, &out, true, last_image.as_ref()).await?;
+        super::tags::settle(&sh, ix, &out, true, holder.as_ref(), last_image.as_ref()).await?;
     }
     let recorded = record(&sh, ix, key, manifest, &out, took, true).await;
     let _ = std::fs::remove_dir_all(&scratch);
@@ -245,6 +246,7 @@ async fn look_up(
     sh: &Arc<Shared>,
     ix: NodeIndex,
     key: &NodeKey,
+    holder: Option<&ImageId>,
     last_image: Option<&ImageId>,
 ) -> Result<Option<Done>, Failure> {
     let node = &sh.ws.plan.graph[ix];
@@ -254,7 +256,7 @@ async fn look_up(
         Ok(Lookup::Hit(r)) => {
             if let Some(out) = reuse(sh, ix, key, &r).await? {
                 if node.kind == NodeKind::Image {
-                    super::tags::settle(sh, ix, &out, false, last_image).await?;
+                    super::tags::settle(sh, ix, &out, false, holder, last_image).await?;
                 }
                 sh.set_output(ix, out);
                 sh.saved_ms

@@ -24,35 +24,41 @@ pub fn last_image(sh: &Shared, ix: NodeIndex) -> Option<ImageId> {
     r.meta.get("image").and_then(Json::as_str).map(ImageId::new)
 }
 
+/// Where the user's tag of image node `ix` points before the node runs:
+/// from the build's image list, or, without one, one inspect of the tag
+/// (a fresh build moves the tag, so it must be asked first).
+pub async fn holder(sh: &Shared, ix: NodeIndex) -> Result<Option<ImageId>, Failure> {
+    let node = &sh.ws.plan.graph[ix];
+    let Some(tag) = node.spec.get("tag").and_then(Json::as_str) else {
+        return Ok(None);
+    };
+    if let Some(l) = sh.images.get() {
+        return Ok(l.tagged(tag).cloned());
+    }
+    let engine = sh.engine().await.map_err(|e| Failure::new(e.to_string()))?;
+    engine
+        .image_id(tag)
+        .await
+        .map_err(|e| Failure::new(format!("{}: {e}", node.id)))
+}
+
 /// Makes the user's tag of image node `ix` point at `out`'s image. `tagged`
 /// is true when the executor has just tagged it (a fresh build), so only
-/// the warning is left to give. `last` is [`last_image`] from before the
-/// node ran.
+/// the warning is left to give. `before` is [`holder`] and `last` is
+/// [`last_image`], both from before the node ran.
 pub async fn settle(
     sh: &Shared,
     ix: NodeIndex,
     out: &NodeOutput,
     tagged: bool,
+    before: Option<&ImageId>,
     last: Option<&ImageId>,
 ) -> Result<(), Failure> {
     let node = &sh.ws.plan.graph[ix];
     let (Some(tag), Some(image)) = (node.spec.get("tag").and_then(Json::as_str), &out.image) else {
         return Ok(());
     };
-    let listed = sh.images.get();
-    let before = match listed {
-        Some(l) => l.tagged(tag).cloned(),
-        // No list (it failed): ask for this tag alone.
-        None if !tagged => {
-            let engine = sh.engine().await.map_err(|e| Failure::new(e.to_string()))?;
-            engine
-                .image_id(tag)
-                .await
-                .map_err(|e| Failure::new(format!("{}: {e}", node.id)))?
-        }
-        None => None,
-    };
-    if before.as_ref() == Some(image) {
+    if before == Some(image) {
         return Ok(());
     }
     if !tagged {
@@ -62,13 +68,15 @@ pub async fn settle(
             .await
             .map_err(|e| Failure::new(format!("{}: {e}", node.id)))?;
     }
-    let Some(before) = before.filter(|b| Some(b) != last) else {
+    let Some(before) = before.filter(|b| Some(*b) != last) else {
         return Ok(());
     };
-    let before = &before;
-    let whose = match listed.and_then(|l| l.label(before, NODE_LABEL)) {
-        Some(other) => format!("an image ov built for {other} in another project or cache"),
-        None => "an image ov did not build".to_string(),
+    let whose = match sh.images.get() {
+        Some(l) => match l.label(before, NODE_LABEL) {
+            Some(other) => format!("an image ov built for {other} in another project or cache"),
+            None => "an image ov did not build".to_string(),
+        },
+        None => "an image this cache did not build for it".to_string(),
     };
     sh.progress.warn(&format!(
         "{}: {tag} pointed at {before} ({whose}); it now points at {image}. \
