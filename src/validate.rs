@@ -262,6 +262,17 @@ fn copy_sources(project: &Project, diags: &mut Diagnostics) {
                         task.arg
                     ),
                 );
+            } else if src.contains(['*', '?', '[', '\\']) {
+                // The builder globs COPY sources and ignores escapes when it
+                // renames the copy, so such a name copies another file or fails.
+                diags.error(
+                    Some(task.loc.clone()),
+                    format!(
+                        "layer `{name}`: copy source `{}` holds `*`, `?`, `[` or `\\`, which the \
+                         builder reads as a pattern, not a file name; rename the file",
+                        task.arg
+                    ),
+                );
             } else if !layer.dir.join(src).exists() {
                 diags.error(
                     Some(task.loc.clone()),

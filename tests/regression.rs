@@ -201,3 +201,57 @@ fn internal_dedupe_keys_are_not_targets() {
         run.stderr
     );
 }
+
+/// A copy source is checked as a literal file name when the project loads,
+/// so the builder must not expand `$tag` in it: `price$tag.txt` became
+/// `price.txt` and the build failed after validate said ok.
+#[test]
+fn copy_source_names_with_a_dollar_are_literal() {
+    let p = Project::copy_of(&crate::util::local_fixture("deb-tasks"));
+    p.write("layers/a/price$tag.txt", "dollar\n");
+    p.write("layers/a/price${tag}x", "braces\n");
+    p.append(
+        "layers/a/layer.yml",
+        concat!(
+            "    - copy: price$tag.txt\n",
+            "      to: /opt/a/price\n",
+            "    - copy: price${tag}x\n",
+            "      to: /opt/a/braces\n",
+        ),
+    );
+    p.append(
+        "image.yml",
+        concat!(
+            "            - {id: price, file: /opt/a/price, contains: [dollar]}\n",
+            "            - {id: braces, file: /opt/a/braces, contains: [braces]}\n",
+        ),
+    );
+    Ov::new(p.path()).ok(&["image", "validate"]);
+    let ov = crate::build::ov_for(p.path());
+    crate::build::built_ok(&ov);
+}
+
+/// The builder globs COPY sources even when escaped: `data[1].txt` copied
+/// `data1.txt`, and `star*.txt` failed the build. Such names are refused
+/// where they are written.
+#[test]
+fn copy_source_names_with_glob_characters_are_refused() {
+    for (i, name) in ["data[1].txt", "star*.txt", "what?.txt", "back\\slash"]
+        .iter()
+        .enumerate()
+    {
+        let p = Project::copy_of(&crate::util::local_fixture("deb-tasks"));
+        p.write(&format!("layers/a/{name}"), "x\n");
+        p.write("layers/a/data1.txt", "decoy\n");
+        let quoted = serde_json::to_string(name).unwrap_or_default();
+        p.append(
+            "layers/a/layer.yml",
+            &format!("    - copy: {quoted}\n      to: /opt/a/f{i}\n"),
+        );
+        let ov = Ov::new(p.path());
+        let run = ov.bad(&["image", "validate"]);
+        run.stderr_has(&["layers/a/layer.yml:7:13:", "copy source", "rename the file"]);
+        ov.bad(&["build"]);
+        ov.assert_only_caches();
+    }
+}
