@@ -19,8 +19,8 @@ pub fn validate(project: &Project, diags: &mut Diagnostics) {
 
 fn unknown_layer(project: &Project, r: &Spanned<String>, whose: &str, diags: &mut Diagnostics) {
     if !project.layers.contains_key(&r.value) {
-        let hint = match dir_without_layer_yml(project, &r.value) {
-            Some(dir) => format!(" ({}/ exists but has no layer.yml)", dir.display()),
+        let hint = match skipped_layer_dir(project, &r.value) {
+            Some(why) => format!(" ({why})"),
             None => did_you_mean(&r.value, project.layers.keys().map(String::as_str)),
         };
         diags.error(
@@ -30,19 +30,43 @@ fn unknown_layer(project: &Project, r: &Spanned<String>, whose: &str, diags: &mu
     }
 }
 
-/// A directory named `name` under a discover root, shown relative to the
-/// project: discovery skipped it for want of a `layer.yml`, which is
-/// easy to miss when the directory holds the layer's other files.
-fn dir_without_layer_yml<'a>(project: &'a Project, name: &str) -> Option<&'a Path> {
+/// Why discovery skipped an entry named `name` under a walked directory,
+/// shown relative to the project: a directory without a `layer.yml` file
+/// (easy to miss when it holds the layer's other files), or a symlink,
+/// which discovery does not follow.
+fn skipped_layer_dir(project: &Project, name: &str) -> Option<String> {
     let walked = &project.inputs.dirs;
-    walked
+    let shown = |p: &Path| {
+        p.strip_prefix(&project.root)
+            .unwrap_or(p)
+            .display()
+            .to_string()
+    };
+    let below = walked
         .iter()
         .filter(|d| d.file_name().is_some_and(|n| n == name))
         // The roots themselves are listed too; only what lies below one
         // (whose parent was walked) could have been a layer.
-        .filter(|d| d.parent().is_some_and(|p| walked.iter().any(|w| w == p)))
-        .find(|d| !d.join("layer.yml").is_file())
-        .map(|d| d.strip_prefix(&project.root).unwrap_or(d))
+        .filter(|d| d.parent().is_some_and(|p| walked.iter().any(|w| w == p)));
+    for dir in below {
+        let file = dir.join("layer.yml");
+        if file.symlink_metadata().is_ok() && !file.is_file() {
+            return Some(format!("{} is not a file", shown(&file)));
+        }
+        if !file.is_file() {
+            return Some(format!("{}/ exists but has no layer.yml", shown(dir)));
+        }
+    }
+    walked
+        .iter()
+        .map(|w| w.join(name))
+        .find(|p| p.symlink_metadata().is_ok_and(|m| m.is_symlink()))
+        .map(|link| {
+            format!(
+                "{} is a symlink, which layer discovery does not follow",
+                shown(&link)
+            )
+        })
 }
 
 fn layer_names(project: &Project, diags: &mut Diagnostics) {

@@ -255,3 +255,22 @@ fn copy_source_names_with_glob_characters_are_refused() {
         ov.assert_only_caches();
     }
 }
+
+/// Discovery does not follow symlinks, so a layer directory that is one
+/// was reported as an unknown layer with no reason given; a `layer.yml`
+/// that is a directory was reported as missing.
+#[test]
+fn a_layer_dir_that_is_a_symlink_is_named_as_the_reason() {
+    let p = Project::copy_of(&crate::util::local_fixture("deb-tasks"));
+    let real = p.path().join("elsewhere");
+    std::fs::rename(p.path().join("layers/a"), &real).unwrap();
+    std::os::unix::fs::symlink(&real, p.path().join("layers/a")).unwrap();
+    let run = Ov::new(p.path()).bad(&["image", "validate"]);
+    run.stderr_has(&["unknown layer `a`", "layers/a is a symlink"]);
+
+    let p = Project::copy_of(&crate::util::local_fixture("deb-tasks"));
+    p.remove("layers/a/layer.yml");
+    std::fs::create_dir(p.path().join("layers/a/layer.yml")).unwrap();
+    let run = Ov::new(p.path()).bad(&["image", "validate"]);
+    run.stderr_has(&["unknown layer `a`", "layers/a/layer.yml is not a file"]);
+}
