@@ -55,9 +55,33 @@ fn bad_input(msg: String) -> anyhow::Error {
     InvalidProject(d).into()
 }
 
+/// A cache dir that is a file, or lies under one, would fail deep in the
+/// store with a bare "Not a directory"; it is a setting to fix, so the
+/// message names the setting.
+fn cache_dir_usable(dirs: &Dirs) -> anyhow::Result<()> {
+    let not_dir = match std::fs::metadata(&dirs.cache) {
+        Ok(meta) => !meta.is_dir(),
+        Err(e) => e.kind() == std::io::ErrorKind::NotADirectory,
+    };
+    if not_dir {
+        return Err(bad_input(format!(
+            "the cache dir {} is not a directory (or lies under a file); point --cache-dir \
+             (or OV_CACHE_DIR) at a folder",
+            dirs.cache.display()
+        )));
+    }
+    Ok(())
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let dirs = Dirs::from_env(cli.cache_dir.clone());
     let root = &cli.dir;
+    if matches!(
+        cli.command,
+        Command::Build(_) | Command::Image(ImageCmd::Build(_)) | Command::Cache(_)
+    ) {
+        cache_dir_usable(&dirs)?;
+    }
     // Not locked for the whole command: progress writes to stdout from
     // worker threads during a build.
     let mut out = std::io::stdout();

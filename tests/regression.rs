@@ -274,3 +274,28 @@ fn a_layer_dir_that_is_a_symlink_is_named_as_the_reason() {
     let run = Ov::new(p.path()).bad(&["image", "validate"]);
     run.stderr_has(&["unknown layer `a`", "layers/a/layer.yml is not a file"]);
 }
+
+/// `OV_CACHE_DIR` naming a file (or a path under one) is a setting to fix,
+/// not a failed build: it ended in exit 1 with a bare "Not a directory"
+/// from deep in the store and a warning about the stat cache.
+#[test]
+fn a_cache_dir_that_is_a_file_is_bad_input_naming_the_setting() {
+    let p = Project::copy_of(&crate::util::local_fixture("deb-tasks"));
+    let file = p.path().join("not-a-dir");
+    std::fs::write(&file, "keep\n").unwrap();
+    for cache in [file.clone(), file.join("below")] {
+        let ov = Ov::new(p.path())
+            .without_cache_flag()
+            .env("OV_CACHE_DIR", &cache);
+        for args in [
+            &["build"][..],
+            &["cache", "stats"],
+            &["cache", "gc", "--max-size", "1G"],
+        ] {
+            let run = ov.bad(args);
+            run.stderr_has(&["is not a directory", "OV_CACHE_DIR"]);
+            assert!(!run.stderr.contains("stat cache"), "{}", run.stderr);
+        }
+    }
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep\n");
+}
