@@ -2,7 +2,8 @@
 //! nowhere, cycles, disabled internal bases, missing `copy:` sources and VMs
 //! that name unknown images. Every error names file, line and column.
 
-use crate::diag::{did_you_mean, Diagnostics};
+use crate::diag::{did_you_mean, Diagnostics, Loc};
+use crate::image_ref::is_image_ref;
 use crate::model::{Project, Spanned, VmSourceKind};
 use crate::resolve::internal_base;
 use indexmap::IndexSet;
@@ -159,6 +160,8 @@ fn bases(project: &Project, diags: &mut Diagnostics) {
                     Some(base.loc.clone()),
                     format!("{whose}: unknown image `{b}` as base{}; an external base is a full OCI ref (registry/name:tag)", did_you_mean(b, names())),
                 );
+            } else if !project.images.contains_key(b) {
+                not_a_ref(b, &base.loc, &format!("{whose}: base"), diags);
             }
         }
         if let Some(from) = &img.from {
@@ -249,6 +252,22 @@ fn image_ref(project: &Project, r: &Spanned<String>, whose: &str, diags: &mut Di
                 "{whose}: unknown image `{}`{}",
                 r.value,
                 did_you_mean(&r.value, project.images.keys().map(String::as_str))
+            ),
+        );
+    } else if !project.images.contains_key(&r.value) {
+        not_a_ref(&r.value, &r.loc, whose, diags);
+    }
+}
+
+/// An external image the engine would be asked for must be a reference
+/// it can parse, or the build fails late with an engine status code.
+fn not_a_ref(r: &str, loc: &Loc, whose: &str, diags: &mut Diagnostics) {
+    if !is_image_ref(r) {
+        diags.error(
+            Some(loc.clone()),
+            format!(
+                "{whose} `{r}` is not an image reference ([registry[:port]/]name[:tag][@digest], \
+                 lowercase name, no scheme or credentials)"
             ),
         );
     }

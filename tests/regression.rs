@@ -299,3 +299,29 @@ fn a_cache_dir_that_is_a_file_is_bad_input_naming_the_setting() {
     }
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep\n");
 }
+
+/// A base that no engine can parse (a URL, capitals in the name, a bad
+/// digest) passed validation and failed the build with an engine status
+/// code; it is bad input at its position, with any password masked.
+#[test]
+fn a_base_that_is_not_an_image_reference_is_rejected_where_written() {
+    for base in [
+        "https://bob:hunter2@reg.example/x:1",
+        "quay.io/Fedora/fedora:43",
+        "reg.example/x@sha256:short",
+        "reg.example/x:bad:tag",
+    ] {
+        let p = Project::copy_of(&crate::util::local_fixture("deb-tasks"));
+        p.edit(
+            "image.yml",
+            "base: localhost/bookworm-minbase:1",
+            &format!("base: \"{base}\""),
+        );
+        let ov = Ov::new(p.path());
+        let run = ov.bad(&["image", "validate"]);
+        run.stderr_has(&["image.yml:4:15:", "is not an image reference"]);
+        assert!(!run.stderr.contains("hunter2"), "{}", run.stderr);
+        ov.bad(&["build"]);
+        ov.assert_only_caches();
+    }
+}
