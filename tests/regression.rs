@@ -325,3 +325,36 @@ fn a_base_that_is_not_an_image_reference_is_rejected_where_written() {
         ov.assert_only_caches();
     }
 }
+
+/// A project file that is a fifo or a device hung `ov` for ever (a fifo
+/// blocks, /dev/zero never ends and fills memory); one too large to be a
+/// project file was read whole. Both are bad input naming the file.
+#[test]
+fn project_files_that_are_not_regular_files_or_too_large_are_refused() {
+    let fifo = |p: &Project, rel: &str| {
+        let path = p.path().join(rel);
+        std::fs::remove_file(&path).unwrap();
+        let status = std::process::Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    let p = Project::copy_of(&crate::util::local_fixture("deb-tasks"));
+    fifo(&p, "layers/a/layer.yml");
+    let run = Ov::new(p.path()).bad(&["image", "validate"]);
+    run.stderr_has(&["layers/a/layer.yml", "not a regular file"]);
+
+    let p = Project::copy_of(&crate::util::local_fixture("deb-tasks"));
+    p.remove("build.yml");
+    std::os::unix::fs::symlink("/dev/zero", p.path().join("build.yml")).unwrap();
+    let run = Ov::new(p.path()).bad(&["image", "validate"]);
+    run.stderr_has(&["build.yml", "not a regular file"]);
+
+    let p = Project::copy_of(&crate::util::local_fixture("deb-tasks"));
+    let mut big = p.read("image.yml");
+    big.push_str(&format!("# {}\n", "x".repeat(17 << 20)));
+    p.write("image.yml", big);
+    let run = Ov::new(p.path()).bad(&["image", "validate"]);
+    run.stderr_has(&["image.yml", "larger than"]);
+}
