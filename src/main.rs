@@ -73,6 +73,14 @@ fn cache_dir_usable(dirs: &Dirs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The user's settings; a file that is not JSON is bad input (exit 2).
+fn load_settings() -> anyhow::Result<ov::settings::Settings> {
+    ov::settings::Settings::load().map_err(|e| match e {
+        ov::settings::SettingsError::Syntax { .. } => bad_input(e.to_string()),
+        e => e.into(),
+    })
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let dirs = Dirs::from_env(cli.cache_dir.clone());
     let root = &cli.dir;
@@ -215,7 +223,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Settings(cmd) => {
-            let mut settings = ov::settings::Settings::load()?;
+            let mut settings = load_settings()?;
             let r = match cmd {
                 SettingsCmd::Get { key } => settings.get(&key).map(|v| {
                     let _ = writeln!(out, "{}", ov_cache::redact(&v));
@@ -240,7 +248,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Lock(LockArgs { update, refs }) => {
             let (project, warnings) = load_valid(root, &dirs)?;
             print_diags(&warnings);
-            let settings = ov::settings::Settings::load()?;
+            let settings = load_settings()?;
             let endpoint = engine_endpoint(&settings)?;
             let rt = tokio::runtime::Runtime::new()?;
             let lock = rt.block_on(ov::lockcmd::lock(&project, &endpoint, update, &refs))?;
@@ -249,7 +257,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Doctor => {
-            let settings = ov::settings::Settings::load()?;
+            let settings = load_settings()?;
             let endpoint = engine_endpoint(&settings)?;
             let kind = settings.get("engine.kind")?;
             let rt = tokio::runtime::Runtime::new()?;
@@ -358,7 +366,7 @@ fn build(
                 .collect();
         }
     }
-    let settings = ov::settings::Settings::load()?;
+    let settings = load_settings()?;
     let jobs = match args.jobs {
         Some(j) => j,
         None => match settings.get("build.jobs")?.parse::<usize>().unwrap_or(0) {

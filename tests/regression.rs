@@ -358,3 +358,21 @@ fn project_files_that_are_not_regular_files_or_too_large_are_refused() {
     let run = Ov::new(p.path()).bad(&["image", "validate"]);
     run.stderr_has(&["image.yml", "larger than"]);
 }
+
+/// A hand-edited settings file that is not JSON failed with exit 1 and a
+/// message without its position; it is bad input at file:line:col.
+#[test]
+fn a_settings_file_that_is_not_json_is_bad_input_at_its_position() {
+    let p = Project::copy_of(&crate::util::local_fixture("deb-tasks"));
+    let config = tempfile::TempDir::new().unwrap();
+    std::fs::write(
+        config.path().join("settings.json"),
+        "{\"build.jobs\": \"2\", }\n",
+    )
+    .unwrap();
+    let ov = Ov::new(p.path()).env("OV_CONFIG_DIR", config.path());
+    for args in [&["settings", "list"][..], &["build"], &["doctor"]] {
+        let run = ov.bad(args);
+        run.stderr_has(&["settings.json:1:21:", "not a settings file"]);
+    }
+}
