@@ -26,6 +26,7 @@ pub mod doctor;
 pub mod explain;
 pub mod generate;
 pub mod graph;
+pub mod image_ref;
 pub mod inputs;
 pub mod keys;
 pub mod layer_files;

@@ -55,9 +55,41 @@ fn bad_input(msg: String) -> anyhow::Error {
     InvalidProject(d).into()
 }
 
+/// A cache dir that is a file, or lies under one, would fail deep in the
+/// store with a bare "Not a directory"; it is a setting to fix, so the
+/// message names the setting.
+fn cache_dir_usable(dirs: &Dirs) -> anyhow::Result<()> {
+    let not_dir = match std::fs::metadata(&dirs.cache) {
+        Ok(meta) => !meta.is_dir(),
+        Err(e) => e.kind() == std::io::ErrorKind::NotADirectory,
+    };
+    if not_dir {
+        return Err(bad_input(format!(
+            "the cache dir {} is not a directory (or lies under a file); point --cache-dir \
+             (or OV_CACHE_DIR) at a folder",
+            dirs.cache.display()
+        )));
+    }
+    Ok(())
+}
+
+/// The user's settings; a file that is not JSON is bad input (exit 2).
+fn load_settings() -> anyhow::Result<ov::settings::Settings> {
+    ov::settings::Settings::load().map_err(|e| match e {
+        ov::settings::SettingsError::Syntax { .. } => bad_input(e.to_string()),
+        e => e.into(),
+    })
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let dirs = Dirs::from_env(cli.cache_dir.clone());
     let root = &cli.dir;
+    if matches!(
+        cli.command,
+        Command::Build(_) | Command::Image(ImageCmd::Build(_)) | Command::Cache(_)
+    ) {
+        cache_dir_usable(&dirs)?;
+    }
     // Not locked for the whole command: progress writes to stdout from
     // worker threads during a build.
     let mut out = std::io::stdout();
@@ -191,7 +223,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Settings(cmd) => {
-            let mut settings = ov::settings::Settings::load()?;
+            let mut settings = load_settings()?;
             let r = match cmd {
                 SettingsCmd::Get { key } => settings.get(&key).map(|v| {
                     let _ = writeln!(out, "{}", ov_cache::redact(&v));
@@ -216,7 +248,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Lock(LockArgs { update, refs }) => {
             let (project, warnings) = load_valid(root, &dirs)?;
             print_diags(&warnings);
-            let settings = ov::settings::Settings::load()?;
+            let settings = load_settings()?;
             let endpoint = engine_endpoint(&settings)?;
             let rt = tokio::runtime::Runtime::new()?;
             let lock = rt.block_on(ov::lockcmd::lock(&project, &endpoint, update, &refs))?;
@@ -225,7 +257,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Doctor => {
-            let settings = ov::settings::Settings::load()?;
+            let settings = load_settings()?;
             let endpoint = engine_endpoint(&settings)?;
             let kind = settings.get("engine.kind")?;
             let rt = tokio::runtime::Runtime::new()?;
@@ -334,7 +366,7 @@ fn build(
                 .collect();
         }
     }
-    let settings = ov::settings::Settings::load()?;
+    let settings = load_settings()?;
     let jobs = match args.jobs {
         Some(j) => j,
         None => match settings.get("build.jobs")?.parse::<usize>().unwrap_or(0) {

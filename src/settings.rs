@@ -78,6 +78,18 @@ pub enum SettingsError {
         /// What it takes.
         expected: String,
     },
+    /// The file is not a JSON object of strings: bad input.
+    #[error("{path}:{line}:{col}: {message}")]
+    Syntax {
+        /// The settings file.
+        path: String,
+        /// Where the JSON went wrong (1-based).
+        line: usize,
+        /// Column on that line (1-based).
+        col: usize,
+        /// What is wrong.
+        message: String,
+    },
     /// The file could not be read or written.
     #[error("{path}: {message}")]
     File {
@@ -117,9 +129,17 @@ impl Settings {
     pub fn load() -> Result<Settings, SettingsError> {
         let path = Self::path();
         let values = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| SettingsError::File {
-                path: path.display().to_string(),
-                message: format!("not a settings file: {e}"),
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                // serde_json ends its message with the position; the
+                // position goes first, as in every other input error.
+                let text = e.to_string();
+                let what = text.split(" at line ").next().unwrap_or(&text);
+                SettingsError::Syntax {
+                    path: path.display().to_string(),
+                    line: e.line(),
+                    col: e.column(),
+                    message: format!("not a settings file: {what}"),
+                }
             })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
             Err(e) => {

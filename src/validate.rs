@@ -2,7 +2,8 @@
 //! nowhere, cycles, disabled internal bases, missing `copy:` sources and VMs
 //! that name unknown images. Every error names file, line and column.
 
-use crate::diag::{did_you_mean, Diagnostics};
+use crate::diag::{did_you_mean, Diagnostics, Loc};
+use crate::image_ref::is_image_ref;
 use crate::model::{Project, Spanned, VmSourceKind};
 use crate::resolve::internal_base;
 use indexmap::IndexSet;
@@ -19,8 +20,8 @@ pub fn validate(project: &Project, diags: &mut Diagnostics) {
 
 fn unknown_layer(project: &Project, r: &Spanned<String>, whose: &str, diags: &mut Diagnostics) {
     if !project.layers.contains_key(&r.value) {
-        let hint = match dir_without_layer_yml(project, &r.value) {
-            Some(dir) => format!(" ({}/ exists but has no layer.yml)", dir.display()),
+        let hint = match skipped_layer_dir(project, &r.value) {
+            Some(why) => format!(" ({why})"),
             None => did_you_mean(&r.value, project.layers.keys().map(String::as_str)),
         };
         diags.error(
@@ -30,19 +31,43 @@ fn unknown_layer(project: &Project, r: &Spanned<String>, whose: &str, diags: &mu
     }
 }
 
-/// A directory named `name` under a discover root, shown relative to the
-/// project: discovery skipped it for want of a `layer.yml`, which is
-/// easy to miss when the directory holds the layer's other files.
-fn dir_without_layer_yml<'a>(project: &'a Project, name: &str) -> Option<&'a Path> {
+/// Why discovery skipped an entry named `name` under a walked directory,
+/// shown relative to the project: a directory without a `layer.yml` file
+/// (easy to miss when it holds the layer's other files), or a symlink,
+/// which discovery does not follow.
+fn skipped_layer_dir(project: &Project, name: &str) -> Option<String> {
     let walked = &project.inputs.dirs;
-    walked
+    let shown = |p: &Path| {
+        p.strip_prefix(&project.root)
+            .unwrap_or(p)
+            .display()
+            .to_string()
+    };
+    let below = walked
         .iter()
         .filter(|d| d.file_name().is_some_and(|n| n == name))
         // The roots themselves are listed too; only what lies below one
         // (whose parent was walked) could have been a layer.
-        .filter(|d| d.parent().is_some_and(|p| walked.iter().any(|w| w == p)))
-        .find(|d| !d.join("layer.yml").is_file())
-        .map(|d| d.strip_prefix(&project.root).unwrap_or(d))
+        .filter(|d| d.parent().is_some_and(|p| walked.iter().any(|w| w == p)));
+    for dir in below {
+        let file = dir.join("layer.yml");
+        if file.symlink_metadata().is_ok() && !file.is_file() {
+            return Some(format!("{} is not a file", shown(&file)));
+        }
+        if !file.is_file() {
+            return Some(format!("{}/ exists but has no layer.yml", shown(dir)));
+        }
+    }
+    walked
+        .iter()
+        .map(|w| w.join(name))
+        .find(|p| p.symlink_metadata().is_ok_and(|m| m.is_symlink()))
+        .map(|link| {
+            format!(
+                "{} is a symlink, which layer discovery does not follow",
+                shown(&link)
+            )
+        })
 }
 
 fn layer_names(project: &Project, diags: &mut Diagnostics) {
@@ -135,6 +160,8 @@ fn bases(project: &Project, diags: &mut Diagnostics) {
                     Some(base.loc.clone()),
                     format!("{whose}: unknown image `{b}` as base{}; an external base is a full OCI ref (registry/name:tag)", did_you_mean(b, names())),
                 );
+            } else if !project.images.contains_key(b) {
+                not_a_ref(b, &base.loc, &format!("{whose}: base"), diags);
             }
         }
         if let Some(from) = &img.from {
@@ -227,6 +254,22 @@ fn image_ref(project: &Project, r: &Spanned<String>, whose: &str, diags: &mut Di
                 did_you_mean(&r.value, project.images.keys().map(String::as_str))
             ),
         );
+    } else if !project.images.contains_key(&r.value) {
+        not_a_ref(&r.value, &r.loc, whose, diags);
+    }
+}
+
+/// An external image the engine would be asked for must be a reference
+/// it can parse, or the build fails late with an engine status code.
+fn not_a_ref(r: &str, loc: &Loc, whose: &str, diags: &mut Diagnostics) {
+    if !is_image_ref(r) {
+        diags.error(
+            Some(loc.clone()),
+            format!(
+                "{whose} `{r}` is not an image reference ([registry[:port]/]name[:tag][@digest], \
+                 lowercase name, no scheme or credentials)"
+            ),
+        );
     }
 }
 
@@ -259,6 +302,17 @@ fn copy_sources(project: &Project, diags: &mut Diagnostics) {
                     Some(task.loc.clone()),
                     format!(
                         "layer `{name}`: copy source `{}` leaves the layer directory",
+                        task.arg
+                    ),
+                );
+            } else if src.contains(['*', '?', '[', '\\']) {
+                // The builder globs COPY sources and ignores escapes when it
+                // renames the copy, so such a name copies another file or fails.
+                diags.error(
+                    Some(task.loc.clone()),
+                    format!(
+                        "layer `{name}`: copy source `{}` holds `*`, `?`, `[` or `\\`, which the \
+                         builder reads as a pattern, not a file name; rename the file",
                         task.arg
                     ),
                 );

@@ -201,3 +201,178 @@ fn internal_dedupe_keys_are_not_targets() {
         run.stderr
     );
 }
+
+/// A copy source is checked as a literal file name when the project loads,
+/// so the builder must not expand `$tag` in it: `price$tag.txt` became
+/// `price.txt` and the build failed after validate said ok.
+#[test]
+fn copy_source_names_with_a_dollar_are_literal() {
+    let p = Project::copy_of(&crate::util::local_fixture("deb-tasks"));
+    p.write("layers/a/price$tag.txt", "dollar\n");
+    p.write("layers/a/price${tag}x", "braces\n");
+    p.append(
+        "layers/a/layer.yml",
+        concat!(
+            "    - copy: price$tag.txt\n",
+            "      to: /opt/a/price\n",
+            "    - copy: price${tag}x\n",
+            "      to: /opt/a/braces\n",
+        ),
+    );
+    p.append(
+        "image.yml",
+        concat!(
+            "            - {id: price, file: /opt/a/price, contains: [dollar]}\n",
+            "            - {id: braces, file: /opt/a/braces, contains: [braces]}\n",
+        ),
+    );
+    Ov::new(p.path()).ok(&["image", "validate"]);
+    let ov = crate::build::ov_for(p.path());
+    crate::build::built_ok(&ov);
+}
+
+/// The builder globs COPY sources even when escaped: `data[1].txt` copied
+/// `data1.txt`, and `star*.txt` failed the build. Such names are refused
+/// where they are written.
+#[test]
+fn copy_source_names_with_glob_characters_are_refused() {
+    for (i, name) in ["data[1].txt", "star*.txt", "what?.txt", "back\\slash"]
+        .iter()
+        .enumerate()
+    {
+        let p = Project::copy_of(&crate::util::local_fixture("deb-tasks"));
+        p.write(&format!("layers/a/{name}"), "x\n");
+        p.write("layers/a/data1.txt", "decoy\n");
+        let quoted = serde_json::to_string(name).unwrap_or_default();
+        p.append(
+            "layers/a/layer.yml",
+            &format!("    - copy: {quoted}\n      to: /opt/a/f{i}\n"),
+        );
+        let ov = Ov::new(p.path());
+        let run = ov.bad(&["image", "validate"]);
+        run.stderr_has(&["layers/a/layer.yml:7:13:", "copy source", "rename the file"]);
+        ov.bad(&["build"]);
+        ov.assert_only_caches();
+    }
+}
+
+/// Discovery does not follow symlinks, so a layer directory that is one
+/// was reported as an unknown layer with no reason given; a `layer.yml`
+/// that is a directory was reported as missing.
+#[test]
+fn a_layer_dir_that_is_a_symlink_is_named_as_the_reason() {
+    let p = Project::copy_of(&crate::util::local_fixture("deb-tasks"));
+    let real = p.path().join("elsewhere");
+    std::fs::rename(p.path().join("layers/a"), &real).unwrap();
+    std::os::unix::fs::symlink(&real, p.path().join("layers/a")).unwrap();
+    let run = Ov::new(p.path()).bad(&["image", "validate"]);
+    run.stderr_has(&["unknown layer `a`", "layers/a is a symlink"]);
+
+    let p = Project::copy_of(&crate::util::local_fixture("deb-tasks"));
+    p.remove("layers/a/layer.yml");
+    std::fs::create_dir(p.path().join("layers/a/layer.yml")).unwrap();
+    let run = Ov::new(p.path()).bad(&["image", "validate"]);
+    run.stderr_has(&["unknown layer `a`", "layers/a/layer.yml is not a file"]);
+}
+
+/// `OV_CACHE_DIR` naming a file (or a path under one) is a setting to fix,
+/// not a failed build: it ended in exit 1 with a bare "Not a directory"
+/// from deep in the store and a warning about the stat cache.
+#[test]
+fn a_cache_dir_that_is_a_file_is_bad_input_naming_the_setting() {
+    let p = Project::copy_of(&crate::util::local_fixture("deb-tasks"));
+    let file = p.path().join("not-a-dir");
+    std::fs::write(&file, "keep\n").unwrap();
+    for cache in [file.clone(), file.join("below")] {
+        let ov = Ov::new(p.path())
+            .without_cache_flag()
+            .env("OV_CACHE_DIR", &cache);
+        for args in [
+            &["build"][..],
+            &["cache", "stats"],
+            &["cache", "gc", "--max-size", "1G"],
+        ] {
+            let run = ov.bad(args);
+            run.stderr_has(&["is not a directory", "OV_CACHE_DIR"]);
+            assert!(!run.stderr.contains("stat cache"), "{}", run.stderr);
+        }
+    }
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep\n");
+}
+
+/// A base that no engine can parse (a URL, capitals in the name, a bad
+/// digest) passed validation and failed the build with an engine status
+/// code; it is bad input at its position, with any password masked.
+#[test]
+fn a_base_that_is_not_an_image_reference_is_rejected_where_written() {
+    for base in [
+        "https://bob:hunter2@reg.example/x:1",
+        "quay.io/Fedora/fedora:43",
+        "reg.example/x@sha256:short",
+        "reg.example/x:bad:tag",
+    ] {
+        let p = Project::copy_of(&crate::util::local_fixture("deb-tasks"));
+        p.edit(
+            "image.yml",
+            "base: localhost/bookworm-minbase:1",
+            &format!("base: \"{base}\""),
+        );
+        let ov = Ov::new(p.path());
+        let run = ov.bad(&["image", "validate"]);
+        run.stderr_has(&["image.yml:4:15:", "is not an image reference"]);
+        assert!(!run.stderr.contains("hunter2"), "{}", run.stderr);
+        ov.bad(&["build"]);
+        ov.assert_only_caches();
+    }
+}
+
+/// A project file that is a fifo or a device hung `ov` for ever (a fifo
+/// blocks, /dev/zero never ends and fills memory); one too large to be a
+/// project file was read whole. Both are bad input naming the file.
+#[test]
+fn project_files_that_are_not_regular_files_or_too_large_are_refused() {
+    let fifo = |p: &Project, rel: &str| {
+        let path = p.path().join(rel);
+        std::fs::remove_file(&path).unwrap();
+        let status = std::process::Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    let p = Project::copy_of(&crate::util::local_fixture("deb-tasks"));
+    fifo(&p, "layers/a/layer.yml");
+    let run = Ov::new(p.path()).bad(&["image", "validate"]);
+    run.stderr_has(&["layers/a/layer.yml", "not a regular file"]);
+
+    let p = Project::copy_of(&crate::util::local_fixture("deb-tasks"));
+    p.remove("build.yml");
+    std::os::unix::fs::symlink("/dev/zero", p.path().join("build.yml")).unwrap();
+    let run = Ov::new(p.path()).bad(&["image", "validate"]);
+    run.stderr_has(&["build.yml", "not a regular file"]);
+
+    let p = Project::copy_of(&crate::util::local_fixture("deb-tasks"));
+    let mut big = p.read("image.yml");
+    big.push_str(&format!("# {}\n", "x".repeat(17 << 20)));
+    p.write("image.yml", big);
+    let run = Ov::new(p.path()).bad(&["image", "validate"]);
+    run.stderr_has(&["image.yml", "larger than"]);
+}
+
+/// A hand-edited settings file that is not JSON failed with exit 1 and a
+/// message without its position; it is bad input at file:line:col.
+#[test]
+fn a_settings_file_that_is_not_json_is_bad_input_at_its_position() {
+    let p = Project::copy_of(&crate::util::local_fixture("deb-tasks"));
+    let config = tempfile::TempDir::new().unwrap();
+    std::fs::write(
+        config.path().join("settings.json"),
+        "{\"build.jobs\": \"2\", }\n",
+    )
+    .unwrap();
+    let ov = Ov::new(p.path()).env("OV_CONFIG_DIR", config.path());
+    for args in [&["settings", "list"][..], &["build"], &["doctor"]] {
+        let run = ov.bad(args);
+        run.stderr_has(&["settings.json:1:21:", "not a settings file"]);
+    }
+}

@@ -687,6 +687,21 @@ fn read_error(shown: &Arc<PathBuf>, e: ReadError, from: Option<&Loc>) -> Vec<(Lo
             format!("cannot read {}: {io}", shown.display()),
         )],
         ReadError::NotText => vec![(Loc::file(shown), "not UTF-8 text".to_string())],
+        ReadError::NotAFile => vec![(
+            from.cloned().unwrap_or_else(|| Loc::file(shown)),
+            format!(
+                "{} is not a regular file (a fifo, device or directory); a project file must be one",
+                shown.display()
+            ),
+        )],
+        ReadError::TooLarge(len) => vec![(
+            from.cloned().unwrap_or_else(|| Loc::file(shown)),
+            format!(
+                "{} is {len} bytes, larger than the {} MiB a project file may be",
+                shown.display(),
+                parse_cache::MAX_FILE >> 20
+            ),
+        )],
         ReadError::Syntax(s) => vec![(
             Loc::new(shown, s.span),
             format!("not valid YAML: {}", s.message),

@@ -11,6 +11,10 @@ use std::time::SystemTime;
 
 const FORMAT: &str = "ov-parse-cache-v1";
 
+/// The largest project file ov reads: far above any real one, far below
+/// what would strain memory once parsed into nodes.
+pub const MAX_FILE: u64 = 16 << 20;
+
 /// Parsed documents by path, with the fingerprint they were parsed at.
 type Entries = HashMap<PathBuf, (Fingerprint, Arc<Vec<Node>>)>;
 
@@ -25,6 +29,10 @@ struct OnDisk {
 pub enum ReadError {
     /// Could not be read at all.
     Io(std::io::Error),
+    /// A fifo, device or directory: reading it could block or never end.
+    NotAFile,
+    /// Larger than any project file ([`MAX_FILE`]).
+    TooLarge(u64),
     /// Not UTF-8.
     NotText,
     /// Not YAML.
@@ -76,11 +84,17 @@ impl ParseCache {
             read.push(path.to_path_buf());
         }
         let meta = std::fs::metadata(path).map_err(ReadError::Io)?;
+        if !meta.is_file() {
+            return Err(ReadError::NotAFile);
+        }
+        if meta.len() > MAX_FILE {
+            return Err(ReadError::TooLarge(meta.len()));
+        }
         let fp = Fingerprint::of(&meta);
         let (docs, cached) = match self.old.get(path) {
             Some((seen, docs)) if *seen == fp => (docs.clone(), true),
             _ => {
-                let bytes = std::fs::read(path).map_err(ReadError::Io)?;
+                let bytes = read_at_most(path)?;
                 let text = String::from_utf8(bytes).map_err(|_| ReadError::NotText)?;
                 (
                     Arc::new(yaml::parse(&text).map_err(ReadError::Syntax)?),
@@ -135,6 +149,19 @@ impl ParseCache {
             let _ = atomic_write(&path, &bytes);
         }
     }
+}
+
+/// The file's bytes, refusing one that grew past [`MAX_FILE`] since its stat.
+fn read_at_most(path: &Path) -> Result<Vec<u8>, ReadError> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_FILE + 1).read_to_end(&mut bytes))
+        .map_err(ReadError::Io)?;
+    if bytes.len() as u64 > MAX_FILE {
+        return Err(ReadError::TooLarge(bytes.len() as u64));
+    }
+    Ok(bytes)
 }
 
 #[cfg(test)]

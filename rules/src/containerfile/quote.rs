@@ -115,14 +115,14 @@ pub(super) fn label_key(s: &str) -> String {
 
 /// A COPY argument for the builder's own word lexer, which reads quotes,
 /// backslashes and `$` in COPY arguments (JSON form included): those are
-/// escaped, except plain `$VAR`/`${VAR}` references, which the builder
-/// expands as ov's tasks expect.
-fn builder_word(s: &str) -> String {
+/// escaped, except plain `$VAR`/`${VAR}` references when `expand` holds,
+/// which the builder then expands as ov's tasks expect.
+fn builder_word(s: &str, expand: bool) -> String {
     let mut out = String::with_capacity(s.len());
     for (i, c) in s.char_indices() {
         let escape = match c {
             '\'' | '"' | '\\' => true,
-            '$' => !plain_expansion(&s[i + 1..]),
+            '$' => !(expand && plain_expansion(&s[i + 1..])),
             _ => false,
         };
         if escape {
@@ -135,14 +135,17 @@ fn builder_word(s: &str) -> String {
 
 /// COPY's source and destination: plain when they have no whitespace, else
 /// the JSON form, the only one that allows spaces; either way escaped for
-/// the builder's lexer ([`builder_word`]).
+/// the builder's lexer ([`builder_word`]). The source is a file in the
+/// build context that ov checked by its literal name, so nothing in it
+/// expands (glob characters are refused when the project loads); the
+/// destination keeps `${VAR}` live.
 pub(super) fn copy_args(flags: &[String], src: &str, dest: &str) -> String {
     let mut out = String::from("COPY");
     for f in flags {
         out.push(' ');
         out.push_str(f);
     }
-    let (src, dest) = (&builder_word(src), &builder_word(dest));
+    let (src, dest) = (&builder_word(src, false), &builder_word(dest, true));
     if src.chars().chain(dest.chars()).any(char::is_whitespace) {
         // Serialising a string cannot fail.
         let js = |s: &str| serde_json::to_string(s).unwrap_or_default();
@@ -192,6 +195,11 @@ mod tests {
         assert_eq!(
             copy_args(&[], "a", "/q'\"x\\$(id)${HOME}"),
             "COPY a /q\\'\\\"x\\\\\\$(id)${HOME}"
+        );
+        // Sources are literal file names: nothing expands.
+        assert_eq!(
+            copy_args(&[], "p$tag${X}.txt", "${HOME}/x"),
+            r"COPY p\$tag\${X}.txt ${HOME}/x"
         );
     }
 }
