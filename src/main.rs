@@ -76,7 +76,8 @@ fn cache_dir_usable(dirs: &Dirs) -> anyhow::Result<()> {
 /// The user's settings; a file that is not JSON is bad input (exit 2).
 fn load_settings() -> anyhow::Result<ov::settings::Settings> {
     ov::settings::Settings::load().map_err(|e| match e {
-        ov::settings::SettingsError::Syntax { .. } => bad_input(e.to_string()),
+        ov::settings::SettingsError::Syntax { .. }
+        | ov::settings::SettingsError::BadFileValue { .. } => bad_input(e.to_string()),
         e => e.into(),
     })
 }

@@ -79,6 +79,20 @@ pub enum SettingsError {
         expected: String,
     },
     /// The file is not a JSON object of strings: bad input.
+    /// A value in the settings file that `settings set` would refuse.
+    #[error(
+        "{path}: `{key}` must be {expected}, not `{value}` (fix it with `ov settings set {key} …`)"
+    )]
+    BadFileValue {
+        /// The settings file.
+        path: String,
+        /// The setting.
+        key: String,
+        /// Its value in the file.
+        value: String,
+        /// What it may be.
+        expected: String,
+    },
     #[error("{path}:{line}:{col}: {message}")]
     Syntax {
         /// The settings file.
@@ -149,7 +163,7 @@ impl Settings {
                 })
             }
         };
-        Ok(Settings { path, values })
+        Settings { path, values }.checked()
     }
 
     /// The value of `key` (its default when unset).
@@ -162,6 +176,22 @@ impl Settings {
             .unwrap_or_else(|| s.default.to_string()))
     }
 
+    /// Checks every known value of a hand-edited file as `set` would, so a
+    /// bad one is an error naming the file, not a silent default.
+    fn checked(self) -> Result<Settings, SettingsError> {
+        for (key, value) in &self.values {
+            if let Ok(s) = lookup(key) {
+                check(s, value).map_err(|expected| SettingsError::BadFileValue {
+                    path: self.path.display().to_string(),
+                    key: key.clone(),
+                    value: value.clone(),
+                    expected,
+                })?;
+            }
+        }
+        Ok(self)
+    }
+
     /// Sets and saves `key`.
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), SettingsError> {
         let s = lookup(key)?;
@@ -170,12 +200,7 @@ impl Settings {
             value: value.to_string(),
             expected,
         };
-        if !s.choices.is_empty() && !s.choices.contains(&value) {
-            return Err(bad(format!("one of {}", s.choices.join(", "))));
-        }
-        if key == "build.jobs" && value.parse::<usize>().is_err() {
-            return Err(bad("a whole number".into()));
-        }
+        check(s, value).map_err(bad)?;
         self.values.insert(key.to_string(), value.to_string());
         let text = serde_json::to_vec_pretty(&self.values).unwrap_or_default();
         ov_cache::atomic_write(&self.path, &text).map_err(|e| SettingsError::File {
@@ -198,4 +223,19 @@ impl Settings {
             })
             .collect()
     }
+}
+
+/// What `value` must be for setting `s`, when it is not that.
+fn check(s: &Setting, value: &str) -> Result<(), String> {
+    // A line break would reach messages, and an endpoint, as written.
+    if value.chars().any(char::is_control) {
+        return Err("one line without control characters".into());
+    }
+    if !s.choices.is_empty() && !s.choices.contains(&value) {
+        return Err(format!("one of {}", s.choices.join(", ")));
+    }
+    if s.key == "build.jobs" && value.parse::<usize>().is_err() {
+        return Err("a whole number".into());
+    }
+    Ok(())
 }

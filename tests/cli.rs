@@ -472,6 +472,25 @@ fn settings_are_kept_checked_and_listed() {
         typo.stderr
     );
     ov.bad(&["settings", "set", "build.jobs", "many"]);
+    // No setting holds a line break (it would reach messages and requests).
+    ov.bad(&[
+        "settings",
+        "set",
+        "engine.socket",
+        "unix:///x.sock\nINJECTED",
+    ])
+    .stderr_has(&["engine.socket"]);
+    // A hand-edited file is checked like `settings set`: bad input naming
+    // the file and the key, not a silent default.
+    std::fs::write(
+        config.path().join("settings.json"),
+        r#"{"build.jobs": "many"}"#,
+    )
+    .unwrap();
+    ov.bad(&["build"])
+        .stderr_has(&["settings.json", "build.jobs", "many"]);
+    ov.bad(&["settings", "get", "build.jobs"])
+        .stderr_has(&["settings.json", "build.jobs"]);
 }
 
 #[test]
