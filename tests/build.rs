@@ -5,7 +5,7 @@
 //! Assertions are on what ov recorded (`--progress json` events and the
 //! summary), never on time.
 
-use crate::util::{local_fixture, Ov, Project};
+use crate::util::{containers_of_run, local_fixture, Ov, Project};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::process::Command;
@@ -116,18 +116,6 @@ fn spawn_until_eval_starts(ov: &Ov) -> std::process::Child {
         .any(|l| l.contains("\"start\"") && l.contains("eval:app"));
     assert!(reached, "the build never reached its eval node");
     child
-}
-
-/// How many containers of the run of process `pid` exist.
-fn containers_of_run(pid: u32) -> usize {
-    let out = Command::new("podman")
-        .args(["ps", "-a", "--format", "{{.Labels}}"])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| l.contains(&format!("org.overthinkos.ov.run:{pid}-")))
-        .count()
 }
 
 #[test]

@@ -6,7 +6,7 @@
 //! same fixture elsewhere never move the tag it checks.
 
 use crate::build::{build, built_ok, ov_for};
-use crate::util::{local_fixture, Project};
+use crate::util::{containers_of_run, local_fixture, Project};
 use std::process::Command;
 
 /// A copy of `deb-tasks` whose image is `localhost/ov-test/app:<unique>`;
@@ -229,18 +229,6 @@ impl Drop for Service {
     fn drop(&mut self) {
         self.kill();
     }
-}
-
-/// How many containers of the run of process `pid` exist.
-fn containers_of_run(pid: u32) -> usize {
-    let out = Command::new("podman")
-        .args(["ps", "-a", "--format", "{{.Labels}}"])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| l.contains(&format!("org.overthinkos.ov.run:{pid}-")))
-        .count()
 }
 
 #[test]

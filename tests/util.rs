@@ -503,3 +503,15 @@ impl Graph {
         out
     }
 }
+
+/// How many containers of the run of process `pid` exist.
+pub fn containers_of_run(pid: u32) -> usize {
+    let out = Command::new("podman")
+        .args(["ps", "-a", "--format", "{{.Labels}}"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains(&format!("org.overthinkos.ov.run:{pid}-")))
+        .count()
+}
