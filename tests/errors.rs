@@ -213,6 +213,27 @@ fn copy_task_whose_source_is_missing() {
 }
 
 #[test]
+fn task_fields_the_renderer_needs_are_checked_where_written() {
+    let p = Project::mini();
+    p.edit(
+        "layers/greeting/layer.yml",
+        "      to: /etc/hello.txt\n",
+        "      mode: \"9999\"\n    - mkdir: \"\"\n    - link: /usr/bin/hi\n    - write: /etc/motd\n      content: hi\n      mode: rw\n",
+    );
+    let run = invalid(&p);
+    assert_eq!(
+        errors(&run),
+        [
+            "layers/greeting/layer.yml:5:13: error: `copy` needs `to` (where to put it)",
+            "layers/greeting/layer.yml:6:13: error: `mode` must be octal like \"0644\", found `9999`",
+            "layers/greeting/layer.yml:7:14: error: `mkdir` is empty",
+            "layers/greeting/layer.yml:8:13: error: `link` needs `target` (what the link points at)",
+            "layers/greeting/layer.yml:11:13: error: `mode` must be octal like \"0644\", found `rw`",
+        ]
+    );
+}
+
+#[test]
 fn copy_task_that_leaves_the_layer_dir() {
     let p = Project::mini();
     p.edit(

@@ -243,6 +243,7 @@ fn tasks(cx: &mut Cx, what: &str, v: &Node) -> Vec<Task> {
         match verbs.as_slice() {
             [(verb, arg)] => {
                 literal::task(cx, item);
+                literal::task_fields(cx, item, verb, arg);
                 let arg_text = match arg.to_json() {
                     Json::String(s) => s,
                     other => other.to_string(),

@@ -183,6 +183,41 @@ pub fn task(cx: &mut Cx, item: &Node) {
     }
 }
 
+/// What the renderer needs of a task with verb `verb` and argument `arg`,
+/// checked here so a missing or malformed field is an error at its
+/// position instead of a build that fails after other nodes ran.
+pub fn task_fields(cx: &mut Cx, item: &Node, verb: &str, arg: &Node) {
+    let empty = |n: &Node| match &n.value {
+        Value::Scalar { text, .. } => text.trim().is_empty(),
+        _ => false,
+    };
+    if empty(arg) {
+        cx.error(arg, format!("`{verb}` is empty"));
+    }
+    let needs = |cx: &mut Cx, field: &str, why: &str| {
+        if item.get(field).is_none_or(empty) {
+            cx.error(arg, format!("`{verb}` needs `{field}` ({why})"));
+        }
+    };
+    match verb {
+        "copy" => needs(cx, "to", "where to put it"),
+        "link" => needs(cx, "target", "what the link points at"),
+        _ => {}
+    }
+    if let Some(mode) = item.get("mode") {
+        let m = text(mode).unwrap_or("").trim();
+        if !((3..=4).contains(&m.len()) && m.chars().all(|c| ('0'..='7').contains(&c))) {
+            cx.error(
+                mode,
+                format!(
+                    "`mode` must be octal like \"0644\", found `{}`",
+                    m.escape_debug()
+                ),
+            );
+        }
+    }
+}
+
 /// An image entry's name: it names the image in the engine and in
 /// Containerfile comments, so it follows the OCI name grammar.
 pub fn image_name(cx: &mut Cx, node: &Node, name: &str) {
