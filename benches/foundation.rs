@@ -372,6 +372,17 @@ fn main() {
     let t = Instant::now();
     generate(&root, &sz);
     let gen_time = t.elapsed();
+    // ov trusts (and its dry-run memo records) only files last changed at
+    // least 2 s before a run began; a project made a moment ago has none,
+    // and at smoke scale every run would start within that window and
+    // measure a full plan instead of the warm no-op. Age the project as a
+    // checkout that was not edited in the last minute is.
+    let aged = Command::new("find")
+        .arg(&root)
+        .args(["-exec", "touch", "-h", "-d", "1 minute ago", "{}", "+"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(aged, "could not age the generated project's files");
     let out = Command::new(&ov_bin)
         .arg("-C")
         .arg(&root)

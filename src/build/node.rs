@@ -168,10 +168,19 @@ pub async fn run(
         return settle_base(&sh, ix, key, manifest, out, started.elapsed()).await;
     }
     let engine = sh.engine().await.map_err(|e| Failure::new(e.to_string()))?;
+    // Journal the node tag only when this run is about to create it. Tags
+    // are content-addressed, so another cache dir (or an earlier run) may
+    // already hold this one for a result it recorded; a sweep after this
+    // run dies must not take it from them.
     if matches!(
         node.kind,
         NodeKind::Layer | NodeKind::Image | NodeKind::Bootstrap
-    ) {
+    ) && engine
+        .image_id(&format!("localhost/ov-node:{key}"))
+        .await
+        .map_err(|e| Failure::new(format!("{}: {e}", node.id)))?
+        .is_none()
+    {
         super::debris::note(&sh.scratch, &key)
             .map_err(|e| Failure::new(format!("{}: {e}", sh.scratch.display())))?;
     }
