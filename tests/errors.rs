@@ -558,8 +558,9 @@ fn unknown_layer_with_a_directory_but_no_layer_yml_says_so() {
     );
 }
 
-#[test]
-fn an_empty_image_yml_warns() {
+/// A copy of `mini` whose images are also defined in an included
+/// `more.yml`, so `image.yml` can be emptied without losing them.
+fn mini_with_images_in_more_yml() -> Project {
     let p = Project::mini();
     p.write("more.yml", p.read("image.yml"));
     p.edit(
@@ -567,6 +568,12 @@ fn an_empty_image_yml_warns() {
         "  - vm.yml\n",
         "  - vm.yml\n  - more.yml\n",
     );
+    p
+}
+
+#[test]
+fn an_empty_image_yml_warns() {
+    let p = mini_with_images_in_more_yml();
     p.write("image.yml", "");
     let run = valid(&p);
     assert_eq!(
@@ -578,13 +585,7 @@ fn an_empty_image_yml_warns() {
 
 #[test]
 fn an_image_yml_without_images_warns() {
-    let p = Project::mini();
-    p.write("more.yml", p.read("image.yml"));
-    p.edit(
-        "overthink.yml",
-        "  - vm.yml\n",
-        "  - vm.yml\n  - more.yml\n",
-    );
+    let p = mini_with_images_in_more_yml();
     p.write("image.yml", "image: {}\n");
     valid(&p).stderr_has(&["image.yml: warning: image.yml defines no images"]);
 }
