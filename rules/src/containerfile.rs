@@ -16,10 +16,12 @@ pub mod accept;
 mod image;
 mod layer;
 pub(crate) mod quote;
+pub mod stage;
 mod tasks;
 
 pub use image::render_image;
 pub use layer::render_layer;
+pub use stage::{render_stage, StagePlace};
 
 use crate::template::TemplateError;
 use serde_json::Value as Json;
