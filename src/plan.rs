@@ -253,6 +253,144 @@ pub fn needed_images<'a>(
     out
 }
 
+/// A builder stage a layer triggers: its node and what the layer copies.
+struct PlannedStage {
+    ix: NodeIndex,
+    /// The layer spec's `stages.<builder>`: the node id and the outputs.
+    entry: Json,
+}
+
+/// Which files and config make a layer need a builder, as ov's
+/// `Generator.layerNeedsBuilder`: a `detect_file` at the layer's root, or
+/// packages in the layer's section of the `detect_config` format when the
+/// image builds that format.
+pub fn layer_needs_builder(
+    def: &Json,
+    has_root_file: impl Fn(&str) -> bool,
+    packages: &Json,
+    img: &ResolvedImage,
+) -> bool {
+    let by_file = def
+        .get("detect_file")
+        .and_then(Json::as_array)
+        .is_some_and(|files| files.iter().filter_map(Json::as_str).any(&has_root_file));
+    let by_config = def
+        .get("detect_config")
+        .and_then(Json::as_str)
+        .is_some_and(|fmt| {
+            img.build.iter().any(|b| b == fmt)
+                && packages
+                    .get(fmt)
+                    .and_then(|s| s.get("package"))
+                    .and_then(Json::as_array)
+                    .is_some_and(|p| !p.is_empty())
+        });
+    by_file || by_config
+}
+
+/// The builders (non-bootstrap, non-inline; validation refused the others)
+/// a layer triggers on `img`, each planned as a stage node on the builder
+/// image the image's `builder:` map names. Stages with equal inputs are one
+/// node, whichever image or layer application asks.
+fn plan_stages(
+    project: &Project,
+    img: &ResolvedImage,
+    layer_name: &str,
+    context: &Json,
+    src: NodeIndex,
+    p: &mut Plan,
+    trees: &HashMap<String, SourceTree>,
+) -> IndexMap<String, PlannedStage> {
+    let layer = &project.layers[layer_name];
+    let tree = trees.get(layer_name);
+    let packages = layer_packages(layer, img);
+    let mut out = IndexMap::new();
+    for (bname, def) in &project.build.builders {
+        if def.get("kind").and_then(Json::as_str) == Some("bootstrap")
+            || def.get("stage_template").and_then(Json::as_str).is_none()
+            || !layer_needs_builder(
+                def,
+                |f| tree.is_some_and(|t| t.has_root_file(f)),
+                &packages,
+                img,
+            )
+        {
+            continue;
+        }
+        let Some(builder_image) = img.builder.get(bname) else {
+            continue;
+        };
+        let builder_node = if project.images.contains_key(builder_image) {
+            // Planned later or already; the edge is added once all are.
+            format!("image:{builder_image}")
+        } else {
+            let ix = p.base(builder_image, project);
+            p.graph[ix].id.clone()
+        };
+        // The root files the definition asks about, so an unrelated file
+        // does not change how the template renders.
+        let mut asked: Vec<String> = def
+            .get("detect_file")
+            .and_then(Json::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Json::as_str)
+            .flat_map(|f| [f.to_string(), format!("{f}.lock")])
+            .collect();
+        asked.push("pixi.lock".into());
+        if let Some(b) = def.get("build_script").and_then(Json::as_str) {
+            asked.push(b.to_string());
+        }
+        let layer_files: Vec<&String> = asked
+            .iter()
+            .filter(|f| tree.is_some_and(|t| t.has_root_file(f)))
+            .collect();
+        let section = def
+            .get("detect_config")
+            .and_then(Json::as_str)
+            .and_then(|f| packages.get(f));
+        let spec = json!({
+            "builder": bname,
+            "layer": layer_name,
+            "builder_node": builder_node,
+            "def": def,
+            "context": context,
+            "layer_files": layer_files,
+            "section": section,
+        });
+        let dedupe = blake3::hash(&ov_rules::canonical_json(&spec))
+            .to_hex()
+            .to_string();
+        let ix = match p.applications.get(&dedupe) {
+            Some(&ix) => ix,
+            None => {
+                let label = format!("{layer_name}-{bname}@{}", img.name);
+                let ix = p.add(PlanNode {
+                    id: format!("stage:{label}"),
+                    kind: NodeKind::Stage,
+                    label,
+                    spec,
+                    layer: Some(layer_name.to_string()),
+                });
+                p.applications.insert(dedupe, ix);
+                ix
+            }
+        };
+        p.edge(src, ix);
+        match p.by_id.get(&builder_node) {
+            Some(&bix) if p.graph[bix].kind == NodeKind::Base => p.edge(bix, ix),
+            _ => p.builder_edges.push((builder_image.clone(), ix)),
+        }
+        let entry = json!({
+            "node": p.graph[ix].id,
+            "copy_artifact": def.get("copy_artifact"),
+            "copy_binary": def.get("copy_binary"),
+        });
+        out.insert(bname.clone(), PlannedStage { ix, entry });
+    }
+    out
+}
+
 fn plan_image(
     project: &Project,
     img: &ResolvedImage,
@@ -306,7 +444,6 @@ fn plan_image(
     });
     for layer_name in &img.install {
         let layer = &project.layers[layer_name];
-        let tree = trees.get(layer_name);
         let src = p.add(PlanNode {
             id: format!("source:{}", layer.display_dir),
             kind: NodeKind::Source,
@@ -314,36 +451,7 @@ fn plan_image(
             spec: json!({ "path": layer.display_dir }),
             layer: Some(layer_name.clone()),
         });
-        // Builder stages this layer triggers, by detect file or config.
-        let mut builders = serde_json::Map::new();
-        for (bname, def) in &project.build.builders {
-            if def.get("inline").and_then(Json::as_bool) == Some(true)
-                || def.get("kind").and_then(Json::as_str) == Some("bootstrap")
-            {
-                continue;
-            }
-            let by_file = def
-                .get("detect_file")
-                .and_then(Json::as_array)
-                .is_some_and(|files| {
-                    files
-                        .iter()
-                        .filter_map(Json::as_str)
-                        .any(|f| tree.is_some_and(|t| t.has_root_file(f)))
-                });
-            let by_config = def
-                .get("detect_config")
-                .and_then(Json::as_str)
-                .is_some_and(|field| {
-                    layer
-                        .distro
-                        .values()
-                        .any(|s| s.get(field).is_some_and(|v| !v.is_null()))
-                });
-            if by_file || by_config {
-                builders.insert(bname.clone(), json!(img.builder.get(bname)));
-            }
-        }
+        let stages = plan_stages(project, img, layer_name, &context, src, p, trees);
         let key = format!("{layer_name}@{name}");
         let parent_id = p.graph[parent].id.clone();
         let spec = json!({
@@ -354,12 +462,13 @@ fn plan_image(
             "formats": formats,
             "tasks": layer.tasks,
             "var": layer.var, "env": layer.env, "path_append": layer.path_append,
-            "builders": builders,
+            "stages": stages.iter().map(|(b, s)| (b.clone(), s.entry.clone())).collect::<serde_json::Map<_, _>>(),
         });
-        // Same parent + layer + context + builders ⇒ the same node,
+        // Same parent + layer + context + stages ⇒ the same node,
         // whichever image asks.
+        let stage_ids: Vec<&str> = stages.values().map(|s| p.graph[s.ix].id.as_str()).collect();
         let dedupe = blake3::hash(&ov_rules::canonical_json(&json!([
-            parent_id, layer_name, context, builders
+            parent_id, layer_name, context, stage_ids
         ])))
         .to_hex()
         .to_string();
@@ -384,8 +493,8 @@ fn plan_image(
             .push((layer_name.clone(), ix));
         p.edge(parent, ix);
         p.edge(src, ix);
-        for b in builders.values().filter_map(Json::as_str) {
-            p.builder_edges.push((b.to_string(), ix));
+        for s in stages.values() {
+            p.edge(s.ix, ix);
         }
         parent = ix;
     }

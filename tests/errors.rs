@@ -836,3 +836,58 @@ fn explicit_layer_entry_wins_over_a_discovered_dir() {
     ov.ok(&["image", "validate"]);
     assert_eq!(ov.inspect("app")["install"], serde_json::json!(["web"]));
 }
+
+// ---------------------------------------------------------------- builder stages
+
+const NPM_BUILDER: &str = r#"builder:
+  npm:
+    detect_file: [package.json]
+    stage_template: |
+      FROM {{.BuilderRef}} AS {{.StageName}}
+      RUN npm --version
+    copy_artifact:
+      - {src: '{{.Home}}', dst: '{{.Home}}', chown: true}
+  cargo:
+    detect_file: [Cargo.toml]
+    inline: true
+    install_template: |
+      RUN --mount=type=bind,from={{.LayerStage}},source=/,target=/ctx cargo install --path /ctx
+"#;
+
+#[test]
+fn a_layer_needing_an_inline_builder_is_refused_before_anything_builds() {
+    let p = Project::mini();
+    p.append("build.yml", NPM_BUILDER);
+    p.write("layers/web/Cargo.toml", "[package]\nname = \"web\"\n");
+    let run = invalid(&p);
+    run.stderr_has(&[
+        "layers/web/layer.yml:",
+        "error: layer `web` needs the inline builder `cargo` (it has `Cargo.toml`)",
+        "does not render yet",
+    ]);
+    assert_eq!(errors(&run).len(), 1, "{}", run.stderr);
+}
+
+#[test]
+fn a_stage_without_a_builder_image_is_refused_at_the_image() {
+    let p = Project::mini();
+    p.append("build.yml", NPM_BUILDER);
+    p.write("layers/web/package.json", "{}\n");
+    invalid(&p).stderr_has(&[
+        "image.yml:6:9: error: image `app`",
+        "error: image `app`: layer `web` needs builder `npm` (it has `package.json`) but no \
+         `builder: {npm: <image>}` names the image it runs on",
+    ]);
+    // Naming one makes the project valid, and the plan runs the stage on it.
+    p.edit("image.yml", "    base: base-os\n", "    base: base-os\n    builder: {npm: base-os}\n");
+    valid(&p);
+    let graph = Ov::new(p.path()).graph(&[]);
+    assert!(graph.ids_of("stage").contains("stage:web-npm@app"), "{:?}", graph.ids());
+}
+
+#[test]
+fn a_stage_template_that_does_not_parse_is_refused_at_its_builder() {
+    let p = Project::mini();
+    p.append("build.yml", &NPM_BUILDER.replace("RUN npm --version", "RUN {{.Oops"));
+    invalid(&p).stderr_has(&["build.yml:", "builder.npm.stage_template"]);
+}

@@ -20,7 +20,7 @@ pub mod stage;
 mod tasks;
 
 pub use image::render_image;
-pub use layer::render_layer;
+pub use layer::{render_layer, render_layer_with, StageRefs};
 pub use stage::{render_stage, StagePlace};
 
 use crate::template::TemplateError;

@@ -86,6 +86,20 @@ impl<'a> Layer<'a> {
 /// Renders a layer node's steps. See the module docs of
 /// [`crate::containerfile`] for what the build context holds.
 pub fn render_layer(spec: &Json, opts: &RenderOpts) -> Result<Rendered, RenderError> {
+    render_layer_with(spec, opts, &StageRefs::new())
+}
+
+/// Builder name → the image its stage node made, for `COPY --from`. A
+/// stage missing here is named by its node id (for `ov image generate`,
+/// which shows other nodes by id).
+pub type StageRefs = std::collections::BTreeMap<String, String>;
+
+/// [`render_layer`] with the images of the layer's builder stages.
+pub fn render_layer_with(
+    spec: &Json,
+    opts: &RenderOpts,
+    refs: &StageRefs,
+) -> Result<Rendered, RenderError> {
     let layer = Layer::read(spec)?;
     let mut out = Steps::default();
     out.step(format!("# Layer: {}", comment_text(layer.name)));
@@ -93,16 +107,8 @@ pub fn render_layer(spec: &Json, opts: &RenderOpts) -> Result<Rendered, RenderEr
     // packages and tasks start as root.
     out.step("USER root");
 
-    let builders = layer.view.object("builders")?;
-    if let Some((b, _)) = builders.and_then(|b| b.iter().next()) {
-        return Err(RenderError::Unsupported {
-            node: layer.view.node.clone(),
-            message: format!(
-                "the `{b}` builder stage is not rendered yet (ov runs it in a separate \
-                 `FROM <builder>` stage)"
-            ),
-        });
-    }
+    let stage_refs = stage_refs(&layer, refs)?;
+    copy_stage_outputs(&layer, &stage_refs, &mut out)?;
 
     if tasks::uses_arch(&layer)? {
         // ov exports ARCH (amd64/arm64) for `${ARCH}` in task fields; only
@@ -111,11 +117,56 @@ pub fn render_layer(spec: &Json, opts: &RenderOpts) -> Result<Rendered, RenderEr
         out.step("ENV ARCH=${TARGETARCH}");
     }
     env_block(&layer, "var", &mut out)?;
-    packages(&layer, opts, &mut out)?;
+    packages(&layer, opts, &stage_refs, &mut out)?;
     tasks::render(&layer, opts, &mut out)?;
     env_block(&layer, "env", &mut out)?;
     path_append(&layer, &mut out)?;
     out.finish(&layer.view.node)
+}
+
+/// Each of the layer's `stages` (builder name → `{node, copy_artifact,
+/// copy_binary}`) with the image to copy from.
+fn stage_refs<'a>(
+    layer: &Layer<'a>,
+    refs: &StageRefs,
+) -> Result<Vec<(&'a str, &'a Map<String, Json>, String)>, RenderError> {
+    let Some(stages) = layer.view.object("stages")? else {
+        return Ok(Vec::new());
+    };
+    stages
+        .iter()
+        .map(|(b, entry)| {
+            let entry = entry
+                .as_object()
+                .ok_or_else(|| layer.view.err(format!("`stages.{b}` must be a map")))?;
+            let node = entry
+                .get("node")
+                .and_then(Json::as_str)
+                .ok_or_else(|| layer.view.err(format!("`stages.{b}` has no `node`")))?;
+            let from = refs.get(b).cloned().unwrap_or_else(|| node.to_string());
+            Ok((b.as_str(), entry, from))
+        })
+        .collect()
+}
+
+/// ov copies builder outputs after the image's environment and before any
+/// layer's steps; here, where each layer is its own node, that is the start
+/// of the layer that triggered the builder.
+fn copy_stage_outputs(
+    layer: &Layer,
+    stages: &[(&str, &Map<String, Json>, String)],
+    out: &mut Steps,
+) -> Result<(), RenderError> {
+    for (builder, entry, from) in stages {
+        let copies = super::stage::artifact_copies(&layer.view, builder, entry, from, &layer.user)?;
+        if !copies.is_empty() {
+            out.step(format!("# Copy {} artifacts", comment_text(builder)));
+        }
+        for c in copies {
+            out.step(c);
+        }
+    }
+    Ok(())
 }
 
 /// `var:` and `env:` maps: one ENV per key, sorted by key so the text does
@@ -205,7 +256,12 @@ fn go_name(key: &str) -> String {
 }
 
 /// One RUN per package format with packages, in the image's format order.
-fn packages(layer: &Layer, opts: &RenderOpts, out: &mut Steps) -> Result<(), RenderError> {
+fn packages(
+    layer: &Layer,
+    opts: &RenderOpts,
+    stages: &[(&str, &Map<String, Json>, String)],
+    out: &mut Steps,
+) -> Result<(), RenderError> {
     let Some(sections) = layer.view.object("packages")? else {
         return Ok(());
     };
@@ -238,7 +294,10 @@ fn packages(layer: &Layer, opts: &RenderOpts, out: &mut Steps) -> Result<(), Ren
             .get("install_template")
             .and_then(Json::as_str)
             .ok_or_else(|| layer.view.err(format!("build.yml has no string `{key}`")))?;
-        let data = install_context(layer, section, def, packages);
+        // A format with its own builder stage (aur) copies the stage's
+        // packages in with `COPY --from={{.StageName}}`.
+        let stage = stages.iter().find(|(b, _, _)| b == fmt).map(|(_, _, f)| f.as_str());
+        let data = install_context(layer, section, def, packages, stage.unwrap_or(""));
         let rendered = template::render(&key, text, data, opts.helpers()).map_err(|source| {
             RenderError::Template {
                 node: layer.view.node.clone(),
@@ -308,6 +367,7 @@ fn install_context(
     section: &Map<String, Json>,
     def: &Map<String, Json>,
     packages: Vec<String>,
+    stage: &str,
 ) -> Value {
     let empty = || Value::Array(Vec::new());
     let mut fields: Vec<(String, Value)> = vec![
@@ -322,7 +382,7 @@ fn install_context(
         ("Modules".into(), empty()),
         ("Exclude".into(), empty()),
         ("Keys".into(), empty()),
-        ("StageName".into(), Value::from("")),
+        ("StageName".into(), Value::from(stage)),
         ("BuilderRef".into(), Value::from("")),
         ("User".into(), Value::from(layer.user.name.as_str())),
         ("UID".into(), Value::from(layer.user.uid)),

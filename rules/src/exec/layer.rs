@@ -3,7 +3,7 @@
 //! [`render_layer`](crate::containerfile::render_layer).
 
 use super::{ExecCtx, ExecError, NodeOutput};
-use crate::containerfile::{render_layer, RenderOpts, Rendered};
+use crate::containerfile::{render_layer_with, RenderOpts, Rendered, StageRefs};
 use crate::engine::{BuildRequest, ContextTar, EngineError};
 use serde_json::json;
 use std::collections::HashMap;
@@ -26,6 +26,17 @@ pub(super) async fn build_steps(
     for (path, data) in &rendered.context_files {
         context.add_file(path, data, 0o644)?;
     }
+    build_containerfile(ctx, what, containerfile, context).await
+}
+
+/// Builds a whole Containerfile on `context`, tags the result with the
+/// node's tag and returns the image.
+pub(super) async fn build_containerfile(
+    ctx: &mut ExecCtx<'_>,
+    what: &str,
+    containerfile: String,
+    context: ContextTar,
+) -> Result<NodeOutput, ExecError> {
     let tag = ctx.node_tag();
     let mut log = String::new();
     let on_line = &mut *ctx.on_line;
@@ -77,7 +88,16 @@ pub async fn run(ctx: &mut ExecCtx<'_>) -> Result<NodeOutput, ExecError> {
     let opts = RenderOpts {
         locked_cache_mounts: ctx.quirks.locked_cache_mounts,
     };
-    let rendered = render_layer(ctx.spec, &opts).map_err(|e| ExecError::Spec(e.to_string()))?;
+    // The images of the layer's builder stages, for `COPY --from`.
+    let mut refs = StageRefs::new();
+    if let Some(stages) = ctx.spec.get("stages").and_then(|s| s.as_object()) {
+        for (builder, entry) in stages {
+            let node = entry.get("node").and_then(|n| n.as_str()).unwrap_or_default();
+            refs.insert(builder.clone(), ctx.dep_image(node)?.hex().to_string());
+        }
+    }
+    let rendered =
+        render_layer_with(ctx.spec, &opts, &refs).map_err(|e| ExecError::Spec(e.to_string()))?;
     let mut context = ContextTar::new();
     if let Some(dir) = ctx.layer_dir {
         context.add_dir(dir)?;

@@ -1,0 +1,92 @@
+//! Builder stages checked before anything builds: a layer that triggers a
+//! build.yml builder (a `detect_file` at its root, or packages of a
+//! `detect_config` format the image builds) must reach one that renders,
+//! on a builder image the image's `builder:` map names. ov finds these
+//! while generating; here they are errors at load, with file:line.
+
+use crate::diag::Diagnostics;
+use crate::model::Project;
+use crate::plan::{layer_needs_builder, layer_packages};
+use crate::resolve::ResolvedImage;
+use indexmap::IndexMap;
+use serde_json::Value as Json;
+
+/// Checks every layer of every image that will be planned.
+pub fn check(project: &Project, resolved: &IndexMap<String, ResolvedImage>, diags: &mut Diagnostics) {
+    let needed = crate::plan::needed_images(project, resolved);
+    let mut seen = std::collections::HashSet::new();
+    for (bname, def) in &project.build.builders {
+        if let Some(text) = def.get("stage_template").and_then(Json::as_str) {
+            let key = format!("builder.{bname}.stage_template");
+            if let Err(e) = ov_rules::template::check(&key, text) {
+                diags.error(project.build.locs.get(&format!("builder.{bname}")).cloned(), e.to_string());
+            }
+        }
+    }
+    for img in resolved.values().filter(|r| needed.contains(r.name.as_str())) {
+        for layer_name in &img.install {
+            let Some(layer) = project.layers.get(layer_name) else {
+                continue;
+            };
+            let packages = layer_packages(layer, img);
+            let on_disk = |f: &str| layer.dir.join(f).symlink_metadata().is_ok();
+            for (bname, def) in &project.build.builders {
+                if def.get("kind").and_then(Json::as_str) == Some("bootstrap")
+                    || !layer_needs_builder(def, on_disk, &packages, img)
+                {
+                    continue;
+                }
+                let why = trigger(def, &on_disk);
+                if def.get("inline").and_then(Json::as_bool) == Some(true) {
+                    if seen.insert((layer_name.clone(), bname.clone())) {
+                        diags.error(
+                            layer.loc.clone(),
+                            format!(
+                                "layer `{layer_name}` needs the inline builder `{bname}` ({why}), \
+                                 whose `install_template` this version does not render yet; \
+                                 the build would leave it out"
+                            ),
+                        );
+                    }
+                    continue;
+                }
+                // ov skips a builder with no stage template; so does the plan.
+                if def.get("stage_template").and_then(Json::as_str).is_none() {
+                    continue;
+                }
+                if !img.builder.contains_key(bname) {
+                    let at = project
+                        .images
+                        .get(&img.name)
+                        .and_then(|i| i.loc.clone())
+                        .or_else(|| layer.loc.clone());
+                    diags.error(
+                        at,
+                        format!(
+                            "image `{}`: layer `{layer_name}` needs builder `{bname}` ({why}) but \
+                             no `builder: {{{bname}: <image>}}` names the image it runs on (in \
+                             the image, its base or `defaults`)",
+                            img.name
+                        ),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// What made the layer need the builder, for the message.
+fn trigger(def: &Json, on_disk: &impl Fn(&str) -> bool) -> String {
+    let file = def
+        .get("detect_file")
+        .and_then(Json::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Json::as_str)
+        .find(|f| on_disk(f));
+    match (file, def.get("detect_config").and_then(Json::as_str)) {
+        (Some(f), _) => format!("it has `{f}`"),
+        (None, Some(c)) => format!("it lists `{c}` packages"),
+        (None, None) => "detected".to_string(),
+    }
+}
