@@ -19,28 +19,11 @@
 //!     println!("{name}: {:?}", img.install);
 //! }
 //! ```
-pub mod build;
 pub mod cli;
+pub mod commands;
 pub mod diag;
-pub mod doctor;
-pub mod explain;
-pub mod generate;
-pub mod graph;
-pub mod image_ref;
-pub mod inputs;
-pub mod keys;
-pub mod layer_files;
 pub mod load;
-pub mod lock;
-pub mod lockcmd;
-pub mod memo;
-pub mod model;
 pub mod plan;
-pub mod predict;
-pub mod progress;
-pub mod resolve;
-pub mod sched;
+pub mod run;
 pub mod settings;
-pub mod validate;
 pub mod workspace;
-pub mod yaml;

@@ -5,8 +5,8 @@ use clap::Parser;
 use ov::cli::{
     BuildArgs, CacheCmd, Cli, Command, ExplainArgs, GraphArgs, ImageCmd, LockArgs, SettingsCmd,
 };
+use ov::commands::graph::{self, View};
 use ov::diag::{Diagnostics, InvalidProject};
-use ov::graph::{self, View};
 use ov::workspace::{load_valid, unknown_image, Dirs, Workspace};
 use ov_cache::Digest;
 use std::fmt::Write as _;
@@ -109,7 +109,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Image(ImageCmd::List { include_disabled }) => {
             let (project, warnings) = load_valid(root, &dirs)?;
             print_diags(&warnings);
-            for name in ov::resolve::build_order(&project, include_disabled) {
+            for name in ov::plan::resolve::build_order(&project, include_disabled) {
                 writeln!(out, "{name}")?;
             }
         }
@@ -119,7 +119,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if !project.images.contains_key(&name) {
                 return Err(unknown_image(&project, &name).into());
             }
-            let resolved = ov::resolve::resolve_all(&project);
+            let resolved = ov::plan::resolve::resolve_all(&project);
             let img = &resolved[&name];
             serde_json::to_writer_pretty(&mut out, img)?;
             writeln!(out)?;
@@ -147,7 +147,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             // A no-op dry run replays the last one's output once it has
             // checked, by stats alone, that none of its inputs changed.
             // `--refresh` names must be checked against a plan, so it plans.
-            let memo = ov::memo::Memo::new(root, &dirs, &targets);
+            let memo = ov::plan::memo::Memo::new(root, &dirs, &targets);
             let replay = if refresh.is_empty() {
                 memo.replay()
             } else {
@@ -252,7 +252,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let settings = load_settings()?;
             let endpoint = engine_endpoint(&settings)?;
             let rt = tokio::runtime::Runtime::new()?;
-            let lock = rt.block_on(ov::lockcmd::lock(&project, &endpoint, update, &refs))?;
+            let lock = rt.block_on(ov::commands::lock::lock(&project, &endpoint, update, &refs))?;
             for (r, id) in &lock.base {
                 writeln!(out, "{r} {id}")?;
             }
@@ -262,7 +262,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let endpoint = engine_endpoint(&settings)?;
             let kind = settings.get("engine.kind")?;
             let rt = tokio::runtime::Runtime::new()?;
-            let findings = rt.block_on(ov::doctor::run(&endpoint, &kind, &dirs.cache));
+            let findings = rt.block_on(ov::commands::doctor::run(&endpoint, &kind, &dirs.cache));
             let mut bad = 0;
             for f in &findings {
                 let line = format!(
@@ -285,7 +285,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let ws = Workspace::open(root, &dirs)?;
             print_diags(&ws.warnings);
             ws.image(&name)?;
-            let text = ov::generate::generate(&ws, &name, &Default::default())?;
+            let text = ov::commands::generate::generate(&ws, &name, &Default::default())?;
             out.write_all(text.as_bytes())?;
         }
         Command::Explain(ExplainArgs { node }) => {
@@ -313,8 +313,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 None => writeln!(out, "{label}: will run (never built with this cache)")?,
                 Some((old_key, old)) => {
-                    let changes =
-                        ov::explain::diff(&old.manifest, manifest, old.meta.get("spec"), &n.spec);
+                    let changes = ov::commands::explain::diff(
+                        &old.manifest,
+                        manifest,
+                        old.meta.get("spec"),
+                        &n.spec,
+                    );
                     // One line per change, as `ninja -d explain` does.
                     writeln!(
                         out,
@@ -375,7 +379,7 @@ fn build(
             j => j,
         },
     };
-    let opts = ov::build::BuildOptions {
+    let opts = ov::run::BuildOptions {
         jobs,
         keep_going: args.keep_going,
         progress: args.progress,
@@ -386,7 +390,7 @@ fn build(
             .parse()
             .map_err(bad_input)?,
     };
-    let outcome = ov::build::run(ws, dirs, &args.targets, &opts)?;
+    let outcome = ov::run::run(ws, dirs, &args.targets, &opts)?;
     if outcome.interrupted {
         eprintln!(
             "interrupted: the containers this run started were removed; \
@@ -408,7 +412,10 @@ fn engine_endpoint(settings: &ov::settings::Settings) -> anyhow::Result<String> 
 
 /// The workspace with keys predicted from the store: what the next build
 /// would find cached.
-fn open_predicted(root: &std::path::Path, dirs: &Dirs) -> anyhow::Result<ov::predict::Predicted> {
+fn open_predicted(
+    root: &std::path::Path,
+    dirs: &Dirs,
+) -> anyhow::Result<ov::plan::predict::Predicted> {
     let ws = Workspace::open(root, dirs)?;
-    ov::predict::predict(ws, dirs)
+    ov::plan::predict::predict(ws, dirs)
 }

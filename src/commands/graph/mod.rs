@@ -5,7 +5,7 @@ mod dot;
 mod json;
 mod mermaid;
 
-use crate::keys::Keys;
+use crate::plan::keys::Keys;
 use crate::plan::Plan;
 use petgraph::graph::NodeIndex;
 use petgraph::visit::EdgeRef;

@@ -3,9 +3,9 @@
 //! image is pinned as it is, without trying to pull; a ref the engine does
 //! not hold is pulled once, then pinned.
 
-use crate::lock::Lock;
-use crate::model::Project;
-use crate::resolve::{self, BaseRef};
+use crate::load::model::Project;
+use crate::plan::lock::Lock;
+use crate::plan::resolve::{self, BaseRef};
 use ov_rules::engine::Engine;
 use std::collections::BTreeSet;
 use tokio_util::sync::CancellationToken;
