@@ -1,5 +1,5 @@
 //! Containerfile steps for `layer` and `image` nodes, rendered from the
-//! JSON specs the planner builds (`src/plan.rs`).
+//! JSON specs the planner builds (`src/plan/`).
 //!
 //! A node is built `FROM` its parent (the executor writes that line), so
 //! the steps here never contain `FROM` and never refer to other stages: a

@@ -1,8 +1,8 @@
 //! Decoding VM entities from `vm.yml` and `deploy.yml`'s `vm:` map (§1.5).
 
 use super::decode::{self, check_keys, Cx, Keys};
-use crate::model::{Vm, VmSourceKind};
-use crate::yaml::Node;
+use crate::load::model::{Vm, VmSourceKind};
+use crate::load::yaml::Node;
 use indexmap::IndexMap;
 use serde_json::Value as Json;
 

@@ -3,9 +3,9 @@
 //! that name unknown images. Every error names file, line and column.
 
 use crate::diag::{did_you_mean, Diagnostics, Loc};
-use crate::image_ref::is_image_ref;
-use crate::model::{Project, Spanned, VmSourceKind};
-use crate::resolve::internal_base;
+use crate::load::image_ref::is_image_ref;
+use crate::load::model::{Project, Spanned, VmSourceKind};
+use crate::plan::resolve::internal_base;
 use indexmap::IndexSet;
 use std::path::Path;
 
@@ -213,10 +213,10 @@ fn bases(project: &Project, diags: &mut Diagnostics) {
     // (a bootstrap builder image before `base`).
     let next_of = |name: &str| -> Option<String> {
         let img = &project.images[name];
-        let next = match crate::resolve::base_of(project, img) {
-            crate::resolve::BaseRef::Internal(b) => b,
-            crate::resolve::BaseRef::Bootstrap { builder_image, .. } => builder_image,
-            crate::resolve::BaseRef::External(b) => b,
+        let next = match crate::plan::resolve::base_of(project, img) {
+            crate::plan::resolve::BaseRef::Internal(b) => b,
+            crate::plan::resolve::BaseRef::Bootstrap { builder_image, .. } => builder_image,
+            crate::plan::resolve::BaseRef::External(b) => b,
         };
         project.images.contains_key(&next).then_some(next)
     };

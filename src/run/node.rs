@@ -9,7 +9,7 @@
 //! sharing a store build each key once.
 
 use super::Shared;
-use crate::keys;
+use crate::plan::keys;
 use ov_cache::{ActionResult, BlobRef, Lookup};
 use ov_cache::{Digest, NodeKey};
 use ov_rules::engine::ImageId;

@@ -2,7 +2,7 @@
 //! order, computed for each image from its own closure only, so editing one
 //! image never reorders another (unlike ov's global popularity order).
 
-use crate::model::{Image, Project};
+use crate::load::model::{Image, Project};
 use indexmap::{IndexMap, IndexSet};
 use serde::Serialize;
 

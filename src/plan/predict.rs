@@ -4,7 +4,7 @@
 //! keyed exactly as the build will key them. `ov build --dry-run` and
 //! `ov explain` read the plan through this.
 
-use crate::keys;
+use crate::plan::keys;
 use crate::workspace::{Dirs, Workspace};
 use ov_cache::NodeKey;
 use ov_cache::{ActionResult, Lookup, Store};

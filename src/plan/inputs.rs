@@ -1,7 +1,7 @@
 //! Source inputs: the files of every layer directory, hashed on all cores
 //! through the persistent stat cache, and folded into tree digests.
 
-use crate::model::Project;
+use crate::load::model::Project;
 use ov_cache::{hash_trees, Digest, FileDigest, Fingerprint, HashedTree, StatCache, TreeDigest};
 use std::collections::HashMap;
 use std::path::Path;

@@ -6,14 +6,16 @@
 //! cancels the scheduler, and the containers this run started are removed
 //! before ov exits, as are those of earlier runs whose process is gone.
 
+pub mod progress;
+pub mod sched;
+
 mod claim;
 mod debris;
 pub mod node;
 mod tags;
 
-use crate::keys;
-use crate::progress::{Mode, Progress, Summary};
-use crate::sched;
+use crate::plan::keys;
+use crate::run::progress::{Mode, Progress, Summary};
 use crate::workspace::{Dirs, Workspace};
 use anyhow::Context as _;
 use node::Done;

@@ -187,7 +187,7 @@ fn witness(ws: &Workspace, store: &Path) -> Option<Witness> {
     for d in &project.inputs.dirs {
         b.dir_now(d);
     }
-    for path in crate::validate::copy_source_paths(project) {
+    for path in crate::load::validate::copy_source_paths(project) {
         b.path_now(&path);
     }
     for path in crate::plan::header_files(project) {

@@ -5,9 +5,18 @@
 //! context, so images that share a base and a prefix of layers share those
 //! nodes: ov's auto-intermediate images fall out of the graph.
 
-use crate::inputs::SourceTree;
-use crate::model::{Project, VmSourceKind};
-use crate::resolve::{BaseRef, ResolvedImage};
+pub mod inputs;
+pub mod keys;
+pub mod layer_files;
+pub mod lock;
+pub mod memo;
+pub mod predict;
+pub mod resolve;
+pub mod stage_check;
+
+use crate::load::model::{Project, VmSourceKind};
+use crate::plan::inputs::SourceTree;
+use crate::plan::resolve::{BaseRef, ResolvedImage};
 use indexmap::IndexMap;
 use ov_rules::NodeKind;
 use petgraph::graph::{DiGraph, NodeIndex};
@@ -126,7 +135,7 @@ fn format_distros(fmt: &str) -> &'static [&'static str] {
 /// (or all formats when there is no distro map); `debian` and `ubuntu` are
 /// unioned into `deb`; a versioned section matching the image's distro tag
 /// (`ubuntu-24.04` for `ubuntu:24.04`) replaces the format sections.
-pub fn layer_packages(layer: &crate::model::Layer, img: &ResolvedImage) -> Json {
+pub fn layer_packages(layer: &crate::load::model::Layer, img: &ResolvedImage) -> Json {
     let mut out = serde_json::Map::new();
     let versioned = img.distro.iter().find_map(|tag| {
         let key = tag.replace(':', "-");
@@ -505,7 +514,7 @@ fn plan_image(
             p.aliases.entry(format!("{layer}@{name}")).or_insert(ix);
         }
     }
-    let image_layers: Vec<&crate::model::Layer> = img
+    let image_layers: Vec<&crate::load::model::Layer> = img
         .closure
         .iter()
         .filter_map(|l| project.layers.get(l))
@@ -614,7 +623,7 @@ pub fn header_files(project: &Project) -> Vec<std::path::PathBuf> {
 fn init_system<'a>(
     project: &'a Project,
     img: &ResolvedImage,
-    layers: &[&crate::model::Layer],
+    layers: &[&crate::load::model::Layer],
 ) -> Option<&'a str> {
     let forced = project.images[&img.name].init.as_deref();
     let hinted = layers
@@ -634,7 +643,7 @@ fn init_system<'a>(
         .map(|(k, _)| k.as_str())
 }
 
-fn plan_vm(project: &Project, name: &str, vm: &crate::model::Vm, p: &mut Plan) {
+fn plan_vm(project: &Project, name: &str, vm: &crate::load::model::Vm, p: &mut Plan) {
     let spec = &vm.spec;
     let get = |k: &str| spec.get(k).cloned().unwrap_or(Json::Null);
     let src = &vm.source;

@@ -5,9 +5,9 @@
 //! while generating; here they are errors at load, with file:line.
 
 use crate::diag::Diagnostics;
-use crate::model::Project;
+use crate::load::model::Project;
 use crate::plan::{layer_needs_builder, layer_packages};
-use crate::resolve::ResolvedImage;
+use crate::plan::resolve::ResolvedImage;
 use indexmap::IndexMap;
 use serde_json::Value as Json;
 

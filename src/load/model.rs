@@ -51,7 +51,7 @@ pub struct Project {
 
 /// The paths a load read or listed (with `root` joined, as opened), so a
 /// later run can tell nothing it depends on changed. Layer directories are
-/// not here: hashing lists them (see [`SourceTree`](crate::inputs::SourceTree)).
+/// not here: hashing lists them (see [`SourceTree`](crate::plan::inputs::SourceTree)).
 #[derive(Debug, Default)]
 pub struct Inputs {
     /// Files read or looked for, through symlinks: every YAML file parsed,

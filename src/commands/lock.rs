@@ -3,9 +3,9 @@
 //! image is pinned as it is, without trying to pull; a ref the engine does
 //! not hold is pulled once, then pinned.
 
-use crate::lock::Lock;
-use crate::model::Project;
-use crate::resolve::{self, BaseRef};
+use crate::load::model::Project;
+use crate::plan::lock::Lock;
+use crate::plan::resolve::{self, BaseRef};
 use ov_rules::engine::Engine;
 use std::collections::BTreeSet;
 use tokio_util::sync::CancellationToken;
@@ -80,4 +80,25 @@ pub async fn lock(
     }
     lock.save(&project.root)?;
     Ok(lock)
+}
+
+/// `ov lock [--update [REF…]]`: pins the project's external bases and
+/// prints each pin.
+pub fn run(
+    root: &std::path::Path,
+    dirs: &crate::workspace::Dirs,
+    update: bool,
+    refs: &[String],
+    out: &mut dyn std::io::Write,
+) -> anyhow::Result<()> {
+    let (project, warnings) = crate::workspace::load_valid(root, dirs)?;
+    super::print_diags(&warnings);
+    let settings = super::load_settings()?;
+    let endpoint = super::engine_endpoint(&settings)?;
+    let rt = tokio::runtime::Runtime::new()?;
+    let lock = rt.block_on(lock(&project, &endpoint, update, refs))?;
+    for (r, id) in &lock.base {
+        writeln!(out, "{r} {id}")?;
+    }
+    Ok(())
 }

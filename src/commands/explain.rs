@@ -160,6 +160,66 @@ fn spec_paths(a: &Json, b: &Json, prefix: String, out: &mut Vec<String>, depth: 
     }
 }
 
+/// `ov explain NODE`: the node's key, its ingredients, and why the next
+/// build would run it (or that it is cached).
+pub fn run(
+    root: &std::path::Path,
+    dirs: &crate::workspace::Dirs,
+    node: &str,
+    out: &mut dyn std::io::Write,
+) -> anyhow::Result<()> {
+    let ws = super::open_predicted(root, dirs)?;
+    super::print_diags(&ws.warnings);
+    let Some(ix) = ws.plan.find(node) else {
+        return Err(super::bad_input(format!(
+            "unknown node `{node}`{}",
+            crate::diag::did_you_mean(node, ws.plan.names())
+        )));
+    };
+    let n = &ws.plan.graph[ix];
+    let key = &ws.keys.keys[ix.index()];
+    let manifest = &ws.keys.manifests[ix.index()];
+    writeln!(out, "{} ({})", n.id, n.kind)?;
+    writeln!(out, "key {key}")?;
+    writeln!(out, "ingredients:")?;
+    for ing in &manifest.entries {
+        writeln!(out, "  {}  {}", &ing.digest[..16], ing.name)?;
+    }
+    let label = format!("{} {}", n.kind, n.label);
+    match ws.last(ix) {
+        _ if ws.cached.contains(&ix) => {
+            writeln!(out, "{label}: cached (this key was built before)")?
+        }
+        None => writeln!(out, "{label}: will run (never built with this cache)")?,
+        Some((old_key, old)) => {
+            let changes = diff(&old.manifest, manifest, old.meta.get("spec"), &n.spec);
+            // One line per change, as `ninja -d explain` does.
+            writeln!(
+                out,
+                "{label}: will run (last run had key {})",
+                ov_cache::Digest::short(&old_key, 12)
+            )?;
+            if changes.is_empty() {
+                writeln!(
+                    out,
+                    "{label}: nothing it names changed, but its result is no longer in the cache"
+                )?;
+            }
+            for c in changes {
+                writeln!(out, "{label}: {c}")?;
+            }
+        }
+    }
+    if n.kind == ov_rules::NodeKind::Layer {
+        writeln!(
+            out,
+            "impure: package repositories and `download:` URLs are read at build time and are not part of the key (use `ov build --refresh {}`)",
+            n.id
+        )?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,7 +7,7 @@
 //! node), so a dependency rebuilt to the same output does not cascade. Until
 //! a node has been built, its key stands in for its output.
 
-use crate::inputs::SourceTree;
+use crate::plan::inputs::SourceTree;
 use crate::plan::Plan;
 use ov_cache::{Digest, NodeKey};
 use ov_rules::{Ingredients, Manifest, NodeKind};

@@ -133,6 +133,38 @@ pub async fn run(endpoint: &str, kind: &str, cache_dir: &Path) -> Vec<Finding> {
     out
 }
 
+/// `ov doctor`: prints each finding and its fix; exits 1 when one needs
+/// fixing.
+pub fn print(
+    dirs: &crate::workspace::Dirs,
+    out: &mut dyn std::io::Write,
+) -> anyhow::Result<std::process::ExitCode> {
+    let settings = super::load_settings()?;
+    let endpoint = super::engine_endpoint(&settings)?;
+    let kind = settings.get("engine.kind")?;
+    let rt = tokio::runtime::Runtime::new()?;
+    let findings = rt.block_on(run(&endpoint, &kind, &dirs.cache));
+    let mut bad = 0;
+    for f in &findings {
+        let line = format!(
+            "{} {}: {}",
+            if f.ok { "ok  " } else { "FAIL" },
+            f.what,
+            f.detail
+        );
+        writeln!(out, "{}", ov_cache::redact(&line))?;
+        if let Some(fix) = &f.fix {
+            bad += 1;
+            writeln!(out, "     fix: {}", ov_cache::redact(fix))?;
+        }
+    }
+    Ok(if bad > 0 {
+        std::process::ExitCode::from(1)
+    } else {
+        std::process::ExitCode::SUCCESS
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,7 @@ mod dot;
 mod json;
 mod mermaid;
 
-use crate::keys::Keys;
+use crate::plan::keys::Keys;
 use crate::plan::Plan;
 use petgraph::graph::NodeIndex;
 use petgraph::visit::EdgeRef;
@@ -76,4 +76,27 @@ pub(crate) fn colour(kind: ov_rules::NodeKind) -> &'static str {
         K::Seed => "#efedf5",
         K::Boot => "#9e9ac8",
     }
+}
+
+/// `ov graph [TARGET…] --format F`: the part of the graph the targets need.
+pub fn run(
+    root: &std::path::Path,
+    dirs: &crate::workspace::Dirs,
+    targets: &[String],
+    format: Format,
+    out: &mut dyn std::io::Write,
+) -> anyhow::Result<()> {
+    let ws = crate::workspace::Workspace::open(root, dirs)?;
+    super::print_diags(&ws.warnings);
+    let nodes = ws.select(targets)?;
+    let view = View {
+        plan: &ws.plan,
+        keys: &ws.keys,
+        nodes,
+    };
+    out.write_all(render(&view, format).as_bytes())?;
+    // Freeing a large plan costs more than building its output; the
+    // process is about to exit anyway.
+    std::mem::forget(ws);
+    Ok(())
 }

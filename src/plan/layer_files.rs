@@ -6,7 +6,7 @@
 //! one, with an empty error); ov's own cache dir.
 
 use crate::diag::{Diagnostics, Loc};
-use crate::model::{Layer, Project};
+use crate::load::model::{Layer, Project};
 use rayon::prelude::*;
 use std::collections::HashSet;
 use std::path::{Component, Path, PathBuf};
