@@ -879,15 +879,60 @@ fn a_stage_without_a_builder_image_is_refused_at_the_image() {
          `builder: {npm: <image>}` names the image it runs on",
     ]);
     // Naming one makes the project valid, and the plan runs the stage on it.
-    p.edit("image.yml", "    base: base-os\n", "    base: base-os\n    builder: {npm: base-os}\n");
+    p.edit(
+        "image.yml",
+        "    base: base-os\n",
+        "    base: base-os\n    builder: {npm: base-os}\n",
+    );
     valid(&p);
     let graph = Ov::new(p.path()).graph(&[]);
-    assert!(graph.ids_of("stage").contains("stage:web-npm@app"), "{:?}", graph.ids());
+    assert!(
+        graph.ids_of("stage").contains("stage:web-npm@app"),
+        "{:?}",
+        graph.ids()
+    );
 }
 
 #[test]
 fn a_stage_template_that_does_not_parse_is_refused_at_its_builder() {
     let p = Project::mini();
-    p.append("build.yml", &NPM_BUILDER.replace("RUN npm --version", "RUN {{.Oops"));
+    p.append(
+        "build.yml",
+        &NPM_BUILDER.replace("RUN npm --version", "RUN {{.Oops"),
+    );
     invalid(&p).stderr_has(&["build.yml:", "builder.npm.stage_template"]);
+}
+
+#[test]
+fn one_stage_node_serves_every_image_whose_stage_inputs_are_equal() {
+    let p = Project::mini();
+    p.append("build.yml", NPM_BUILDER);
+    p.write("layers/greeting/package.json", "{}\n");
+    // app2 applies greeting on another parent: its layer node differs, the
+    // stage (same builder image, files, template and user) does not.
+    p.write(
+        "image.yml",
+        "image:\n  base-os:\n    base: quay.io/fedora/fedora:43\n    distro: [fedora:43, fedora]\n  \
+         app:\n    base: base-os\n    builder: {npm: base-os}\n    layer: [greeting, web]\n  \
+         app2:\n    base: quay.io/fedora/fedora:43\n    distro: [fedora:43, fedora]\n    \
+         builder: {npm: base-os}\n    layer: [greeting]\n",
+    );
+    valid(&p);
+    let ov = Ov::new(p.path());
+    let graph = ov.graph(&[]);
+    let stages = graph.ids_of("stage");
+    assert_eq!(stages.len(), 1, "{stages:?}");
+    let layers = graph.ids_of("layer");
+    assert!(
+        layers.contains("layer:greeting@app") && layers.contains("layer:greeting@app2"),
+        "{layers:?}"
+    );
+    let explain = ov.ok(&["explain", stages.iter().next().unwrap()]);
+    assert!(
+        explain
+            .stdout
+            .contains("impure: the builder's package registry"),
+        "{}",
+        explain.stdout
+    );
 }

@@ -78,7 +78,11 @@ fn an_npm_stage_runs_on_the_builder_image_and_its_output_lands_in_the_layer() {
     let changed = built_ok(&ov);
     assert_eq!(
         changed.nodes("built"),
-        vec!["image:app", "layer:hello-npm@app", "stage:hello-npm-npm@app"]
+        vec![
+            "image:app",
+            "layer:hello-npm@app",
+            "stage:hello-npm-npm@app"
+        ]
     );
     let odd = run_in(
         "localhost/ov-test/app:test",

@@ -6,24 +6,34 @@
 
 use crate::diag::Diagnostics;
 use crate::load::model::Project;
-use crate::plan::{layer_needs_builder, layer_packages};
 use crate::plan::resolve::ResolvedImage;
+use crate::plan::{layer_needs_builder, layer_packages};
 use indexmap::IndexMap;
 use serde_json::Value as Json;
 
 /// Checks every layer of every image that will be planned.
-pub fn check(project: &Project, resolved: &IndexMap<String, ResolvedImage>, diags: &mut Diagnostics) {
+pub fn check(
+    project: &Project,
+    resolved: &IndexMap<String, ResolvedImage>,
+    diags: &mut Diagnostics,
+) {
     let needed = crate::plan::needed_images(project, resolved);
     let mut seen = std::collections::HashSet::new();
     for (bname, def) in &project.build.builders {
         if let Some(text) = def.get("stage_template").and_then(Json::as_str) {
             let key = format!("builder.{bname}.stage_template");
             if let Err(e) = ov_rules::template::check(&key, text) {
-                diags.error(project.build.locs.get(&format!("builder.{bname}")).cloned(), e.to_string());
+                diags.error(
+                    project.build.locs.get(&format!("builder.{bname}")).cloned(),
+                    e.to_string(),
+                );
             }
         }
     }
-    for img in resolved.values().filter(|r| needed.contains(r.name.as_str())) {
+    for img in resolved
+        .values()
+        .filter(|r| needed.contains(r.name.as_str()))
+    {
         for layer_name in &img.install {
             let Some(layer) = project.layers.get(layer_name) else {
                 continue;

@@ -124,12 +124,15 @@ pub fn render_layer_with(
     out.finish(&layer.view.node)
 }
 
-/// Each of the layer's `stages` (builder name → `{node, copy_artifact,
-/// copy_binary}`) with the image to copy from.
-fn stage_refs<'a>(
-    layer: &Layer<'a>,
-    refs: &StageRefs,
-) -> Result<Vec<(&'a str, &'a Map<String, Json>, String)>, RenderError> {
+/// One of the layer's `stages`: builder name → `{node, copy_artifact,
+/// copy_binary}`, with the image to copy from.
+struct LayerStage<'a> {
+    builder: &'a str,
+    entry: &'a Map<String, Json>,
+    from: String,
+}
+
+fn stage_refs<'a>(layer: &Layer<'a>, refs: &StageRefs) -> Result<Vec<LayerStage<'a>>, RenderError> {
     let Some(stages) = layer.view.object("stages")? else {
         return Ok(Vec::new());
     };
@@ -144,7 +147,11 @@ fn stage_refs<'a>(
                 .and_then(Json::as_str)
                 .ok_or_else(|| layer.view.err(format!("`stages.{b}` has no `node`")))?;
             let from = refs.get(b).cloned().unwrap_or_else(|| node.to_string());
-            Ok((b.as_str(), entry, from))
+            Ok(LayerStage {
+                builder: b.as_str(),
+                entry,
+                from,
+            })
         })
         .collect()
 }
@@ -154,10 +161,15 @@ fn stage_refs<'a>(
 /// of the layer that triggered the builder.
 fn copy_stage_outputs(
     layer: &Layer,
-    stages: &[(&str, &Map<String, Json>, String)],
+    stages: &[LayerStage],
     out: &mut Steps,
 ) -> Result<(), RenderError> {
-    for (builder, entry, from) in stages {
+    for LayerStage {
+        builder,
+        entry,
+        from,
+    } in stages
+    {
         let copies = super::stage::artifact_copies(&layer.view, builder, entry, from, &layer.user)?;
         if !copies.is_empty() {
             out.step(format!("# Copy {} artifacts", comment_text(builder)));
@@ -259,7 +271,7 @@ fn go_name(key: &str) -> String {
 fn packages(
     layer: &Layer,
     opts: &RenderOpts,
-    stages: &[(&str, &Map<String, Json>, String)],
+    stages: &[LayerStage],
     out: &mut Steps,
 ) -> Result<(), RenderError> {
     let Some(sections) = layer.view.object("packages")? else {
@@ -296,7 +308,10 @@ fn packages(
             .ok_or_else(|| layer.view.err(format!("build.yml has no string `{key}`")))?;
         // A format with its own builder stage (aur) copies the stage's
         // packages in with `COPY --from={{.StageName}}`.
-        let stage = stages.iter().find(|(b, _, _)| b == fmt).map(|(_, _, f)| f.as_str());
+        let stage = stages
+            .iter()
+            .find(|s| s.builder == *fmt)
+            .map(|s| s.from.as_str());
         let data = install_context(layer, section, def, packages, stage.unwrap_or(""));
         let rendered = template::render(&key, text, data, opts.helpers()).map_err(|source| {
             RenderError::Template {

@@ -353,10 +353,7 @@ pub(super) fn render(layer: &Layer, opts: &RenderOpts, out: &mut Steps) -> Resul
                 // Only a marker: ov writes it and runs builders in their
                 // own stages (here: stage nodes, copied in at the layer's
                 // start).
-                let has_stages = layer
-                    .view
-                    .object("stages")?
-                    .is_some_and(|s| !s.is_empty());
+                let has_stages = layer.view.object("stages")?.is_some_and(|s| !s.is_empty());
                 let why = if has_stages {
                     "handled by builder stage"
                 } else {

@@ -92,7 +92,10 @@ pub async fn run(ctx: &mut ExecCtx<'_>) -> Result<NodeOutput, ExecError> {
     let mut refs = StageRefs::new();
     if let Some(stages) = ctx.spec.get("stages").and_then(|s| s.as_object()) {
         for (builder, entry) in stages {
-            let node = entry.get("node").and_then(|n| n.as_str()).unwrap_or_default();
+            let node = entry
+                .get("node")
+                .and_then(|n| n.as_str())
+                .unwrap_or_default();
             refs.insert(builder.clone(), ctx.dep_image(node)?.hex().to_string());
         }
     }

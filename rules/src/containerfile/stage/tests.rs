@@ -188,7 +188,9 @@ fn aur_spec(section: Json) -> Json {
 
 #[test]
 fn aur_with_packages_and_options() {
-    let spec = aur_spec(json!({"package": ["paru-bin", "visual-studio-code-bin"], "option": ["--nocheck"]}));
+    let spec = aur_spec(
+        json!({"package": ["paru-bin", "visual-studio-code-bin"], "option": ["--nocheck"]}),
+    );
     let want = r#"FROM ghcr.io/overthinkos/fedora-builder:latest AS hello-aur-build
 USER root
 RUN echo 'user ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/builder
