@@ -855,17 +855,18 @@ const NPM_BUILDER: &str = r#"builder:
 "#;
 
 #[test]
-fn a_layer_needing_an_inline_builder_is_refused_before_anything_builds() {
+fn an_inline_builder_renders_in_the_layer_and_one_that_does_not_parse_is_refused() {
     let p = Project::mini();
     p.append("build.yml", NPM_BUILDER);
     p.write("layers/web/Cargo.toml", "[package]\nname = \"web\"\n");
-    let run = invalid(&p);
-    run.stderr_has(&[
-        "layers/web/layer.yml:",
-        "error: layer `web` needs the inline builder `cargo` (it has `Cargo.toml`)",
-        "does not render yet",
+    valid(&p);
+    let generated = Ov::new(p.path()).ok(&["image", "generate", "app"]);
+    generated.stdout_has(&[
+        "# node: layer:web@app\nFROM scratch AS web\nCOPY ./ /\n\nFROM layer:greeting@app\n",
+        "USER 1000\nRUN --mount=type=bind,from=web,source=/,target=/ctx cargo install --path /ctx\nUSER root\n",
     ]);
-    assert_eq!(errors(&run).len(), 1, "{}", run.stderr);
+    p.edit("build.yml", "--path /ctx", "--path {{.Ctx");
+    invalid(&p).stderr_has(&["build.yml:", "builder.cargo.install_template"]);
 }
 
 #[test]

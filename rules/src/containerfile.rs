@@ -63,9 +63,21 @@ pub struct Rendered {
     /// Files to put in the build context, by path inside the context,
     /// sorted by path, each path once.
     pub context_files: Vec<(String, Vec<u8>)>,
+    /// A stage of that name holding the build context, which the steps
+    /// bind-mount with `from=` (ov's `FROM scratch AS <layer>`; an inline
+    /// builder's `.LayerStage`). The executor writes it before `FROM`.
+    pub context_stage: Option<String>,
 }
 
 impl Rendered {
+    /// The named context stage, as Containerfile text to put first.
+    pub fn context_stage_text(&self) -> String {
+        match &self.context_stage {
+            Some(name) => format!("FROM scratch AS {name}\nCOPY ./ /\n\n"),
+            None => String::new(),
+        }
+    }
+
     /// The steps as Containerfile text (one per line, newline-terminated).
     pub fn containerfile(&self) -> String {
         let mut out = String::new();
@@ -140,6 +152,7 @@ pub enum RenderError {
 struct Steps {
     steps: Vec<String>,
     files: std::collections::BTreeMap<String, Vec<u8>>,
+    context_stage: Option<String>,
 }
 
 impl Steps {
@@ -175,6 +188,7 @@ impl Steps {
         Ok(Rendered {
             steps: self.steps,
             context_files: self.files.into_iter().collect(),
+            context_stage: self.context_stage,
         })
     }
 }

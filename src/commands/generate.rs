@@ -44,6 +44,7 @@ pub fn generate(ws: &Workspace, image: &str, opts: &RenderOpts) -> Result<String
             out.push('\n');
         }
         let _ = writeln!(out, "# node: {}", node.id);
+        out.push_str(&rendered.context_stage_text());
         let _ = writeln!(out, "FROM {}", parent_ref(ws, ix));
         out.push_str(&rendered.containerfile());
         context_files(&rendered, &mut out);

@@ -297,7 +297,39 @@ pub fn layer_needs_builder(
     by_file || by_config
 }
 
-/// The builders (non-bootstrap, non-inline; validation refused the others)
+/// The inline builders (ov's `cargo`) a layer triggers on `img`, by sorted
+/// name: the layer renders their `install_template` in its own steps.
+fn inline_builders(
+    project: &Project,
+    img: &ResolvedImage,
+    layer_name: &str,
+    trees: &HashMap<String, SourceTree>,
+) -> Vec<Json> {
+    let layer = &project.layers[layer_name];
+    let tree = trees.get(layer_name);
+    let packages = layer_packages(layer, img);
+    let mut builders: Vec<(&String, &Json)> = project.build.builders.iter().collect();
+    builders.sort_by_key(|(n, _)| *n);
+    builders
+        .into_iter()
+        .filter(|(_, def)| {
+            def.get("inline").and_then(Json::as_bool) == Some(true)
+                && def
+                    .get("install_template")
+                    .and_then(Json::as_str)
+                    .is_some_and(|t| !t.is_empty())
+                && layer_needs_builder(
+                    def,
+                    |f| tree.is_some_and(|t| t.has_root_file(f)),
+                    &packages,
+                    img,
+                )
+        })
+        .map(|(b, def)| json!({ "builder": b, "def": def }))
+        .collect()
+}
+
+/// The builders (non-bootstrap, non-inline)
 /// a layer triggers on `img`, each planned as a stage node on the builder
 /// image the image's `builder:` map names. Stages with equal inputs are one
 /// node, whichever image or layer application asks.
@@ -314,7 +346,10 @@ fn plan_stages(
     let tree = trees.get(layer_name);
     let packages = layer_packages(layer, img);
     let mut out = IndexMap::new();
-    for (bname, def) in &project.build.builders {
+    // ov walks builders by sorted name (`BuilderConfig.BuilderNames`).
+    let mut builders: Vec<(&String, &Json)> = project.build.builders.iter().collect();
+    builders.sort_by_key(|(n, _)| *n);
+    for (bname, def) in builders {
         if def.get("kind").and_then(Json::as_str) == Some("bootstrap")
             || def.get("stage_template").and_then(Json::as_str).is_none()
             || !layer_needs_builder(
@@ -461,6 +496,7 @@ fn plan_image(
             layer: Some(layer_name.clone()),
         });
         let stages = plan_stages(project, img, layer_name, &context, src, p, trees);
+        let inline = inline_builders(project, img, layer_name, trees);
         let key = format!("{layer_name}@{name}");
         let parent_id = p.graph[parent].id.clone();
         let spec = json!({
@@ -472,6 +508,7 @@ fn plan_image(
             "tasks": layer.tasks,
             "var": layer.var, "env": layer.env, "path_append": layer.path_append,
             "stages": stages.iter().map(|(b, s)| (b.clone(), s.entry.clone())).collect::<serde_json::Map<_, _>>(),
+            "inline": inline,
         });
         // Same parent + layer + context + stages ⇒ the same node,
         // whichever image asks.

@@ -1,8 +1,9 @@
 //! Builder stages checked before anything builds: a layer that triggers a
 //! build.yml builder (a `detect_file` at its root, or packages of a
-//! `detect_config` format the image builds) must reach one that renders,
-//! on a builder image the image's `builder:` map names. ov finds these
-//! while generating; here they are errors at load, with file:line.
+//! `detect_config` format the image builds) with a `stage_template` needs a
+//! builder image the image's `builder:` map names, and the template must
+//! parse (an inline builder's `install_template` too). ov finds these while
+//! generating; here they are errors at load, with file:line.
 
 use crate::diag::Diagnostics;
 use crate::load::model::Project;
@@ -18,10 +19,15 @@ pub fn check(
     diags: &mut Diagnostics,
 ) {
     let needed = crate::plan::needed_images(project, resolved);
-    let mut seen = std::collections::HashSet::new();
     for (bname, def) in &project.build.builders {
-        if let Some(text) = def.get("stage_template").and_then(Json::as_str) {
-            let key = format!("builder.{bname}.stage_template");
+        let inline = def.get("inline").and_then(Json::as_bool) == Some(true);
+        let field = if inline {
+            "install_template"
+        } else {
+            "stage_template"
+        };
+        if let Some(text) = def.get(field).and_then(Json::as_str) {
+            let key = format!("builder.{bname}.{field}");
             if let Err(e) = ov_rules::template::check(&key, text) {
                 diags.error(
                     project.build.locs.get(&format!("builder.{bname}")).cloned(),
@@ -47,17 +53,9 @@ pub fn check(
                     continue;
                 }
                 let why = trigger(def, &on_disk);
+                // Inline builders run in the layer's own steps, on no
+                // builder image.
                 if def.get("inline").and_then(Json::as_bool) == Some(true) {
-                    if seen.insert((layer_name.clone(), bname.clone())) {
-                        diags.error(
-                            layer.loc.clone(),
-                            format!(
-                                "layer `{layer_name}` needs the inline builder `{bname}` ({why}), \
-                                 whose `install_template` this version does not render yet; \
-                                 the build would leave it out"
-                            ),
-                        );
-                    }
                     continue;
                 }
                 // ov skips a builder with no stage template; so does the plan.

@@ -119,6 +119,7 @@ pub fn render_layer_with(
     env_block(&layer, "var", &mut out)?;
     packages(&layer, opts, &stage_refs, &mut out)?;
     tasks::render(&layer, opts, &mut out)?;
+    inline_builders(&layer, opts, &mut out)?;
     env_block(&layer, "env", &mut out)?;
     path_append(&layer, &mut out)?;
     out.finish(&layer.view.node)
@@ -178,6 +179,34 @@ fn copy_stage_outputs(
             out.step(c);
         }
     }
+    Ok(())
+}
+
+/// Inline builders (ov's `cargo`): the builder's `install_template` in the
+/// layer's own steps, after its tasks, as the image user
+/// (`Generator.writeLayerSteps`, step 4). Their templates bind-mount the
+/// layer's files `from={{.LayerStage}}`, a stage named after the layer.
+fn inline_builders(layer: &Layer, opts: &RenderOpts, out: &mut Steps) -> Result<(), RenderError> {
+    let inline = layer.view.array("inline")?;
+    if inline.is_empty() {
+        return Ok(());
+    }
+    out.step(format!("USER {}", layer.user.uid));
+    for entry in inline {
+        let builder = entry
+            .get("builder")
+            .and_then(Json::as_str)
+            .ok_or_else(|| layer.view.err("`inline` entries need a string `builder`"))?;
+        let def = entry
+            .get("def")
+            .and_then(Json::as_object)
+            .ok_or_else(|| layer.view.err(format!("`inline.{builder}` has no `def`")))?;
+        let text =
+            super::stage::render_inline(&layer.view, builder, def, layer.name, &layer.user, opts)?;
+        out.text(&text);
+    }
+    out.step("USER root");
+    out.context_stage = Some(layer.name.to_string());
     Ok(())
 }
 

@@ -283,6 +283,51 @@ fn section_lists(stage: &Stage) -> Result<(Vec<String>, Vec<String>), RenderErro
     Ok((packages, options))
 }
 
+/// An inline builder's `install_template`, rendered with what ov's
+/// `writeLayerSteps` gives it: `.LayerStage`, `.UID`, `.GID` and
+/// `.CacheMounts`, every other field of `BuildStageContext` empty.
+pub(super) fn render_inline(
+    view: &SpecView,
+    builder: &str,
+    def: &Map<String, Json>,
+    layer: &str,
+    user: &User,
+    opts: &RenderOpts,
+) -> Result<String, RenderError> {
+    let key = format!("builder.{builder}.install_template");
+    let text = def
+        .get("install_template")
+        .and_then(Json::as_str)
+        .ok_or_else(|| view.err(format!("build.yml has no string `{key}`")))?;
+    let empty = || Value::Array(Vec::new());
+    let data = object([
+        ("BuilderRef", Value::from("")),
+        ("StageName", Value::from("")),
+        ("LayerStage", Value::from(layer)),
+        ("CopySrc", Value::from("")),
+        ("UID", Value::from(user.uid)),
+        ("GID", Value::from(user.gid)),
+        ("Home", Value::from("")),
+        ("User", Value::from("")),
+        ("Manifest", Value::from("")),
+        ("HasLockFile", Value::Bool(false)),
+        ("InstallCmd", Value::from("")),
+        ("ManylinuxFix", Value::from("")),
+        (
+            "CacheMounts",
+            def.get("cache_mount").map(from_json).unwrap_or_else(empty),
+        ),
+        ("Packages", empty()),
+        ("Options", empty()),
+        ("HasBuildScript", Value::Bool(false)),
+        ("BuildScript", Value::from("")),
+    ]);
+    template::render(&key, text, data, opts.helpers()).map_err(|source| RenderError::Template {
+        node: view.node.clone(),
+        source,
+    })
+}
+
 /// The layer's copies of a stage's outputs, as ov writes them after the
 /// image's environment ("Copy <builder> artifacts" in
 /// `Generator.generateContainerfile`): each `copy_artifact` with

@@ -18,7 +18,8 @@ pub(super) async fn build_steps(
     mut context: ContextTar,
 ) -> Result<NodeOutput, ExecError> {
     let parent_img = ctx.dep_image(parent)?.clone();
-    let mut containerfile = format!("FROM {}\n", parent_img.hex());
+    let mut containerfile = rendered.context_stage_text();
+    containerfile.push_str(&format!("FROM {}\n", parent_img.hex()));
     for step in &rendered.steps {
         containerfile.push_str(step);
         containerfile.push('\n');

@@ -264,3 +264,35 @@ fn artifact_copies_as_ov_writes_them() {
         ["COPY --from=s /tmp/aur-pkgs/ /tmp/aur-pkgs/"]
     );
 }
+
+/// build.yml `builder.cargo.install_template`, verbatim.
+const CARGO: &str = r#"RUN --mount=type=bind,from={{.LayerStage}},source=/,target=/ctx \
+    {{cacheMountsOwned .CacheMounts .UID .GID}}cargo install --path /ctx
+"#;
+
+#[test]
+fn cargo_inline_as_ov_writes_it_in_the_layer() {
+    let spec = json!({
+        "layer": "hello",
+        "context": {"build": ["deb"], "user": "user", "uid": 1000, "gid": 1000},
+        "inline": [{"builder": "cargo", "def": {
+            "detect_file": ["Cargo.toml"], "inline": true, "requires_src_dir": true,
+            "cache_mount": [{"dst": "/tmp/cargo-cache"}],
+            "install_template": CARGO,
+        }}],
+    });
+    let r = crate::containerfile::render_layer(&spec, &RenderOpts::default()).unwrap();
+    // writeLayerSteps step 4: `USER <uid>` then the template; the layer
+    // ends as root again.
+    let want = "# Layer: hello\nUSER root\nUSER 1000\n\
+                RUN --mount=type=bind,from=hello,source=/,target=/ctx \\\n    \
+                --mount=type=cache,id=ov-tmp-cargo-cache-uid1000,dst=/tmp/cargo-cache,uid=1000,gid=1000 \\\n    \
+                cargo install --path /ctx\nUSER root\n";
+    assert_eq!(r.containerfile(), want);
+    // `.LayerStage` names a stage holding the layer's files.
+    assert_eq!(r.context_stage.as_deref(), Some("hello"));
+    assert_eq!(
+        r.context_stage_text(),
+        "FROM scratch AS hello\nCOPY ./ /\n\n"
+    );
+}
