@@ -937,3 +937,23 @@ fn one_stage_node_serves_every_image_whose_stage_inputs_are_equal() {
         explain.stdout
     );
 }
+
+#[test]
+fn a_layer_whose_name_cannot_name_a_stage_is_refused_at_the_layer() {
+    let p = Project::mini();
+    p.append("build.yml", NPM_BUILDER);
+    p.write("layers/Shout/layer.yml", "layer:\n  env: {LOUD: \"1\"}\n");
+    p.write("layers/Shout/package.json", "{}\n");
+    p.edit(
+        "image.yml",
+        "      - web\n",
+        "      - web\n      - Shout\n    builder: {npm: base-os}\n",
+    );
+    let run = invalid(&p);
+    run.stderr_has(&[
+        "layers/Shout/layer.yml:",
+        "error: layer `Shout` triggers builder `npm` (it has `package.json`)",
+        "is not a stage name",
+    ]);
+    assert_eq!(errors(&run).len(), 1, "{}", run.stderr);
+}

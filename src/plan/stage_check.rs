@@ -36,6 +36,8 @@ pub fn check(
             }
         }
     }
+    // A layer in several images is one error, said once.
+    let mut said = std::collections::HashSet::new();
     for img in resolved
         .values()
         .filter(|r| needed.contains(r.name.as_str()))
@@ -53,6 +55,24 @@ pub fn check(
                     continue;
                 }
                 let why = trigger(def, &on_disk);
+                let stage = format!("{layer_name}-{bname}-build");
+                if ![layer_name.as_str(), &stage]
+                    .iter()
+                    .all(|n| ov_rules::containerfile::accept::is_stage_name(n))
+                {
+                    if said.insert((layer_name.clone(), bname.clone())) {
+                        diags.error(
+                            layer.loc.clone(),
+                            format!(
+                                "layer `{layer_name}` triggers builder `{bname}` ({why}), which \
+                             names a stage after the layer, but `{stage}` is not a stage name \
+                             (lower-case letters, digits, `-`, `_`, `.`, starting with a letter): \
+                             rename the layer's directory"
+                            ),
+                        );
+                    }
+                    continue;
+                }
                 // Inline builders run in the layer's own steps, on no
                 // builder image.
                 if def.get("inline").and_then(Json::as_bool) == Some(true) {

@@ -26,7 +26,7 @@
 //! (detect files, their `.lock`, `pixi.lock`, the build script); `section`
 //! is the layer's package section of the builder's `detect_config` format.
 
-use super::accept::{is_package_name, is_template_value};
+use super::accept::{is_package_name, is_stage_name, is_template_value};
 use super::quote::comment_text;
 use super::{scalar_text, RenderError, RenderOpts, SpecView, User};
 use crate::template::{self, from_json, object, strings, Value};
@@ -46,6 +46,25 @@ pub struct StagePlace<'a> {
 /// The stage's name, as ov names it (`<layer>-<builder>-build`).
 pub fn stage_name(layer: &str, builder: &str) -> String {
     format!("{layer}-{builder}-build")
+}
+
+/// The layer and builder names become stage names (`<layer>`,
+/// `<layer>-<builder>-build`).
+pub(super) fn check_stage_names(
+    view: &SpecView,
+    layer: &str,
+    builder: &str,
+) -> Result<(), RenderError> {
+    for name in [layer, &stage_name(layer, builder)] {
+        if !is_stage_name(name) {
+            return Err(view.err(format!(
+                "`{name}` is not a stage name (lower-case letters, digits, `-`, `_`, `.`, \
+                 starting with a letter); a layer that triggers a builder names a stage \
+                 after itself"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// A stage spec, read once.
@@ -74,6 +93,7 @@ impl<'a> Stage<'a> {
             node: format!("stage `{builder}` of layer `{layer}`"),
             v: spec,
         };
+        check_stage_names(&view, layer, builder)?;
         let def = view
             .object("def")?
             .ok_or_else(|| view.err("spec has no `def` (the build.yml builder)"))?;
@@ -294,6 +314,7 @@ pub(super) fn render_inline(
     user: &User,
     opts: &RenderOpts,
 ) -> Result<String, RenderError> {
+    check_stage_names(view, layer, builder)?;
     let key = format!("builder.{builder}.install_template");
     let text = def
         .get("install_template")
