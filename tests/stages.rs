@@ -1,7 +1,8 @@
 //! Builder stages built for real: `tests/fixtures/npm-stage` has a builder
 //! image with Debian's npm and an image whose layer has a package.json, so
 //! build.yml's npm stage (ov's own template) runs on the builder image
-//! against the npm registry and the layer copies its output in.
+//! against the npm registry and the layer copies its output in; and ov's
+//! inline cargo builder, which runs in the layer itself.
 
 use crate::build::{built_ok, ov_for};
 use crate::util::{local_fixture, Project};
@@ -89,4 +90,23 @@ fn an_npm_stage_runs_on_the_builder_image_and_its_output_lands_in_the_layer() {
         "ls /home/user/.npm-global/lib/node_modules",
     );
     assert!(odd.contains("is-odd"), "{odd}");
+}
+
+/// ov's inline cargo builder (`tests/fixtures/cargo-inline`): the crate is
+/// installed in the layer's own steps, as the image user, from the layer's
+/// files in the stage named after the layer. The crate has no dependencies,
+/// so no registry is read.
+#[test]
+fn an_inline_cargo_builder_installs_the_layers_crate_as_the_image_user() {
+    let p = Project::copy_of(&local_fixture("cargo-inline"));
+    let ov = ov_for(p.path());
+    built_ok(&ov);
+    let out = run_in(
+        "localhost/ov-test/cargo-app:test",
+        "/home/user/.cargo/bin/hello-cargo && stat -c %u:%g /home/user/.cargo/bin/hello-cargo",
+    );
+    assert_eq!(out, "hello from cargo\n1000:1000\n");
+    let again = built_ok(&ov);
+    assert_eq!(again.count("built"), 0, "{:?}", again.events);
+    assert_eq!(again.count("engine_builds"), 0);
 }
