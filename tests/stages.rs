@@ -110,3 +110,64 @@ fn an_inline_cargo_builder_installs_the_layers_crate_as_the_image_user() {
     assert_eq!(again.count("built"), 0, "{:?}", again.events);
     assert_eq!(again.count("engine_builds"), 0);
 }
+
+/// The shared `base-stack` fixture's own build.yml (ov's, verbatim) with an
+/// image whose layer has a package.json and a locked pixi.toml with a build
+/// script: `ov image generate` shows both stages as ov's
+/// `buildStageContext` fills the templates (`.CopySrc` is `.`, the layer's
+/// directory being the context) and the layer's copies of their outputs.
+#[test]
+fn the_fixture_build_yml_stages_render_as_ov_writes_them() {
+    let p = Project::copy_of(&crate::util::shared_fixture("base-stack"));
+    p.append(
+        "image.yml",
+        "    stage-demo:\n        base: fedora-nonfree\n        builder:\n            \
+         npm: fedora\n            pixi: fedora\n        layer:\n            - hello\n",
+    );
+    p.write("layers/hello/layer.yml", "layer:\n  env:\n    HELLO: \"1\"\n");
+    p.write("layers/hello/package.json", "{\"dependencies\": {\"is-number\": \"*\"}}\n");
+    p.write("layers/hello/pixi.toml", "[project]\nname = \"hello\"\n");
+    p.write("layers/hello/pixi.lock", "version: 6\n");
+    p.write("layers/hello/build.sh", "true\n");
+    let ov = crate::util::Ov::new(p.path());
+    let out = ov.ok(&["image", "generate", "stage-demo"]).stdout;
+    let npm = r#" AS hello-npm-build
+USER 1000
+WORKDIR /home/user
+# Override NPM_CONFIG_PREFIX from the builder image so npm writes to
+# the TARGET image's HOME (not the builder's /home/user). Without this,
+# uid=0 target images silently get empty copy_artifacts.
+ENV NPM_CONFIG_PREFIX=/home/user/.npm-global
+COPY --chown=1000:1000 ./package.json package.json
+RUN --mount=type=cache,id=ov-tmp-npm-cache-uid1000,dst=/tmp/npm-cache,uid=1000,gid=1000 \
+    node -e 'var d=require("./package.json").dependencies||{};for(var[n,v]of Object.entries(d))console.log(v==="*"?n:n+"@"+v)' | xargs npm install -g && rm -f package.json
+"#;
+    let pixi = r#" AS hello-pixi-build
+USER 1000
+WORKDIR /home/user
+COPY --chown=1000:1000 ./pixi.lock pixi.lock
+COPY --chown=1000:1000 ./pixi.toml pixi.toml
+RUN grep -q 'system-requirements' pixi.toml || printf '\n[system-requirements]\nlibc = { family = "glibc", version = "2.39" }\n' >> pixi.toml
+
+ENV PIXI_CACHE_DIR=/tmp/pixi-cache RATTLER_CACHE_DIR=/tmp/rattler-cache
+RUN --mount=type=bind,from=hello,source=/build.sh,target=/tmp/build.sh \
+    --mount=type=cache,id=ov-tmp-pixi-cache-uid1000,dst=/tmp/pixi-cache,uid=1000,gid=1000 \
+    --mount=type=cache,id=ov-tmp-rattler-cache-uid1000,dst=/tmp/rattler-cache,uid=1000,gid=1000 \
+    pixi install --frozen && bash /tmp/build.sh && rm -f pixi.toml pixi.lock
+"#;
+    let layer = "# Layer: hello\nUSER root\n\
+                 # Copy npm artifacts\n\
+                 COPY --from=stage:hello-npm@stage-demo --chown=1000:1000 /home/user /home/user\n\
+                 # Copy pixi artifacts\n\
+                 COPY --from=stage:hello-pixi@stage-demo --chown=1000:1000 /home/user /home/user\n\
+                 COPY --from=stage:hello-pixi@stage-demo /usr/local/bin/pixi /usr/local/bin/pixi\n";
+    for want in [npm, pixi, layer] {
+        assert!(out.contains(want), "missing:\n{want}\nin:\n{out}");
+    }
+    // Each stage builds on the builder image the map names, after a stage
+    // holding the layer's files.
+    assert!(
+        out.contains("# node: stage:hello-npm@stage-demo\n# Builder stage: npm for layer hello\nFROM scratch AS hello\nCOPY ./ /\n\nFROM ghcr.io/overthinkos/fedora:"),
+        "{out}"
+    );
+}
