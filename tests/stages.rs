@@ -115,7 +115,8 @@ fn an_inline_cargo_builder_installs_the_layers_crate_as_the_image_user() {
 /// image whose layer has a package.json and a locked pixi.toml with a build
 /// script: `ov image generate` shows both stages as ov's
 /// `buildStageContext` fills the templates (`.CopySrc` is `.`, the layer's
-/// directory being the context) and the layer's copies of their outputs.
+/// directory being the context), the layer's copies of their outputs and
+/// pixi's runtime environment.
 #[test]
 fn the_fixture_build_yml_stages_render_as_ov_writes_them() {
     let p = Project::copy_of(&crate::util::shared_fixture("base-stack"));
@@ -124,8 +125,14 @@ fn the_fixture_build_yml_stages_render_as_ov_writes_them() {
         "    stage-demo:\n        base: fedora-nonfree\n        builder:\n            \
          npm: fedora\n            pixi: fedora\n        layer:\n            - hello\n",
     );
-    p.write("layers/hello/layer.yml", "layer:\n  env:\n    HELLO: \"1\"\n");
-    p.write("layers/hello/package.json", "{\"dependencies\": {\"is-number\": \"*\"}}\n");
+    p.write(
+        "layers/hello/layer.yml",
+        "layer:\n  env:\n    HELLO: \"1\"\n",
+    );
+    p.write(
+        "layers/hello/package.json",
+        "{\"dependencies\": {\"is-number\": \"*\"}}\n",
+    );
     p.write("layers/hello/pixi.toml", "[project]\nname = \"hello\"\n");
     p.write("layers/hello/pixi.lock", "version: 6\n");
     p.write("layers/hello/build.sh", "true\n");
@@ -160,7 +167,10 @@ RUN --mount=type=bind,from=hello,source=/build.sh,target=/tmp/build.sh \
                  COPY --from=stage:hello-npm@stage-demo --chown=1000:1000 /home/user /home/user\n\
                  # Copy pixi artifacts\n\
                  COPY --from=stage:hello-pixi@stage-demo --chown=1000:1000 /home/user /home/user\n\
-                 COPY --from=stage:hello-pixi@stage-demo /usr/local/bin/pixi /usr/local/bin/pixi\n";
+                 COPY --from=stage:hello-pixi@stage-demo /usr/local/bin/pixi /usr/local/bin/pixi\n\
+                 ENV PIXI_CACHE_DIR=\"/home/user/.cache/pixi\"\n\
+                 ENV RATTLER_CACHE_DIR=\"/home/user/.cache/rattler\"\n\
+                 ENV PATH=\"/home/user/.pixi/bin:/home/user/.pixi/envs/default/bin:${PATH}\"\n";
     for want in [npm, pixi, layer] {
         assert!(out.contains(want), "missing:\n{want}\nin:\n{out}");
     }

@@ -429,6 +429,8 @@ fn plan_stages(
             "node": p.graph[ix].id,
             "copy_artifact": def.get("copy_artifact"),
             "copy_binary": def.get("copy_binary"),
+            "runtime_env": def.get("runtime_env"),
+            "path_contribution": def.get("path_contribution"),
         });
         out.insert(bname.clone(), PlannedStage { ix, entry });
     }

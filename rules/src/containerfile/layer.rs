@@ -109,6 +109,7 @@ pub fn render_layer_with(
 
     let stage_refs = stage_refs(&layer, refs)?;
     copy_stage_outputs(&layer, &stage_refs, &mut out)?;
+    builder_env(&layer, &stage_refs, &mut out)?;
 
     if tasks::uses_arch(&layer)? {
         // ov exports ARCH (amd64/arm64) for `${ARCH}` in task fields; only
@@ -207,6 +208,66 @@ fn inline_builders(layer: &Layer, opts: &RenderOpts, out: &mut Steps) -> Result<
     }
     out.step("USER root");
     out.context_stage = Some(layer.name.to_string());
+    Ok(())
+}
+
+/// The runtime environment a triggered builder contributes (pixi's
+/// `runtime_env` and `path_contribution`), which ov adds to the image's
+/// `ENV` once any layer triggers the builder (`collectBuilderRuntimeEnv`);
+/// here the triggering layer sets it. `~` is the image home.
+fn builder_env(layer: &Layer, stages: &[LayerStage], out: &mut Steps) -> Result<(), RenderError> {
+    let inline = layer.view.array("inline")?;
+    let mut defs: Vec<(&str, &Map<String, Json>)> =
+        stages.iter().map(|s| (s.builder, s.entry)).collect();
+    for e in inline {
+        if let (Some(b), Some(d)) = (
+            e.get("builder").and_then(Json::as_str),
+            e.get("def").and_then(Json::as_object),
+        ) {
+            defs.push((b, d));
+        }
+    }
+    defs.sort_by_key(|(b, _)| *b);
+    for (builder, def) in defs {
+        if let Some(env) = def.get("runtime_env").and_then(Json::as_object) {
+            let mut keys: Vec<&String> = env.keys().collect();
+            keys.sort();
+            for k in keys {
+                let what = format!("build.yml `builder.{builder}.runtime_env.{k}`");
+                if !is_var_name(k) {
+                    return Err(layer.view.err(format!("{what}: not a variable name")));
+                }
+                let text = super::scalar_text(&env[k])
+                    .ok_or_else(|| layer.view.err(format!("{what} must be a string")))?;
+                let v = env_value(&expand_home(&text, &layer.user.home))
+                    .ok_or_else(|| layer.view.err(format!("{what} has a newline")))?;
+                out.step(format!("ENV {k}={v}"));
+            }
+        }
+        let parts: Vec<String> = def
+            .get("path_contribution")
+            .and_then(Json::as_array)
+            .into_iter()
+            .flatten()
+            .map(|e| {
+                e.as_str()
+                    .map(|s| expand_home(s, &layer.user.home))
+                    .ok_or_else(|| {
+                        layer.view.err(format!(
+                            "build.yml `builder.{builder}.path_contribution` must list strings"
+                        ))
+                    })
+            })
+            .collect::<Result<_, _>>()?;
+        if !parts.is_empty() {
+            let v = env_value(&format!("{}:${{PATH}}", parts.join(":"))).ok_or_else(|| {
+                layer.view.err(format!(
+                    "build.yml `builder.{builder}.path_contribution` has a newline"
+                ))
+            })?;
+            out.step(format!("ENV PATH={v}"));
+        }
+    }
     Ok(())
 }
 
