@@ -181,3 +181,32 @@ RUN --mount=type=bind,from=hello,source=/build.sh,target=/tmp/build.sh \
         "{out}"
     );
 }
+
+/// A stage's key follows its inputs: the template text, the layer's files
+/// and the builder image; nothing else.
+#[test]
+fn a_stage_key_changes_with_its_template_its_files_and_its_builder_only() {
+    let p = Project::copy_of(&local_fixture("npm-stage"));
+    let ov = crate::util::Ov::new(p.path());
+    let id = "stage:hello-npm-npm@app";
+    let key = || ov.graph(&[]).key(id).to_string();
+    let k0 = key();
+    // Another image that uses neither the layer nor the builder.
+    p.append(
+        "image.yml",
+        "    other:\n        base: localhost/bookworm-minbase:1\n        layer: [npm-tool]\n",
+    );
+    assert_eq!(key(), k0, "an unrelated image changed the stage key");
+    p.edit(
+        "build.yml",
+        "WORKDIR {{.Home}}",
+        "WORKDIR {{.Home}}\n            # edited",
+    );
+    let k1 = key();
+    assert_ne!(k1, k0, "the template text is not in the key");
+    p.edit("layers/hello-npm/package.json", "7.0.0", "7.0.1");
+    let k2 = key();
+    assert_ne!(k2, k1, "the package.json is not in the key");
+    p.append("layers/npm-tool/layer.yml", "  path_append: [/opt/bin]\n");
+    assert_ne!(key(), k2, "the builder image is not in the key");
+}
