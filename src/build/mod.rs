@@ -551,3 +551,6 @@ async fn clean_dead_runs(sh: &Shared, dirs: &Dirs) -> bool {
     }
     removed
 }
+
+#[cfg(test)]
+mod tests;
