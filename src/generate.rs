@@ -30,8 +30,16 @@ pub fn generate(ws: &Workspace, image: &str, opts: &RenderOpts) -> Result<String
         let rendered = match &node.spec {
             NodeSpec::Layer(spec) => ov_rules::render_layer(spec, opts),
             NodeSpec::Image(spec) => ov_rules::render_image(spec, opts),
-            // The chain holds only layer and image nodes.
-            _ => continue,
+            // The chain holds only layer and image nodes; the others write
+            // no Containerfile.
+            NodeSpec::Source(_)
+            | NodeSpec::Base(_)
+            | NodeSpec::Bootstrap(_)
+            | NodeSpec::Eval(_)
+            | NodeSpec::CloudImage(_)
+            | NodeSpec::Disk(_)
+            | NodeSpec::Seed(_)
+            | NodeSpec::Boot(_) => continue,
         }
         .with_context(|| format!("rendering node `{}`", node.id))?;
         if !out.is_empty() {
