@@ -1,5 +1,5 @@
 //! Containerfile steps for `layer` and `image` nodes, rendered from the
-//! JSON specs the planner builds (`src/plan/`).
+//! specs the planner builds ([`LayerSpec`], [`ImageSpec`]).
 //!
 //! A node is built `FROM` its parent (the executor writes that line), so
 //! the steps here never contain `FROM` and never refer to other stages: a
@@ -18,11 +18,29 @@ mod layer;
 pub(crate) mod quote;
 mod tasks;
 
-pub use image::render_image;
-pub use layer::render_layer;
-
+use crate::rule::{ImageSpec, LayerSpec};
 use crate::template::TemplateError;
 use serde_json::Value as Json;
+
+/// Renders a layer node's steps. See the module docs for what the build
+/// context holds.
+pub fn render_layer(spec: &LayerSpec, opts: &RenderOpts) -> Result<Rendered, RenderError> {
+    layer::render_layer(&as_json(spec, "layer", &spec.layer)?, opts)
+}
+
+/// Renders an image node's steps.
+pub fn render_image(spec: &ImageSpec, opts: &RenderOpts) -> Result<Rendered, RenderError> {
+    image::render_image(&as_json(spec, "image", &spec.name)?, opts)
+}
+
+/// The spec as the JSON the renderer reads: the same text that is hashed
+/// into the node's key, so rendering sees exactly what was keyed.
+fn as_json(spec: &impl serde::Serialize, kind: &str, name: &str) -> Result<Json, RenderError> {
+    serde_json::to_value(spec).map_err(|e| RenderError::Spec {
+        node: format!("{kind} `{name}`"),
+        message: e.to_string(),
+    })
+}
 
 /// Engine quirks that change the rendered text.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -12,10 +12,9 @@
 
 use crate::workspace::Workspace;
 use anyhow::{anyhow, Context as _};
-use ov_rules::{NodeKind, RenderOpts, Rendered};
+use ov_rules::{NodeKind, NodeSpec, RenderOpts, Rendered};
 use petgraph::graph::NodeIndex;
 use petgraph::Direction;
-use serde_json::Value as Json;
 use std::fmt::Write as _;
 
 /// Renders every node that builds `image`, root first.
@@ -28,10 +27,19 @@ pub fn generate(ws: &Workspace, image: &str, opts: &RenderOpts) -> Result<String
     let mut out = String::new();
     for ix in chain(ws, top) {
         let node = &plan.graph[ix];
-        let rendered = match node.kind {
-            NodeKind::Layer => ov_rules::render_layer(&node.spec, opts),
-            NodeKind::Image => ov_rules::render_image(&node.spec, opts),
-            _ => continue,
+        let rendered = match &node.spec {
+            NodeSpec::Layer(spec) => ov_rules::render_layer(spec, opts),
+            NodeSpec::Image(spec) => ov_rules::render_image(spec, opts),
+            // The chain holds only layer and image nodes; the others write
+            // no Containerfile.
+            NodeSpec::Source(_)
+            | NodeSpec::Base(_)
+            | NodeSpec::Bootstrap(_)
+            | NodeSpec::Eval(_)
+            | NodeSpec::CloudImage(_)
+            | NodeSpec::Disk(_)
+            | NodeSpec::Seed(_)
+            | NodeSpec::Boot(_) => continue,
         }
         .with_context(|| format!("rendering node `{}`", node.id))?;
         if !out.is_empty() {
@@ -51,7 +59,7 @@ fn chain(ws: &Workspace, top: NodeIndex) -> Vec<NodeIndex> {
     let mut cur = Some(top);
     while let Some(ix) = cur {
         let node = &ws.plan.graph[ix];
-        if !matches!(node.kind, NodeKind::Layer | NodeKind::Image) {
+        if !matches!(node.kind(), NodeKind::Layer | NodeKind::Image) {
             break;
         }
         out.push(ix);
@@ -65,11 +73,8 @@ fn chain(ws: &Workspace, top: NodeIndex) -> Vec<NodeIndex> {
 /// exactly one incoming edge, from it.
 fn parent(ws: &Workspace, ix: NodeIndex) -> Option<NodeIndex> {
     let node = &ws.plan.graph[ix];
-    match node.kind {
-        NodeKind::Layer => {
-            let id = node.spec.get("parent")?.as_str()?;
-            ws.plan.by_id.get(id).copied()
-        }
+    match &node.spec {
+        NodeSpec::Layer(spec) => ws.plan.by_id.get(&spec.parent).copied(),
         _ => ws
             .plan
             .graph
@@ -83,19 +88,9 @@ fn parent_ref(ws: &Workspace, ix: NodeIndex) -> String {
         return "scratch".into();
     };
     let node = &ws.plan.graph[p];
-    match node.kind {
-        NodeKind::Base => node
-            .spec
-            .get("ref")
-            .and_then(Json::as_str)
-            .unwrap_or(&node.id)
-            .to_string(),
-        NodeKind::Image => node
-            .spec
-            .get("tag")
-            .and_then(Json::as_str)
-            .unwrap_or(&node.id)
-            .to_string(),
+    match &node.spec {
+        NodeSpec::Base(spec) => spec.reference.clone(),
+        NodeSpec::Image(spec) => spec.tag.clone(),
         _ => node.id.clone(),
     }
 }

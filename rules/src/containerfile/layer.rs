@@ -85,7 +85,7 @@ impl<'a> Layer<'a> {
 
 /// Renders a layer node's steps. See the module docs of
 /// [`crate::containerfile`] for what the build context holds.
-pub fn render_layer(spec: &Json, opts: &RenderOpts) -> Result<Rendered, RenderError> {
+pub(crate) fn render_layer(spec: &Json, opts: &RenderOpts) -> Result<Rendered, RenderError> {
     let layer = Layer::read(spec)?;
     let mut out = Steps::default();
     out.step(format!("# Layer: {}", comment_text(layer.name)));

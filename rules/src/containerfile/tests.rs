@@ -3,6 +3,9 @@
 //! overthinkos/overthink at 7d9cc818, MIT).
 
 use super::*;
+// The JSON-level renderers, on hand-made specs; the typed entry points
+// only serialize the spec into this JSON.
+use super::{image::render_image, layer::render_layer};
 use serde_json::json;
 
 /// build.yml `distro.debian.format.deb.install_template`, verbatim.
