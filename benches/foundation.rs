@@ -249,7 +249,7 @@ fn write_ninja(root: &Path, ws: &Workspace) -> usize {
             .neighbors_directed(ix, petgraph::Direction::Incoming)
             .map(stamp)
             .collect();
-        if matches!(n.kind, NodeKind::Source | NodeKind::Layer) {
+        if matches!(n.kind(), NodeKind::Source | NodeKind::Layer) {
             if let (Some(l), Some(t)) = (
                 n.layer.as_ref(),
                 n.layer.as_ref().and_then(|l| ws.trees.get(l)),
@@ -410,7 +410,7 @@ fn main() {
         .plan
         .graph
         .node_weights()
-        .filter(|n| n.kind == NodeKind::Layer)
+        .filter(|n| n.kind() == NodeKind::Layer)
         .count();
     let t = Instant::now();
     let out = Command::new("ninja")

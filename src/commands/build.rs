@@ -57,7 +57,7 @@ pub fn dry_run(
             buf,
             "{:<6} {:<12} {} {}",
             status,
-            n.kind.as_str(),
+            n.kind().as_str(),
             ws.keys.keys[ix.index()].short(12),
             n.id
         );

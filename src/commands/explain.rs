@@ -179,20 +179,21 @@ pub fn run(
     let n = &ws.plan.graph[ix];
     let key = &ws.keys.keys[ix.index()];
     let manifest = &ws.keys.manifests[ix.index()];
-    writeln!(out, "{} ({})", n.id, n.kind)?;
+    writeln!(out, "{} ({})", n.id, n.kind())?;
     writeln!(out, "key {key}")?;
     writeln!(out, "ingredients:")?;
     for ing in &manifest.entries {
         writeln!(out, "  {}  {}", &ing.digest[..16], ing.name)?;
     }
-    let label = format!("{} {}", n.kind, n.label);
+    let label = format!("{} {}", n.kind(), n.label);
     match ws.last(ix) {
         _ if ws.cached.contains(&ix) => {
             writeln!(out, "{label}: cached (this key was built before)")?
         }
         None => writeln!(out, "{label}: will run (never built with this cache)")?,
         Some((old_key, old)) => {
-            let changes = diff(&old.manifest, manifest, old.meta.get("spec"), &n.spec);
+            let spec = n.spec.to_json();
+            let changes = diff(&old.manifest, manifest, old.meta.get("spec"), &spec);
             // One line per change, as `ninja -d explain` does.
             writeln!(
                 out,
@@ -210,14 +211,14 @@ pub fn run(
             }
         }
     }
-    if n.kind == ov_rules::NodeKind::Stage {
+    if n.kind() == ov_rules::NodeKind::Stage {
         writeln!(
             out,
             "impure: the builder's package registry (npm, conda channels, the AUR, …) is read at build time and is not part of the key (use `ov build --refresh {}`)",
             n.id
         )?;
     }
-    if n.kind == ov_rules::NodeKind::Layer {
+    if n.kind() == ov_rules::NodeKind::Layer {
         writeln!(
             out,
             "impure: package repositories and `download:` URLs are read at build time and are not part of the key (use `ov build --refresh {}`)",

@@ -12,10 +12,9 @@
 
 use crate::workspace::Workspace;
 use anyhow::{anyhow, Context as _};
-use ov_rules::{NodeKind, RenderOpts, Rendered};
+use ov_rules::{NodeKind, NodeSpec, RenderOpts, Rendered};
 use petgraph::graph::NodeIndex;
 use petgraph::Direction;
-use serde_json::Value as Json;
 use std::fmt::Write as _;
 
 /// Renders every node that builds `image`, root first.
@@ -34,10 +33,20 @@ pub fn generate(ws: &Workspace, image: &str, opts: &RenderOpts) -> Result<String
             }
             out.push_str(&stage_section(ws, s, opts)?);
         }
-        let rendered = match node.kind {
-            NodeKind::Layer => ov_rules::render_layer(&node.spec, opts),
-            NodeKind::Image => ov_rules::render_image(&node.spec, opts),
-            _ => continue,
+        let rendered = match &node.spec {
+            NodeSpec::Layer(spec) => ov_rules::render_layer(spec, opts),
+            NodeSpec::Image(spec) => ov_rules::render_image(spec, opts),
+            // The chain holds only layer and image nodes; the others write
+            // no Containerfile.
+            NodeSpec::Source(_)
+            | NodeSpec::Base(_)
+            | NodeSpec::Bootstrap(_)
+            | NodeSpec::Stage(_)
+            | NodeSpec::Eval(_)
+            | NodeSpec::CloudImage(_)
+            | NodeSpec::Disk(_)
+            | NodeSpec::Seed(_)
+            | NodeSpec::Boot(_) => continue,
         }
         .with_context(|| format!("rendering node `{}`", node.id))?;
         if !out.is_empty() {
@@ -58,7 +67,7 @@ fn chain(ws: &Workspace, top: NodeIndex) -> Vec<NodeIndex> {
     let mut cur = Some(top);
     while let Some(ix) = cur {
         let node = &ws.plan.graph[ix];
-        if !matches!(node.kind, NodeKind::Layer | NodeKind::Image) {
+        if !matches!(node.kind(), NodeKind::Layer | NodeKind::Image) {
             break;
         }
         out.push(ix);
@@ -72,11 +81,8 @@ fn chain(ws: &Workspace, top: NodeIndex) -> Vec<NodeIndex> {
 /// exactly one incoming edge, from it.
 fn parent(ws: &Workspace, ix: NodeIndex) -> Option<NodeIndex> {
     let node = &ws.plan.graph[ix];
-    match node.kind {
-        NodeKind::Layer => {
-            let id = node.spec.get("parent")?.as_str()?;
-            ws.plan.by_id.get(id).copied()
-        }
+    match &node.spec {
+        NodeSpec::Layer(spec) => ws.plan.by_id.get(&spec.parent).copied(),
         _ => ws
             .plan
             .graph
@@ -90,7 +96,7 @@ fn stages_of(ws: &Workspace, ix: NodeIndex) -> Vec<NodeIndex> {
     let g = &ws.plan.graph;
     let mut out: Vec<NodeIndex> = g
         .neighbors_directed(ix, Direction::Incoming)
-        .filter(|&d| g[d].kind == NodeKind::Stage)
+        .filter(|&d| g[d].kind() == NodeKind::Stage)
         .collect();
     out.sort_by(|a, b| g[*a].id.cmp(&g[*b].id));
     out
@@ -103,18 +109,20 @@ fn stage_section(
     opts: &RenderOpts,
 ) -> Result<String, anyhow::Error> {
     let node = &ws.plan.graph[ix];
-    let builder = node
-        .spec
-        .get("builder_node")
-        .and_then(Json::as_str)
-        .and_then(|id| ws.plan.by_id.get(id))
+    let NodeSpec::Stage(spec) = &node.spec else {
+        return Err(anyhow::anyhow!("node `{}` is not a stage", node.id));
+    };
+    let builder = ws
+        .plan
+        .by_id
+        .get(&spec.builder_node)
         .map(|&b| node_ref(ws, b))
         .unwrap_or_else(|| "scratch".into());
     let place = ov_rules::StagePlace {
         builder_ref: &builder,
         copy_src: ".",
     };
-    let text = ov_rules::render_stage(&node.spec, place, opts)
+    let text = ov_rules::render_stage(spec, place, opts)
         .with_context(|| format!("rendering node `{}`", node.id))?;
     Ok(format!("# node: {}\n{text}", node.id))
 }
@@ -130,19 +138,9 @@ fn parent_ref(ws: &Workspace, ix: NodeIndex) -> String {
 /// an image by its tag, anything else by its id.
 fn node_ref(ws: &Workspace, p: NodeIndex) -> String {
     let node = &ws.plan.graph[p];
-    match node.kind {
-        NodeKind::Base => node
-            .spec
-            .get("ref")
-            .and_then(Json::as_str)
-            .unwrap_or(&node.id)
-            .to_string(),
-        NodeKind::Image => node
-            .spec
-            .get("tag")
-            .and_then(Json::as_str)
-            .unwrap_or(&node.id)
-            .to_string(),
+    match &node.spec {
+        NodeSpec::Base(spec) => spec.reference.clone(),
+        NodeSpec::Image(spec) => spec.tag.clone(),
         _ => node.id.clone(),
     }
 }

@@ -139,6 +139,14 @@ pub fn decode(cx: &mut Cx, name: &str, node: &Node) -> Option<Vm> {
     if kind == VmSourceKind::Bootc && image.is_none() {
         cx.error(source, format!("{what}: a bootc source needs `image`"));
     }
+    // The builder has to run in some image: the plan's bootstrap node
+    // depends on it.
+    if kind == VmSourceKind::Bootstrap && image.is_none() {
+        cx.error(
+            source,
+            format!("{what}: a bootstrap source needs `builder_image`"),
+        );
+    }
     if kind == VmSourceKind::CloudImage && source.get("url").and_then(Node::as_str).is_none() {
         cx.error(source, format!("{what}: a cloud_image source needs `url`"));
     }

@@ -64,7 +64,7 @@ pub fn compute(
 pub fn source_dirs(plan: &Plan) -> HashMap<String, String> {
     plan.graph
         .node_weights()
-        .filter(|n| n.kind == NodeKind::Source)
+        .filter(|n| n.kind() == NodeKind::Source)
         .filter_map(|n| Some((n.layer.clone()?, n.label.clone())))
         .collect()
 }
@@ -76,7 +76,7 @@ pub fn source_output(
     ix: NodeIndex,
 ) -> Option<[u8; 32]> {
     let node = &plan.graph[ix];
-    if node.kind != NodeKind::Source {
+    if node.kind() != NodeKind::Source {
         return None;
     }
     let t = trees.get(node.layer.as_deref()?)?;
@@ -93,9 +93,9 @@ pub fn node_key(
 ) -> (NodeKey, Manifest) {
     let g = &plan.graph;
     let node = &g[ix];
-    let mut ing = Ingredients::new(node.kind, &node.spec);
+    let mut ing = Ingredients::for_spec(&node.spec);
     let tree = node.layer.as_ref().and_then(|l| trees.get(l));
-    if node.kind == NodeKind::Source {
+    if node.kind() == NodeKind::Source {
         if let Some(t) = tree {
             ing.source(&node.label, t.digest);
         }
@@ -110,7 +110,7 @@ pub fn node_key(
     }
     if let (Some(t), Some(layer)) = (tree, &node.layer) {
         if matches!(
-            node.kind,
+            node.kind(),
             NodeKind::Source | NodeKind::Layer | NodeKind::Stage
         ) {
             let prefix = dirs.get(layer).map(String::as_str).unwrap_or_default();

@@ -18,7 +18,11 @@ use crate::load::model::{Project, VmSourceKind};
 use crate::plan::inputs::SourceTree;
 use crate::plan::resolve::{BaseRef, ResolvedImage};
 use indexmap::IndexMap;
-use ov_rules::NodeKind;
+use ov_rules::rule::{
+    image, layer, BaseSpec, BootSpec, BootstrapSpec, CloudImageSpec, DiskSource, DiskSpec,
+    EvalSpec, ImageSpec, LayerSpec, SeedSpec, SourceSpec, StageSpec, StageUse,
+};
+use ov_rules::{NodeKind, NodeSpec};
 use petgraph::graph::{DiGraph, NodeIndex};
 use serde_json::{json, Value as Json};
 use std::collections::HashMap;
@@ -28,14 +32,20 @@ use std::collections::HashMap;
 pub struct PlanNode {
     /// Stable, human-readable id: `<kind>:<name>` (`layer:web-layer@web`).
     pub id: String,
-    /// What it does.
-    pub kind: NodeKind,
     /// A short label for pictures.
     pub label: String,
-    /// The resolved spec; its canonical bytes go into the key.
-    pub spec: Json,
+    /// The resolved spec, which is also the node's rule; its canonical
+    /// bytes go into the key.
+    pub spec: NodeSpec,
     /// The layer whose directory this node hashes or applies.
     pub layer: Option<String>,
+}
+
+impl PlanNode {
+    /// What it does.
+    pub fn kind(&self) -> NodeKind {
+        self.spec.kind()
+    }
 }
 
 /// The build graph.
@@ -78,9 +88,12 @@ impl Plan {
     fn base(&mut self, r: &str, project: &Project) -> NodeIndex {
         self.add(PlanNode {
             id: format!("base:{r}"),
-            kind: NodeKind::Base,
             label: r.to_string(),
-            spec: json!({ "ref": r, "pinned": project.lock.get(r) }),
+            spec: BaseSpec {
+                reference: r.to_string(),
+                pinned: project.lock.get(r).cloned(),
+            }
+            .into(),
             layer: None,
         })
     }
@@ -135,7 +148,10 @@ fn format_distros(fmt: &str) -> &'static [&'static str] {
 /// (or all formats when there is no distro map); `debian` and `ubuntu` are
 /// unioned into `deb`; a versioned section matching the image's distro tag
 /// (`ubuntu-24.04` for `ubuntu:24.04`) replaces the format sections.
-pub fn layer_packages(layer: &crate::load::model::Layer, img: &ResolvedImage) -> Json {
+pub fn layer_packages(
+    layer: &crate::load::model::Layer,
+    img: &ResolvedImage,
+) -> serde_json::Map<String, Json> {
     let mut out = serde_json::Map::new();
     let versioned = img.distro.iter().find_map(|tag| {
         let key = tag.replace(':', "-");
@@ -195,7 +211,28 @@ pub fn layer_packages(layer: &crate::load::model::Layer, img: &ResolvedImage) ->
             out.insert(fmt.clone(), Json::Object(section));
         }
     }
-    Json::Object(out)
+    out
+}
+
+/// The image spec's view of a resolved image: the fields rendering reads,
+/// typed, and every other field as resolution serializes it.
+fn resolved_spec(img: &ResolvedImage) -> image::Resolved {
+    let mut rest = match json!(img) {
+        Json::Object(m) => m,
+        _ => serde_json::Map::new(),
+    };
+    for typed in ["user", "uid", "gid", "registry", "distro", "build"] {
+        rest.remove(typed);
+    }
+    image::Resolved {
+        user: img.user.clone(),
+        uid: img.uid,
+        gid: img.gid,
+        registry: img.registry.clone(),
+        distro: img.distro.clone(),
+        build: img.build.clone(),
+        rest,
+    }
 }
 
 /// Builds the plan for every image and VM of the project.
@@ -265,8 +302,8 @@ pub fn needed_images<'a>(
 /// A builder stage a layer triggers: its node and what the layer copies.
 struct PlannedStage {
     ix: NodeIndex,
-    /// The layer spec's `stages.<builder>`: the node id and the outputs.
-    entry: Json,
+    /// The layer spec's `stages.<builder>`: the node and the outputs.
+    used: StageUse,
 }
 
 /// Which files and config make a layer need a builder, as ov's
@@ -276,7 +313,7 @@ struct PlannedStage {
 pub fn layer_needs_builder(
     def: &Json,
     has_root_file: impl Fn(&str) -> bool,
-    packages: &Json,
+    packages: &serde_json::Map<String, Json>,
     img: &ResolvedImage,
 ) -> bool {
     let by_file = def
@@ -337,7 +374,7 @@ fn plan_stages(
     project: &Project,
     img: &ResolvedImage,
     layer_name: &str,
-    context: &Json,
+    context: &layer::LayerContext,
     src: NodeIndex,
     p: &mut Plan,
     trees: &HashMap<String, SourceTree>,
@@ -393,16 +430,16 @@ fn plan_stages(
             .get("detect_config")
             .and_then(Json::as_str)
             .and_then(|f| packages.get(f));
-        let spec = json!({
-            "builder": bname,
-            "layer": layer_name,
-            "builder_node": builder_node,
-            "def": def,
-            "context": context,
-            "layer_files": layer_files,
-            "section": section,
-        });
-        let dedupe = blake3::hash(&ov_rules::canonical_json(&spec))
+        let spec = StageSpec {
+            builder: bname.clone(),
+            layer: layer_name.to_string(),
+            builder_node: builder_node.clone(),
+            def: def.as_object().cloned().unwrap_or_default(),
+            context: context.clone(),
+            layer_files: layer_files.into_iter().cloned().collect(),
+            section: section.cloned(),
+        };
+        let dedupe = blake3::hash(&NodeSpec::from(spec.clone()).canonical())
             .to_hex()
             .to_string();
         let ix = match p.applications.get(&dedupe) {
@@ -411,9 +448,8 @@ fn plan_stages(
                 let label = format!("{layer_name}-{bname}@{}", img.name);
                 let ix = p.add(PlanNode {
                     id: format!("stage:{label}"),
-                    kind: NodeKind::Stage,
                     label,
-                    spec,
+                    spec: spec.into(),
                     layer: Some(layer_name.to_string()),
                 });
                 p.applications.insert(dedupe, ix);
@@ -422,17 +458,17 @@ fn plan_stages(
         };
         p.edge(src, ix);
         match p.by_id.get(&builder_node) {
-            Some(&bix) if p.graph[bix].kind == NodeKind::Base => p.edge(bix, ix),
+            Some(&bix) if p.graph[bix].kind() == NodeKind::Base => p.edge(bix, ix),
             _ => p.builder_edges.push((builder_image.clone(), ix)),
         }
-        let entry = json!({
-            "node": p.graph[ix].id,
-            "copy_artifact": def.get("copy_artifact"),
-            "copy_binary": def.get("copy_binary"),
-            "runtime_env": def.get("runtime_env"),
-            "path_contribution": def.get("path_contribution"),
-        });
-        out.insert(bname.clone(), PlannedStage { ix, entry });
+        let used = StageUse {
+            node: p.graph[ix].id.clone(),
+            copy_artifact: def.get("copy_artifact").cloned(),
+            copy_binary: def.get("copy_binary").cloned(),
+            runtime_env: def.get("runtime_env").cloned(),
+            path_contribution: def.get("path_contribution").cloned(),
+        };
+        out.insert(bname.clone(), PlannedStage { ix, used });
     }
     out
 }
@@ -459,15 +495,16 @@ fn plan_image(
             let builder_node = p.graph[dep].id.clone();
             let ix = p.add(PlanNode {
                 id: format!("bootstrap:{name}"),
-                kind: NodeKind::Bootstrap,
                 label: format!("{builder} for {name}"),
-                spec: json!({
-                    "builder": builder,
-                    "builder_node": builder_node,
-                    "builder_def": project.build.builders.get(builder),
-                    "distro": distro.map(|(d, _)| d),
-                    "distro_def": distro.map(|(_, v)| v),
-                }),
+                spec: BootstrapSpec {
+                    builder: builder.clone(),
+                    builder_node,
+                    builder_def: project.build.builders.get(builder).cloned(),
+                    distro: distro.map(|(d, _)| d.to_string()),
+                    distro_def: distro.map(|(_, v)| v.clone()),
+                    source: None,
+                }
+                .into(),
                 layer: None,
             });
             p.edge(dep, ix);
@@ -484,34 +521,30 @@ fn plan_image(
                 .map(|s| (f.clone(), s))
         })
         .collect();
-    let context = json!({
-        "distro": img.distro, "build": img.build, "user": img.user, "uid": img.uid,
-        "gid": img.gid, "user_policy": img.user_policy, "build_distro": distro.map(|(d, _)| d),
-    });
+    let context = layer::LayerContext {
+        distro: img.distro.clone(),
+        build: img.build.clone(),
+        user: img.user.clone(),
+        uid: img.uid,
+        gid: img.gid,
+        user_policy: img.user_policy.clone(),
+        build_distro: distro.map(|(d, _)| d.to_string()),
+    };
     for layer_name in &img.install {
         let layer = &project.layers[layer_name];
         let src = p.add(PlanNode {
             id: format!("source:{}", layer.display_dir),
-            kind: NodeKind::Source,
             label: layer.display_dir.clone(),
-            spec: json!({ "path": layer.display_dir }),
+            spec: SourceSpec {
+                path: layer.display_dir.clone(),
+            }
+            .into(),
             layer: Some(layer_name.clone()),
         });
         let stages = plan_stages(project, img, layer_name, &context, src, p, trees);
         let inline = inline_builders(project, img, layer_name, trees);
         let key = format!("{layer_name}@{name}");
         let parent_id = p.graph[parent].id.clone();
-        let spec = json!({
-            "layer": layer_name,
-            "parent": parent_id,
-            "context": context,
-            "packages": layer_packages(layer, img),
-            "formats": formats,
-            "tasks": layer.tasks,
-            "var": layer.var, "env": layer.env, "path_append": layer.path_append,
-            "stages": stages.iter().map(|(b, s)| (b.clone(), s.entry.clone())).collect::<serde_json::Map<_, _>>(),
-            "inline": inline,
-        });
         // Same parent + layer + context + stages ⇒ the same node,
         // whichever image asks.
         let stage_ids: Vec<&str> = stages.values().map(|s| p.graph[s.ix].id.as_str()).collect();
@@ -520,14 +553,29 @@ fn plan_image(
         ])))
         .to_hex()
         .to_string();
+        let spec = LayerSpec {
+            layer: layer_name.clone(),
+            parent: parent_id,
+            context: context.clone(),
+            packages: layer_packages(layer, img),
+            formats: formats.clone(),
+            tasks: layer.tasks.iter().map(|t| json!(t)).collect(),
+            var: layer.var.clone(),
+            env: layer.env.clone(),
+            path_append: layer.path_append.clone(),
+            stages: stages
+                .iter()
+                .map(|(b, s)| (b.clone(), s.used.clone()))
+                .collect(),
+            inline,
+        };
         let ix = match p.applications.get(&dedupe) {
             Some(&ix) => ix,
             None => {
                 let ix = p.add(PlanNode {
                     id: format!("layer:{key}"),
-                    kind: NodeKind::Layer,
                     label: key.clone(),
-                    spec,
+                    spec: spec.into(),
                     layer: Some(layer_name.clone()),
                 });
                 p.applications.insert(dedupe, ix);
@@ -578,7 +626,7 @@ fn plan_image(
     let init_header = init_def
         .and_then(|d| d.get("header_file")?.as_str())
         .filter(|f| !f.is_empty())
-        .map(|f| std::fs::read_to_string(project.root.join(f)).ok());
+        .and_then(|f| std::fs::read_to_string(project.root.join(f)).ok());
     let mut preserve_user = false;
     let mut oci_label = serde_json::Map::new();
     for caps in image_layers.iter().filter_map(|l| l.capabilities.as_ref()) {
@@ -587,6 +635,10 @@ fn plan_image(
             oci_label.extend(m.iter().map(|(k, v)| (k.clone(), v.clone())));
         }
     }
+    let capabilities = image::Capabilities {
+        preserve_user,
+        oci_label,
+    };
     let own_checks: Vec<Json> = project.images[name]
         .eval
         .iter()
@@ -597,23 +649,26 @@ fn plan_image(
     let parent_id = p.graph[parent].id.clone();
     let ix = p.add(PlanNode {
         id: format!("image:{name}"),
-        kind: NodeKind::Image,
         label: name.clone(),
-        spec: json!({
-            "name": name,
-            "parent": parent_id,
-            "tag": img.full_tag(),
-            "resolved": img,
-            "init": init,
-            "init_def": init_def,
-            "init_header": init_header,
-            "capabilities": { "preserve_user": preserve_user, "oci_label": oci_label },
-            "eval": own_checks,
-            "services": services,
-            "meta": own.meta,
-            "env": image_layers.iter().map(|l| &l.env).collect::<Vec<_>>(),
-            "port": image_layers.iter().flat_map(|l| &l.port).collect::<Vec<_>>(),
-        }),
+        spec: ImageSpec {
+            name: name.clone(),
+            parent: parent_id,
+            tag: img.full_tag(),
+            resolved: resolved_spec(img),
+            init: init.map(str::to_string),
+            init_def: init_def.cloned(),
+            init_header,
+            capabilities,
+            eval: own_checks,
+            services,
+            meta: own.meta.clone(),
+            env: image_layers.iter().map(|l| l.env.clone()).collect(),
+            port: image_layers
+                .iter()
+                .flat_map(|l| l.port.iter().cloned())
+                .collect(),
+        }
+        .into(),
         layer: None,
     });
     p.edge(parent, ix);
@@ -635,9 +690,14 @@ fn plan_image(
     if !checks.is_empty() {
         let e = p.add(PlanNode {
             id: format!("eval:{name}"),
-            kind: NodeKind::Eval,
             label: format!("eval {name}"),
-            spec: json!({ "checks": checks, "distro": img.distro, "build": img.build, "image_node": format!("image:{name}") }),
+            spec: EvalSpec {
+                checks,
+                distro: img.distro.clone(),
+                build: img.build.clone(),
+                image_node: format!("image:{name}"),
+            }
+            .into(),
             layer: None,
         });
         p.edge(ix, e);
@@ -686,11 +746,10 @@ fn plan_vm(project: &Project, name: &str, vm: &crate::load::model::Vm, p: &mut P
     let spec = &vm.spec;
     let get = |k: &str| spec.get(k).cloned().unwrap_or(Json::Null);
     let src = &vm.source;
-    let disk_dep = match vm.source_kind {
+    let (disk_dep, source_kind) = match vm.source_kind {
         VmSourceKind::CloudImage => {
             let ix = p.add(PlanNode {
                 id: format!("cloud-image:{name}"),
-                kind: NodeKind::CloudImage,
                 label: src
                     .get("url")
                     .and_then(Json::as_str)
@@ -699,50 +758,64 @@ fn plan_vm(project: &Project, name: &str, vm: &crate::load::model::Vm, p: &mut P
                     .next()
                     .unwrap_or(name)
                     .to_string(),
-                spec: json!({ "url": src.get("url"), "checksum": src.get("checksum") }),
+                spec: CloudImageSpec {
+                    url: src.get("url").and_then(Json::as_str).map(str::to_string),
+                    checksum: src.get("checksum").cloned(),
+                }
+                .into(),
                 layer: None,
             });
-            Some(ix)
+            (ix, DiskSource::CloudImage)
         }
-        VmSourceKind::Bootc => vm
-            .image
-            .as_ref()
-            .and_then(|i| p.images.get(&i.value).copied())
-            .or_else(|| Some(p.base(&vm.image.as_ref()?.value, project))),
+        VmSourceKind::Bootc => {
+            let Some(image) = &vm.image else { return };
+            let ix = match p.images.get(&image.value) {
+                Some(&ix) => ix,
+                None => p.base(&image.value, project),
+            };
+            (ix, DiskSource::Bootc)
+        }
         VmSourceKind::Bootstrap => {
+            // The builder runs in `builder_image` (the loader requires it),
+            // as an image's bootstrap runs in its builder image.
+            let Some(image) = &vm.image else { return };
             let builder = src.get("builder").and_then(Json::as_str).unwrap_or("");
+            let dep = match p.images.get(&image.value) {
+                Some(&ix) => ix,
+                None => p.base(&image.value, project),
+            };
             let ix = p.add(PlanNode {
                 id: format!("bootstrap:vm/{name}"),
-                kind: NodeKind::Bootstrap,
                 label: format!("{builder} for vm {name}"),
-                spec: json!({
-                    "builder": builder,
-                    "builder_def": project.build.builders.get(builder),
-                    "source": src,
-                }),
+                spec: BootstrapSpec {
+                    builder: builder.to_string(),
+                    builder_node: p.graph[dep].id.clone(),
+                    builder_def: project.build.builders.get(builder).cloned(),
+                    distro: None,
+                    distro_def: None,
+                    source: Some(src.clone()),
+                }
+                .into(),
                 layer: None,
             });
-            if let Some(&bix) = vm.image.as_ref().and_then(|i| p.images.get(&i.value)) {
-                p.edge(bix, ix);
-            }
-            Some(ix)
+            p.edge(dep, ix);
+            (ix, DiskSource::Bootstrap)
         }
         // Lifecycle kinds copy or adopt an existing VM: nothing to build.
-        VmSourceKind::Clone | VmSourceKind::Imported => None,
+        VmSourceKind::Clone | VmSourceKind::Imported => return,
     };
-    let Some(disk_dep) = disk_dep else { return };
     let disk = p.add(PlanNode {
         id: format!("disk:{name}"),
-        kind: NodeKind::Disk,
         label: format!("disk {name}"),
-        spec: json!({
-            "source_kind": vm.source_kind,
-            "disk_size": get("disk_size"),
-            "rootfs": src.get("rootfs"),
-            "root_size": src.get("root_size"),
-            "kernel_args": src.get("kernel_args"),
-            "format": "qcow2",
-        }),
+        spec: DiskSpec {
+            source_kind,
+            disk_size: get("disk_size"),
+            rootfs: src.get("rootfs").cloned(),
+            root_size: src.get("root_size").cloned(),
+            kernel_args: src.get("kernel_args").cloned(),
+            format: "qcow2".into(),
+        }
+        .into(),
         layer: None,
     });
     p.edge(disk_dep, disk);
@@ -750,21 +823,32 @@ fn plan_vm(project: &Project, name: &str, vm: &crate::load::model::Vm, p: &mut P
     let seed = wants_seed.then(|| {
         p.add(PlanNode {
             id: format!("seed:{name}"),
-            kind: NodeKind::Seed,
             label: format!("seed {name}"),
-            spec: json!({ "hostname": name, "cloud_init": get("cloud_init"), "ssh": get("ssh"), "base_user": src.get("base_user") }),
+            spec: SeedSpec {
+                hostname: name.to_string(),
+                cloud_init: get("cloud_init"),
+                ssh: get("ssh"),
+                base_user: src.get("base_user").cloned(),
+            }
+            .into(),
             layer: None,
         })
     });
     let boot = p.add(PlanNode {
         id: format!("boot:{name}"),
-        kind: NodeKind::Boot,
         label: format!("boot {name}"),
-        spec: json!({
-            "ram": get("ram"), "cpus": get("cpus"), "firmware": get("firmware"), "machine": get("machine"),
-            "network": get("network"), "libvirt": get("libvirt"), "ssh": get("ssh"),
-            "eval": get("eval"), "deploy_eval": get("deploy_eval"),
-        }),
+        spec: BootSpec {
+            ram: get("ram"),
+            cpus: get("cpus"),
+            firmware: get("firmware"),
+            machine: get("machine"),
+            network: get("network"),
+            libvirt: get("libvirt"),
+            ssh: get("ssh"),
+            eval: get("eval"),
+            deploy_eval: get("deploy_eval"),
+        }
+        .into(),
         layer: None,
     });
     p.edge(disk, boot);
@@ -773,4 +857,78 @@ fn plan_vm(project: &Project, name: &str, vm: &crate::load::model::Vm, p: &mut P
     }
     p.vms.insert(name.to_string(), boot);
     p.aliases.entry(name.to_string()).or_insert(boot);
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::workspace::{Dirs, Workspace};
+    use ov_rules::NodeSpec;
+    use std::path::Path;
+
+    /// The mini test project with `extra` appended to its vm.yml, opened.
+    fn mini_with_vm(extra: &str) -> anyhow::Result<Workspace> {
+        let tmp = tempfile::tempdir()?;
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mini");
+        for e in walkdir::WalkDir::new(&src) {
+            let e = e?;
+            let to = tmp.path().join(e.path().strip_prefix(&src)?);
+            if e.file_type().is_dir() {
+                std::fs::create_dir_all(&to)?;
+            } else {
+                std::fs::copy(e.path(), &to)?;
+            }
+        }
+        let vm = tmp.path().join("vm.yml");
+        let text = std::fs::read_to_string(&vm)? + extra;
+        std::fs::write(&vm, text)?;
+        let dirs = Dirs {
+            cache: tmp.path().join(".cache"),
+            repo_cache: tmp.path().join(".repos"),
+        };
+        Workspace::open(tmp.path(), &dirs)
+    }
+
+    #[test]
+    fn a_vm_bootstrap_runs_in_its_builder_image_node() {
+        let ws = mini_with_vm(
+            "  boot-vm:\n    source: {kind: bootstrap, builder: pacstrap, builder_image: app}\n    disk_size: 10G\n",
+        )
+        .unwrap();
+        let ix = ws.plan.find("bootstrap:vm/boot-vm").unwrap();
+        let NodeSpec::Bootstrap(spec) = &ws.plan.graph[ix].spec else {
+            panic!("not a bootstrap node: {:?}", ws.plan.graph[ix].spec);
+        };
+        assert_eq!(spec.builder_node, "image:app");
+        assert_eq!(spec.builder, "pacstrap");
+        // The executor reads the builder's image from its dependencies.
+        let builder = ws.plan.find("image:app").unwrap();
+        assert!(ws.plan.graph.find_edge(builder, ix).is_some());
+    }
+
+    #[test]
+    fn a_vm_bootstrap_on_an_external_builder_image_depends_on_its_base() {
+        let ws = mini_with_vm(
+            "  boot-vm:\n    source: {kind: bootstrap, builder: pacstrap, builder_image: quay.io/x/builder:1}\n",
+        )
+        .unwrap();
+        let ix = ws.plan.find("bootstrap:vm/boot-vm").unwrap();
+        let NodeSpec::Bootstrap(spec) = &ws.plan.graph[ix].spec else {
+            panic!("not a bootstrap node");
+        };
+        assert_eq!(spec.builder_node, "base:quay.io/x/builder:1");
+        let base = ws.plan.find(&spec.builder_node).unwrap();
+        assert!(ws.plan.graph.find_edge(base, ix).is_some());
+    }
+
+    #[test]
+    fn a_vm_bootstrap_without_a_builder_image_is_a_load_error() {
+        let e = mini_with_vm("  boot-vm:\n    source: {kind: bootstrap, builder: pacstrap}\n")
+            .err()
+            .unwrap();
+        let text = format!("{e:#}");
+        assert!(
+            text.contains("vm.yml:") && text.contains("needs `builder_image`"),
+            "{text}"
+        );
+    }
 }

@@ -8,7 +8,7 @@ use crate::plan::keys;
 use crate::workspace::{Dirs, Workspace};
 use ov_cache::NodeKey;
 use ov_cache::{ActionResult, Lookup, Store};
-use ov_rules::NodeKind;
+use ov_rules::rule::Caching;
 use petgraph::graph::NodeIndex;
 use std::collections::HashSet;
 
@@ -53,7 +53,7 @@ pub fn predict(mut ws: Workspace, dirs: &Dirs) -> anyhow::Result<Predicted> {
         ws.keys = keys::compute(plan, &ws.trees, |ix, key| {
             let node = &plan.graph[ix];
             // A base is re-resolved on every build; predict what it found last.
-            if node.kind == NodeKind::Base {
+            if node.spec.caching() == Caching::EveryBuild {
                 let (_, r) = store.last(&node.id).ok().flatten()?;
                 checked.insert(ix);
                 return Some(keys::output_bytes(&r.output));
@@ -72,7 +72,7 @@ pub fn predict(mut ws: Workspace, dirs: &Dirs) -> anyhow::Result<Predicted> {
             ws.plan
                 .graph
                 .node_indices()
-                .filter(|ix| ws.plan.graph[*ix].kind == NodeKind::Source),
+                .filter(|ix| ws.plan.graph[*ix].spec.caching() == Caching::Hashed),
         );
     }
     Ok(Predicted {

@@ -11,7 +11,8 @@
 //! run may be about to record them.
 
 use ov_cache::{Lookup, NodeKey, Store};
-use ov_rules::engine::{Engine, EngineError};
+use ov_rules::engine::EngineError;
+use ov_rules::rule::ContainerEngine;
 use std::collections::HashSet;
 use std::io::Write as _;
 use std::path::Path;
@@ -48,7 +49,7 @@ fn node_tag(key: &NodeKey) -> String {
 /// not in `keep`; returns how many it removed. Fails only when the engine
 /// cannot be asked (then the journal must stay for a later build).
 pub async fn sweep(
-    engine: &Engine,
+    engine: &dyn ContainerEngine,
     store: &Store,
     keys: &[NodeKey],
     keep: &HashSet<NodeKey>,

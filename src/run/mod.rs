@@ -21,8 +21,8 @@ use anyhow::Context as _;
 use node::Done;
 use ov_cache::Store;
 use ov_rules::engine::Engine;
-use ov_rules::exec::{EngineQuirks, NodeOutput};
 use ov_rules::images::ImageSnapshot;
+use ov_rules::rule::{ContainerEngine, EngineQuirks, NodeOutput, ResourceClass};
 use ov_rules::NodeKind;
 use petgraph::graph::NodeIndex;
 use std::collections::{HashMap, HashSet};
@@ -110,18 +110,34 @@ pub struct Shared {
     /// The engine's images when the build started (after the cleanup of
     /// dead runs); unset when the engine could not list them.
     pub images: OnceLock<ImageSnapshot>,
-    endpoint: String,
+    connect: EngineSource,
     image_check: ImageCheck,
-    engine: OnceCell<Engine>,
+    engine: OnceCell<Arc<dyn ContainerEngine>>,
+}
+
+/// Where a build's engine comes from.
+#[derive(Clone)]
+pub enum EngineSource {
+    /// Connect to this endpoint on first use.
+    Connect(String),
+    /// This engine (a fake, in tests of the build's logic).
+    Given(Arc<dyn ContainerEngine>),
 }
 
 impl Shared {
     /// The engine, connected once and shared by every node. (Each build
     /// connects at its start anyway, to remove the containers of runs that
     /// were killed.)
-    pub async fn engine(&self) -> Result<Engine, ov_rules::engine::EngineError> {
+    pub async fn engine(&self) -> Result<Arc<dyn ContainerEngine>, ov_rules::engine::EngineError> {
         self.engine
-            .get_or_try_init(|| Engine::connect(&self.endpoint))
+            .get_or_try_init(|| async {
+                match &self.connect {
+                    EngineSource::Connect(endpoint) => Engine::connect(endpoint)
+                        .await
+                        .map(|e| Arc::new(e) as Arc<dyn ContainerEngine>),
+                    EngineSource::Given(engine) => Ok(engine.clone()),
+                }
+            })
             .await
             .cloned()
     }
@@ -143,22 +159,46 @@ pub struct Outcome {
     pub interrupted: bool,
 }
 
-fn resource_class(kind: NodeKind) -> sched::Class {
-    match kind {
-        NodeKind::Source | NodeKind::Base => sched::Class::Io,
-        NodeKind::CloudImage => sched::Class::Io,
-        NodeKind::Bootstrap | NodeKind::Disk => sched::Class::Privileged,
-        NodeKind::Boot => sched::Class::Vm { ram_mib: 1024 },
-        _ => sched::Class::Engine,
+/// The scheduler's class for a rule's resource class.
+fn class(resources: ResourceClass) -> sched::Class {
+    match resources {
+        ResourceClass::Cpu => sched::Class::Cpu,
+        ResourceClass::Engine => sched::Class::Engine,
+        ResourceClass::Io => sched::Class::Io,
+        ResourceClass::Privileged => sched::Class::Privileged,
+        ResourceClass::Vm { ram_mib } => sched::Class::Vm { ram_mib },
     }
 }
 
-/// Runs the build of `targets` (everything when empty).
+/// Runs the build of `targets` (everything when empty) on the engine at
+/// `opts.endpoint`; Ctrl-C cancels it.
 pub fn run(
     ws: Workspace,
     dirs: &Dirs,
     targets: &[String],
     opts: &BuildOptions,
+) -> anyhow::Result<Outcome> {
+    let engine = EngineSource::Connect(opts.endpoint.clone());
+    run_on(ws, dirs, targets, opts, engine, Cancel::CtrlC)
+}
+
+/// What cancels a build.
+#[derive(Clone)]
+pub enum Cancel {
+    /// Ctrl-C.
+    CtrlC,
+    /// This token (tests).
+    Token(CancellationToken),
+}
+
+/// [`run`] on the engine `engine`, cancelled by `cancel`.
+pub fn run_on(
+    ws: Workspace,
+    dirs: &Dirs,
+    targets: &[String],
+    opts: &BuildOptions,
+    engine: EngineSource,
+    cancel: Cancel,
 ) -> anyhow::Result<Outcome> {
     let order = ws.select(targets)?;
     let store = match Store::open(&dirs.cache.join("store")) {
@@ -209,7 +249,7 @@ pub fn run(
         saved_ms: AtomicU64::new(0),
         images: OnceLock::new(),
         cleanup_calls: AtomicUsize::new(0),
-        endpoint: opts.endpoint.clone(),
+        connect: engine,
         image_check: opts.image_check,
         engine: OnceCell::new(),
     });
@@ -225,7 +265,7 @@ pub fn run(
                 .neighbors_directed(*ix, petgraph::Direction::Incoming)
                 .filter_map(|d| pos.get(&d).copied())
                 .collect(),
-            class: resource_class(g[*ix].kind),
+            class: class(g[*ix].spec.resources()),
             estimate: history.get(&g[*ix].id).map(|ms| Duration::from_millis(*ms)),
         })
         .collect();
@@ -234,7 +274,10 @@ pub fn run(
         .build()
         .context("starting the async runtime")?;
     let started = Instant::now();
-    let cancel = CancellationToken::new();
+    let (cancel, ctrl_c) = match cancel {
+        Cancel::CtrlC => (CancellationToken::new(), true),
+        Cancel::Token(t) => (t, false),
+    };
     let runner = {
         let shared = shared.clone();
         let order = order.clone();
@@ -252,12 +295,14 @@ pub fn run(
     };
     let mut summary = Summary::default();
     let report = rt.block_on(async {
-        let c = cancel.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                c.cancel();
-            }
-        });
+        if ctrl_c {
+            let c = cancel.clone();
+            tokio::spawn(async move {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    c.cancel();
+                }
+            });
+        }
         // The image list is the slow call of a no-op; it goes alongside the
         // cleanup, and is taken again only if the cleanup removed images.
         let listing = list_images(&shared);
@@ -282,8 +327,8 @@ pub fn run(
             cancel.clone(),
             |e: sched::Event<'_, Done>| match e {
                 sched::Event::Started { ix } => {
-                    if node(ix).kind != NodeKind::Source {
-                        p.started(&node(ix).id, node(ix).kind.as_str(), est[ix])
+                    if node(ix).kind() != NodeKind::Source {
+                        p.started(&node(ix).id, node(ix).kind().as_str(), est[ix])
                     }
                 }
                 sched::Event::Finished {
@@ -296,7 +341,7 @@ pub fn run(
                         Done::Cached => summary.cached_local += 1,
                         Done::Checked => {}
                     }
-                    if node(ix).kind != NodeKind::Source {
+                    if node(ix).kind() != NodeKind::Source {
                         p.finished(&node(ix).id, outcome.word(), duration);
                     }
                 }
@@ -337,7 +382,7 @@ pub fn run(
             let keys = debris::journaled(&scratch);
             if !keys.is_empty() {
                 let keep = live_journals(dirs, &run_id);
-                clean &= debris::sweep(engine, &store, &keys, &keep).await.is_ok();
+                clean &= debris::sweep(&**engine, &store, &keys, &keep).await.is_ok();
             }
         }
         (report, clean)
@@ -356,7 +401,7 @@ pub fn run(
     summary.engine_calls = shared
         .engine
         .get()
-        .map_or(0, Engine::calls)
+        .map_or(0, |e| e.calls())
         .saturating_sub(summary.cleanup_calls);
     summary.elapsed_ms = started.elapsed().as_millis() as u64;
     progress.summary(&summary);
@@ -489,7 +534,7 @@ async fn clean_dead_runs(sh: &Shared, dirs: &Dirs) -> bool {
         if !keys.is_empty() {
             let Some(engine) = &engine else { continue };
             let before = engine.calls();
-            let swept = debris::sweep(engine, &sh.store, &keys, &keep).await;
+            let swept = debris::sweep(&**engine, &sh.store, &keys, &keep).await;
             sh.cleanup_calls
                 .fetch_add(engine.calls() - before, Ordering::Relaxed);
             match swept {
@@ -508,3 +553,6 @@ async fn clean_dead_runs(sh: &Shared, dirs: &Dirs) -> bool {
     }
     removed
 }
+
+#[cfg(test)]
+mod tests;

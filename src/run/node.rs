@@ -13,8 +13,8 @@ use crate::plan::keys;
 use ov_cache::{ActionResult, BlobRef, Lookup};
 use ov_cache::{Digest, NodeKey};
 use ov_rules::engine::ImageId;
-use ov_rules::exec::{self, ExecCtx, ExecError, NodeOutput};
-use ov_rules::NodeKind;
+use ov_rules::rule::{Caching, ExecCtx, ExecError, NodeOutput, Restore};
+use ov_rules::NodeSpec;
 use petgraph::graph::NodeIndex;
 use serde_json::{json, Value as Json};
 use std::collections::HashMap;
@@ -136,15 +136,16 @@ pub async fn run(
         })
     };
     let deps = dep_outputs(&sh, ix);
-    let (last_image, holder) = if node.kind == NodeKind::Image {
+    let (last_image, holder) = if let NodeSpec::Image(image) = &node.spec {
         let sh2 = sh.clone();
         let last = blocking(move || super::tags::last_image(&sh2, ix)).await?;
-        (last, super::tags::holder(&sh, ix).await?)
+        (last, super::tags::holder(&sh, ix, &image.tag).await?)
     } else {
         (None, None)
     };
     // External bases are re-resolved every time: a ref can move.
-    let cacheable = node.kind != NodeKind::Base && !sh.refresh.contains(&ix);
+    let every_build = node.spec.caching() == Caching::EveryBuild;
+    let cacheable = !every_build && !sh.refresh.contains(&ix);
     // Held until the result is recorded (or the node fails), so another
     // process building the same key waits for it instead of duplicating it.
     let mut _claim = None;
@@ -160,10 +161,10 @@ pub async fn run(
             return Ok(done);
         }
     }
-    let listed = (node.kind == NodeKind::Base)
-        .then(|| sh.images.get())
-        .flatten()
-        .and_then(|l| exec::base::from_snapshot(&node.spec, l));
+    let listed = match (&node.spec, sh.images.get()) {
+        (NodeSpec::Base(base), Some(images)) => base.from_snapshot(images),
+        _ => None,
+    };
     if let Some(out) = listed {
         return settle_base(&sh, ix, key, manifest, out, started.elapsed()).await;
     }
@@ -172,19 +173,19 @@ pub async fn run(
     // are content-addressed, so another cache dir (or an earlier run) may
     // already hold this one for a result it recorded; a sweep after this
     // run dies must not take it from them.
-    if matches!(
-        node.kind,
-        NodeKind::Layer | NodeKind::Image | NodeKind::Bootstrap | NodeKind::Stage
-    ) && engine
-        .image_id(&format!("localhost/ov-node:{key}"))
-        .await
-        .map_err(|e| Failure::new(format!("{}: {e}", node.id)))?
-        .is_none()
+    if node.spec.tags_node_image()
+        && engine
+            .image_id(&format!("localhost/ov-node:{key}"))
+            .await
+            .map_err(|e| Failure::new(format!("{}: {e}", node.id)))?
+            .is_none()
     {
         super::debris::note(&sh.scratch, &key)
             .map_err(|e| Failure::new(format!("{}: {e}", sh.scratch.display())))?;
     }
-    let scratch = sh.scratch.join(format!("{}-{}", node.kind, key.short(16)));
+    let scratch = sh
+        .scratch
+        .join(format!("{}-{}", node.kind(), key.short(16)));
     std::fs::create_dir_all(&scratch)
         .map_err(|e| Failure::new(format!("{}: {e}", scratch.display())))?;
     let layer_dir = node
@@ -196,10 +197,9 @@ pub async fn run(
     let id = node.id.clone();
     let mut on_line = move |l: &str| progress.line(&id, l);
     let mut ctx = ExecCtx {
-        engine: &engine,
+        engine: &*engine,
         node_id: &node.id,
         key: &key,
-        spec: &node.spec,
         deps: &deps,
         layer_dir: layer_dir.as_deref().filter(|d| !d.as_os_str().is_empty()),
         project_root: &sh.ws.project.root,
@@ -209,22 +209,8 @@ pub async fn run(
         quirks: &sh.quirks,
         on_line: &mut on_line,
     };
-    let result = match node.kind {
-        NodeKind::Base => exec::base::run(&mut ctx).await,
-        NodeKind::Bootstrap => exec::bootstrap::run(&mut ctx).await,
-        NodeKind::Stage => exec::stage::run(&mut ctx).await,
-        NodeKind::Layer => exec::layer::run(&mut ctx).await,
-        NodeKind::Image => exec::image::run(&mut ctx).await,
-        NodeKind::Eval => exec::eval::run(&mut ctx).await,
-        other => Err(ExecError::Spec(format!(
-            "{}: {other} nodes are built from the VM milestone on; build the images it needs with `ov build <image>`",
-            node.id
-        ))),
-    };
-    if matches!(
-        node.kind,
-        NodeKind::Layer | NodeKind::Image | NodeKind::Bootstrap | NodeKind::Stage
-    ) {
+    let result = node.spec.execute(&mut ctx).await;
+    if node.spec.tags_node_image() {
         sh.engine_builds
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
@@ -236,12 +222,13 @@ pub async fn run(
         }
     };
     let took = started.elapsed();
-    if node.kind == NodeKind::Base {
+    if every_build {
         let _ = std::fs::remove_dir_all(&scratch);
         return settle_base(&sh, ix, key, manifest, out, took).await;
     }
-    if node.kind == NodeKind::Image {
-        super::tags::settle(&sh, ix, &out, true, holder.as_ref(), last_image.as_ref()).await?;
+    if let NodeSpec::Image(image) = &node.spec {
+        let (before, last) = (holder.as_ref(), last_image.as_ref());
+        super::tags::settle(&sh, ix, &image.tag, &out, true, before, last).await?;
     }
     let recorded = record(&sh, ix, key, manifest, &out, took, true).await;
     let _ = std::fs::remove_dir_all(&scratch);
@@ -265,8 +252,9 @@ async fn look_up(
     match blocking(move || store.get_action(&k)).await? {
         Ok(Lookup::Hit(r)) => {
             if let Some(out) = reuse(sh, ix, key, &r).await? {
-                if node.kind == NodeKind::Image {
-                    super::tags::settle(sh, ix, &out, false, holder, last_image).await?;
+                if let NodeSpec::Image(image) = &node.spec {
+                    super::tags::settle(sh, ix, &image.tag, &out, false, holder, last_image)
+                        .await?;
                 }
                 sh.set_output(ix, out);
                 sh.saved_ms
@@ -317,8 +305,9 @@ async fn settle_base(
 }
 
 /// Turns a cache hit back into an output, checking what lives outside the
-/// store: an image must still be in the engine (a bootstrap rootfs is
-/// re-imported from the CAS when it is not). `None` means "rebuild".
+/// store: an image must still be in the engine, else the rule says what
+/// to do ([`Restore`]: run again, or re-import a blob from the CAS, as a
+/// bootstrap rootfs is). `None` means "rebuild".
 async fn reuse(
     sh: &Arc<Shared>,
     ix: NodeIndex,
@@ -350,7 +339,11 @@ async fn reuse(
         return Ok(Some(out));
     }
     let node = &sh.ws.plan.graph[ix];
-    let Some(blob) = r.blobs.iter().find(|b| b.name == "rootfs") else {
+    let blob = match node.spec.restore() {
+        Restore::Rerun => None,
+        Restore::Import { blob } => r.blobs.iter().find(|b| b.name == blob),
+    };
+    let Some(blob) = blob else {
         sh.progress.warn(&format!(
             "{}: image {image} is cached but no longer in the engine; rebuilding",
             node.id
@@ -410,11 +403,11 @@ async fn record(
             m.insert("image".into(), json!(img));
         }
         // Kept for `ov explain`, which names the spec fields that changed.
-        m.insert("spec".into(), node.spec.clone());
+        m.insert("spec".into(), node.spec.to_json());
     }
     let result = ActionResult {
         node_id: node.id.clone(),
-        kind: node.kind.to_string(),
+        kind: node.kind().to_string(),
         output: out.digest.clone(),
         blobs: Vec::new(),
         duration_ms: took.as_millis() as u64,

@@ -12,8 +12,8 @@
 use super::node::Failure;
 use super::Shared;
 use ov_rules::engine::ImageId;
-use ov_rules::exec::NodeOutput;
 use ov_rules::images::NODE_LABEL;
+use ov_rules::rule::NodeOutput;
 use petgraph::graph::NodeIndex;
 use serde_json::Value as Json;
 
@@ -24,14 +24,11 @@ pub fn last_image(sh: &Shared, ix: NodeIndex) -> Option<ImageId> {
     r.meta.get("image").and_then(Json::as_str).map(ImageId::new)
 }
 
-/// Where the user's tag of image node `ix` points before the node runs:
-/// from the build's image list, or, without one, one inspect of the tag
-/// (a fresh build moves the tag, so it must be asked first).
-pub async fn holder(sh: &Shared, ix: NodeIndex) -> Result<Option<ImageId>, Failure> {
+/// Where `tag`, the user's tag of image node `ix`, points before the node
+/// runs: from the build's image list, or, without one, one inspect of the
+/// tag (a fresh build moves the tag, so it must be asked first).
+pub async fn holder(sh: &Shared, ix: NodeIndex, tag: &str) -> Result<Option<ImageId>, Failure> {
     let node = &sh.ws.plan.graph[ix];
-    let Some(tag) = node.spec.get("tag").and_then(Json::as_str) else {
-        return Ok(None);
-    };
     if let Some(l) = sh.images.get() {
         return Ok(l.tagged(tag).cloned());
     }
@@ -42,20 +39,21 @@ pub async fn holder(sh: &Shared, ix: NodeIndex) -> Result<Option<ImageId>, Failu
         .map_err(|e| Failure::new(format!("{}: {e}", node.id)))
 }
 
-/// Makes the user's tag of image node `ix` point at `out`'s image. `tagged`
+/// Makes `tag`, the user's tag of image node `ix`, point at `out`'s image. `tagged`
 /// is true when the executor has just tagged it (a fresh build), so only
 /// the warning is left to give. `before` is [`holder`] and `last` is
 /// [`last_image`], both from before the node ran.
 pub async fn settle(
     sh: &Shared,
     ix: NodeIndex,
+    tag: &str,
     out: &NodeOutput,
     tagged: bool,
     before: Option<&ImageId>,
     last: Option<&ImageId>,
 ) -> Result<(), Failure> {
     let node = &sh.ws.plan.graph[ix];
-    let (Some(tag), Some(image)) = (node.spec.get("tag").and_then(Json::as_str), &out.image) else {
+    let Some(image) = &out.image else {
         return Ok(());
     };
     if before == Some(image) {

@@ -85,7 +85,8 @@ impl<'a> Layer<'a> {
 
 /// Renders a layer node's steps. See the module docs of
 /// [`crate::containerfile`] for what the build context holds.
-pub fn render_layer(spec: &Json, opts: &RenderOpts) -> Result<Rendered, RenderError> {
+#[cfg(test)]
+pub(crate) fn render_layer(spec: &Json, opts: &RenderOpts) -> Result<Rendered, RenderError> {
     render_layer_with(spec, opts, &StageRefs::new())
 }
 
@@ -95,7 +96,7 @@ pub fn render_layer(spec: &Json, opts: &RenderOpts) -> Result<Rendered, RenderEr
 pub type StageRefs = std::collections::BTreeMap<String, String>;
 
 /// [`render_layer`] with the images of the layer's builder stages.
-pub fn render_layer_with(
+pub(crate) fn render_layer_with(
     spec: &Json,
     opts: &RenderOpts,
     refs: &StageRefs,

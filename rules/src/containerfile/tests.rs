@@ -3,6 +3,9 @@
 //! overthinkos/overthink at 7d9cc818, MIT).
 
 use super::*;
+// The JSON-level renderers, on hand-made specs; the typed entry points
+// only serialize the spec into this JSON.
+use super::{image::render_image, layer::render_layer};
 use serde_json::json;
 
 /// build.yml `distro.debian.format.deb.install_template`, verbatim.
@@ -486,7 +489,7 @@ fn stage_outputs_are_copied_first_from_the_stage_image() {
         ]
     );
     let refs = StageRefs::from([("npm".to_string(), "abc123".to_string())]);
-    let r = render_layer_with(&spec, &RenderOpts::default(), &refs).unwrap();
+    let r = super::layer::render_layer_with(&spec, &RenderOpts::default(), &refs).unwrap();
     assert_eq!(
         r.steps[3],
         "COPY --from=abc123 --chown=1000:1000 /home/user /home/user"

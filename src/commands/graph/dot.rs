@@ -24,13 +24,13 @@ pub fn render(view: &View) -> String {
     let mut s = String::from("digraph ov {\n  rankdir=LR;\n  node [shape=box, style=\"rounded,filled\", fontname=\"Helvetica\"];\n");
     for &ix in &view.nodes {
         let n = &view.plan.graph[ix];
-        let label = format!("{}\n{}", n.kind, n.label);
+        let label = format!("{}\n{}", n.kind(), n.label);
         let _ = writeln!(
             s,
             "  {} [label={}, fillcolor={}];",
             quote(&n.id),
             quote(&label),
-            quote(colour(n.kind))
+            quote(colour(n.kind()))
         );
     }
     for (a, b) in view.edges() {

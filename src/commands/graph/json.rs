@@ -10,7 +10,7 @@ pub fn render(view: &View) -> String {
         .iter()
         .map(|&ix| {
             let n = &g[ix];
-            json!({"id": n.id, "kind": n.kind, "label": n.label, "key": view.keys.keys[ix.index()].to_string()})
+            json!({"id": n.id, "kind": n.kind(), "label": n.label, "key": view.keys.keys[ix.index()].to_string()})
         })
         .collect();
     let edges: Vec<_> = view

@@ -281,7 +281,7 @@ fn cargo_inline_as_ov_writes_it_in_the_layer() {
             "install_template": CARGO,
         }}],
     });
-    let r = crate::containerfile::render_layer(&spec, &RenderOpts::default()).unwrap();
+    let r = super::super::layer::render_layer(&spec, &RenderOpts::default()).unwrap();
     // writeLayerSteps step 4: `USER <uid>` then the template; the layer
     // ends as root again.
     let want = "# Layer: hello\nUSER root\nUSER 1000\n\

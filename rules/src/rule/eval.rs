@@ -6,11 +6,37 @@
 //! what the image printed. The report is the node's output: like a test
 //! result, it is cached by the image digest and the checks.
 
-use super::{ExecCtx, ExecError, NodeOutput};
+use super::{ExecCtx, ExecError, NodeOutput, ResourceClass, Rule};
 use crate::containerfile::quote::sh_sq;
 use crate::engine::RunSpec;
-use serde::Serialize;
+use crate::NodeKind;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value as Json};
+
+/// An eval node's spec: an image's build-scope checks.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EvalSpec {
+    /// The `eval:` checks as written (the image's own, then its layers').
+    pub checks: Vec<Json>,
+    /// The image's distro tags, for `package_map`.
+    pub distro: Vec<String>,
+    /// The image's package formats; the first picks the package query.
+    pub build: Vec<String>,
+    /// The image node the checks run in.
+    pub image_node: String,
+}
+
+impl Rule for EvalSpec {
+    const KIND: NodeKind = NodeKind::Eval;
+
+    fn resources(&self) -> ResourceClass {
+        ResourceClass::Engine
+    }
+
+    async fn execute(&self, ctx: &mut ExecCtx<'_>) -> Result<NodeOutput, ExecError> {
+        run(self, ctx).await
+    }
+}
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -74,28 +100,12 @@ fn strings(v: Option<&Json>) -> Vec<String> {
     }
 }
 
-/// Reads the checks of an eval spec (`checks`, `distro`, `formats`).
-pub fn parse_checks(spec: &Json) -> Result<Vec<NamedCheck>, ExecError> {
-    let distros: Vec<&str> = spec
-        .get("distro")
-        .and_then(Json::as_array)
-        .map(|a| a.iter().filter_map(Json::as_str).collect())
-        .unwrap_or_default();
-    let format = spec
-        .get("build")
-        .and_then(Json::as_array)
-        .and_then(|a| a.first())
-        .and_then(Json::as_str)
-        .unwrap_or("deb")
-        .to_string();
+/// Reads the checks of an eval spec.
+pub fn parse_checks(spec: &EvalSpec) -> Result<Vec<NamedCheck>, ExecError> {
+    let distros: Vec<&str> = spec.distro.iter().map(String::as_str).collect();
+    let format = spec.build.first().map_or("deb", String::as_str).to_string();
     let mut out = Vec::new();
-    for (i, c) in spec
-        .get("checks")
-        .and_then(Json::as_array)
-        .into_iter()
-        .flatten()
-        .enumerate()
-    {
+    for (i, c) in spec.checks.iter().enumerate() {
         let id = c
             .get("id")
             .and_then(Json::as_str)
@@ -286,11 +296,9 @@ fn parsed_ok(
     judge(check, rc, out, err)
 }
 
-/// Runs an eval node.
-pub async fn run(ctx: &mut ExecCtx<'_>) -> Result<NodeOutput, ExecError> {
-    let checks = parse_checks(ctx.spec)?;
-    let image_node = ctx.spec_str("image_node")?.to_string();
-    let image = ctx.dep_image(&image_node)?.clone();
+async fn run(spec: &EvalSpec, ctx: &mut ExecCtx<'_>) -> Result<NodeOutput, ExecError> {
+    let checks = parse_checks(spec)?;
+    let image = ctx.dep_image(&spec.image_node)?.clone();
     let out = ctx
         .engine
         .run(
@@ -346,16 +354,18 @@ pub async fn run(ctx: &mut ExecCtx<'_>) -> Result<NodeOutput, ExecError> {
 mod tests {
     use super::*;
 
-    fn spec() -> Json {
-        json!({
-            "distro": ["debian:12", "debian"], "build": ["deb"],
-            "checks": [
-                {"id": "f", "file": "/etc/motd", "exists": true, "contains": ["ov"]},
-                {"id": "c", "command": "nginx -v", "exit_status": 0, "stderr": [{"contains": "nginx"}]},
-                {"package": "x", "package_map": {"debian": "nginx", "fedora": "nginx-core"}},
-                {"id": "absent", "file": "/nope", "exists": false},
-            ]
-        })
+    fn spec() -> EvalSpec {
+        EvalSpec {
+            distro: vec!["debian:12".into(), "debian".into()],
+            build: vec!["deb".into()],
+            checks: vec![
+                json!({"id": "f", "file": "/etc/motd", "exists": true, "contains": ["ov"]}),
+                json!({"id": "c", "command": "nginx -v", "exit_status": 0, "stderr": [{"contains": "nginx"}]}),
+                json!({"package": "x", "package_map": {"debian": "nginx", "fedora": "nginx-core"}}),
+                json!({"id": "absent", "file": "/nope", "exists": false}),
+            ],
+            image_node: "image:x".into(),
+        }
     }
 
     #[test]
@@ -371,7 +381,10 @@ mod tests {
                 format: "deb".into()
             }
         );
-        let bad = json!({"checks": [{"id": "z", "service": "x"}]});
+        let bad = EvalSpec {
+            checks: vec![json!({"id": "z", "service": "x"})],
+            ..spec()
+        };
         let e = parse_checks(&bad).unwrap_err().to_string();
         assert!(e.contains("`z`") && e.contains("service"), "{e}");
     }

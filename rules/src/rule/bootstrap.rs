@@ -6,11 +6,58 @@
 //! whose image has left the engine is re-imported from the CAS instead of
 //! bootstrapped again.
 
-use super::{ExecCtx, ExecError, NodeOutput};
+use super::{ExecCtx, ExecError, NodeOutput, ResourceClass, Restore, Rule};
 use crate::engine::RunSpec;
+use crate::NodeKind;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value as Json};
 use std::io::Read;
 use std::time::Duration;
+
+/// The name of the rootfs tarball among a bootstrap result's blobs.
+pub const ROOTFS_BLOB: &str = "rootfs";
+
+/// A bootstrap node's spec: a build.yml builder run in its builder image.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BootstrapSpec {
+    /// The build.yml builder's name (`debootstrap`).
+    pub builder: String,
+    /// The node whose image the builder runs in (`image:<name>` or
+    /// `base:<ref>`); one of the node's dependencies.
+    pub builder_node: String,
+    /// build.yml `builder.<builder>` (its script template, output artifact,
+    /// privilege), as written.
+    pub builder_def: Option<Json>,
+    /// The build.yml distro whose settings the script sees.
+    pub distro: Option<String>,
+    /// build.yml `distro.<distro>`, as written.
+    pub distro_def: Option<Json>,
+    /// A VM's `source` entry, for a VM's bootstrap (absent for an image's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<Json>,
+}
+
+impl Rule for BootstrapSpec {
+    const KIND: NodeKind = NodeKind::Bootstrap;
+
+    fn resources(&self) -> ResourceClass {
+        ResourceClass::Privileged
+    }
+
+    fn restore(&self) -> Restore {
+        // The tarball, not the image, is the output: an image that left
+        // the engine is imported again rather than bootstrapped again.
+        Restore::Import { blob: ROOTFS_BLOB }
+    }
+
+    fn tags_node_image(&self) -> bool {
+        true
+    }
+
+    async fn execute(&self, ctx: &mut ExecCtx<'_>) -> Result<NodeOutput, ExecError> {
+        run(self, ctx).await
+    }
+}
 
 /// `snake_case` → `CamelCase`, the way ov's Go structs name build.yml fields
 /// (`include_package` → `IncludePackages` is ov's one plural quirk).
@@ -68,12 +115,10 @@ pub fn template_data(distro_def: &Json) -> Json {
     })
 }
 
-/// Runs a bootstrap node.
-pub async fn run(ctx: &mut ExecCtx<'_>) -> Result<NodeOutput, ExecError> {
-    let builder = ctx.spec_str("builder")?.to_string();
-    let builder_node = ctx.spec_str("builder_node")?.to_string();
-    let image = ctx.dep_image(&builder_node)?.clone();
-    let def = ctx.spec.get("builder_def").cloned().unwrap_or(Json::Null);
+async fn run(spec: &BootstrapSpec, ctx: &mut ExecCtx<'_>) -> Result<NodeOutput, ExecError> {
+    let builder = &spec.builder;
+    let image = ctx.dep_image(&spec.builder_node)?.clone();
+    let def = spec.builder_def.clone().unwrap_or(Json::Null);
     let script_tpl = def
         .pointer("/phase/install/container")
         .and_then(Json::as_str)
@@ -91,7 +136,7 @@ pub async fn run(ctx: &mut ExecCtx<'_>) -> Result<NodeOutput, ExecError> {
             "build.yml builder `{builder}`: output_artifact `{artifact}` must be under /out/"
         )));
     };
-    let data = template_data(ctx.spec.get("distro_def").unwrap_or(&Json::Null));
+    let data = template_data(spec.distro_def.as_ref().unwrap_or(&Json::Null));
     // The script template puts packages on bash's command line unquoted.
     if let Some(p) = data["Packages"].as_array().into_iter().flatten().find(|p| {
         !p.as_str()
@@ -166,7 +211,7 @@ pub async fn run(ctx: &mut ExecCtx<'_>) -> Result<NodeOutput, ExecError> {
     Ok(NodeOutput {
         digest: format!("blake3:{digest}"),
         image: Some(id),
-        files: vec![("rootfs".into(), tarball)],
+        files: vec![(ROOTFS_BLOB.into(), tarball)],
         meta: json!({ "tag": tag, "builder": builder }),
         log: run.output,
     })

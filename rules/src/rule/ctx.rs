@@ -1,20 +1,14 @@
-//! Executors: how each node kind does its work against the engine.
+//! What an executor gets and gives back.
 //!
-//! An executor gets an [`ExecCtx`] (the engine, the node's resolved spec,
-//! what its dependencies produced, a scratch directory and a cancellation
-//! token) and returns a [`NodeOutput`]. It never touches the store: files it
-//! wants kept are listed in [`NodeOutput::files`] and the caller puts them in
-//! the CAS before recording the result, so a result is only ever recorded
-//! once everything it names is stored.
+//! An executor gets an [`ExecCtx`] (the engine, what its dependencies
+//! produced, a scratch directory and a cancellation token; the spec is the
+//! rule itself) and returns a [`NodeOutput`]. It never touches the store:
+//! files it wants kept are listed in [`NodeOutput::files`] and the caller
+//! puts them in the CAS before recording the result, so a result is only
+//! ever recorded once everything it names is stored.
 
-pub mod base;
-pub mod bootstrap;
-pub mod eval;
-pub mod image;
-pub mod layer;
-pub mod stage;
-
-use crate::engine::{Engine, EngineError, ImageId};
+use super::ContainerEngine;
+use crate::engine::{EngineError, ImageId};
 use crate::NodeKey;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
@@ -51,7 +45,7 @@ pub enum ExecError {
         /// Output of the failing step.
         output: String,
     },
-    /// The spec is not something this rule can run.
+    /// The spec is not something this rule can run (yet).
     #[error("{0}")]
     Spec(String),
     /// The engine failed.
@@ -91,13 +85,11 @@ pub struct EngineQuirks {
 /// Everything an executor may use.
 pub struct ExecCtx<'a> {
     /// The engine.
-    pub engine: &'a Engine,
+    pub engine: &'a dyn ContainerEngine,
     /// The node's id (`layer:web@web`).
     pub node_id: &'a str,
     /// The node's key (names the images it tags).
     pub key: &'a NodeKey,
-    /// The resolved spec (what went into the key).
-    pub spec: &'a Json,
     /// Outputs of the node's dependencies, by node id.
     pub deps: &'a HashMap<String, NodeOutput>,
     /// The layer directory this node applies, if any.
@@ -129,13 +121,5 @@ impl ExecCtx<'_> {
             .get(id)
             .and_then(|o| o.image.as_ref())
             .ok_or_else(|| ExecError::Spec(format!("{}: no image from `{id}`", self.node_id)))
-    }
-
-    /// A spec field as text.
-    pub fn spec_str(&self, field: &str) -> Result<&str, ExecError> {
-        self.spec
-            .get(field)
-            .and_then(Json::as_str)
-            .ok_or_else(|| ExecError::Spec(format!("{}: spec has no `{field}`", self.node_id)))
     }
 }

@@ -6,21 +6,51 @@
 //! cached. `ov lock` pins the id in `ov.lock`; a pinned id wins over the ref
 //! and is pulled by digest only when the engine does not already hold it.
 
-use super::{ExecCtx, ExecError, NodeOutput};
+use super::{Caching, ExecCtx, ExecError, NodeOutput, ResourceClass, Rule};
 use crate::engine::ImageId;
 use crate::images::ImageSnapshot;
-use serde_json::{json, Value as Json};
+use crate::NodeKind;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 
-/// The base's output as the build's image list shows it, with no engine
-/// call; `None` when the list does not hold it (then [`run`] asks, and
-/// pulls if need be).
-pub fn from_snapshot(spec: &Json, images: &ImageSnapshot) -> Option<NodeOutput> {
-    let r = spec.get("ref")?.as_str()?;
-    let id = match spec.get("pinned").and_then(Json::as_str) {
-        Some(p) => Some(ImageId::new(p)).filter(|id| images.has(id))?,
-        None => images.tagged(r)?.clone(),
-    };
-    Some(output(r, id))
+/// A base node's spec.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BaseSpec {
+    /// The image reference as written (`quay.io/fedora/fedora:43`).
+    #[serde(rename = "ref")]
+    pub reference: String,
+    /// The image id `ov.lock` pins it to, if any.
+    pub pinned: Option<String>,
+}
+
+impl BaseSpec {
+    /// The base's output as the build's image list shows it, with no
+    /// engine call; `None` when the list does not hold it (then
+    /// [`Rule::execute`] asks, and pulls if need be).
+    pub fn from_snapshot(&self, images: &ImageSnapshot) -> Option<NodeOutput> {
+        let r = &self.reference;
+        let id = match &self.pinned {
+            Some(p) => Some(ImageId::new(p)).filter(|id| images.has(id))?,
+            None => images.tagged(r)?.clone(),
+        };
+        Some(output(r, id))
+    }
+}
+
+impl Rule for BaseSpec {
+    const KIND: NodeKind = NodeKind::Base;
+
+    fn resources(&self) -> ResourceClass {
+        ResourceClass::Io
+    }
+
+    fn caching(&self) -> Caching {
+        Caching::EveryBuild
+    }
+
+    async fn execute(&self, ctx: &mut ExecCtx<'_>) -> Result<NodeOutput, ExecError> {
+        run(self, ctx).await
+    }
 }
 
 fn output(r: &str, id: ImageId) -> NodeOutput {
@@ -32,10 +62,9 @@ fn output(r: &str, id: ImageId) -> NodeOutput {
     }
 }
 
-/// Runs a base node.
-pub async fn run(ctx: &mut ExecCtx<'_>) -> Result<NodeOutput, ExecError> {
-    let r = ctx.spec_str("ref")?.to_string();
-    let pinned = ctx.spec.get("pinned").and_then(|v| v.as_str());
+async fn run(spec: &BaseSpec, ctx: &mut ExecCtx<'_>) -> Result<NodeOutput, ExecError> {
+    let r = spec.reference.clone();
+    let pinned = spec.pinned.as_deref();
     let engine = ctx.engine;
     let id = match pinned {
         Some(p) => match engine.image_id(p).await? {
