@@ -88,6 +88,11 @@ pub fn load_valid(root: &Path, dirs: &Dirs) -> Result<(Project, Diagnostics), In
     }
     crate::load::validate::validate(&project, &mut diags);
     crate::plan::layer_files::check(&project, &dirs.cache, &mut diags);
+    if !diags.has_errors() {
+        // Needs the resolved builder maps, so only on an otherwise valid project.
+        let resolved = crate::plan::resolve::resolve_all(&project);
+        crate::plan::stage_check::check(&project, &resolved, &mut diags);
+    }
     if diags.has_errors() {
         return Err(InvalidProject(diags));
     }

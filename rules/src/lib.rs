@@ -44,7 +44,10 @@ pub mod rule;
 pub mod template;
 
 pub use canonical::canonical_json;
-pub use containerfile::{render_image, render_layer, RenderError, RenderOpts, Rendered};
+pub use containerfile::{
+    render_image, render_layer, render_layer_with, render_stage, RenderError, RenderOpts, Rendered,
+    StagePlace, StageRefs,
+};
 pub use ingredients::{Ingredient, Ingredients, Manifest};
 pub use kind::NodeKind;
 pub use ov_cache::NodeKey;

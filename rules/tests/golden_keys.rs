@@ -35,6 +35,7 @@ fn rule_versions() {
             "ov/source/v1",
             "ov/base/v1",
             "ov/bootstrap/v1",
+            "ov/stage/v1",
             "ov/layer/v1",
             "ov/image/v1",
             "ov/eval/v1",
@@ -127,7 +128,8 @@ fn layer_spec() -> layer::LayerSpec {
         var: [("V".to_string(), "1".to_string())].into_iter().collect(),
         env: [("HOME_DIR".to_string(), "~/x".to_string())].into_iter().collect(),
         path_append: vec!["~/.local/bin".into()],
-        builders: Default::default(),
+        stages: Default::default(),
+        inline: vec![],
     }
 }
 
@@ -136,8 +138,34 @@ fn layer() {
     golden(
         layer_spec(),
         NodeKind::Layer,
-        r#"{"builders":{},"context":{"build":["rpm"],"build_distro":"fedora","distro":["fedora:43","fedora"],"gid":1000,"uid":1000,"user":"user","user_policy":"auto"},"env":{"HOME_DIR":"~/x"},"formats":{"rpm":{"install_template":"RUN dnf install -y{{range .Packages}} {{.}}{{end}}"}},"layer":"web","packages":{"rpm":{"package":["nginx"]}},"parent":"base:quay.io/fedora/fedora:43","path_append":["~/.local/bin"],"tasks":[{"arg":"/srv","spec":{"mkdir":"/srv"},"verb":"mkdir"}],"var":{"V":"1"}}"#,
-        "ff9a784eb9f2d7993dc531eaf420ec6aa88e85c2d5f21c2d0eaf0f807f9bcfb6",
+        r#"{"context":{"build":["rpm"],"build_distro":"fedora","distro":["fedora:43","fedora"],"gid":1000,"uid":1000,"user":"user","user_policy":"auto"},"env":{"HOME_DIR":"~/x"},"formats":{"rpm":{"install_template":"RUN dnf install -y{{range .Packages}} {{.}}{{end}}"}},"inline":[],"layer":"web","packages":{"rpm":{"package":["nginx"]}},"parent":"base:quay.io/fedora/fedora:43","path_append":["~/.local/bin"],"stages":{},"tasks":[{"arg":"/srv","spec":{"mkdir":"/srv"},"verb":"mkdir"}],"var":{"V":"1"}}"#,
+        "58c812fbf7e8f18dad9183229102967ea30b44955279e6978e13a32631160527",
+    );
+}
+
+#[test]
+fn stage() {
+    let layer = layer_spec();
+    golden(
+        ov_rules::rule::StageSpec {
+            builder: "npm".into(),
+            layer: "web".into(),
+            builder_node: "image:builder".into(),
+            def: json!({
+                "detect_file": ["package.json"],
+                "stage_template": "FROM {{.BuilderRef}} AS {{.StageName}}\nRUN npm install -g\n",
+                "copy_artifact": [{"src": "{{.Home}}", "dst": "{{.Home}}", "chown": true}],
+            })
+            .as_object()
+            .cloned()
+            .unwrap(),
+            context: layer.context,
+            layer_files: vec!["package.json".into()],
+            section: None,
+        },
+        NodeKind::Stage,
+        r#"{"builder":"npm","builder_node":"image:builder","context":{"build":["rpm"],"build_distro":"fedora","distro":["fedora:43","fedora"],"gid":1000,"uid":1000,"user":"user","user_policy":"auto"},"def":{"copy_artifact":[{"chown":true,"dst":"{{.Home}}","src":"{{.Home}}"}],"detect_file":["package.json"],"stage_template":"FROM {{.BuilderRef}} AS {{.StageName}}\nRUN npm install -g\n"},"layer":"web","layer_files":["package.json"],"section":null}"#,
+        "72489fff3840968117cdb9db73c5168b4ede5d528ce5989b93f3581d4f617d7d",
     );
 }
 

@@ -211,6 +211,13 @@ pub fn run(
             }
         }
     }
+    if n.kind() == ov_rules::NodeKind::Stage {
+        writeln!(
+            out,
+            "impure: the builder's package registry (npm, conda channels, the AUR, …) is read at build time and is not part of the key (use `ov build --refresh {}`)",
+            n.id
+        )?;
+    }
     if n.kind() == ov_rules::NodeKind::Layer {
         writeln!(
             out,

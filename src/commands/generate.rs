@@ -27,6 +27,12 @@ pub fn generate(ws: &Workspace, image: &str, opts: &RenderOpts) -> Result<String
     let mut out = String::new();
     for ix in chain(ws, top) {
         let node = &plan.graph[ix];
+        for s in stages_of(ws, ix) {
+            if !out.is_empty() {
+                out.push('\n');
+            }
+            out.push_str(&stage_section(ws, s, opts)?);
+        }
         let rendered = match &node.spec {
             NodeSpec::Layer(spec) => ov_rules::render_layer(spec, opts),
             NodeSpec::Image(spec) => ov_rules::render_image(spec, opts),
@@ -35,6 +41,7 @@ pub fn generate(ws: &Workspace, image: &str, opts: &RenderOpts) -> Result<String
             NodeSpec::Source(_)
             | NodeSpec::Base(_)
             | NodeSpec::Bootstrap(_)
+            | NodeSpec::Stage(_)
             | NodeSpec::Eval(_)
             | NodeSpec::CloudImage(_)
             | NodeSpec::Disk(_)
@@ -46,6 +53,7 @@ pub fn generate(ws: &Workspace, image: &str, opts: &RenderOpts) -> Result<String
             out.push('\n');
         }
         let _ = writeln!(out, "# node: {}", node.id);
+        out.push_str(&rendered.context_stage_text());
         let _ = writeln!(out, "FROM {}", parent_ref(ws, ix));
         out.push_str(&rendered.containerfile());
         context_files(&rendered, &mut out);
@@ -83,10 +91,52 @@ fn parent(ws: &Workspace, ix: NodeIndex) -> Option<NodeIndex> {
     }
 }
 
-fn parent_ref(ws: &Workspace, ix: NodeIndex) -> String {
-    let Some(p) = parent(ws, ix) else {
-        return "scratch".into();
+/// The builder stage nodes a layer node copies from.
+fn stages_of(ws: &Workspace, ix: NodeIndex) -> Vec<NodeIndex> {
+    let g = &ws.plan.graph;
+    let mut out: Vec<NodeIndex> = g
+        .neighbors_directed(ix, Direction::Incoming)
+        .filter(|&d| g[d].kind() == NodeKind::Stage)
+        .collect();
+    out.sort_by(|a, b| g[*a].id.cmp(&g[*b].id));
+    out
+}
+
+/// A stage node's whole Containerfile: it names its builder image itself.
+fn stage_section(
+    ws: &Workspace,
+    ix: NodeIndex,
+    opts: &RenderOpts,
+) -> Result<String, anyhow::Error> {
+    let node = &ws.plan.graph[ix];
+    let NodeSpec::Stage(spec) = &node.spec else {
+        return Err(anyhow::anyhow!("node `{}` is not a stage", node.id));
     };
+    let builder = ws
+        .plan
+        .by_id
+        .get(&spec.builder_node)
+        .map(|&b| node_ref(ws, b))
+        .unwrap_or_else(|| "scratch".into());
+    let place = ov_rules::StagePlace {
+        builder_ref: &builder,
+        copy_src: ".",
+    };
+    let text = ov_rules::render_stage(spec, place, opts)
+        .with_context(|| format!("rendering node `{}`", node.id))?;
+    Ok(format!("# node: {}\n{text}", node.id))
+}
+
+fn parent_ref(ws: &Workspace, ix: NodeIndex) -> String {
+    match parent(ws, ix) {
+        Some(p) => node_ref(ws, p),
+        None => "scratch".into(),
+    }
+}
+
+/// How a section names another node's image: an external ref as written,
+/// an image by its tag, anything else by its id.
+fn node_ref(ws: &Workspace, p: NodeIndex) -> String {
     let node = &ws.plan.graph[p];
     match &node.spec {
         NodeSpec::Base(spec) => spec.reference.clone(),

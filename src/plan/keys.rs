@@ -109,7 +109,10 @@ pub fn node_key(
         ing.dep(&g[d].id, &dep_output(d));
     }
     if let (Some(t), Some(layer)) = (tree, &node.layer) {
-        if matches!(node.kind(), NodeKind::Source | NodeKind::Layer) {
+        if matches!(
+            node.kind(),
+            NodeKind::Source | NodeKind::Layer | NodeKind::Stage
+        ) {
             let prefix = dirs.get(layer).map(String::as_str).unwrap_or_default();
             for f in &t.files {
                 ing.file(&format!("{prefix}/{}", f.rel), f.digest);

@@ -12,6 +12,7 @@ pub mod lock;
 pub mod memo;
 pub mod predict;
 pub mod resolve;
+pub mod stage_check;
 
 use crate::load::model::{Project, VmSourceKind};
 use crate::plan::inputs::SourceTree;
@@ -19,12 +20,12 @@ use crate::plan::resolve::{BaseRef, ResolvedImage};
 use indexmap::IndexMap;
 use ov_rules::rule::{
     image, layer, BaseSpec, BootSpec, BootstrapSpec, CloudImageSpec, DiskSource, DiskSpec,
-    EvalSpec, ImageSpec, LayerSpec, SeedSpec, SourceSpec,
+    EvalSpec, ImageSpec, LayerSpec, SeedSpec, SourceSpec, StageSpec, StageUse,
 };
 use ov_rules::{NodeKind, NodeSpec};
 use petgraph::graph::{DiGraph, NodeIndex};
 use serde_json::{json, Value as Json};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 /// One node of the plan.
 #[derive(Clone, Debug)]
@@ -298,6 +299,180 @@ pub fn needed_images<'a>(
     out
 }
 
+/// A builder stage a layer triggers: its node and what the layer copies.
+struct PlannedStage {
+    ix: NodeIndex,
+    /// The layer spec's `stages.<builder>`: the node and the outputs.
+    used: StageUse,
+}
+
+/// Which files and config make a layer need a builder, as ov's
+/// `Generator.layerNeedsBuilder`: a `detect_file` at the layer's root, or
+/// packages in the layer's section of the `detect_config` format when the
+/// image builds that format.
+pub fn layer_needs_builder(
+    def: &Json,
+    has_root_file: impl Fn(&str) -> bool,
+    packages: &serde_json::Map<String, Json>,
+    img: &ResolvedImage,
+) -> bool {
+    let by_file = def
+        .get("detect_file")
+        .and_then(Json::as_array)
+        .is_some_and(|files| files.iter().filter_map(Json::as_str).any(&has_root_file));
+    let by_config = def
+        .get("detect_config")
+        .and_then(Json::as_str)
+        .is_some_and(|fmt| {
+            img.build.iter().any(|b| b == fmt)
+                && packages
+                    .get(fmt)
+                    .and_then(|s| s.get("package"))
+                    .and_then(Json::as_array)
+                    .is_some_and(|p| !p.is_empty())
+        });
+    by_file || by_config
+}
+
+/// The inline builders (ov's `cargo`) a layer triggers on `img`, by sorted
+/// name: the layer renders their `install_template` in its own steps.
+fn inline_builders(
+    project: &Project,
+    img: &ResolvedImage,
+    layer_name: &str,
+    trees: &HashMap<String, SourceTree>,
+) -> Vec<Json> {
+    let layer = &project.layers[layer_name];
+    let tree = trees.get(layer_name);
+    let packages = layer_packages(layer, img);
+    let mut builders: Vec<(&String, &Json)> = project.build.builders.iter().collect();
+    builders.sort_by_key(|(n, _)| *n);
+    builders
+        .into_iter()
+        .filter(|(_, def)| {
+            def.get("inline").and_then(Json::as_bool) == Some(true)
+                && def
+                    .get("install_template")
+                    .and_then(Json::as_str)
+                    .is_some_and(|t| !t.is_empty())
+                && layer_needs_builder(
+                    def,
+                    |f| tree.is_some_and(|t| t.has_root_file(f)),
+                    &packages,
+                    img,
+                )
+        })
+        .map(|(b, def)| json!({ "builder": b, "def": def }))
+        .collect()
+}
+
+/// The builders (non-bootstrap, non-inline)
+/// a layer triggers on `img`, each planned as a stage node on the builder
+/// image the image's `builder:` map names. Stages with equal inputs are one
+/// node, whichever image or layer application asks.
+fn plan_stages(
+    project: &Project,
+    img: &ResolvedImage,
+    layer_name: &str,
+    context: &layer::LayerContext,
+    src: NodeIndex,
+    p: &mut Plan,
+    trees: &HashMap<String, SourceTree>,
+) -> IndexMap<String, PlannedStage> {
+    let layer = &project.layers[layer_name];
+    let tree = trees.get(layer_name);
+    let packages = layer_packages(layer, img);
+    let mut out = IndexMap::new();
+    // ov walks builders by sorted name (`BuilderConfig.BuilderNames`).
+    let mut builders: Vec<(&String, &Json)> = project.build.builders.iter().collect();
+    builders.sort_by_key(|(n, _)| *n);
+    for (bname, def) in builders {
+        if def.get("kind").and_then(Json::as_str) == Some("bootstrap")
+            || def.get("stage_template").and_then(Json::as_str).is_none()
+            || !layer_needs_builder(
+                def,
+                |f| tree.is_some_and(|t| t.has_root_file(f)),
+                &packages,
+                img,
+            )
+        {
+            continue;
+        }
+        let Some(builder_image) = img.builder.get(bname) else {
+            continue;
+        };
+        let builder_node = if project.images.contains_key(builder_image) {
+            // Planned later or already; the edge is added once all are.
+            format!("image:{builder_image}")
+        } else {
+            let ix = p.base(builder_image, project);
+            p.graph[ix].id.clone()
+        };
+        // The root files the definition asks about, so an unrelated file
+        // does not change how the template renders.
+        let mut asked: Vec<String> = def
+            .get("detect_file")
+            .and_then(Json::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Json::as_str)
+            .flat_map(|f| [f.to_string(), format!("{f}.lock")])
+            .collect();
+        asked.push("pixi.lock".into());
+        if let Some(b) = def.get("build_script").and_then(Json::as_str) {
+            asked.push(b.to_string());
+        }
+        let layer_files: Vec<&String> = asked
+            .iter()
+            .filter(|f| tree.is_some_and(|t| t.has_root_file(f)))
+            .collect();
+        let section = def
+            .get("detect_config")
+            .and_then(Json::as_str)
+            .and_then(|f| packages.get(f));
+        let spec = StageSpec {
+            builder: bname.clone(),
+            layer: layer_name.to_string(),
+            builder_node: builder_node.clone(),
+            def: def.as_object().cloned().unwrap_or_default(),
+            context: context.clone(),
+            layer_files: layer_files.into_iter().cloned().collect(),
+            section: section.cloned(),
+        };
+        let dedupe = blake3::hash(&NodeSpec::from(spec.clone()).canonical())
+            .to_hex()
+            .to_string();
+        let ix = match p.applications.get(&dedupe) {
+            Some(&ix) => ix,
+            None => {
+                let label = format!("{layer_name}-{bname}@{}", img.name);
+                let ix = p.add(PlanNode {
+                    id: format!("stage:{label}"),
+                    label,
+                    spec: spec.into(),
+                    layer: Some(layer_name.to_string()),
+                });
+                p.applications.insert(dedupe, ix);
+                ix
+            }
+        };
+        p.edge(src, ix);
+        match p.by_id.get(&builder_node) {
+            Some(&bix) if p.graph[bix].kind() == NodeKind::Base => p.edge(bix, ix),
+            _ => p.builder_edges.push((builder_image.clone(), ix)),
+        }
+        let used = StageUse {
+            node: p.graph[ix].id.clone(),
+            copy_artifact: def.get("copy_artifact").cloned(),
+            copy_binary: def.get("copy_binary").cloned(),
+            runtime_env: def.get("runtime_env").cloned(),
+            path_contribution: def.get("path_contribution").cloned(),
+        };
+        out.insert(bname.clone(), PlannedStage { ix, used });
+    }
+    out
+}
+
 fn plan_image(
     project: &Project,
     img: &ResolvedImage,
@@ -357,7 +532,6 @@ fn plan_image(
     };
     for layer_name in &img.install {
         let layer = &project.layers[layer_name];
-        let tree = trees.get(layer_name);
         let src = p.add(PlanNode {
             id: format!("source:{}", layer.display_dir),
             label: layer.display_dir.clone(),
@@ -367,42 +541,15 @@ fn plan_image(
             .into(),
             layer: Some(layer_name.clone()),
         });
-        // Builder stages this layer triggers, by detect file or config.
-        let mut builders = BTreeMap::new();
-        for (bname, def) in &project.build.builders {
-            if def.get("inline").and_then(Json::as_bool) == Some(true)
-                || def.get("kind").and_then(Json::as_str) == Some("bootstrap")
-            {
-                continue;
-            }
-            let by_file = def
-                .get("detect_file")
-                .and_then(Json::as_array)
-                .is_some_and(|files| {
-                    files
-                        .iter()
-                        .filter_map(Json::as_str)
-                        .any(|f| tree.is_some_and(|t| t.has_root_file(f)))
-                });
-            let by_config = def
-                .get("detect_config")
-                .and_then(Json::as_str)
-                .is_some_and(|field| {
-                    layer
-                        .distro
-                        .values()
-                        .any(|s| s.get(field).is_some_and(|v| !v.is_null()))
-                });
-            if by_file || by_config {
-                builders.insert(bname.clone(), img.builder.get(bname).cloned());
-            }
-        }
+        let stages = plan_stages(project, img, layer_name, &context, src, p, trees);
+        let inline = inline_builders(project, img, layer_name, trees);
         let key = format!("{layer_name}@{name}");
         let parent_id = p.graph[parent].id.clone();
-        // Same parent + layer + context + builders ⇒ the same node,
+        // Same parent + layer + context + stages ⇒ the same node,
         // whichever image asks.
+        let stage_ids: Vec<&str> = stages.values().map(|s| p.graph[s.ix].id.as_str()).collect();
         let dedupe = blake3::hash(&ov_rules::canonical_json(&json!([
-            parent_id, layer_name, context, builders
+            parent_id, layer_name, context, stage_ids
         ])))
         .to_hex()
         .to_string();
@@ -416,7 +563,11 @@ fn plan_image(
             var: layer.var.clone(),
             env: layer.env.clone(),
             path_append: layer.path_append.clone(),
-            builders: builders.clone(),
+            stages: stages
+                .iter()
+                .map(|(b, s)| (b.clone(), s.used.clone()))
+                .collect(),
+            inline,
         };
         let ix = match p.applications.get(&dedupe) {
             Some(&ix) => ix,
@@ -438,8 +589,8 @@ fn plan_image(
             .push((layer_name.clone(), ix));
         p.edge(parent, ix);
         p.edge(src, ix);
-        for b in builders.values().flatten() {
-            p.builder_edges.push((b.clone(), ix));
+        for s in stages.values() {
+            p.edge(s.ix, ix);
         }
         parent = ix;
     }

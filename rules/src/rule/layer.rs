@@ -3,7 +3,7 @@
 //! [`render_layer`](crate::containerfile::render_layer).
 
 use super::{ExecCtx, ExecError, NodeOutput, ResourceClass, Rule};
-use crate::containerfile::{render_layer, RenderOpts, Rendered};
+use crate::containerfile::{render_layer_with, RenderOpts, Rendered, StageRefs};
 use crate::engine::{BuildRequest, ContextTar, EngineError};
 use crate::NodeKind;
 use indexmap::IndexMap;
@@ -35,9 +35,27 @@ pub struct LayerSpec {
     pub env: IndexMap<String, String>,
     /// `path_append:`.
     pub path_append: Vec<String>,
-    /// build.yml builder stages the layer triggers → the builder image the
-    /// image's `builder:` map names for it (`None`: it names none).
-    pub builders: BTreeMap<String, Option<String>>,
+    /// build.yml builder stages the layer triggers, by builder name: the
+    /// stage node to copy from and what to copy.
+    pub stages: BTreeMap<String, StageUse>,
+    /// Inline builders the layer triggers (ov's `cargo`), by sorted name:
+    /// `{builder, def}`, rendered in the layer's own steps.
+    pub inline: Vec<Json>,
+}
+
+/// A builder stage as the layer that triggers it uses it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StageUse {
+    /// The stage node (one of the layer's dependencies).
+    pub node: String,
+    /// build.yml `copy_artifact`.
+    pub copy_artifact: Option<Json>,
+    /// build.yml `copy_binary`.
+    pub copy_binary: Option<Json>,
+    /// build.yml `runtime_env`.
+    pub runtime_env: Option<Json>,
+    /// build.yml `path_contribution`.
+    pub path_contribution: Option<Json>,
 }
 
 /// The image context a layer node is rendered in.
@@ -85,7 +103,8 @@ pub(super) async fn build_steps(
     mut context: ContextTar,
 ) -> Result<NodeOutput, ExecError> {
     let parent_img = ctx.dep_image(parent)?.clone();
-    let mut containerfile = format!("FROM {}\n", parent_img.hex());
+    let mut containerfile = rendered.context_stage_text();
+    containerfile.push_str(&format!("FROM {}\n", parent_img.hex()));
     for step in &rendered.steps {
         containerfile.push_str(step);
         containerfile.push('\n');
@@ -93,6 +112,17 @@ pub(super) async fn build_steps(
     for (path, data) in &rendered.context_files {
         context.add_file(path, data, 0o644)?;
     }
+    build_containerfile(ctx, what, containerfile, context).await
+}
+
+/// Builds a whole Containerfile on `context`, tags the result with the
+/// node's tag and returns the image.
+pub(super) async fn build_containerfile(
+    ctx: &mut ExecCtx<'_>,
+    what: &str,
+    containerfile: String,
+    context: ContextTar,
+) -> Result<NodeOutput, ExecError> {
     let tag = ctx.node_tag();
     let mut log = String::new();
     let on_line = &mut *ctx.on_line;
@@ -141,7 +171,16 @@ async fn run(spec: &LayerSpec, ctx: &mut ExecCtx<'_>) -> Result<NodeOutput, Exec
     let opts = RenderOpts {
         locked_cache_mounts: ctx.quirks.locked_cache_mounts,
     };
-    let rendered = render_layer(spec, &opts).map_err(|e| ExecError::Spec(e.to_string()))?;
+    // The images of the layer's builder stages, for `COPY --from`.
+    let mut refs = StageRefs::new();
+    for (builder, stage) in &spec.stages {
+        refs.insert(
+            builder.clone(),
+            ctx.dep_image(&stage.node)?.hex().to_string(),
+        );
+    }
+    let rendered =
+        render_layer_with(spec, &opts, &refs).map_err(|e| ExecError::Spec(e.to_string()))?;
     let mut context = ContextTar::new();
     if let Some(dir) = ctx.layer_dir {
         context.add_dir(dir)?;

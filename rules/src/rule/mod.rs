@@ -24,6 +24,7 @@ pub mod image;
 pub mod layer;
 pub mod seed;
 pub mod source;
+pub mod stage;
 
 pub use backend::ContainerEngine;
 pub use base::BaseSpec;
@@ -35,9 +36,10 @@ pub use ctx::{EngineQuirks, ExecCtx, ExecError, NodeOutput};
 pub use disk::{DiskSource, DiskSpec};
 pub use eval::EvalSpec;
 pub use image::ImageSpec;
-pub use layer::LayerSpec;
+pub use layer::{LayerSpec, StageUse};
 pub use seed::SeedSpec;
 pub use source::SourceSpec;
+pub use stage::StageSpec;
 
 use crate::NodeKind;
 use serde::Serialize;
@@ -137,6 +139,8 @@ pub enum NodeSpec {
     Base(BaseSpec),
     /// See [`BootstrapSpec`].
     Bootstrap(BootstrapSpec),
+    /// See [`StageSpec`].
+    Stage(StageSpec),
     /// See [`LayerSpec`].
     Layer(LayerSpec),
     /// See [`ImageSpec`].
@@ -160,6 +164,7 @@ macro_rules! each {
             NodeSpec::Source($s) => $e,
             NodeSpec::Base($s) => $e,
             NodeSpec::Bootstrap($s) => $e,
+            NodeSpec::Stage($s) => $e,
             NodeSpec::Layer($s) => $e,
             NodeSpec::Image($s) => $e,
             NodeSpec::Eval($s) => $e,
@@ -233,6 +238,7 @@ from_spec!(
     Source(SourceSpec),
     Base(BaseSpec),
     Bootstrap(BootstrapSpec),
+    Stage(StageSpec),
     Layer(LayerSpec),
     Image(ImageSpec),
     Eval(EvalSpec),
