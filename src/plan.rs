@@ -418,10 +418,13 @@ fn plan_image(
     let init = init_system(project, img, &image_layers);
     let init_def = init.and_then(|i| project.build.inits.get(i));
     // The header's text, not its name, goes into the key.
-    let init_header = init_def
-        .and_then(|d| d.get("header_file")?.as_str())
-        .filter(|f| !f.is_empty())
-        .map(|f| std::fs::read_to_string(project.root.join(f)).ok());
+    // Read from the tree the init's build.yml came from (validation has
+    // made sure it is there).
+    let init_header = init.zip(init_def).and_then(|(i, d)| {
+        let f = d.get("header_file")?.as_str().filter(|f| !f.is_empty())?;
+        let path = project.build.asset(&project.root, &format!("init.{i}"), f);
+        Some(std::fs::read_to_string(path).ok())
+    });
     let mut preserve_user = false;
     let mut oci_label = serde_json::Map::new();
     for caps in image_layers.iter().filter_map(|l| l.capabilities.as_ref()) {
@@ -493,10 +496,15 @@ pub fn header_files(project: &Project) -> Vec<std::path::PathBuf> {
     project
         .build
         .inits
-        .values()
-        .filter_map(|d| d.get("header_file")?.as_str())
-        .filter(|f| !f.is_empty())
-        .map(|f| project.root.join(f))
+        .iter()
+        .filter_map(|(name, d)| {
+            let f = d.get("header_file")?.as_str().filter(|f| !f.is_empty())?;
+            Some(
+                project
+                    .build
+                    .asset(&project.root, &format!("init.{name}"), f),
+            )
+        })
         .collect()
 }
 

@@ -1,0 +1,87 @@
+//! A project in the shape of a real ov project: build.yml and the init's
+//! layer come by remote reference from a repository laid out in the repo
+//! cache (see `Project::realistic`). What must hold for it: the init
+//! header is the repository's, a missing one is bad input before anything
+//! builds, remote layers are addressable by short name, and the project
+//! builds and rebuilds as nothing.
+
+use crate::util::{acme_checkout, acme_repo, Ov, Project, ACME_HEADER_MARK};
+
+fn loaded() -> (Project, Ov) {
+    let p = Project::realistic();
+    let ov = Ov::new(p.path());
+    acme_repo(ov.repo_cache());
+    (p, ov)
+}
+
+#[test]
+fn the_init_header_comes_from_the_repository_of_the_build_yml() {
+    let (p, ov) = loaded();
+    ov.ok(&["image", "validate"]);
+    let key = |ov: &Ov| ov.graph(&[]).key("image:web").to_string();
+    let before = key(&ov);
+    // A file of the same name in the project is not what the init reads.
+    p.write("templates/supervisord.header.conf", "; the project's own\n");
+    assert_eq!(key(&ov), before, "the project's file changed the image");
+    // The repository's file is.
+    let header = acme_checkout(ov.repo_cache()).join("templates/supervisord.header.conf");
+    let text = std::fs::read_to_string(&header).unwrap();
+    assert!(text.starts_with(ACME_HEADER_MARK));
+    std::fs::write(&header, text.replace(ACME_HEADER_MARK, "; edited")).unwrap();
+    assert_ne!(
+        key(&ov),
+        before,
+        "the repository's header is not in the key"
+    );
+}
+
+#[test]
+fn a_header_missing_from_the_repository_is_bad_input_naming_the_include() {
+    let (p, ov) = loaded();
+    std::fs::remove_file(acme_checkout(ov.repo_cache()).join("templates/supervisord.header.conf"))
+        .unwrap();
+    // The project's own copy does not stand in for it.
+    p.write("templates/supervisord.header.conf", "; the project's own\n");
+    let build_yml = acme_checkout(ov.repo_cache()).join("build.yml");
+    for args in [
+        &["image", "validate"][..],
+        &["build", "--dry-run"],
+        &["build"],
+    ] {
+        let run = ov.bad(args);
+        let errs: Vec<&str> = run
+            .stderr
+            .lines()
+            .filter(|l| l.contains("error:"))
+            .collect();
+        assert_eq!(errs.len(), 1, "{}", run.stderr);
+        for part in [
+            // At the definition, in the repository's build.yml...
+            &format!("{}:", build_yml.display()),
+            "init `supervisord`: header_file `templates/supervisord.header.conf`",
+            // ...naming the include: path, repository, version, and where.
+            "the include of build.yml from github.com/acme/ovbase at v1 (overthink.yml:4:5)",
+        ] {
+            assert!(errs[0].contains(part), "{part:?} not in {}", errs[0]);
+        }
+        // Nothing was built (nor an engine asked) before the error.
+        assert!(!run.stdout.contains("built"), "{}", run.stdout);
+    }
+}
+
+#[test]
+fn a_header_outside_the_repository_is_refused() {
+    let (_p, ov) = loaded();
+    let build_yml = acme_checkout(ov.repo_cache()).join("build.yml");
+    let text = std::fs::read_to_string(&build_yml).unwrap();
+    std::fs::write(
+        &build_yml,
+        text.replace(
+            "header_file: templates/supervisord.header.conf",
+            "header_file: ../../etc/passwd",
+        ),
+    )
+    .unwrap();
+    ov.bad(&["image", "validate"])
+        .stderr_has(&["header_file `../../etc/passwd` must be a path inside"]);
+}
