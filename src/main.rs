@@ -291,12 +291,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Explain(ExplainArgs { node }) => {
             let ws = open_predicted(root, &dirs)?;
             print_diags(&ws.warnings);
-            let Some(ix) = ws.plan.find(&node) else {
-                return Err(bad_input(format!(
-                    "unknown node `{node}`{}",
-                    ov::diag::did_you_mean(&node, ws.plan.names())
-                )));
-            };
+            let ix = ws.plan.resolve(&node, "node").map_err(bad_input)?;
             let n = &ws.plan.graph[ix];
             let key = &ws.keys.keys[ix.index()];
             let manifest = &ws.keys.manifests[ix.index()];
@@ -336,6 +331,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 writeln!(
                     out,
                     "impure: package repositories and `download:` URLs are read at build time and are not part of the key (use `ov build --refresh {}`)",
+                    n.id
+                )?;
+            }
+            if n.kind == ov_rules::NodeKind::Bootstrap {
+                writeln!(
+                    out,
+                    "impure: the package mirror the bootstrap installs from is read at build time and is not part of the key (use `ov build --refresh {}`)",
                     n.id
                 )?;
             }

@@ -52,6 +52,10 @@ pub struct Plan {
     builder_edges: Vec<(String, NodeIndex)>,
     /// Image → the layer nodes its own install list applies.
     applied: HashMap<String, Vec<(String, NodeIndex)>>,
+    /// `<short>@<image>` for remote layers (`supervisord@web` for
+    /// `github.com/o/r/layers/supervisord`) → the full aliases it may mean;
+    /// more than one is ambiguous.
+    short: HashMap<String, Vec<(String, NodeIndex)>>,
 }
 
 impl Plan {
@@ -82,12 +86,39 @@ impl Plan {
         }
     }
 
-    /// Finds a node by id, `layer@image`, image name or VM name.
+    /// Finds a node by id, `layer@image`, image name or VM name, or a
+    /// remote layer's `<short name>@image` when only one layer of that
+    /// image has the short name.
     pub fn find(&self, name: &str) -> Option<NodeIndex> {
-        self.by_id
-            .get(name)
-            .or_else(|| self.aliases.get(name))
-            .copied()
+        self.resolve(name, "node").ok()
+    }
+
+    /// [`find`](Self::find), or why not: the closest name, or the layers
+    /// an ambiguous short name could mean. `what` names what the user
+    /// gave (`target`, `node`) in the message.
+    pub fn resolve(&self, name: &str, what: &str) -> Result<NodeIndex, String> {
+        if let Some(&ix) = self.by_id.get(name).or_else(|| self.aliases.get(name)) {
+            return Ok(ix);
+        }
+        let short = name.strip_prefix("layer:").unwrap_or(name);
+        match self.short.get(short).map(Vec::as_slice) {
+            Some([(_, ix)]) => Ok(*ix),
+            Some(many) if !many.is_empty() => {
+                let mut full: Vec<&str> = many.iter().map(|(f, _)| f.as_str()).collect();
+                full.sort_unstable();
+                Err(format!(
+                    "`{name}` is ambiguous: it may be {}; give the full name",
+                    full.iter()
+                        .map(|f| format!("`{f}`"))
+                        .collect::<Vec<_>>()
+                        .join(" or ")
+                ))
+            }
+            _ => Err(format!(
+                "unknown {what} `{name}`{}",
+                crate::diag::did_you_mean(name, self.names())
+            )),
+        }
     }
 
     /// All names a user may pass as a target, for "did you mean".
@@ -95,7 +126,24 @@ impl Plan {
         self.by_id
             .keys()
             .chain(self.aliases.keys())
+            .chain(self.short.keys())
             .map(String::as_str)
+    }
+
+    /// Makes layer node `ix` reachable as `<layer>@<image>`, and a remote
+    /// layer also by its short name.
+    fn alias_layer(&mut self, layer: &str, image: &str, ix: NodeIndex) {
+        let full = format!("{layer}@{image}");
+        if self.aliases.contains_key(&full) {
+            return;
+        }
+        self.aliases.insert(full.clone(), ix);
+        if let Some((_, short)) = layer.rsplit_once('/') {
+            let entry = self.short.entry(format!("{short}@{image}")).or_default();
+            if !entry.iter().any(|(_, i)| *i == ix) {
+                entry.push((full, ix));
+            }
+        }
     }
 }
 
@@ -377,7 +425,7 @@ fn plan_image(
                 ix
             }
         };
-        p.aliases.insert(key.clone(), ix);
+        p.alias_layer(layer_name, name, ix);
         p.applied
             .entry(name.clone())
             .or_default()
@@ -393,7 +441,7 @@ fn plan_image(
     for anc in &img.base_chain {
         let inherited: Vec<(String, NodeIndex)> = p.applied.get(anc).cloned().unwrap_or_default();
         for (layer, ix) in inherited {
-            p.aliases.entry(format!("{layer}@{name}")).or_insert(ix);
+            p.alias_layer(&layer, name, ix);
         }
     }
     let image_layers: Vec<&crate::model::Layer> = img

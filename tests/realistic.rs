@@ -85,3 +85,69 @@ fn a_header_outside_the_repository_is_refused() {
     ov.bad(&["image", "validate"])
         .stderr_has(&["header_file `../../etc/passwd` must be a path inside"]);
 }
+
+// ------------------------------------------------------- remote layer names
+
+const REMOTE_ID: &str = "layer:github.com/acme/ovbase/layers/supervisord@web";
+
+#[test]
+fn a_remote_layer_is_addressed_by_its_short_name() {
+    let (_p, ov) = loaded();
+    let explain = ov.ok(&["explain", "supervisord@web"]);
+    assert!(
+        explain
+            .stdout
+            .starts_with(&format!("{REMOTE_ID} (layer)\n")),
+        "{}",
+        explain.stdout
+    );
+    // The same with the kind written out, as node ids are.
+    ov.ok(&["explain", "layer:supervisord@web"])
+        .stdout_has(&[REMOTE_ID]);
+    // Graph and build targets, and --refresh, take it too.
+    let g = ov.graph(&["supervisord@web"]);
+    assert!(g.ids().contains(REMOTE_ID), "{:?}", g.ids());
+    assert!(!g.ids().contains("image:web"), "{:?}", g.ids());
+    ov.ok(&["build", "--dry-run", "supervisord@web"])
+        .stdout_has(&[REMOTE_ID]);
+    ov.ok(&["build", "--dry-run", "--refresh", "supervisord@web"]);
+}
+
+#[test]
+fn a_near_miss_of_a_short_name_says_what_was_meant() {
+    let (_p, ov) = loaded();
+    for args in [
+        &["explain", "supervisor@web"][..],
+        &["build", "--dry-run", "supervisor@web"],
+        &["graph", "supervisor@web"],
+        &["build", "--dry-run", "--refresh", "supervisor@web"],
+    ] {
+        ov.bad(args)
+            .stderr_has(&["`supervisor@web`", "did you mean `supervisord@web`?"]);
+    }
+}
+
+#[test]
+fn a_short_name_two_remote_layers_share_is_ambiguous() {
+    let (p, ov) = loaded();
+    let other = ov
+        .repo_cache()
+        .join("github.com/other/tools@v2/layers/supervisord");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("layer.yml"), "layer:\n  package: [procps]\n").unwrap();
+    p.edit(
+        "layers/web/layer.yml",
+        "require: [",
+        "require: [\"@github.com/other/tools/layers/supervisord:v2\", ",
+    );
+    let run = ov.bad(&["explain", "supervisord@web"]);
+    run.stderr_has(&[
+        "`supervisord@web` is ambiguous",
+        "`github.com/acme/ovbase/layers/supervisord@web`",
+        "`github.com/other/tools/layers/supervisord@web`",
+    ]);
+    ov.bad(&["build", "--dry-run", "supervisord@web"])
+        .stderr_has(&["`supervisord@web` is ambiguous"]);
+    // The full names still work.
+    ov.ok(&["explain", "github.com/other/tools/layers/supervisord@web"]);
+}
