@@ -208,7 +208,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Cache(cmd) => {
             let store = ov_cache::Store::open(&dirs.cache.join("store"))?;
             match cmd {
-                CacheCmd::Stats => writeln!(out, "{}", store.stats()?)?,
+                CacheCmd::Stats => {
+                    writeln!(out, "{}", store.stats()?)?;
+                    let endpoint = engine_endpoint(&load_settings()?)?;
+                    match ov::build::collect::usage_now(&endpoint, &store) {
+                        Ok(u) => writeln!(out, "{u}")?,
+                        Err(e) => writeln!(out, "engine images:        unknown ({e:#})")?,
+                    }
+                }
                 CacheCmd::Verify => {
                     let report = store.verify()?;
                     writeln!(out, "{report}")?;
@@ -220,6 +227,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     let max = ov_cache::parse_size(&max_size)
                         .map_err(|e| bad_input(format!("--max-size {max_size}: {e}")))?;
                     writeln!(out, "{}", store.gc(max)?)?;
+                    // The store is collected whatever the engine says; its
+                    // images are taken back by a later gc when it answers.
+                    let endpoint = engine_endpoint(&load_settings()?)?;
+                    match ov::build::collect::collect_now(&endpoint, &store, &dirs.cache) {
+                        Ok(r) => writeln!(out, "{r}")?,
+                        Err(e) => eprintln!("warning: engine images not collected: {e:#}"),
+                    }
                 }
             }
         }

@@ -7,8 +7,10 @@
 //! before ov exits, as are those of earlier runs whose process is gone.
 
 mod claim;
+pub mod collect;
 mod debris;
 pub mod node;
+mod owned;
 mod tags;
 
 use crate::keys;
@@ -418,7 +420,7 @@ async fn list_images(sh: &Shared) -> Option<ImageSnapshot> {
 }
 
 /// True when the process of run `run` (`<pid>-<ms>`) still lives.
-fn alive(run: &str) -> bool {
+pub(super) fn alive(run: &str) -> bool {
     run.split('-')
         .next()
         .and_then(|p| p.parse::<u32>().ok())
