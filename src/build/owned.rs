@@ -51,6 +51,7 @@ pub fn key_of_tag(tag: &str) -> Option<NodeKey> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ov_cache::Digest;
 
     #[test]
     fn marks_read_back_and_go() {
