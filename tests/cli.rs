@@ -271,7 +271,7 @@ fn explain_lists_the_ingredients_of_a_layer_node() {
 
 #[test]
 fn explain_of_a_bootstrap_node_says_it_reads_a_package_mirror() {
-    let ov = Ov::new(&std::path::Path::new(concat!(
+    let ov = Ov::new(std::path::Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/examples/hello"
     )));

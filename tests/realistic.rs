@@ -155,7 +155,10 @@ fn a_short_name_two_remote_layers_share_is_ambiguous() {
 // ----------------------------------------------------------------- building
 
 fn podman(args: &[&str]) -> String {
-    let out = std::process::Command::new("podman").args(args).output().unwrap();
+    let out = std::process::Command::new("podman")
+        .args(args)
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "podman {args:?}: {}",
