@@ -141,7 +141,7 @@ fn is_transport(e: &bollard::errors::Error) -> bool {
     )
 }
 
-/// One image as [`Engine::image_usage`] lists it.
+/// One image as [`Engine::image_usage`] describes it.
 #[derive(Clone, Debug)]
 pub struct ImageUsage {
     /// Its id.
@@ -150,14 +150,6 @@ pub struct ImageUsage {
     pub tags: Vec<String>,
     /// Bytes of all its layers, those it shares with other images included.
     pub size: u64,
-    /// Bytes of the layers it shares with other images, when the engine says.
-    pub shared_size: Option<u64>,
-    /// When it was made, in Unix seconds.
-    pub created_unix: i64,
-    /// The image it was built on (for podman, the build step below it).
-    pub parent: Option<ImageId>,
-    /// Containers using it (-1 when the engine does not say).
-    pub containers: i64,
     /// Its labels.
     pub labels: HashMap<String, String>,
 }
@@ -341,62 +333,33 @@ impl Engine {
         })))
     }
 
-    /// Every image with its size and age, untagged ones included (for
-    /// collecting ov's images and saying what they hold), in one call.
-    pub async fn image_usage(&self) -> Result<Vec<ImageUsage>, EngineError> {
-        let list = timed("list images", 120, async {
-            self.call()
-                // Not `shared-size`: podman then walks every layer of
-                // every image, minutes on a busy store, and says 0 anyway.
-                .list_images(Some(ListImagesOptionsBuilder::default().build()))
-                .await
-                .map_err(api("list images"))
+    /// The image `reference` names (a tag or an id) with its size, tags,
+    /// parent and labels; `None` when the engine has no such image. One
+    /// inspect: unlike a list, its cost does not grow with the engine's
+    /// other images.
+    pub async fn image_usage(&self, reference: &str) -> Result<Option<ImageUsage>, EngineError> {
+        let r = timed("inspect image", 60, async {
+            Ok(self.call().inspect_image(reference).await)
         })
         .await?;
-        Ok(list
-            .into_iter()
-            .map(|i| ImageUsage {
-                id: ImageId::new(&i.id),
-                tags: i
-                    .repo_tags
-                    .into_iter()
-                    .filter(|t| !t.starts_with("<none>"))
-                    .collect(),
-                size: u64::try_from(i.size).unwrap_or(0),
-                // -1 (or 0, as podman answers) when the engine does not say.
-                shared_size: u64::try_from(i.shared_size).ok().filter(|s| *s > 0),
-                created_unix: i.created,
-                parent: Some(i.parent_id)
-                    .filter(|p| !p.is_empty())
-                    .map(|p| ImageId::new(&p)),
-                containers: i.containers,
-                labels: i.labels,
-            })
-            .collect())
-    }
-
-    /// Removes the image `id` if nothing uses it; `Ok(false)` when it is
-    /// gone already or something (a container, a child image) still does.
-    pub async fn remove_unused_image(&self, id: &ImageId) -> Result<bool, EngineError> {
-        let r = timed("remove image", 60, async {
-            Ok(self
-                .call()
-                .remove_image(
-                    id.as_str(),
-                    None::<bollard::query_parameters::RemoveImageOptions>,
-                    None,
-                )
-                .await)
-        })
-        .await?;
-        match r {
-            Ok(_) => Ok(true),
+        let i = match r {
+            Ok(i) => i,
             Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404 | 409,
-                ..
-            }) => Ok(false),
-            Err(e) => Err(api(format!("remove image {id}"))(e)),
-        }
+                status_code: 404, ..
+            }) => return Ok(None),
+            Err(e) => return Err(api(format!("inspect image {reference}"))(e)),
+        };
+        Ok(Some(ImageUsage {
+            id: ImageId::new(i.id.as_deref().unwrap_or(reference)),
+            tags: i
+                .repo_tags
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|t| !t.starts_with("<none>"))
+                .collect(),
+            size: i.size.and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
+            labels: i.config.and_then(|c| c.labels).unwrap_or_default(),
+        }))
     }
 
     /// Removes the tag `reference`, and the image when it was its last tag

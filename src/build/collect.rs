@@ -1,6 +1,6 @@
 //! `ov cache gc`'s engine half: the node images (`localhost/ov-node:<key>`)
-//! this cache dir made whose keys its store no longer holds are untagged,
-//! and the build steps under them that this leaves unused are removed.
+//! this cache dir made whose keys its store no longer holds are untagged;
+//! the engine removes an image with its last tag when nothing uses it.
 //!
 //! A key is held while the store has its entry or a last-run record names
 //! it (the latest build of a node stays until that node builds again).
@@ -13,19 +13,18 @@
 
 use super::owned;
 use ov_cache::{Lookup, NodeKey, Store};
-use ov_rules::engine::{Engine, ImageId, ImageUsage};
-use ov_rules::images::NODE_LABEL;
-use std::collections::{HashMap, HashSet};
+use ov_rules::engine::Engine;
+use std::collections::HashSet;
 use std::fmt;
 use std::path::Path;
 
 /// What the engine half of gc did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct EngineGc {
-    /// Node tags removed (with their image when it was the last tag).
+    /// Node tags removed.
     pub untagged: usize,
-    /// Untagged build steps under them, removed.
-    pub pruned: usize,
+    /// Of their images, those removed with the tag (it was their last).
+    pub removed: usize,
     /// Stale keys left because a live build holds them.
     pub busy: usize,
 }
@@ -34,8 +33,8 @@ impl fmt::Display for EngineGc {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "engine: untagged {} node images the store no longer holds, removed {} unused build steps under them",
-            self.untagged, self.pruned
+            "engine: untagged {} node images the store no longer holds ({} removed with their last tag)",
+            self.untagged, self.removed
         )?;
         if self.busy > 0 {
             write!(f, "; left {} that a running build holds", self.busy)?;
@@ -57,25 +56,11 @@ fn live_journals(cache: &Path) -> HashSet<NodeKey> {
 }
 
 /// Collects the engine images of the cache dir `cache` (whose store is
-/// `store`).
+/// `store`). Asks the engine about this cache dir's keys one by one: a
+/// list of every image costs minutes on an engine that holds thousands.
 pub async fn collect(engine: &Engine, store: &Store, cache: &Path) -> anyhow::Result<EngineGc> {
     let mut report = EngineGc::default();
-    let images = engine.image_usage().await?;
-    let by_id: HashMap<&ImageId, &ImageUsage> = images.iter().map(|i| (&i.id, i)).collect();
-    let by_tag: HashMap<&str, &ImageUsage> = images
-        .iter()
-        .flat_map(|i| i.tags.iter().map(move |t| (t.as_str(), i)))
-        .collect();
-    // Read after the listing: a tag listed was journaled before it was made.
-    let live = live_journals(cache);
-    let mut stale: Vec<(NodeKey, Option<&ImageUsage>)> = owned::marked(store)
-        .into_iter()
-        .map(|k| (k, by_tag.get(owned::node_tag(&k).as_str()).copied()))
-        .collect();
-    // Newest first: an image goes before the one it was built on.
-    stale.sort_by_key(|(_, i)| std::cmp::Reverse(i.map_or(0, |i| i.created_unix)));
-    let mut below = Vec::new();
-    for (key, image) in stale {
+    for key in owned::marked(store) {
         let Ok(Some(_claim)) = store.try_lock_key(&key) else {
             report.busy += 1;
             continue;
@@ -86,35 +71,23 @@ pub async fn collect(engine: &Engine, store: &Store, cache: &Path) -> anyhow::Re
         if held {
             continue;
         }
-        if live.contains(&key) {
+        // Read under the claim, after the build that journaled the key
+        // (before making its tag) took it: a live run's key shows here.
+        if live_journals(cache).contains(&key) {
             report.busy += 1;
             continue;
         }
-        if image.is_some() {
-            if !engine.remove_tag(&owned::node_tag(&key)).await? {
+        let tag = owned::node_tag(&key);
+        if let Some(image) = engine.image_usage(&tag).await? {
+            if !engine.remove_tag(&tag).await? {
                 continue;
             }
             report.untagged += 1;
-            below.extend(image.and_then(|i| i.parent.clone()));
+            if image.tags.len() == 1 && engine.image_usage(image.id.as_str()).await?.is_none() {
+                report.removed += 1;
+            }
         }
         owned::unmark(store, &key);
-    }
-    // What the engine kept under a removed image: untagged steps of ov's
-    // builds that nothing else uses (another child gets a refusal).
-    let mut seen = HashSet::new();
-    while let Some(id) = below.pop() {
-        if !seen.insert(id.clone()) {
-            continue;
-        }
-        let Some(img) = by_id.get(&id) else { continue };
-        let ours = img.labels.contains_key(NODE_LABEL);
-        if !img.tags.is_empty() || !ours || img.containers > 0 {
-            continue;
-        }
-        if engine.remove_unused_image(&id).await? {
-            report.pruned += 1;
-            below.extend(img.parent.clone());
-        }
     }
     Ok(report)
 }
@@ -127,55 +100,30 @@ pub struct EngineUsage {
     /// The sum of their sizes: a layer two of them share (their base, a
     /// parent node's layers) is counted in each.
     pub bytes: u64,
-    /// Bytes in layers no other image holds, when the engine says.
-    pub unique: Option<u64>,
 }
 
 impl fmt::Display for EngineUsage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "engine images:        {} ({} summed over images, shared layers counted in each image",
+            "engine images:        {} ({} summed over images; a layer they share is counted in each, as the engine does not say which are shared)",
             self.images,
             ov_cache::format_size(self.bytes)
-        )?;
-        match self.unique {
-            Some(u) => write!(
-                f,
-                "; {} in layers only they hold)",
-                ov_cache::format_size(u)
-            ),
-            None => write!(f, "; the engine does not say which layers are shared)"),
-        }
+        )
     }
 }
 
 /// The engine images this cache dir's node tags hold.
 pub async fn usage(engine: &Engine, store: &Store) -> anyhow::Result<EngineUsage> {
-    let images = engine.image_usage().await?;
-    let ours: HashSet<NodeKey> = owned::marked(store).into_iter().collect();
-    let mut u = EngineUsage {
-        unique: Some(0),
-        ..EngineUsage::default()
-    };
-    for img in &images {
-        let held = img
-            .tags
-            .iter()
-            .filter_map(|t| owned::key_of_tag(t))
-            .any(|k| ours.contains(&k));
-        if !held {
-            continue;
+    let mut u = EngineUsage::default();
+    let mut seen = HashSet::new();
+    for key in owned::marked(store) {
+        if let Some(img) = engine.image_usage(&owned::node_tag(&key)).await? {
+            if seen.insert(img.id.clone()) {
+                u.images += 1;
+                u.bytes += img.size;
+            }
         }
-        u.images += 1;
-        u.bytes += img.size;
-        u.unique = match (u.unique, img.shared_size) {
-            (Some(sum), Some(shared)) => Some(sum + img.size.saturating_sub(shared)),
-            _ => None,
-        };
-    }
-    if u.images == 0 {
-        u.unique = None;
     }
     Ok(u)
 }

@@ -43,11 +43,6 @@ pub fn node_tag(key: &NodeKey) -> String {
     format!("localhost/ov-node:{key}")
 }
 
-/// The key a node tag names, if `tag` is one.
-pub fn key_of_tag(tag: &str) -> Option<NodeKey> {
-    tag.strip_prefix("localhost/ov-node:")?.parse().ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,7 +64,6 @@ mod tests {
         assert_eq!(got, want);
         unmark(&store, &a);
         assert_eq!(marked(&store), vec![b]);
-        assert_eq!(key_of_tag(&node_tag(&b)), Some(b));
-        assert_eq!(key_of_tag("localhost/app:1"), None);
+        assert_eq!(node_tag(&b), format!("localhost/ov-node:{b}"));
     }
 }
