@@ -57,6 +57,7 @@ mod fuzz;
 mod generate;
 mod golden;
 mod inject;
+mod realistic;
 mod regression;
 mod secrets;
 mod stages;
