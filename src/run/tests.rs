@@ -335,3 +335,89 @@ fn ctrl_c_mid_build_records_nothing_and_leaves_no_node_tag() {
         "the run removes the tag it never recorded"
     );
 }
+
+#[test]
+fn vm_kinds_fail_with_an_error_naming_the_node() {
+    use ov_rules::rule::{
+        BootSpec, CloudImageSpec, DiskSource, DiskSpec, EngineQuirks, ExecCtx, ExecError, SeedSpec,
+    };
+    use ov_rules::NodeSpec;
+    use serde_json::Value as Json;
+    let specs: Vec<(&str, NodeSpec)> = vec![
+        (
+            "cloud-image:vm",
+            CloudImageSpec {
+                url: Some("https://example.org/x.qcow2".into()),
+                checksum: None,
+            }
+            .into(),
+        ),
+        (
+            "disk:vm",
+            DiskSpec {
+                source_kind: DiskSource::Bootc,
+                disk_size: Json::Null,
+                rootfs: None,
+                root_size: None,
+                kernel_args: None,
+                format: "qcow2".into(),
+            }
+            .into(),
+        ),
+        (
+            "seed:vm",
+            SeedSpec {
+                hostname: "vm".into(),
+                cloud_init: Json::Null,
+                ssh: Json::Null,
+                base_user: None,
+            }
+            .into(),
+        ),
+        (
+            "boot:vm",
+            BootSpec {
+                ram: Json::Null,
+                cpus: Json::Null,
+                firmware: Json::Null,
+                machine: Json::Null,
+                network: Json::Null,
+                libvirt: Json::Null,
+                ssh: Json::Null,
+                eval: Json::Null,
+                deploy_eval: Json::Null,
+            }
+            .into(),
+        ),
+    ];
+    let fake = Fake::new();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for (id, spec) in specs {
+        let key = <ov_cache::NodeKey as ov_cache::Digest>::from_bytes([1; 32]);
+        let deps = HashMap::new();
+        let cancel = CancellationToken::new();
+        let mut on_line = |_: &str| {};
+        let mut ctx = ExecCtx {
+            engine: &*fake,
+            node_id: id,
+            key: &key,
+            deps: &deps,
+            layer_dir: None,
+            project_root: dir.path(),
+            scratch: dir.path(),
+            run_id: "1-1",
+            cancel: &cancel,
+            quirks: &EngineQuirks::default(),
+            on_line: &mut on_line,
+        };
+        let e = rt.block_on(spec.execute(&mut ctx)).unwrap_err();
+        assert!(matches!(e, ExecError::Spec(_)), "{id}: {e}");
+        let text = e.to_string();
+        assert!(
+            text.starts_with(&format!("{id}: {} nodes are built", spec.kind())),
+            "{text}"
+        );
+    }
+    assert_eq!(fake.calls(), 0, "nothing reached the engine");
+}
