@@ -30,6 +30,10 @@ pub fn generate(ws: &Workspace, image: &str, opts: &RenderOpts) -> Result<String
         let node = &plan.graph[ix];
         let rendered = match node.kind {
             NodeKind::Layer => ov_rules::render_layer(&node.spec, opts),
+            NodeKind::Preamble => {
+                ov_rules::containerfile::preamble::PreambleSpec::from_json(&node.spec)
+                    .and_then(|s| ov_rules::render_preamble(&s, opts))
+            }
             NodeKind::Image => ov_rules::render_image(&node.spec, opts),
             _ => continue,
         }
@@ -51,7 +55,10 @@ fn chain(ws: &Workspace, top: NodeIndex) -> Vec<NodeIndex> {
     let mut cur = Some(top);
     while let Some(ix) = cur {
         let node = &ws.plan.graph[ix];
-        if !matches!(node.kind, NodeKind::Layer | NodeKind::Image) {
+        if !matches!(
+            node.kind,
+            NodeKind::Layer | NodeKind::Image | NodeKind::Preamble
+        ) {
             break;
         }
         out.push(ix);

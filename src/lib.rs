@@ -41,6 +41,7 @@ pub mod progress;
 pub mod resolve;
 pub mod sched;
 pub mod settings;
+pub mod user;
 pub mod validate;
 pub mod workspace;
 pub mod yaml;

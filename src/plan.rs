@@ -99,16 +99,9 @@ impl Plan {
     }
 }
 
-/// The build.yml distro an image uses: the first of its `distro` tags that
-/// build.yml defines.
+/// The build.yml distro an image uses (see [`crate::resolve::distro_for`]).
 pub fn pick_distro<'a>(project: &'a Project, img: &ResolvedImage) -> Option<(&'a str, &'a Json)> {
-    img.distro.iter().find_map(|d| {
-        project
-            .build
-            .distros
-            .get_key_value(d.as_str())
-            .map(|(k, v)| (k.as_str(), v))
-    })
+    crate::resolve::distro_for(project, &img.distro)
 }
 
 /// Which distro sections of a layer feed a package format.
@@ -261,7 +254,10 @@ fn plan_image(
 ) {
     let name = &img.name;
     let mut parent = match &img.base {
-        BaseRef::External(r) => p.base(r, project),
+        BaseRef::External(r) => {
+            let base = p.base(r, project);
+            preamble(project, img, base, p)
+        }
         BaseRef::Internal(b) => p.images[b],
         BaseRef::Bootstrap {
             builder,
@@ -302,7 +298,8 @@ fn plan_image(
         .collect();
     let context = json!({
         "distro": img.distro, "build": img.build, "user": img.user, "uid": img.uid,
-        "gid": img.gid, "user_policy": img.user_policy, "build_distro": distro.map(|(d, _)| d),
+        "gid": img.gid, "home": img.home, "user_policy": img.user_policy,
+        "build_distro": distro.map(|(d, _)| d),
     });
     for layer_name in &img.install {
         let layer = &project.layers[layer_name];
@@ -454,7 +451,9 @@ fn plan_image(
             "eval": own_checks,
             "services": services,
             "meta": own.meta,
-            "env": image_layers.iter().map(|l| &l.env).collect::<Vec<_>>(),
+            // ov writes the env of the layers an image installs itself; its
+            // base image already holds the rest, expanded for its own user.
+            "env": img.install.iter().filter_map(|l| project.layers.get(l)).map(|l| &l.env).collect::<Vec<_>>(),
             "port": image_layers.iter().flat_map(|l| &l.port).collect::<Vec<_>>(),
         }),
         layer: None,
@@ -485,6 +484,45 @@ fn plan_image(
         });
         p.edge(ix, e);
     }
+}
+
+/// The preamble node on an external base (ov's bootstrap preamble): one per
+/// (base, distro bootstrap, user), shared by every image that asks for the
+/// same, named after the first; `preamble@<image>` reaches it from each.
+fn preamble(project: &Project, img: &ResolvedImage, base: NodeIndex, p: &mut Plan) -> NodeIndex {
+    use ov_rules::containerfile::preamble::{Bootstrap, PreambleSpec, PreambleUser};
+    let spec = PreambleSpec {
+        parent: p.graph[base].id.clone(),
+        bootstrap: pick_distro(project, img).map(|(d, def)| Bootstrap::from_distro(d, def)),
+        user: PreambleUser {
+            name: img.user.clone(),
+            uid: img.uid,
+            gid: img.gid,
+            home: img.home.clone(),
+            adopted: img.user_adopted,
+        },
+    };
+    let spec = serde_json::to_value(&spec).unwrap_or(Json::Null);
+    let dedupe = blake3::hash(&ov_rules::canonical_json(&json!(["preamble", spec])))
+        .to_hex()
+        .to_string();
+    let ix = match p.applications.get(&dedupe) {
+        Some(&ix) => ix,
+        None => {
+            let ix = p.add(PlanNode {
+                id: format!("preamble:{}", img.name),
+                kind: NodeKind::Preamble,
+                label: format!("preamble {}", img.name),
+                spec,
+                layer: None,
+            });
+            p.applications.insert(dedupe, ix);
+            ix
+        }
+    };
+    p.aliases.insert(format!("preamble@{}", img.name), ix);
+    p.edge(base, ix);
+    ix
 }
 
 /// Every init header file the planner may read (see `init_header` in the

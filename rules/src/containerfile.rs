@@ -13,13 +13,16 @@
 //! inputs give the same bytes, so the output can be hashed.
 
 pub mod accept;
+pub mod env;
 mod image;
 mod layer;
+pub mod preamble;
 pub(crate) mod quote;
 mod tasks;
 
 pub use image::render_image;
 pub use layer::render_layer;
+pub use preamble::render_preamble;
 
 use crate::template::TemplateError;
 use serde_json::Value as Json;

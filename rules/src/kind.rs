@@ -13,6 +13,9 @@ pub enum NodeKind {
     Base,
     /// Run a build.yml bootstrap builder into a rootfs.
     Bootstrap,
+    /// Prepare an external base image: bootstrap packages, the image user
+    /// and its home (ov's bootstrap preamble).
+    Preamble,
     /// Apply one layer on a parent image.
     Layer,
     /// Finish an image: ENV, EXPOSE, init assembly, USER, labels, tag.
@@ -31,10 +34,11 @@ pub enum NodeKind {
 
 impl NodeKind {
     /// Every kind, in pipeline order.
-    pub const ALL: [NodeKind; 10] = [
+    pub const ALL: [NodeKind; 11] = [
         NodeKind::Source,
         NodeKind::Base,
         NodeKind::Bootstrap,
+        NodeKind::Preamble,
         NodeKind::Layer,
         NodeKind::Image,
         NodeKind::Eval,
@@ -50,6 +54,7 @@ impl NodeKind {
             NodeKind::Source => "source",
             NodeKind::Base => "base",
             NodeKind::Bootstrap => "bootstrap",
+            NodeKind::Preamble => "preamble",
             NodeKind::Layer => "layer",
             NodeKind::Image => "image",
             NodeKind::Eval => "eval",
@@ -73,6 +78,7 @@ impl NodeKind {
             NodeKind::Source => 1,
             NodeKind::Base => 1,
             NodeKind::Bootstrap => 1,
+            NodeKind::Preamble => 1,
             NodeKind::Layer => 1,
             NodeKind::Image => 1,
             NodeKind::Eval => 1,

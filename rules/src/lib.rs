@@ -41,7 +41,9 @@ pub mod ping;
 pub mod template;
 
 pub use canonical::canonical_json;
-pub use containerfile::{render_image, render_layer, RenderError, RenderOpts, Rendered};
+pub use containerfile::{
+    render_image, render_layer, render_preamble, RenderError, RenderOpts, Rendered,
+};
 pub use ingredients::{Ingredient, Ingredients, Manifest};
 pub use kind::NodeKind;
 pub use ov_cache::NodeKey;

@@ -174,7 +174,7 @@ pub async fn run(
     // run dies must not take it from them.
     if matches!(
         node.kind,
-        NodeKind::Layer | NodeKind::Image | NodeKind::Bootstrap
+        NodeKind::Layer | NodeKind::Image | NodeKind::Bootstrap | NodeKind::Preamble
     ) && engine
         .image_id(&format!("localhost/ov-node:{key}"))
         .await
@@ -213,6 +213,7 @@ pub async fn run(
         NodeKind::Base => exec::base::run(&mut ctx).await,
         NodeKind::Bootstrap => exec::bootstrap::run(&mut ctx).await,
         NodeKind::Layer => exec::layer::run(&mut ctx).await,
+        NodeKind::Preamble => exec::preamble::run(&mut ctx).await,
         NodeKind::Image => exec::image::run(&mut ctx).await,
         NodeKind::Eval => exec::eval::run(&mut ctx).await,
         other => Err(ExecError::Spec(format!(
@@ -222,7 +223,7 @@ pub async fn run(
     };
     if matches!(
         node.kind,
-        NodeKind::Layer | NodeKind::Image | NodeKind::Bootstrap
+        NodeKind::Layer | NodeKind::Image | NodeKind::Bootstrap | NodeKind::Preamble
     ) {
         sh.engine_builds
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);

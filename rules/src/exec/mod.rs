@@ -12,6 +12,7 @@ pub mod bootstrap;
 pub mod eval;
 pub mod image;
 pub mod layer;
+pub mod preamble;
 
 use crate::engine::{Engine, EngineError, ImageId};
 use crate::NodeKey;
