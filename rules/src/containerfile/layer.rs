@@ -1,6 +1,7 @@
-//! A layer node: one layer applied on its parent image. Order, as in ov's
-//! per-layer section: variables, OS packages (one RUN per package format,
-//! from build.yml's install template), tasks, then the layer's environment.
+//! A layer node: one layer applied on its parent image. Order: variables,
+//! the layer's environment (ov sets every layer's `env:` and `path_append`
+//! before any layer's steps, so a layer's own steps see them), OS packages
+//! (one RUN per package format, from build.yml's install template), tasks.
 
 use super::accept::{has_control, is_package_name, is_template_value, is_var_name};
 use super::env::{env_literal, expand_home};
@@ -112,10 +113,10 @@ pub fn render_layer(spec: &Json, opts: &RenderOpts) -> Result<Rendered, RenderEr
         out.step("ENV ARCH=${TARGETARCH}");
     }
     env_block(&layer, "var", &mut out)?;
-    packages(&layer, opts, &mut out)?;
-    tasks::render(&layer, opts, &mut out)?;
     env_block(&layer, "env", &mut out)?;
     path_append(&layer, &mut out)?;
+    packages(&layer, opts, &mut out)?;
+    tasks::render(&layer, opts, &mut out)?;
     out.finish(&layer.view.node)
 }
 
