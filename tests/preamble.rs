@@ -253,7 +253,10 @@ fn the_built_image_runs_as_its_user_in_its_home() {
         "{path}"
     );
     // The layer's own step saw its env (ov sets it before any step).
-    assert_eq!(podman_run(img, "ls -A /home/dev/.npm-global"), ".env-seen\nbin\n");
+    assert_eq!(
+        podman_run(img, "ls -A /home/dev/.npm-global"),
+        ".env-seen\nbin\n"
+    );
     // The bootstrap packages are in.
     assert_eq!(
         podman_run(img, "for c in curl gpg; do command -v $c; done"),
