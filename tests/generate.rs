@@ -1,4 +1,4 @@
-//! `ov::generate::generate` over the shared fixtures (Fedora, rpm): every
+//! `ov::commands::generate::generate` over the shared fixtures (Fedora, rpm): every
 //! image's rendered Containerfile steps, node by node, against a golden
 //! file in `tests/golden/generate/<fixture>-<image>.Containerfile`.
 //!
@@ -7,7 +7,7 @@
 //! it is the review.
 
 use crate::util::shared_fixture;
-use ov::generate::generate;
+use ov::commands::generate::generate;
 use ov::workspace::{Dirs, Workspace};
 use ov_rules::RenderOpts;
 use std::path::{Path, PathBuf};

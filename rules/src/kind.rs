@@ -16,6 +16,8 @@ pub enum NodeKind {
     /// Prepare an external base image: bootstrap packages, the image user
     /// and its home (ov's bootstrap preamble).
     Preamble,
+    /// Run a build.yml builder's stage for one layer on a builder image.
+    Stage,
     /// Apply one layer on a parent image.
     Layer,
     /// Finish an image: ENV, EXPOSE, init assembly, USER, labels, tag.
@@ -34,11 +36,12 @@ pub enum NodeKind {
 
 impl NodeKind {
     /// Every kind, in pipeline order.
-    pub const ALL: [NodeKind; 11] = [
+    pub const ALL: [NodeKind; 12] = [
         NodeKind::Source,
         NodeKind::Base,
         NodeKind::Bootstrap,
         NodeKind::Preamble,
+        NodeKind::Stage,
         NodeKind::Layer,
         NodeKind::Image,
         NodeKind::Eval,
@@ -55,6 +58,7 @@ impl NodeKind {
             NodeKind::Base => "base",
             NodeKind::Bootstrap => "bootstrap",
             NodeKind::Preamble => "preamble",
+            NodeKind::Stage => "stage",
             NodeKind::Layer => "layer",
             NodeKind::Image => "image",
             NodeKind::Eval => "eval",
@@ -79,8 +83,9 @@ impl NodeKind {
             NodeKind::Base => 1,
             NodeKind::Bootstrap => 1,
             NodeKind::Preamble => 1,
-            NodeKind::Layer => 1,
-            NodeKind::Image => 1,
+            NodeKind::Stage => 2,
+            NodeKind::Layer => 2,
+            NodeKind::Image => 2,
             NodeKind::Eval => 1,
             NodeKind::Disk => 1,
             NodeKind::CloudImage => 1,

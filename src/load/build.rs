@@ -2,8 +2,8 @@
 
 use super::decode::{check_keys, Cx, Keys};
 use crate::diag::Diagnostics;
-use crate::model::BuildConfig;
-use crate::yaml::Node;
+use crate::load::model::BuildConfig;
+use crate::load::yaml::Node;
 use serde_json::Value as Json;
 
 const DISTRO_KNOWN: &[&str] = &[

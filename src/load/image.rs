@@ -1,8 +1,8 @@
 //! Decoding image entries and the `defaults` block (ov-format §1.3).
 
 use super::decode::{self, check_keys, Cx, Keys};
-use crate::model::{Image, Spanned};
-use crate::yaml::Node;
+use crate::load::model::{Image, Spanned};
+use crate::load::yaml::Node;
 use indexmap::IndexMap;
 
 const KNOWN: &[&str] = &[
@@ -99,7 +99,7 @@ pub fn decode(cx: &mut Cx, name: &str, node: &Node, what: &str) -> Image {
             "user_policy" => {
                 img.user_policy = decode::string(cx, &key, v);
                 if let Some(p) = img.user_policy.as_deref() {
-                    if !crate::user::POLICIES.contains(&p) {
+                    if !crate::plan::user::POLICIES.contains(&p) {
                         cx.error(
                             v,
                             format!("{what}: unknown `user_policy` {p:?} (expected auto, adopt or create)"),

@@ -2,6 +2,11 @@
 //! repo cache), discovered layer directories and remote layer refs, merged
 //! with "first definition wins" into a [`Project`].
 
+pub mod image_ref;
+pub mod model;
+pub mod validate;
+pub mod yaml;
+
 mod build;
 mod decode;
 mod image;
@@ -14,8 +19,8 @@ mod vm;
 pub use remote::RemoteRef;
 
 use crate::diag::{Diagnostics, InvalidProject, Loc};
-use crate::model::{Image, Layer, Project};
-use crate::yaml::{Node, Span};
+use crate::load::model::{Image, Layer, Project};
+use crate::load::yaml::{Node, Span};
 use decode::{Cx, Keys};
 use indexmap::IndexMap;
 use parse_cache::{ParseCache, ReadError};
@@ -123,7 +128,7 @@ pub fn load(root: &Path, opts: &LoadOptions) -> Result<Loaded, InvalidProject> {
     let in_a_layer = opts
         .parse_cache
         .as_deref()
-        .is_some_and(|p| crate::layer_files::layer_holding(&project, p).is_some());
+        .is_some_and(|p| crate::plan::layer_files::layer_holding(&project, p).is_some());
     if !in_a_layer {
         cache.save();
     }
@@ -459,7 +464,7 @@ impl Loader<'_> {
                 ),
                 _ => cx.error(doc, format!("layer.yml must be a map with one `layer:` key, found {}", doc.shape())),
             },
-            [] => cx.error(&Node { value: crate::yaml::Value::Null, span: Span { line: 1, col: 1 } }, "layer.yml is empty; it needs a `layer:` key"),
+            [] => cx.error(&Node { value: crate::load::yaml::Value::Null, span: Span { line: 1, col: 1 } }, "layer.yml is empty; it needs a `layer:` key"),
             _ => cx.error(docs[1], "layer.yml must hold one document"),
         }
         self.project.files.push(shown.to_path_buf());
@@ -558,7 +563,7 @@ impl Loader<'_> {
     /// rewrites the refs to layer keys.
     fn remote_layers(&mut self) {
         let mut queue: Vec<(RemoteRef, Loc)> = Vec::new();
-        let collect = |list: &mut Vec<crate::model::Spanned<String>>,
+        let collect = |list: &mut Vec<crate::load::model::Spanned<String>>,
                        parent: Option<&RemoteRef>,
                        queue: &mut Vec<(RemoteRef, Loc)>,
                        diags: &mut Diagnostics| {
@@ -646,7 +651,7 @@ fn discover_block(cx: &mut Cx, dir: &Path, v: &Node, out: &mut Vec<(PathBuf, boo
     };
     for (_, _, roots) in decode::check_keys(cx, v, &keys) {
         let items: Vec<&Node> = match &roots.value {
-            crate::yaml::Value::Seq(items) => items.iter().collect(),
+            crate::load::yaml::Value::Seq(items) => items.iter().collect(),
             _ => vec![roots],
         };
         for item in items {

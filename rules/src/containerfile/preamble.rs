@@ -14,114 +14,8 @@
 use super::accept::{has_control, is_home_path, is_package_name, is_user_name};
 use super::quote::sh_sq;
 use super::{RenderError, RenderOpts, Rendered, Steps};
+use crate::rule::PreambleSpec;
 use crate::template::{cache_mount_flag, cache_sharing};
-use serde::{Deserialize, Serialize};
-
-/// A `preamble` node's spec: everything its output depends on besides its
-/// parent image.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PreambleSpec {
-    /// The node it is built on (`base:<ref>`).
-    pub parent: String,
-    /// The distro's `bootstrap` (and `workaround`), when build.yml
-    /// defines a distro for the image.
-    pub bootstrap: Option<Bootstrap>,
-    /// The image user.
-    pub user: PreambleUser,
-}
-
-/// build.yml `distro.<d>.bootstrap` and `distro.<d>.workaround`, with ov's
-/// inheritance already applied.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Bootstrap {
-    /// The distro it comes from, for messages.
-    pub distro: String,
-    /// `install_cmd`: the command the packages are appended to.
-    pub install_cmd: String,
-    /// `package`.
-    pub package: Vec<String>,
-    /// `cache_mount`.
-    pub cache_mount: Vec<CacheMount>,
-    /// `workaround`: shell commands run after the install.
-    pub workaround: Vec<String>,
-}
-
-impl Bootstrap {
-    /// `bootstrap` and `workaround` of build.yml's `distro.<name>`
-    /// definition `def`; fields of the wrong shape count as absent.
-    pub fn from_distro(name: &str, def: &serde_json::Value) -> Bootstrap {
-        use serde_json::Value as Json;
-        let b = def.get("bootstrap");
-        let strings = |v: Option<&Json>| -> Vec<String> {
-            v.and_then(Json::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|s| s.as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        let cache_mount = b
-            .and_then(|b| b.get("cache_mount"))
-            .and_then(Json::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|m| {
-                        Some(CacheMount {
-                            dst: m.get("dst")?.as_str()?.to_string(),
-                            sharing: m.get("sharing").and_then(Json::as_str).map(str::to_string),
-                        })
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        Bootstrap {
-            distro: name.to_string(),
-            install_cmd: b
-                .and_then(|b| b.get("install_cmd"))
-                .and_then(Json::as_str)
-                .unwrap_or_default()
-                .to_string(),
-            package: strings(b.and_then(|b| b.get("package"))),
-            cache_mount,
-            workaround: strings(def.get("workaround")),
-        }
-    }
-}
-
-/// One build.yml `cache_mount` entry.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CacheMount {
-    /// `dst`.
-    pub dst: String,
-    /// `sharing` (ov's default is `locked`).
-    pub sharing: Option<String>,
-}
-
-/// The image user the preamble makes sure of.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PreambleUser {
-    /// Login name (also the group's name when the group is created).
-    pub name: String,
-    /// User id.
-    pub uid: u32,
-    /// Primary group id.
-    pub gid: u32,
-    /// Home directory.
-    pub home: String,
-    /// The base image ships the account (build.yml `base_user`): not created.
-    pub adopted: bool,
-}
-
-impl PreambleSpec {
-    /// Reads a spec the planner wrote as JSON.
-    pub fn from_json(spec: &serde_json::Value) -> Result<PreambleSpec, RenderError> {
-        serde_json::from_value(spec.clone()).map_err(|e| RenderError::Spec {
-            node: "preamble".into(),
-            message: format!("spec is not a preamble spec: {e}"),
-        })
-    }
-}
 
 /// ov's line continuation inside a RUN.
 const NEXT: &str = " \\\n    ";
@@ -219,6 +113,7 @@ pub fn render_preamble(spec: &PreambleSpec, opts: &RenderOpts) -> Result<Rendere
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rule::preamble::{Bootstrap, CacheMount, PreambleUser};
 
     fn user(adopted: bool) -> PreambleUser {
         PreambleUser {

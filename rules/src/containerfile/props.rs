@@ -8,6 +8,9 @@
 //! refuses a file that is not UTF-8 before any YAML is read.
 
 use super::*;
+// The JSON-level renderers, on hand-made specs; the typed entry points
+// only serialize the spec into this JSON.
+use super::{image::render_image, layer::render_layer};
 use proptest::prelude::*;
 use serde_json::json;
 
@@ -342,7 +345,11 @@ fn fields() -> Vec<Field> {
 
 fn render_any(spec: &Json) -> Result<Rendered, RenderError> {
     if spec.get("bootstrap").is_some() {
-        preamble::PreambleSpec::from_json(spec)
+        serde_json::from_value::<crate::rule::PreambleSpec>(spec.clone())
+            .map_err(|e| RenderError::Spec {
+                node: "preamble".into(),
+                message: e.to_string(),
+            })
             .and_then(|p| render_preamble(&p, &RenderOpts::default()))
     } else if spec.get("layer").is_some() {
         render_layer(spec, &RenderOpts::default())
