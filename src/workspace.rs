@@ -150,12 +150,9 @@ impl Workspace {
         let mut want = std::collections::HashSet::new();
         let mut stack = Vec::new();
         for t in targets {
-            match self.plan.find(t) {
-                Some(ix) => stack.push(ix),
-                None => diags.error(
-                    None,
-                    format!("unknown target `{t}`{}", did_you_mean(t, self.plan.names())),
-                ),
+            match self.plan.resolve(t, "target") {
+                Ok(ix) => stack.push(ix),
+                Err(why) => diags.error(None, why),
             }
         }
         if diags.has_errors() {
@@ -178,17 +175,11 @@ impl Workspace {
         let mut diags = Diagnostics::default();
         let mut set = std::collections::HashSet::new();
         for r in names {
-            match self.plan.find(r) {
-                Some(ix) => {
+            match self.plan.resolve(r, "node") {
+                Ok(ix) => {
                     set.insert(ix);
                 }
-                None => diags.error(
-                    None,
-                    format!(
-                        "--refresh: unknown node `{r}`{}",
-                        did_you_mean(r, self.plan.names())
-                    ),
-                ),
+                Err(why) => diags.error(None, format!("--refresh: {why}")),
             }
         }
         if diags.has_errors() {

@@ -62,6 +62,7 @@ mod generate;
 mod golden;
 mod inject;
 mod preamble;
+mod realistic;
 mod regression;
 mod secrets;
 mod stages;

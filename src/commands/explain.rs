@@ -170,12 +170,7 @@ pub fn run(
 ) -> anyhow::Result<()> {
     let ws = super::open_predicted(root, dirs)?;
     super::print_diags(&ws.warnings);
-    let Some(ix) = ws.plan.find(node) else {
-        return Err(super::bad_input(format!(
-            "unknown node `{node}`{}",
-            crate::diag::did_you_mean(node, ws.plan.names())
-        )));
-    };
+    let ix = ws.plan.resolve(node, "node").map_err(super::bad_input)?;
     let n = &ws.plan.graph[ix];
     let key = &ws.keys.keys[ix.index()];
     let manifest = &ws.keys.manifests[ix.index()];
@@ -225,6 +220,13 @@ pub fn run(
         writeln!(
             out,
             "impure: package repositories and `download:` URLs are read at build time and are not part of the key (use `ov build --refresh {}`)",
+            n.id
+        )?;
+    }
+    if n.kind() == ov_rules::NodeKind::Bootstrap {
+        writeln!(
+            out,
+            "impure: the package mirror the bootstrap installs from is read at build time and is not part of the key (use `ov build --refresh {}`)",
             n.id
         )?;
     }

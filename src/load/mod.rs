@@ -19,7 +19,7 @@ mod vm;
 pub use remote::RemoteRef;
 
 use crate::diag::{Diagnostics, InvalidProject, Loc};
-use crate::load::model::{Image, Layer, Project};
+use crate::load::model::{DefOrigin, Image, Layer, Project, RemoteInclude};
 use crate::load::yaml::{Node, Span};
 use decode::{Cx, Keys};
 use indexmap::IndexMap;
@@ -84,6 +84,7 @@ pub fn load(root: &Path, opts: &LoadOptions) -> Result<Loaded, InvalidProject> {
         seen: HashSet::new(),
         discover: Vec::new(),
         pending_from: Vec::new(),
+        origin: None,
     };
     let entry = root.join("overthink.yml");
     if !entry.is_file() {
@@ -148,6 +149,9 @@ struct Loader<'a> {
     discover: Vec<(PathBuf, bool)>,
     /// `layer: {x: {from: dir}}` entries, read once the file is done.
     pending_from: Vec<(String, PathBuf, Loc)>,
+    /// The remote include the file being read came from (its own local
+    /// includes inherit it): build.yml definitions remember it.
+    origin: Option<DefOrigin>,
 }
 
 impl Loader<'_> {
@@ -229,6 +233,7 @@ impl Loader<'_> {
             }
         }
         for (target, loc) in includes {
+            let mut origin = self.origin.clone();
             let resolved = if target.starts_with('@') {
                 match RemoteRef::parse(&target) {
                     Some(r) => {
@@ -241,6 +246,15 @@ impl Loader<'_> {
                             self.diags.error(Some(loc), msg);
                             continue;
                         }
+                        origin = Some(DefOrigin {
+                            root: r.checkout_dir(&self.opts.repo_cache),
+                            include: RemoteInclude {
+                                repo: r.repo_id(),
+                                version: r.version.clone().unwrap_or_else(|| "HEAD".into()),
+                                path: r.path.clone(),
+                                loc: loc.clone(),
+                            },
+                        });
                         p
                     }
                     None => {
@@ -251,7 +265,9 @@ impl Loader<'_> {
             } else {
                 dir.join(&target)
             };
+            let outer = std::mem::replace(&mut self.origin, origin);
             self.file(&resolved, Some(&loc), depth + 1);
+            self.origin = outer;
         }
         self.stack.pop();
     }
@@ -402,13 +418,15 @@ impl Loader<'_> {
                         }
                     }
                 }
-                "distro" => {
-                    build::decode(&mut cx, &mut self.project.build, build::Section::Distro, v)
+                "distro" | "builder" | "init" => {
+                    let section = match key.as_str() {
+                        "distro" => build::Section::Distro,
+                        "builder" => build::Section::Builder,
+                        _ => build::Section::Init,
+                    };
+                    let origin = self.origin.as_ref();
+                    build::decode(&mut cx, &mut self.project.build, section, v, origin)
                 }
-                "builder" => {
-                    build::decode(&mut cx, &mut self.project.build, build::Section::Builder, v)
-                }
-                "init" => build::decode(&mut cx, &mut self.project.build, build::Section::Init, v),
                 // pod, k8s, local, deploy, ai, recipe, score: entities this
                 // engine does not build; accepted without comment.
                 _ => {}

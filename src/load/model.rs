@@ -6,7 +6,7 @@ use crate::diag::Loc;
 use indexmap::IndexMap;
 use serde::Serialize;
 use serde_json::Value as Json;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// A value and where it was written.
 #[derive(Clone, Debug)]
@@ -223,4 +223,94 @@ pub struct BuildConfig {
     pub inits: IndexMap<String, Json>,
     /// Where each `distro.x` / `builder.x` / `init.x` was defined.
     pub locs: IndexMap<String, Loc>,
+    /// Which file tree each definition came from (same keys as `locs`);
+    /// absent means the project's own.
+    pub origins: IndexMap<String, DefOrigin>,
+}
+
+impl BuildConfig {
+    /// The file that definition `def` (`init.supervisord`) names by the
+    /// relative path `rel` (a `header_file`): ov reads it from the tree the
+    /// definition came from, so a remote build.yml's templates come from
+    /// that repository's checkout, not from the project.
+    pub fn asset(&self, project_root: &Path, def: &str, rel: &str) -> PathBuf {
+        match self.origins.get(def) {
+            Some(o) => o.root.join(rel),
+            None => project_root.join(rel),
+        }
+    }
+}
+
+/// Where a build.yml definition was read from.
+#[derive(Clone, Debug)]
+pub struct DefOrigin {
+    /// The folder its relative file names are resolved in: the checkout of
+    /// the repository (ov resolves them from the repository's root).
+    pub root: PathBuf,
+    /// The include that brought it in.
+    pub include: RemoteInclude,
+}
+
+/// A remote include as the project wrote it, for messages.
+#[derive(Clone, Debug)]
+pub struct RemoteInclude {
+    /// `host/org/repo`.
+    pub repo: String,
+    /// The tag or branch (`HEAD` for the default branch).
+    pub version: String,
+    /// The included file's path inside the repository.
+    pub path: String,
+    /// Where the project (or an included file) wrote the include.
+    pub loc: Loc,
+}
+
+impl std::fmt::Display for RemoteInclude {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the include of {} from {} at {} ({})",
+            self.path, self.repo, self.version, self.loc
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::yaml::Span;
+    use std::sync::Arc;
+
+    #[test]
+    fn assets_are_read_from_the_tree_their_definition_came_from() {
+        let mut b = BuildConfig::default();
+        let loc = Loc::new(
+            &Arc::new(PathBuf::from("overthink.yml")),
+            Span { line: 4, col: 5 },
+        );
+        b.origins.insert(
+            "init.supervisord".into(),
+            DefOrigin {
+                root: PathBuf::from("/repos/github.com/a/b@v1"),
+                include: RemoteInclude {
+                    repo: "github.com/a/b".into(),
+                    version: "v1".into(),
+                    path: "build.yml".into(),
+                    loc,
+                },
+            },
+        );
+        let root = Path::new("/project");
+        assert_eq!(
+            b.asset(root, "init.supervisord", "templates/h.conf"),
+            Path::new("/repos/github.com/a/b@v1/templates/h.conf")
+        );
+        assert_eq!(
+            b.asset(root, "init.systemd", "templates/h.conf"),
+            Path::new("/project/templates/h.conf")
+        );
+        assert_eq!(
+            b.origins["init.supervisord"].include.to_string(),
+            "the include of build.yml from github.com/a/b at v1 (overthink.yml:4:5)"
+        );
+    }
 }

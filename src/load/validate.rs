@@ -15,6 +15,7 @@ pub fn validate(project: &Project, diags: &mut Diagnostics) {
     layer_cycles(project, diags);
     bases(project, diags);
     copy_sources(project, diags);
+    init_headers(project, diags);
     vms(project, diags);
     // Resolving needs sound bases (no cycles, no unknown names).
     if !diags.has_errors() {
@@ -46,6 +47,80 @@ fn adopted_users(project: &Project, diags: &mut Diagnostics) {
                 ),
             );
         }
+    }
+}
+
+/// The init systems some image may assemble: forced by an image (or the
+/// defaults), hinted by a layer, or supervisord for any layer with
+/// services (the planner's choice, without resolving images).
+fn inits_in_use(project: &Project) -> IndexSet<&str> {
+    let mut used: IndexSet<&str> = project
+        .images
+        .values()
+        .chain(std::iter::once(&project.defaults))
+        .filter_map(|i| i.init.as_deref())
+        .collect();
+    for l in project.layers.values() {
+        if let Some(h) = l
+            .capabilities
+            .as_ref()
+            .and_then(|c| c.get("init_system_hint")?.as_str())
+        {
+            used.insert(h);
+        }
+        if !l.service.is_empty() {
+            used.insert("supervisord");
+        }
+    }
+    used
+}
+
+/// An init's `header_file` goes into every image that uses the init: it
+/// must exist where its build.yml came from (a remote include's checkout,
+/// else the project), found now rather than when the image node runs
+/// after others have built.
+fn init_headers(project: &Project, diags: &mut Diagnostics) {
+    for name in inits_in_use(project) {
+        let Some(def) = project.build.inits.get(name) else {
+            continue;
+        };
+        let Some(file) = def.get("header_file").and_then(|f| f.as_str()) else {
+            continue;
+        };
+        if file.is_empty() {
+            continue;
+        }
+        let id = format!("init.{name}");
+        let at = project.build.locs.get(&id).cloned();
+        let origin = project.build.origins.get(&id);
+        let rel = Path::new(file);
+        if rel.is_absolute()
+            || rel
+                .components()
+                .any(|c| matches!(c, std::path::Component::ParentDir))
+        {
+            diags.error(
+                at,
+                format!("init `{name}`: header_file `{file}` must be a path inside the tree of its build.yml, without `..`"),
+            );
+            continue;
+        }
+        let path = project.build.asset(&project.root, &id, file);
+        if path.is_file() {
+            continue;
+        }
+        let msg = match origin {
+            Some(o) => format!(
+                "init `{name}`: header_file `{file}` is not in {} (looked for {}); the checkout in the repo cache is incomplete or of another version",
+                o.include,
+                path.display()
+            ),
+            None => format!(
+                "init `{name}`: header_file `{file}` does not exist in the project (looked for {})",
+                path.display()
+            ),
+        };
+        diags.error(at, msg);
     }
 }
 

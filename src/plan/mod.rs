@@ -72,6 +72,10 @@ pub struct Plan {
     builder_edges: Vec<(String, NodeIndex)>,
     /// Image → the layer nodes its own install list applies.
     applied: HashMap<String, Vec<(String, NodeIndex)>>,
+    /// `<short>@<image>` for remote layers (`supervisord@web` for
+    /// `github.com/o/r/layers/supervisord`) → the full aliases it may mean;
+    /// more than one is ambiguous.
+    short: HashMap<String, Vec<(String, NodeIndex)>>,
 }
 
 impl Plan {
@@ -105,12 +109,39 @@ impl Plan {
         }
     }
 
-    /// Finds a node by id, `layer@image`, image name or VM name.
+    /// Finds a node by id, `layer@image`, image name or VM name, or a
+    /// remote layer's `<short name>@image` when only one layer of that
+    /// image has the short name.
     pub fn find(&self, name: &str) -> Option<NodeIndex> {
-        self.by_id
-            .get(name)
-            .or_else(|| self.aliases.get(name))
-            .copied()
+        self.resolve(name, "node").ok()
+    }
+
+    /// [`find`](Self::find), or why not: the closest name, or the layers
+    /// an ambiguous short name could mean. `what` names what the user
+    /// gave (`target`, `node`) in the message.
+    pub fn resolve(&self, name: &str, what: &str) -> Result<NodeIndex, String> {
+        if let Some(&ix) = self.by_id.get(name).or_else(|| self.aliases.get(name)) {
+            return Ok(ix);
+        }
+        let short = name.strip_prefix("layer:").unwrap_or(name);
+        match self.short.get(short).map(Vec::as_slice) {
+            Some([(_, ix)]) => Ok(*ix),
+            Some(many) if !many.is_empty() => {
+                let mut full: Vec<&str> = many.iter().map(|(f, _)| f.as_str()).collect();
+                full.sort_unstable();
+                Err(format!(
+                    "`{name}` is ambiguous: it may be {}; give the full name",
+                    full.iter()
+                        .map(|f| format!("`{f}`"))
+                        .collect::<Vec<_>>()
+                        .join(" or ")
+                ))
+            }
+            _ => Err(format!(
+                "unknown {what} `{name}`{}",
+                crate::diag::did_you_mean(name, self.names())
+            )),
+        }
     }
 
     /// All names a user may pass as a target, for "did you mean".
@@ -118,7 +149,24 @@ impl Plan {
         self.by_id
             .keys()
             .chain(self.aliases.keys())
+            .chain(self.short.keys())
             .map(String::as_str)
+    }
+
+    /// Makes layer node `ix` reachable as `<layer>@<image>`, and a remote
+    /// layer also by its short name.
+    fn alias_layer(&mut self, layer: &str, image: &str, ix: NodeIndex) {
+        let full = format!("{layer}@{image}");
+        if self.aliases.contains_key(&full) {
+            return;
+        }
+        self.aliases.insert(full.clone(), ix);
+        if let Some((_, short)) = layer.rsplit_once('/') {
+            let entry = self.short.entry(format!("{short}@{image}")).or_default();
+            if !entry.iter().any(|(_, i)| *i == ix) {
+                entry.push((full, ix));
+            }
+        }
     }
 }
 
@@ -591,7 +639,7 @@ fn plan_image(
                 ix
             }
         };
-        p.aliases.insert(key.clone(), ix);
+        p.alias_layer(layer_name, name, ix);
         p.applied
             .entry(name.clone())
             .or_default()
@@ -607,7 +655,7 @@ fn plan_image(
     for anc in &img.base_chain {
         let inherited: Vec<(String, NodeIndex)> = p.applied.get(anc).cloned().unwrap_or_default();
         for (layer, ix) in inherited {
-            p.aliases.entry(format!("{layer}@{name}")).or_insert(ix);
+            p.alias_layer(&layer, name, ix);
         }
     }
     let image_layers: Vec<&crate::load::model::Layer> = img
@@ -632,10 +680,13 @@ fn plan_image(
     let init = init_system(project, img, &image_layers);
     let init_def = init.and_then(|i| project.build.inits.get(i));
     // The header's text, not its name, goes into the key.
-    let init_header = init_def
-        .and_then(|d| d.get("header_file")?.as_str())
-        .filter(|f| !f.is_empty())
-        .and_then(|f| std::fs::read_to_string(project.root.join(f)).ok());
+    // Read from the tree the init's build.yml came from (validation has
+    // made sure it is there).
+    let init_header = init.zip(init_def).and_then(|(i, d)| {
+        let f = d.get("header_file")?.as_str().filter(|f| !f.is_empty())?;
+        let path = project.build.asset(&project.root, &format!("init.{i}"), f);
+        std::fs::read_to_string(path).ok()
+    });
     let mut preserve_user = false;
     let mut oci_label = serde_json::Map::new();
     for caps in image_layers.iter().filter_map(|l| l.capabilities.as_ref()) {
@@ -767,10 +818,15 @@ pub fn header_files(project: &Project) -> Vec<std::path::PathBuf> {
     project
         .build
         .inits
-        .values()
-        .filter_map(|d| d.get("header_file")?.as_str())
-        .filter(|f| !f.is_empty())
-        .map(|f| project.root.join(f))
+        .iter()
+        .filter_map(|(name, d)| {
+            let f = d.get("header_file")?.as_str().filter(|f| !f.is_empty())?;
+            Some(
+                project
+                    .build
+                    .asset(&project.root, &format!("init.{name}"), f),
+            )
+        })
         .collect()
 }
 

@@ -10,8 +10,10 @@ pub mod progress;
 pub mod sched;
 
 mod claim;
+pub mod collect;
 mod debris;
 pub mod node;
+mod owned;
 mod tags;
 
 use crate::plan::keys;
@@ -465,7 +467,7 @@ async fn list_images(sh: &Shared) -> Option<ImageSnapshot> {
 }
 
 /// True when the process of run `run` (`<pid>-<ms>`) still lives.
-fn alive(run: &str) -> bool {
+pub(super) fn alive(run: &str) -> bool {
     run.split('-')
         .next()
         .and_then(|p| p.parse::<u32>().ok())

@@ -149,6 +149,11 @@ pub async fn run(
     // Held until the result is recorded (or the node fails), so another
     // process building the same key waits for it instead of duplicating it.
     let mut _claim = None;
+    // A refreshed node builds its key again: it holds the claim like any
+    // build, so gc does not take the image before it is recorded.
+    if !cacheable && !every_build && !sh.read_only {
+        _claim = super::claim::claim(&sh, ix, &key, &cancel).await?;
+    }
     if cacheable {
         if let Some(done) = look_up(&sh, ix, &key, holder.as_ref(), last_image.as_ref()).await? {
             return Ok(done);
@@ -368,6 +373,11 @@ async fn reuse(
         .await
         .map_err(|e| Failure::new(e.to_string()))?;
     let _ = std::fs::remove_file(&path);
+    // The import made the node tag again; gc may take it back.
+    if let Err(e) = super::owned::mark(&sh.store, key) {
+        sh.progress
+            .warn(&format!("{}: cannot note its node tag: {e}", node.id));
+    }
     sh.engine_builds
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     out.image = Some(id.clone());
@@ -392,6 +402,8 @@ async fn record(
     }
     let node = &sh.ws.plan.graph[ix];
     let store = sh.store.clone();
+    // The executors of these kinds tag their image `localhost/ov-node:<key>`.
+    let owns_tag = out.image.is_some() && node.spec.tags_node_image();
     let files = out.files.clone();
     let log = out.log.clone();
     let mut meta = match &out.meta {
@@ -419,6 +431,13 @@ async fn record(
             .collect(),
         meta,
     };
+    // Before the result: gc then never meets a recorded node tag this
+    // cache dir does not know it holds (a mark whose record failed is a
+    // tag gc may take, as it should).
+    if owns_tag {
+        super::owned::mark(&store, &key)
+            .map_err(|e| Failure::new(format!("{}: {e}", super::owned::dir(&store).display())))?;
+    }
     blocking(move || -> Result<(), ov_cache::Error> {
         let mut result = result;
         for (name, path) in &files {
