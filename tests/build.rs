@@ -125,13 +125,19 @@ fn cold_build_then_a_no_op_runs_no_engine_build() {
     let cold = built_ok(&ov);
     assert_eq!(
         cold.nodes("built"),
-        vec!["eval:app", "image:app", "layer:a@app", "layer:b@app"]
+        vec![
+            "eval:app",
+            "image:app",
+            "layer:a@app",
+            "layer:b@app",
+            "preamble:app"
+        ]
     );
-    assert_eq!(cold.count("engine_builds"), 3, "{:?}", cold.summary());
+    assert_eq!(cold.count("engine_builds"), 4, "{:?}", cold.summary());
     let again = built_ok(&ov);
     assert_eq!(again.count("built"), 0, "{:?}", again.events);
     assert_eq!(again.count("engine_builds"), 0);
-    assert_eq!(again.count("cached_local"), 4);
+    assert_eq!(again.count("cached_local"), 5);
     assert_eq!(again.count("failed"), 0);
     // The image is there under its tag, and dry-run agrees nothing would run.
     let out = Command::new("podman")
@@ -170,7 +176,7 @@ fn changing_one_layer_file_rebuilds_that_layer_and_what_follows_only() {
         b.nodes("built"),
         vec!["eval:app", "image:app", "layer:b@app"]
     );
-    assert_eq!(b.nodes("cached"), vec!["layer:a@app"]);
+    assert_eq!(b.nodes("cached"), vec!["layer:a@app", "preamble:app"]);
 }
 
 #[test]
@@ -280,7 +286,7 @@ fn kill_9_mid_build_loses_nothing_and_the_next_build_cleans_up() {
     let b = built_ok(&ov);
     assert_eq!(
         b.nodes("cached"),
-        vec!["image:app", "layer:a@app", "layer:b@app"]
+        vec!["image:app", "layer:a@app", "layer:b@app", "preamble:app"]
     );
     assert_eq!(
         left(),
@@ -329,7 +335,10 @@ fn a_failing_eval_check_names_the_check_and_its_output() {
     p.edit("image.yml", "contains: [\"gamma\"]", "contains: [\"beta\"]");
     let b = built_ok(&ov);
     assert_eq!(b.nodes("built"), vec!["eval:app", "image:app"]);
-    assert_eq!(b.nodes("cached"), vec!["layer:a@app", "layer:b@app"]);
+    assert_eq!(
+        b.nodes("cached"),
+        vec!["layer:a@app", "layer:b@app", "preamble:app"]
+    );
 }
 
 #[test]
@@ -348,7 +357,7 @@ fn cache_stats_and_gc_shrink_the_store() {
     assert!(before.ends_with("\n0 nodes would run\n"), "{before}");
     ov.ok(&["cache", "gc", "--max-size", "0"]);
     let after = ov.ok(&["build", "--dry-run"]).stdout;
-    assert!(after.ends_with("\n4 nodes would run\n"), "{after}");
+    assert!(after.ends_with("\n5 nodes would run\n"), "{after}");
     let b = built_ok(&ov);
     assert!(
         b.count("built") > 0,
@@ -428,7 +437,7 @@ fn ctrl_c_stops_the_build_removes_its_containers_and_keeps_what_finished() {
     let b = built_ok(&ov);
     assert_eq!(
         b.nodes("cached"),
-        vec!["image:app", "layer:a@app", "layer:b@app"]
+        vec!["image:app", "layer:a@app", "layer:b@app", "preamble:app"]
     );
     assert_eq!(b.nodes("built"), vec!["eval:app"]);
 }
@@ -485,7 +494,7 @@ fn a_dependency_rebuilt_to_the_same_output_does_not_rerun_its_dependents() {
     assert_eq!(b.nodes("built"), vec!["layer:a@app"]);
     assert_eq!(
         b.nodes("cached"),
-        vec!["eval:app", "image:app", "layer:b@app"]
+        vec!["eval:app", "image:app", "layer:b@app", "preamble:app"]
     );
     // A comment in layer.yml changes layer a's key but not its image.
     p.append(
@@ -496,7 +505,7 @@ fn a_dependency_rebuilt_to_the_same_output_does_not_rerun_its_dependents() {
     assert_eq!(b.nodes("built"), vec!["layer:a@app"]);
     assert_eq!(
         b.nodes("cached"),
-        vec!["eval:app", "image:app", "layer:b@app"]
+        vec!["eval:app", "image:app", "layer:b@app", "preamble:app"]
     );
 }
 

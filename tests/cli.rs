@@ -154,6 +154,7 @@ fn dry_run_of_one_image_runs_only_its_ancestors() {
         want,
         [
             "base:quay.io/fedora/fedora:43",
+            "preamble:fedora",
             "image:fedora",
             "source:layers/supervisord",
             "source:layers/os-layer",
@@ -166,7 +167,7 @@ fn dry_run_of_one_image_runs_only_its_ancestors() {
         .collect::<BTreeSet<_>>()
     );
     assert!(
-        run.stdout.ends_with("7 nodes would run\n"),
+        run.stdout.ends_with("8 nodes would run\n"),
         "{}",
         run.stdout
     );

@@ -115,17 +115,18 @@ fn a_no_op_build_makes_at_most_three_engine_calls() {
         cold.summary()
     );
     let again = built_ok(&ov);
-    assert_eq!(again.count("cached_local"), 4, "{:?}", again.summary());
+    assert_eq!(again.count("cached_local"), 5, "{:?}", again.summary());
     assert!(
         again.count("engine_calls") <= 3,
         "a no-op build made {} engine calls",
         again.count("engine_calls")
     );
     // One check per node instead: as cached, with a call per image-bearing
-    // node (3 layers and the image) and the user's tag, but no list.
+    // node (the preamble, 2 layers and the image) and the user's tag, but
+    // no list.
     ov.ok(&["settings", "set", "engine.image_check", "each"]);
     let each = built_ok(&ov);
-    assert_eq!(each.count("cached_local"), 4, "{:?}", each.summary());
+    assert_eq!(each.count("cached_local"), 5, "{:?}", each.summary());
     assert!(
         each.count("engine_calls") > 3,
         "per-node checks made only {} calls: did it list?",
@@ -279,7 +280,7 @@ fn an_engine_killed_mid_build_is_named_and_the_next_build_cleans_up_after_it() {
     assert_eq!(again.nodes("built"), vec!["eval:app"]);
     assert_eq!(
         again.nodes("cached"),
-        vec!["image:app", "layer:a@app", "layer:b@app"]
+        vec!["image:app", "layer:a@app", "layer:b@app", "preamble:app"]
     );
     assert_eq!(
         containers_of_run(pid),

@@ -5,6 +5,9 @@
 //! - one `source` node per layer directory some image installs (metalayers
 //!   that are only expanded have none),
 //! - one `base` node per distinct external ref,
+//! - one `preamble` node per external base, distro bootstrap and user
+//!   (every fixture image on `quay.io/fedora/fedora:43` has the default
+//!   user, so one each),
 //! - one `layer` node per layer application, shared by every image with the
 //!   same parent + layer + render context (this is how ov's
 //!   auto-intermediate images fall out of the graph),
@@ -186,17 +189,18 @@ fn eval_beds() {
             "layers/eval-pod-layer/layer.yml:30:18: warning: layer `eval-pod-layer`: service key `autostart` is read as `auto_start`",
         ],
         list: &["eval-deploy", "eval-image", "eval-layer", "eval-pod"],
-        // 4 source + 1 base + 4 layer (eval-image-layer applied once, shared
-        // by all four images) + 4 image + 4 eval.
-        nodes: 17,
-        // 4 source→layer, base→eval-image-layer, eval-image-layer→3 layers
-        // and image:eval-image, 3 layer→image, 4 image→eval.
-        edges: 16,
+        // 4 source + 1 base + 1 preamble + 4 layer (eval-image-layer applied
+        // once, shared by all four images) + 4 image + 4 eval.
+        nodes: 18,
+        // 4 source→layer, base→preamble→eval-image-layer, eval-image-layer→3
+        // layers and image:eval-image, 3 layer→image, 4 image→eval.
+        edges: 17,
         kinds: &[
             ("base", 1),
             ("eval", 4),
             ("image", 4),
             ("layer", 4),
+            ("preamble", 1),
             ("source", 4),
         ],
         // ov re-bases eval-layer/eval-pod/eval-deploy onto eval-image and
@@ -231,18 +235,19 @@ fn pods() {
         validate: "ok: 5 images, 5 layers, 0 vms",
         warnings: &[],
         list: &["fedora", "os", "redis-client", "redis-server", "web"],
-        // 5 source + 1 base + 5 layer (supervisord once on image:fedora,
-        // shared by the four pods: ov's auto-intermediate fedora-supervisord)
-        // + 5 image + 4 eval (fedora has no checks).
-        nodes: 20,
-        // 5 source→layer, base→fedora, fedora→supervisord, supervisord→4
-        // layers, 4 layer→image, 4 image→eval.
-        edges: 19,
+        // 5 source + 1 base + 1 preamble + 5 layer (supervisord once on
+        // image:fedora, shared by the four pods: ov's auto-intermediate
+        // fedora-supervisord) + 5 image + 4 eval (fedora has no checks).
+        nodes: 21,
+        // 5 source→layer, base→preamble→fedora, fedora→supervisord,
+        // supervisord→4 layers, 4 layer→image, 4 image→eval.
+        edges: 20,
         kinds: &[
             ("base", 1),
             ("eval", 4),
             ("image", 5),
             ("layer", 5),
+            ("preamble", 1),
             ("source", 5),
         ],
         // ov installs only the second layer of each pod, on its
@@ -284,13 +289,14 @@ fn base_stack() {
             "vm.yml:37:24: warning: vm `vm`: `libvirt.device` is read as `libvirt.devices` (ov itself ignores `device`)",
         ],
         list: &["fedora", "fedora-nonfree", "nvidia"],
-        // 7 source (agent-forwarding is only expanded) + 1 base + 7 layer +
-        // 3 image + 1 eval (nvidia) + cloud-image, disk, seed, boot.
-        nodes: 23,
-        // 7 source→layer, base→fedora, fedora→rpmfusion→fedora-nonfree,
+        // 7 source (agent-forwarding is only expanded) + 1 base + 1 preamble
+        // + 7 layer + 3 image + 1 eval (nvidia) + cloud-image, disk, seed,
+        // boot.
+        nodes: 24,
+        // 7 source→layer, base→preamble→fedora, fedora→rpmfusion→fedora-nonfree,
         // fedora-nonfree→gnupg, 5 between nvidia's 6 layers, cuda→nvidia,
         // nvidia→eval, and cloud-image→disk, disk→boot, seed→boot.
-        edges: 21,
+        edges: 22,
         kinds: &[
             ("base", 1),
             ("boot", 1),
@@ -299,6 +305,7 @@ fn base_stack() {
             ("eval", 1),
             ("image", 3),
             ("layer", 7),
+            ("preamble", 1),
             ("seed", 1),
             ("source", 7),
         ],
@@ -343,13 +350,13 @@ fn bootc() {
             "vm.yml:12:9: warning: vm `bootc-demo-vm`: `cpu` is read as `cpus` (ov itself ignores `cpu`)",
         ],
         list: &["bootc-demo"],
-        // 3 source (bootc-base is only expanded) + 1 base + 3 layer + 1 image
-        // + 1 eval (sshd's build-scope checks) + disk + boot (no cloud_init,
-        // so no seed).
-        nodes: 11,
-        // 3 source→layer, base→sshd→qemu-guest-agent→bootc-config→image,
-        // image→eval, image→disk→boot.
-        edges: 10,
+        // 3 source (bootc-base is only expanded) + 1 base + 1 preamble + 3
+        // layer + 1 image + 1 eval (sshd's build-scope checks) + disk + boot
+        // (no cloud_init, so no seed).
+        nodes: 12,
+        // 3 source→layer, base→preamble→sshd→qemu-guest-agent→bootc-config→
+        // image, image→eval, image→disk→boot.
+        edges: 11,
         kinds: &[
             ("base", 1),
             ("boot", 1),
@@ -357,6 +364,7 @@ fn bootc() {
             ("eval", 1),
             ("image", 1),
             ("layer", 3),
+            ("preamble", 1),
             ("source", 3),
         ],
         // Ours: bootc-base's members in their written order. ov's global

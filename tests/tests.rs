@@ -28,6 +28,10 @@
 //! - `inject`: no project string adds an instruction to a Containerfile
 //!   or a command to a shell; what cannot be escaped is refused with
 //!   file:line:col.
+//! - `preamble`: ov's bootstrap preamble and layer env on a Debian project
+//!   (`tests/fixtures/deb-user`): the text ov's generator writes, which
+//!   images share it, the checks on its fields, and the image built and
+//!   run (`id`, the home, the expanded env).
 //! - `store`: the store under damage and strain: damaged index lines,
 //!   concurrent builds sharing work, a read-only cache dir, a full disk.
 //! - `regression`: one test per bug found, named after the bug (ignored,
@@ -57,6 +61,7 @@ mod fuzz;
 mod generate;
 mod golden;
 mod inject;
+mod preamble;
 mod realistic;
 mod regression;
 mod secrets;

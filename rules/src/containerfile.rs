@@ -13,8 +13,10 @@
 //! inputs give the same bytes, so the output can be hashed.
 
 pub mod accept;
+pub mod env;
 mod image;
 mod layer;
+pub mod preamble;
 pub(crate) mod quote;
 pub mod stage;
 mod tasks;
@@ -22,6 +24,7 @@ mod tasks;
 use crate::rule::{ImageSpec, LayerSpec, StageSpec};
 use crate::template::TemplateError;
 pub use layer::StageRefs;
+pub use preamble::render_preamble;
 use serde_json::Value as Json;
 pub use stage::StagePlace;
 

@@ -13,6 +13,9 @@ pub enum NodeKind {
     Base,
     /// Run a build.yml bootstrap builder into a rootfs.
     Bootstrap,
+    /// Prepare an external base image: bootstrap packages, the image user
+    /// and its home (ov's bootstrap preamble).
+    Preamble,
     /// Run a build.yml builder's stage for one layer on a builder image.
     Stage,
     /// Apply one layer on a parent image.
@@ -33,10 +36,11 @@ pub enum NodeKind {
 
 impl NodeKind {
     /// Every kind, in pipeline order.
-    pub const ALL: [NodeKind; 11] = [
+    pub const ALL: [NodeKind; 12] = [
         NodeKind::Source,
         NodeKind::Base,
         NodeKind::Bootstrap,
+        NodeKind::Preamble,
         NodeKind::Stage,
         NodeKind::Layer,
         NodeKind::Image,
@@ -53,6 +57,7 @@ impl NodeKind {
             NodeKind::Source => "source",
             NodeKind::Base => "base",
             NodeKind::Bootstrap => "bootstrap",
+            NodeKind::Preamble => "preamble",
             NodeKind::Stage => "stage",
             NodeKind::Layer => "layer",
             NodeKind::Image => "image",
@@ -77,9 +82,10 @@ impl NodeKind {
             NodeKind::Source => 1,
             NodeKind::Base => 1,
             NodeKind::Bootstrap => 1,
-            NodeKind::Stage => 1,
-            NodeKind::Layer => 1,
-            NodeKind::Image => 1,
+            NodeKind::Preamble => 1,
+            NodeKind::Stage => 2,
+            NodeKind::Layer => 2,
+            NodeKind::Image => 2,
             NodeKind::Eval => 1,
             NodeKind::Disk => 1,
             NodeKind::CloudImage => 1,

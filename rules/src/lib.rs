@@ -45,8 +45,8 @@ pub mod template;
 
 pub use canonical::canonical_json;
 pub use containerfile::{
-    render_image, render_layer, render_layer_with, render_stage, RenderError, RenderOpts, Rendered,
-    StagePlace, StageRefs,
+    render_image, render_layer, render_layer_with, render_preamble, render_stage, RenderError,
+    RenderOpts, Rendered, StagePlace, StageRefs,
 };
 pub use ingredients::{Ingredient, Ingredients, Manifest};
 pub use kind::NodeKind;

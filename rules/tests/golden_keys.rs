@@ -6,8 +6,8 @@
 
 use ov_cache::{Digest, TreeDigest};
 use ov_rules::rule::{
-    bootstrap::BootstrapSpec, eval::EvalSpec, image, layer, BaseSpec, BootSpec, CloudImageSpec,
-    DiskSource, DiskSpec, SeedSpec, SourceSpec,
+    bootstrap::BootstrapSpec, eval::EvalSpec, image, layer, preamble, BaseSpec, BootSpec,
+    CloudImageSpec, DiskSource, DiskSpec, SeedSpec, SourceSpec,
 };
 use ov_rules::{Ingredients, NodeKind, NodeSpec};
 use serde_json::json;
@@ -35,9 +35,10 @@ fn rule_versions() {
             "ov/source/v1",
             "ov/base/v1",
             "ov/bootstrap/v1",
-            "ov/stage/v1",
-            "ov/layer/v1",
-            "ov/image/v1",
+            "ov/preamble/v1",
+            "ov/stage/v2",
+            "ov/layer/v2",
+            "ov/image/v2",
             "ov/eval/v1",
             "ov/cloud-image/v1",
             "ov/disk/v1",
@@ -103,6 +104,35 @@ fn bootstrap() {
     );
 }
 
+#[test]
+fn preamble() {
+    golden(
+        preamble::PreambleSpec {
+            parent: "base:debian:13".into(),
+            bootstrap: Some(preamble::Bootstrap {
+                distro: "debian".into(),
+                install_cmd: "apt-get update && apt-get install -y".into(),
+                package: vec!["curl".into(), "ca-certificates".into()],
+                cache_mount: vec![preamble::CacheMount {
+                    dst: "/var/cache/apt".into(),
+                    sharing: Some("locked".into()),
+                }],
+                workaround: vec![],
+            }),
+            user: preamble::PreambleUser {
+                name: "user".into(),
+                uid: 1000,
+                gid: 1000,
+                home: "/home/user".into(),
+                adopted: false,
+            },
+        },
+        NodeKind::Preamble,
+        r#"{"bootstrap":{"cache_mount":[{"dst":"/var/cache/apt","sharing":"locked"}],"distro":"debian","install_cmd":"apt-get update && apt-get install -y","package":["curl","ca-certificates"],"workaround":[]},"parent":"base:debian:13","user":{"adopted":false,"gid":1000,"home":"/home/user","name":"user","uid":1000}}"#,
+        "b21e2f78505b1bf5b84002155581dcad2cf8ac9d8412325f7fe08bde68a33d1c",
+    );
+}
+
 fn layer_spec() -> layer::LayerSpec {
     layer::LayerSpec {
         layer: "web".into(),
@@ -113,6 +143,7 @@ fn layer_spec() -> layer::LayerSpec {
             user: "user".into(),
             uid: 1000,
             gid: 1000,
+            home: "/home/user".into(),
             user_policy: "auto".into(),
             build_distro: Some("fedora".into()),
         },
@@ -138,8 +169,8 @@ fn layer() {
     golden(
         layer_spec(),
         NodeKind::Layer,
-        r#"{"context":{"build":["rpm"],"build_distro":"fedora","distro":["fedora:43","fedora"],"gid":1000,"uid":1000,"user":"user","user_policy":"auto"},"env":{"HOME_DIR":"~/x"},"formats":{"rpm":{"install_template":"RUN dnf install -y{{range .Packages}} {{.}}{{end}}"}},"inline":[],"layer":"web","packages":{"rpm":{"package":["nginx"]}},"parent":"base:quay.io/fedora/fedora:43","path_append":["~/.local/bin"],"stages":{},"tasks":[{"arg":"/srv","spec":{"mkdir":"/srv"},"verb":"mkdir"}],"var":{"V":"1"}}"#,
-        "58c812fbf7e8f18dad9183229102967ea30b44955279e6978e13a32631160527",
+        r#"{"context":{"build":["rpm"],"build_distro":"fedora","distro":["fedora:43","fedora"],"gid":1000,"home":"/home/user","uid":1000,"user":"user","user_policy":"auto"},"env":{"HOME_DIR":"~/x"},"formats":{"rpm":{"install_template":"RUN dnf install -y{{range .Packages}} {{.}}{{end}}"}},"inline":[],"layer":"web","packages":{"rpm":{"package":["nginx"]}},"parent":"base:quay.io/fedora/fedora:43","path_append":["~/.local/bin"],"stages":{},"tasks":[{"arg":"/srv","spec":{"mkdir":"/srv"},"verb":"mkdir"}],"var":{"V":"1"}}"#,
+        "cb65b9d360f1f93942100c2000b66a6744dad38e41227d37d1280556d4f7dc6c",
     );
 }
 
@@ -164,8 +195,8 @@ fn stage() {
             section: None,
         },
         NodeKind::Stage,
-        r#"{"builder":"npm","builder_node":"image:builder","context":{"build":["rpm"],"build_distro":"fedora","distro":["fedora:43","fedora"],"gid":1000,"uid":1000,"user":"user","user_policy":"auto"},"def":{"copy_artifact":[{"chown":true,"dst":"{{.Home}}","src":"{{.Home}}"}],"detect_file":["package.json"],"stage_template":"FROM {{.BuilderRef}} AS {{.StageName}}\nRUN npm install -g\n"},"layer":"web","layer_files":["package.json"],"section":null}"#,
-        "72489fff3840968117cdb9db73c5168b4ede5d528ce5989b93f3581d4f617d7d",
+        r#"{"builder":"npm","builder_node":"image:builder","context":{"build":["rpm"],"build_distro":"fedora","distro":["fedora:43","fedora"],"gid":1000,"home":"/home/user","uid":1000,"user":"user","user_policy":"auto"},"def":{"copy_artifact":[{"chown":true,"dst":"{{.Home}}","src":"{{.Home}}"}],"detect_file":["package.json"],"stage_template":"FROM {{.BuilderRef}} AS {{.StageName}}\nRUN npm install -g\n"},"layer":"web","layer_files":["package.json"],"section":null}"#,
+        "1cd8a6a68e1fdc77e2cc26002159c0f0fca8e3739d882a08d43040ee8738b542",
     );
 }
 
@@ -180,6 +211,8 @@ fn image() {
                 user: "user".into(),
                 uid: 1000,
                 gid: 1000,
+                home: "/home/user".into(),
+                user_adopted: false,
                 registry: Some("ghcr.io/acme".into()),
                 distro: vec!["fedora:43".into()],
                 build: vec!["rpm".into()],
@@ -199,8 +232,8 @@ fn image() {
             port: vec!["8080".into()],
         },
         NodeKind::Image,
-        r#"{"capabilities":{"oci_label":{},"preserve_user":false},"env":[{"A":"1"}],"eval":[],"init":null,"init_def":null,"init_header":null,"meta":{},"name":"web","parent":"layer:web@web","port":["8080"],"resolved":{"build":["rpm"],"distro":["fedora:43"],"gid":1000,"name":"web","registry":"ghcr.io/acme","tag":"latest","uid":1000,"user":"user"},"services":[],"tag":"ghcr.io/acme/web:latest"}"#,
-        "f37063f6c511dc3302de861de5422ad6d556d5c8a2097cc9f13d2195369f0648",
+        r#"{"capabilities":{"oci_label":{},"preserve_user":false},"env":[{"A":"1"}],"eval":[],"init":null,"init_def":null,"init_header":null,"meta":{},"name":"web","parent":"layer:web@web","port":["8080"],"resolved":{"build":["rpm"],"distro":["fedora:43"],"gid":1000,"home":"/home/user","name":"web","registry":"ghcr.io/acme","tag":"latest","uid":1000,"user":"user","user_adopted":false},"services":[],"tag":"ghcr.io/acme/web:latest"}"#,
+        "d5b852e33ce3c2653bad067bb030ae8fea70c427227739aa6a5b348d26a25293",
     );
 }
 

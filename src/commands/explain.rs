@@ -213,7 +213,10 @@ pub fn run(
             n.id
         )?;
     }
-    if n.kind() == ov_rules::NodeKind::Layer {
+    if matches!(
+        n.kind(),
+        ov_rules::NodeKind::Layer | ov_rules::NodeKind::Preamble
+    ) {
         writeln!(
             out,
             "impure: package repositories and `download:` URLs are read at build time and are not part of the key (use `ov build --refresh {}`)",

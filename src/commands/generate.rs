@@ -35,9 +35,10 @@ pub fn generate(ws: &Workspace, image: &str, opts: &RenderOpts) -> Result<String
         }
         let rendered = match &node.spec {
             NodeSpec::Layer(spec) => ov_rules::render_layer(spec, opts),
+            NodeSpec::Preamble(spec) => ov_rules::render_preamble(spec, opts),
             NodeSpec::Image(spec) => ov_rules::render_image(spec, opts),
-            // The chain holds only layer and image nodes; the others write
-            // no Containerfile.
+            // The chain holds only preamble, layer and image nodes; the
+            // others write no Containerfile.
             NodeSpec::Source(_)
             | NodeSpec::Base(_)
             | NodeSpec::Bootstrap(_)
@@ -61,13 +62,17 @@ pub fn generate(ws: &Workspace, image: &str, opts: &RenderOpts) -> Result<String
     Ok(out)
 }
 
-/// The layer and image nodes from the chain's root to `top`, in build order.
+/// The preamble, layer and image nodes from the chain's root to `top`, in
+/// build order.
 fn chain(ws: &Workspace, top: NodeIndex) -> Vec<NodeIndex> {
     let mut out = Vec::new();
     let mut cur = Some(top);
     while let Some(ix) = cur {
         let node = &ws.plan.graph[ix];
-        if !matches!(node.kind(), NodeKind::Layer | NodeKind::Image) {
+        if !matches!(
+            node.kind(),
+            NodeKind::Layer | NodeKind::Image | NodeKind::Preamble
+        ) {
             break;
         }
         out.push(ix);

@@ -152,6 +152,19 @@ fn distro_words(cx: &mut Cx, name: &str, v: &Node) {
             super::literal::packages(cx, &what, list);
         }
     }
+    if let Some(b) = v.get("base_user") {
+        super::literal::base_user(cx, name, b);
+    }
+    // The bootstrap command and workarounds are shell text ov puts into the
+    // preamble's RUN as written: one line each, like a template's.
+    for field in ["install_cmd", "cache_mount"] {
+        if let Some(x) = v.get("bootstrap").and_then(|b| b.get(field)) {
+            super::literal::one_line(cx, &format!("distro.{name}.bootstrap.{field}"), x);
+        }
+    }
+    if let Some(w) = v.get("workaround") {
+        super::literal::one_line(cx, &format!("distro.{name}.workaround"), w);
+    }
     for (fmt, def) in v.get("format").and_then(Node::as_map).unwrap_or_default() {
         if let Some(mounts) = def.get("cache_mount") {
             let what = format!(
@@ -165,9 +178,10 @@ fn distro_words(cx: &mut Cx, name: &str, v: &Node) {
 
 pub fn resolve_inherits(diags: &mut Diagnostics, out: &mut BuildConfig) {
     let names: Vec<String> = out.distros.keys().cloned().collect();
+    let raw = out.distros.clone();
     for name in names {
         let mut chain = vec![name.clone()];
-        let mut merged = out.distros[&name].clone();
+        let mut merged = raw[&name].clone();
         let mut cur = merged
             .get("inherits")
             .and_then(Json::as_str)
@@ -185,7 +199,9 @@ pub fn resolve_inherits(diags: &mut Diagnostics, out: &mut BuildConfig) {
                 );
                 break;
             }
-            let Some(p) = out.distros.get(&parent) else {
+            // The raw definitions, so the chain is walked to its root
+            // whatever order the distros were merged in.
+            let Some(p) = raw.get(&parent) else {
                 diags.error(
                     at,
                     format!(
@@ -202,8 +218,44 @@ pub fn resolve_inherits(diags: &mut Diagnostics, out: &mut BuildConfig) {
         }
         if let Json::Object(o) = &mut merged {
             o.remove("inherits");
+            bootstrap_of_chain(o, &chain, &raw);
         }
         out.distros.insert(name, merged);
+    }
+}
+
+/// `bootstrap` and `workaround` go together, as in ov: the first distro
+/// up the chain whose `bootstrap.install_cmd` is set gives both (its own
+/// `workaround` or none); when none sets one, the root's. So `ubuntu`,
+/// which writes an empty bootstrap and inherits `debian`, installs what
+/// `debian` installs.
+fn bootstrap_of_chain(
+    merged: &mut serde_json::Map<String, Json>,
+    chain: &[String],
+    raw: &indexmap::IndexMap<String, Json>,
+) {
+    let defs: Vec<&Json> = chain.iter().filter_map(|n| raw.get(n)).collect();
+    if defs.len() < 2 {
+        return;
+    }
+    let has_cmd = |d: &&&Json| {
+        d.get("bootstrap")
+            .and_then(|b| b.get("install_cmd"))
+            .and_then(Json::as_str)
+            .is_some_and(|c| !c.is_empty())
+    };
+    let Some(from) = defs.iter().find(has_cmd).or(defs.last()) else {
+        return;
+    };
+    for key in ["bootstrap", "workaround"] {
+        match from.get(key) {
+            Some(v) => {
+                merged.insert(key.to_string(), v.clone());
+            }
+            None => {
+                merged.remove(key);
+            }
+        }
     }
 }
 

@@ -96,7 +96,17 @@ pub fn decode(cx: &mut Cx, name: &str, node: &Node, what: &str) -> Image {
             }
             "uid" => img.uid = decode::number(cx, &key, v),
             "gid" => img.gid = decode::number(cx, &key, v),
-            "user_policy" => img.user_policy = decode::string(cx, &key, v),
+            "user_policy" => {
+                img.user_policy = decode::string(cx, &key, v);
+                if let Some(p) = img.user_policy.as_deref() {
+                    if !crate::plan::user::POLICIES.contains(&p) {
+                        cx.error(
+                            v,
+                            format!("{what}: unknown `user_policy` {p:?} (expected auto, adopt or create)"),
+                        );
+                    }
+                }
+            }
             "init" => img.init = decode::string(cx, &key, v),
             "eval" => {
                 // Checks run as shell arguments, which cannot hold a NUL.

@@ -9,7 +9,8 @@
 use super::decode::Cx;
 use crate::load::yaml::{Node, Value};
 use ov_rules::containerfile::accept::{
-    has_control, is_package_name, is_template_value, is_user_spec, is_var_name,
+    has_control, is_home_path, is_package_name, is_template_value, is_user_name, is_user_spec,
+    is_var_name,
 };
 
 /// The text of a scalar node (other shapes are checked by their readers).
@@ -251,7 +252,8 @@ pub fn image_field(cx: &mut Cx, field: &str, node: &Node) {
                 && s.chars()
                     .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
         }
-        "user" => is_user_spec(s) && !s.contains(':'),
+        // The preamble's `useradd` and `groupadd` take it as a word.
+        "user" => is_user_name(s),
         _ => !s.is_empty() && !s.contains(char::is_whitespace),
     };
     if !ok {
@@ -259,5 +261,38 @@ pub fn image_field(cx: &mut Cx, field: &str, node: &Node) {
             node,
             format!("`{field}` {} is not a valid {field}", shown(s)),
         );
+    }
+}
+
+/// build.yml `distro.<d>.base_user`: the account the base image ships,
+/// which the renderer puts into a `WORKDIR`, ENV values and a shell check.
+pub fn base_user(cx: &mut Cx, distro: &str, node: &Node) {
+    let what = format!("distro.{distro}.base_user");
+    if node.as_map().is_none() {
+        cx.error(
+            node,
+            format!("`{what}` must be a map of name, uid, gid and home"),
+        );
+        return;
+    }
+    for field in ["name", "uid", "gid", "home"] {
+        let Some(v) = node.get(field) else {
+            cx.error(node, format!("`{what}` needs `{field}`"));
+            continue;
+        };
+        let s = text(v).unwrap_or("");
+        let ok = match field {
+            "name" => is_user_name(s),
+            "home" => is_home_path(s),
+            _ => s.parse::<u32>().is_ok(),
+        };
+        if !ok {
+            let want = match field {
+                "name" => "a login name (letters, digits, `.`, `_`, `-`)",
+                "home" => "an absolute path (letters, digits, `.`, `_`, `-`, `/`)",
+                _ => "a number",
+            };
+            cx.error(v, format!("`{what}.{field}` {} is not {want}", shown(s)));
+        }
     }
 }

@@ -17,6 +17,37 @@ pub fn validate(project: &Project, diags: &mut Diagnostics) {
     copy_sources(project, diags);
     init_headers(project, diags);
     vms(project, diags);
+    // Resolving needs sound bases (no cycles, no unknown names).
+    if !diags.has_errors() {
+        adopted_users(project, diags);
+    }
+}
+
+/// `user_policy: adopt` needs the image's distro to declare `base_user`.
+fn adopted_users(project: &Project, diags: &mut Diagnostics) {
+    for (name, r) in crate::plan::resolve::resolve_all(project) {
+        if r.user_policy != "adopt" {
+            continue;
+        }
+        let def = crate::plan::resolve::distro_for(project, &r.distro);
+        if def
+            .and_then(|(_, d)| crate::plan::user::BaseUser::from_distro(d))
+            .is_none()
+        {
+            let img = project.images.get(&name).unwrap_or(&project.defaults);
+            let distro = match def {
+                Some((d, _)) => format!("distro `{d}`"),
+                None => format!("its distro {:?} (build.yml defines none of them)", r.distro),
+            };
+            diags.error(
+                img.loc.clone(),
+                format!(
+                    "image `{name}`: `user_policy: adopt` needs `base_user` (name, uid, gid, home) \
+                     in build.yml for {distro}"
+                ),
+            );
+        }
+    }
 }
 
 /// The init systems some image may assemble: forced by an image (or the

@@ -13,6 +13,7 @@ pub mod memo;
 pub mod predict;
 pub mod resolve;
 pub mod stage_check;
+pub mod user;
 
 use crate::load::model::{Project, VmSourceKind};
 use crate::plan::inputs::SourceTree;
@@ -169,16 +170,9 @@ impl Plan {
     }
 }
 
-/// The build.yml distro an image uses: the first of its `distro` tags that
-/// build.yml defines.
+/// The build.yml distro an image uses (see [`crate::plan::resolve::distro_for`]).
 pub fn pick_distro<'a>(project: &'a Project, img: &ResolvedImage) -> Option<(&'a str, &'a Json)> {
-    img.distro.iter().find_map(|d| {
-        project
-            .build
-            .distros
-            .get_key_value(d.as_str())
-            .map(|(k, v)| (k.as_str(), v))
-    })
+    crate::plan::resolve::distro_for(project, &img.distro)
 }
 
 /// Which distro sections of a layer feed a package format.
@@ -269,13 +263,24 @@ fn resolved_spec(img: &ResolvedImage) -> image::Resolved {
         Json::Object(m) => m,
         _ => serde_json::Map::new(),
     };
-    for typed in ["user", "uid", "gid", "registry", "distro", "build"] {
+    for typed in [
+        "user",
+        "uid",
+        "gid",
+        "home",
+        "user_adopted",
+        "registry",
+        "distro",
+        "build",
+    ] {
         rest.remove(typed);
     }
     image::Resolved {
         user: img.user.clone(),
         uid: img.uid,
         gid: img.gid,
+        home: img.home.clone(),
+        user_adopted: img.user_adopted,
         registry: img.registry.clone(),
         distro: img.distro.clone(),
         build: img.build.clone(),
@@ -529,7 +534,10 @@ fn plan_image(
 ) {
     let name = &img.name;
     let mut parent = match &img.base {
-        BaseRef::External(r) => p.base(r, project),
+        BaseRef::External(r) => {
+            let base = p.base(r, project);
+            preamble(project, img, base, p)
+        }
         BaseRef::Internal(b) => p.images[b],
         BaseRef::Bootstrap {
             builder,
@@ -575,6 +583,7 @@ fn plan_image(
         user: img.user.clone(),
         uid: img.uid,
         gid: img.gid,
+        home: img.home.clone(),
         user_policy: img.user_policy.clone(),
         build_distro: distro.map(|(d, _)| d.to_string()),
     };
@@ -713,7 +722,14 @@ fn plan_image(
             eval: own_checks,
             services,
             meta: own.meta.clone(),
-            env: image_layers.iter().map(|l| l.env.clone()).collect(),
+            // ov writes the env of the layers an image installs itself; its
+            // base image already holds the rest, expanded for its own user.
+            env: img
+                .install
+                .iter()
+                .filter_map(|l| project.layers.get(l))
+                .map(|l| l.env.clone())
+                .collect(),
             port: image_layers
                 .iter()
                 .flat_map(|l| l.port.iter().cloned())
@@ -753,6 +769,47 @@ fn plan_image(
         });
         p.edge(ix, e);
     }
+}
+
+/// The preamble node on an external base (ov's bootstrap preamble): one per
+/// (base, distro bootstrap, user), shared by every image that asks for the
+/// same, named after the first; `preamble@<image>` reaches it from each.
+fn preamble(project: &Project, img: &ResolvedImage, base: NodeIndex, p: &mut Plan) -> NodeIndex {
+    use ov_rules::rule::preamble::{Bootstrap, PreambleSpec, PreambleUser};
+    let spec = PreambleSpec {
+        parent: p.graph[base].id.clone(),
+        bootstrap: pick_distro(project, img).map(|(d, def)| Bootstrap::from_distro(d, def)),
+        user: PreambleUser {
+            name: img.user.clone(),
+            uid: img.uid,
+            gid: img.gid,
+            home: img.home.clone(),
+            adopted: img.user_adopted,
+        },
+    };
+    let spec = NodeSpec::from(spec);
+    let dedupe = blake3::hash(&ov_rules::canonical_json(&json!([
+        "preamble",
+        spec.to_json()
+    ])))
+    .to_hex()
+    .to_string();
+    let ix = match p.applications.get(&dedupe) {
+        Some(&ix) => ix,
+        None => {
+            let ix = p.add(PlanNode {
+                id: format!("preamble:{}", img.name),
+                label: format!("preamble {}", img.name),
+                spec,
+                layer: None,
+            });
+            p.applications.insert(dedupe, ix);
+            ix
+        }
+    };
+    p.aliases.insert(format!("preamble@{}", img.name), ix);
+    p.edge(base, ix);
+    ix
 }
 
 /// Every init header file the planner may read (see `init_header` in the

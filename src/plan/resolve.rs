@@ -2,9 +2,11 @@
 //! order, computed for each image from its own closure only, so editing one
 //! image never reorders another (unlike ov's global popularity order).
 
+use super::user::{resolve_user, BaseUser, ImageUser};
 use crate::load::model::{Image, Project};
 use indexmap::{IndexMap, IndexSet};
 use serde::Serialize;
+use serde_json::Value as Json;
 
 /// Where an image starts.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -66,6 +68,12 @@ pub struct ResolvedImage {
     pub gid: u32,
     /// `auto`, `adopt` or `create`.
     pub user_policy: String,
+    /// The user's home: `WORKDIR`, and what `~` and `$HOME` in layer
+    /// `env`/`path_append` expand to.
+    pub home: String,
+    /// The user is the distro's `base_user`, which the base image already
+    /// has: the preamble does not create it.
+    pub user_adopted: bool,
 }
 
 impl ResolvedImage {
@@ -170,6 +178,31 @@ fn resolve_one(
         }
     }
     builder.retain(|_, b| b != name);
+    let policy = img
+        .user_policy
+        .clone()
+        .or_else(|| d.user_policy.clone())
+        .unwrap_or_else(|| "auto".into());
+    let base_user = distro_for(project, &distro).and_then(|(_, def)| BaseUser::from_distro(def));
+    let parent_user = parent.map(|p| ImageUser {
+        name: p.user.clone(),
+        uid: p.uid,
+        gid: p.gid,
+        home: p.home.clone(),
+        adopted: p.user_adopted,
+    });
+    // An `adopt` without `base_user` is reported by validation; planning
+    // goes on as `create` would.
+    let user = resolve_user(
+        img,
+        d,
+        parent_user.as_ref(),
+        &policy,
+        base_user.as_ref(),
+        &distro,
+    )
+    .or_else(|_| resolve_user(img, d, parent_user.as_ref(), "create", None, &distro))
+    .unwrap_or_default();
     let closure = closure(project, img.layers.iter().map(|s| s.value.as_str()));
     let provided: IndexSet<&str> = parent
         .map(|p| {
@@ -209,19 +242,29 @@ fn resolve_one(
             .clone()
             .or_else(|| d.tag.clone())
             .unwrap_or_else(|| "auto".into()),
-        user: img
-            .user
-            .clone()
-            .or_else(|| d.user.clone())
-            .unwrap_or_else(|| "user".into()),
-        uid: img.uid.or(d.uid).unwrap_or(1000),
-        gid: img.gid.or(d.gid).unwrap_or(1000),
-        user_policy: img
-            .user_policy
-            .clone()
-            .or_else(|| d.user_policy.clone())
-            .unwrap_or_else(|| "auto".into()),
+        user: user.name,
+        uid: user.uid,
+        gid: user.gid,
+        user_policy: policy,
+        home: user.home,
+        user_adopted: user.adopted,
     }
+}
+
+/// The build.yml distro an image's `distro` tags select, as ov picks it:
+/// for each tag in order, the tag itself (`debian:13`), then its name
+/// without the version (`debian`).
+pub fn distro_for<'a>(project: &'a Project, tags: &[String]) -> Option<(&'a str, &'a Json)> {
+    tags.iter().find_map(|tag| {
+        let bare = tag.split_once(':').map_or(tag.as_str(), |(b, _)| b);
+        [tag.as_str(), bare].into_iter().find_map(|t| {
+            project
+                .build
+                .distros
+                .get_key_value(t)
+                .map(|(k, v)| (k.as_str(), v))
+        })
+    })
 }
 
 /// The install order of a list of written layers: each layer's `require`s

@@ -271,12 +271,13 @@ fn a_cached_node_makes_no_build_call() {
     let p = Project::new();
     let fake = Fake::new();
     let first = p.build(&fake, Project::no_cancel());
-    assert_eq!(first.summary.built, 3, "a, b and the image");
-    assert_eq!(fake.builds.lock().unwrap().len(), 3);
+    // The base is external, so the image has a preamble node too.
+    assert_eq!(first.summary.built, 4, "the preamble, a, b and the image");
+    assert_eq!(fake.builds.lock().unwrap().len(), 4);
     let second = p.build(&fake, Project::no_cancel());
-    assert_eq!(fake.builds.lock().unwrap().len(), 3, "no build call");
+    assert_eq!(fake.builds.lock().unwrap().len(), 4, "no build call");
     assert_eq!(second.summary.built, 0);
-    assert_eq!(second.summary.cached_local, 3);
+    assert_eq!(second.summary.cached_local, 4);
     assert_eq!(second.summary.engine_builds, 0);
 }
 
@@ -295,6 +296,7 @@ fn a_failed_node_records_nothing_and_its_dependents_do_not_run() {
     // The next build runs it again: a failure is not cached.
     *fake.fail.lock().unwrap() = None;
     let again = p.build(&fake, Project::no_cancel());
+    // a, b and the image; the preamble was recorded the first time.
     assert_eq!(again.summary.built, 3);
     assert_eq!(fake.builds_of("# Layer: a"), 2);
 }
@@ -315,7 +317,7 @@ fn a_hit_whose_image_left_the_engine_runs_again() {
     assert_eq!(fake.builds_of("# Layer: a"), 1);
     // The rebuild gave b the same image, so the image node is still cached.
     assert_eq!(fake.builds_of("# Image: app"), 1);
-    assert_eq!((out.summary.built, out.summary.cached_local), (1, 2));
+    assert_eq!((out.summary.built, out.summary.cached_local), (1, 3));
 }
 
 #[test]

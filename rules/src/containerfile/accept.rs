@@ -60,6 +60,25 @@ pub fn is_user_spec(s: &str) -> bool {
     }
 }
 
+/// A login name as `useradd` takes it and a shell reads it unquoted:
+/// letters, digits, `.`, `_`, `-`, not starting with `-`, at most 32
+/// characters.
+pub fn is_user_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 32
+        && !s.starts_with('-')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+}
+
+/// A home directory as `WORKDIR`, ENV values and a shell take it
+/// unquoted: an absolute path of letters, digits and `.`, `_`, `-`, `/`.
+pub fn is_home_path(s: &str) -> bool {
+    s.starts_with('/')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-/".contains(c))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,5 +96,9 @@ mod tests {
             assert!(!is_template_value(bad), "{bad}");
         }
         assert!(has_control("a\rb") && has_control("\0") && !has_control("a\tb é"));
+        assert!(is_user_name("ubuntu") && is_user_name("a.b_c-1") && !is_user_name("-x"));
+        assert!(!is_user_name("${USER}") && !is_user_name("a b") && !is_user_name(""));
+        assert!(is_home_path("/home/u") && !is_home_path("home/u") && !is_home_path("/a b"));
+        assert!(!is_home_path("/home/$X"));
     }
 }

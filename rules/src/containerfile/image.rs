@@ -4,7 +4,8 @@
 //! only reruns the labels).
 
 use super::accept::{is_package_name, is_var_name};
-use super::quote::{comment_text, copy_args, env_value, label_key, label_value};
+use super::env::{env_literal, expand_home};
+use super::quote::{comment_text, copy_args, label_key, label_value};
 use super::{scalar_text, RenderError, RenderOpts, Rendered, SpecView, Steps, User};
 use crate::template::{self, object, opt_bool, strings, Value};
 use serde_json::{Map, Value as Json};
@@ -43,7 +44,7 @@ pub(crate) fn render_image(spec: &Json, opts: &RenderOpts) -> Result<Rendered, R
 
     let mut out = Steps::default();
     out.step(format!("# Image: {}", comment_text(name)));
-    env(&view, &mut out)?;
+    env(&view, &user.home, &mut out)?;
     expose(&view, &mut out)?;
     init(&view, &user, opts, &mut out)?;
     // bootc-style images boot systemd, which starts user sessions itself:
@@ -55,8 +56,10 @@ pub(crate) fn render_image(spec: &Json, opts: &RenderOpts) -> Result<Rendered, R
     out.finish(&view.node)
 }
 
-/// The layers' `env:` merged (a later layer wins), one ENV per key, sorted.
-fn env(view: &SpecView, out: &mut Steps) -> Result<(), RenderError> {
+/// The `env:` of the layers the image installs itself, merged (a later
+/// layer wins), one ENV per key, sorted, with `~` and `$HOME` made the
+/// image user's home, as ov's `writeLayerEnv` does.
+fn env(view: &SpecView, home: &str, out: &mut Steps) -> Result<(), RenderError> {
     let mut merged: BTreeMap<&str, String> = BTreeMap::new();
     for layer_env in view.array("env")? {
         let Some(map) = layer_env.as_object() else {
@@ -77,7 +80,7 @@ fn env(view: &SpecView, out: &mut Steps) -> Result<(), RenderError> {
                 "`env` key {k:?} is not a variable name ([A-Za-z_][A-Za-z0-9_]*)"
             )));
         }
-        let v = env_value(&v)
+        let v = env_literal(&expand_home(&v, home))
             .ok_or_else(|| view.err(format!("`env.{k}` has a newline; ENV cannot hold it")))?;
         out.step(format!("ENV {k}={v}"));
     }

@@ -1,8 +1,10 @@
-//! A layer node: one layer applied on its parent image. Order, as in ov's
-//! per-layer section: variables, OS packages (one RUN per package format,
-//! from build.yml's install template), tasks, then the layer's environment.
+//! A layer node: one layer applied on its parent image. Order: variables,
+//! the layer's environment (ov sets every layer's `env:` and `path_append`
+//! before any layer's steps, so a layer's own steps see them), OS packages
+//! (one RUN per package format, from build.yml's install template), tasks.
 
 use super::accept::{has_control, is_package_name, is_template_value, is_var_name};
+use super::env::{env_literal, expand_home};
 use super::quote::{comment_text, env_value};
 use super::{tasks, RenderError, RenderOpts, Rendered, SpecView, Steps, User};
 use crate::template::{self, from_json, object, strings, Value};
@@ -119,11 +121,11 @@ pub(crate) fn render_layer_with(
         out.step("ENV ARCH=${TARGETARCH}");
     }
     env_block(&layer, "var", &mut out)?;
+    env_block(&layer, "env", &mut out)?;
+    path_append(&layer, &mut out)?;
     packages(&layer, opts, &stage_refs, &mut out)?;
     tasks::render(&layer, opts, &mut out)?;
     inline_builders(&layer, opts, &mut out)?;
-    env_block(&layer, "env", &mut out)?;
-    path_append(&layer, &mut out)?;
     out.finish(&layer.view.node)
 }
 
@@ -273,7 +275,8 @@ fn builder_env(layer: &Layer, stages: &[LayerStage], out: &mut Steps) -> Result<
 }
 
 /// `var:` and `env:` maps: one ENV per key, sorted by key so the text does
-/// not depend on map order. `~/` in env values is the image user's home.
+/// not depend on map order. `env:` values are written as ov writes them:
+/// `~` and `$HOME` made the image user's home, other `$` kept literal.
 fn env_block(layer: &Layer, key: &str, out: &mut Steps) -> Result<(), RenderError> {
     let Some(map) = layer.view.object(key)? else {
         return Ok(());
@@ -288,12 +291,12 @@ fn env_block(layer: &Layer, key: &str, out: &mut Steps) -> Result<(), RenderErro
         }
         let text = super::scalar_text(&map[k])
             .ok_or_else(|| layer.view.err(format!("`{key}.{k}` must be a string")))?;
-        let text = if key == "env" {
-            expand_home(&text, &layer.user.home)
+        let v = if key == "env" {
+            env_literal(&expand_home(&text, &layer.user.home))
         } else {
-            text
+            env_value(&text)
         };
-        let v = env_value(&text).ok_or_else(|| {
+        let v = v.ok_or_else(|| {
             layer
                 .view
                 .err(format!("`{key}.{k}` has a newline; ENV cannot hold it"))
@@ -301,14 +304,6 @@ fn env_block(layer: &Layer, key: &str, out: &mut Steps) -> Result<(), RenderErro
         out.step(format!("ENV {k}={v}"));
     }
     Ok(())
-}
-
-fn expand_home(s: &str, home: &str) -> String {
-    match s.strip_prefix("~/") {
-        Some(rest) => format!("{home}/{rest}"),
-        None if s == "~" => home.to_string(),
-        None => s.to_string(),
-    }
 }
 
 /// `path_append:` entries go in front of `$PATH`, as ov's generator puts
@@ -533,7 +528,5 @@ mod tests {
     fn go_names() {
         assert_eq!(go_name("signed_by"), "SignedBy");
         assert_eq!(go_name("keys"), "Keys");
-        assert_eq!(expand_home("~/.local/bin", "/home/u"), "/home/u/.local/bin");
-        assert_eq!(expand_home("/usr/bin", "/home/u"), "/usr/bin");
     }
 }

@@ -107,12 +107,67 @@ fn image(mut extra: Json) -> Json {
     spec
 }
 
+/// A preamble spec (Debian's bootstrap, user `u`) with `extra` merged in,
+/// one level down for `user` and `bootstrap`.
+fn preamble(extra: Json) -> Json {
+    let mut spec = json!({
+        "parent": "base:x",
+        "bootstrap": {
+            "distro": "debian",
+            "install_cmd": "apt-get install -y",
+            "package": ["curl"],
+            "cache_mount": [{"dst": "/var/cache/apt", "sharing": "locked"}],
+            "workaround": ["true"],
+        },
+        "user": {"name": "u", "uid": 1000, "gid": 1000, "home": "/home/u", "adopted": false},
+    });
+    for part in ["user", "bootstrap"] {
+        if let (Some(s), Some(e)) = (
+            spec.get_mut(part).and_then(Json::as_object_mut),
+            extra.get(part).and_then(Json::as_object),
+        ) {
+            s.extend(e.clone());
+        }
+    }
+    spec
+}
+
 type Field = (&'static str, fn(&str) -> Json, &'static str);
 
 /// Every field of a layer or image spec that reaches the Containerfile,
 /// with the harmless value that gives the expected instructions.
 fn fields() -> Vec<Field> {
     vec![
+        (
+            "preamble user",
+            |s| preamble(json!({"user": {"name": s}})),
+            "u",
+        ),
+        (
+            "preamble home",
+            |s| preamble(json!({"user": {"home": s}})),
+            "/home/u",
+        ),
+        (
+            "bootstrap package",
+            |s| preamble(json!({"bootstrap": {"package": [s]}})),
+            "curl",
+        ),
+        (
+            "bootstrap install_cmd",
+            |s| preamble(json!({"bootstrap": {"install_cmd": s}})),
+            "apt-get install -y",
+        ),
+        (
+            "workaround",
+            |s| preamble(json!({"bootstrap": {"workaround": [s]}})),
+            "true",
+        ),
+        (
+            "bootstrap cache mount",
+            |s| preamble(json!({"bootstrap": {"cache_mount": [{"dst": s}]}})),
+            "/var/cache/apt",
+        ),
         ("env key", |s| layer(json!({"env": {s: "v"}})), "K"),
         ("env value", |s| layer(json!({"env": {"K": s}})), "v"),
         ("var key", |s| layer(json!({"var": {s: "v"}})), "K"),
@@ -289,7 +344,14 @@ fn fields() -> Vec<Field> {
 }
 
 fn render_any(spec: &Json) -> Result<Rendered, RenderError> {
-    if spec.get("layer").is_some() {
+    if spec.get("bootstrap").is_some() {
+        serde_json::from_value::<crate::rule::PreambleSpec>(spec.clone())
+            .map_err(|e| RenderError::Spec {
+                node: "preamble".into(),
+                message: e.to_string(),
+            })
+            .and_then(|p| render_preamble(&p, &RenderOpts::default()))
+    } else if spec.get("layer").is_some() {
         render_layer(spec, &RenderOpts::default())
     } else {
         render_image(spec, &RenderOpts::default())

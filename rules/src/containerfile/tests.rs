@@ -190,6 +190,8 @@ fn debian_layer() {
         "# Layer: tools".into(),
         "USER root".into(),
         "ENV VERSION=\"1.2\"".into(),
+        "ENV TOOLS_HOME=\"/home/user/tools\"".into(),
+        "ENV PATH=\"/home/user/.local/bin:/opt/tools/bin:${PATH}\"".into(),
         format!(
             "RUN {cache} \\\n    \
              curl -fsSL \"https://deb.nodesource.com/gpgkey/nodesource.gpg.key\" | gpg --dearmor -o /etc/apt/keyrings/nodesource.gpg && \\\n    \
@@ -210,8 +212,6 @@ fn debian_layer() {
         "USER 1000".into(),
         format!("RUN --mount=type=bind,target=/ctx \\\n    bash -e /ctx/.ov/cmd/{script_hash}.sh"),
         "USER root".into(),
-        "ENV TOOLS_HOME=\"/home/user/tools\"".into(),
-        "ENV PATH=\"/home/user/.local/bin:/opt/tools/bin:${PATH}\"".into(),
     ];
     assert_eq!(r.steps, want, "\n{}", r.containerfile());
     assert_eq!(

@@ -36,7 +36,9 @@ pub struct ImageSpec {
     pub services: Vec<Json>,
     /// The image entry's runtime metadata.
     pub meta: IndexMap<String, Json>,
-    /// Each layer's `env:`, in install order (a later layer wins).
+    /// The `env:` of each layer the image installs itself, in install order
+    /// (a later layer wins); its base image holds the rest, expanded for
+    /// its own user.
     pub env: Vec<IndexMap<String, String>>,
     /// Every layer's `port:`.
     pub port: Vec<String>,
@@ -53,6 +55,10 @@ pub struct Resolved {
     pub uid: u32,
     /// Its gid.
     pub gid: u32,
+    /// Its home: `WORKDIR`, and what `~` and `$HOME` in `env:` expand to.
+    pub home: String,
+    /// The user is the distro's `base_user`, which the base image ships.
+    pub user_adopted: bool,
     /// `registry`.
     pub registry: Option<String>,
     /// The distro tags.

@@ -71,6 +71,9 @@ pub struct LayerContext {
     pub uid: u32,
     /// Its gid.
     pub gid: u32,
+    /// Its home: what `~` and `$HOME` in `env:` and `path_append` expand
+    /// to.
+    pub home: String,
     /// `auto`, `adopt` or `create`.
     pub user_policy: String,
     /// The build.yml distro the formats come from.

@@ -22,6 +22,7 @@ pub mod disk;
 pub mod eval;
 pub mod image;
 pub mod layer;
+pub mod preamble;
 pub mod seed;
 pub mod source;
 pub mod stage;
@@ -37,6 +38,7 @@ pub use disk::{DiskSource, DiskSpec};
 pub use eval::EvalSpec;
 pub use image::ImageSpec;
 pub use layer::{LayerSpec, StageUse};
+pub use preamble::PreambleSpec;
 pub use seed::SeedSpec;
 pub use source::SourceSpec;
 pub use stage::StageSpec;
@@ -139,6 +141,8 @@ pub enum NodeSpec {
     Base(BaseSpec),
     /// See [`BootstrapSpec`].
     Bootstrap(BootstrapSpec),
+    /// See [`PreambleSpec`].
+    Preamble(PreambleSpec),
     /// See [`StageSpec`].
     Stage(StageSpec),
     /// See [`LayerSpec`].
@@ -164,6 +168,7 @@ macro_rules! each {
             NodeSpec::Source($s) => $e,
             NodeSpec::Base($s) => $e,
             NodeSpec::Bootstrap($s) => $e,
+            NodeSpec::Preamble($s) => $e,
             NodeSpec::Stage($s) => $e,
             NodeSpec::Layer($s) => $e,
             NodeSpec::Image($s) => $e,
@@ -238,6 +243,7 @@ from_spec!(
     Source(SourceSpec),
     Base(BaseSpec),
     Bootstrap(BootstrapSpec),
+    Preamble(PreambleSpec),
     Stage(StageSpec),
     Layer(LayerSpec),
     Image(ImageSpec),

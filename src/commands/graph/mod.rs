@@ -67,6 +67,7 @@ pub(crate) fn colour(kind: ov_rules::NodeKind) -> &'static str {
         K::Source => "#eeeeee",
         K::Base => "#c6dbef",
         K::Bootstrap => "#9ecae1",
+        K::Preamble => "#fdae6b",
         K::Stage => "#fee6ce",
         K::Layer => "#fdd0a2",
         K::Image => "#fd8d3c",
