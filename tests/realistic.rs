@@ -168,7 +168,7 @@ fn podman(args: &[&str]) -> String {
 }
 
 #[test]
-fn the_realistic_project_builds_with_the_repository_header_and_rebuilds_as_nothing() {
+fn the_realistic_project_builds_with_its_user_env_service_and_npm_stage_and_rebuilds_as_nothing() {
     let p = Project::realistic();
     let ov = crate::build::ov_for(p.path());
     acme_repo(ov.repo_cache());
@@ -192,15 +192,44 @@ fn the_realistic_project_builds_with_the_repository_header_and_rebuilds_as_nothi
     ]);
     assert!(conf.starts_with(ACME_HEADER_MARK), "{conf}");
     assert!(conf.contains("[program:nginx]"), "{conf}");
-    // ISSUE-8 (item 9): once the user preamble and `~` expansion are
-    // merged, assert here with `podman run` that the image's user exists
-    // (`id -un` is `app`, uid 1000), that its home is /home/app and the
-    // WORKDIR, and that the layer's `env` value with `~` reads
-    // /home/app/.npm-global in the running container.
-    //
-    // ISSUE-8 (item 9): once npm builder stages are merged, assert here
-    // that the npm stage ran as its own node on the builder image and that
-    // its output (the package's bin) is in the image.
+    // The image's user, made by the bootstrap preamble on the external
+    // base, runs it, in its home; the layer's `~` env reads that home.
+    let who = podman(&[
+        "run",
+        "--rm",
+        "--entrypoint",
+        "sh",
+        image,
+        "-c",
+        "id -un; id -u; id -g; pwd; stat -c %U:%G \"$HOME\"; printenv NPM_CONFIG_PREFIX; \
+         case \":$PATH:\" in *:/home/app/.npm-global/bin:*) echo on-path;; esac",
+    ]);
+    assert_eq!(
+        who, "app\n1000\n1000\n/home/app\napp:app\n/home/app/.npm-global\non-path\n",
+        "{who}"
+    );
+    // The npm stage ran as its own node on the builder image, and what it
+    // installed is in the image, in the user's home, owned by the user.
+    assert!(
+        cold.nodes("built")
+            .contains(&"stage:app-npm@web".to_string()),
+        "{:?}",
+        cold.nodes("built")
+    );
+    let npm = podman(&[
+        "run",
+        "--rm",
+        "--entrypoint",
+        "sh",
+        image,
+        "-c",
+        "stat -c %U /home/app/.npm-global/lib/node_modules/is-number && \
+         grep '\"version\"' /home/app/.npm-global/lib/node_modules/is-number/package.json && \
+         (command -v npm || echo no-npm)",
+    ]);
+    assert!(npm.starts_with("app\n"), "{npm}");
+    assert!(npm.contains("\"version\": \"7.0.0\""), "{npm}");
+    assert!(npm.trim_end().ends_with("no-npm"), "{npm}");
     let noop = crate::build::built_ok(&ov);
     assert_eq!(noop.count("built"), 0, "{:?}", noop.nodes("built"));
     assert_eq!(noop.count("engine_builds"), 0);

@@ -5,26 +5,8 @@
 //! inline cargo builder, which runs in the layer itself.
 
 use crate::build::{built_ok, ov_for};
-use crate::util::{local_fixture, Project};
+use crate::util::{local_fixture, trust_host_local_cas, Project};
 use std::process::Command;
-
-/// Certificates the host trusts locally go into the builder image, for
-/// networks that intercept TLS (node then trusts them too).
-fn trust_host_local_cas(p: &Project) {
-    let Ok(dir) = std::fs::read_dir("/usr/local/share/ca-certificates") else {
-        return;
-    };
-    for e in dir.flatten() {
-        let path = e.path();
-        if path.extension().is_some_and(|x| x == "crt") && path.is_file() {
-            let name = path.file_name().unwrap().to_string_lossy().to_string();
-            p.write(
-                &format!("layers/npm-tool/local-ca/{name}"),
-                std::fs::read(&path).unwrap(),
-            );
-        }
-    }
-}
 
 fn run_in(image: &str, script: &str) -> String {
     let out = Command::new("podman")
@@ -42,7 +24,7 @@ fn run_in(image: &str, script: &str) -> String {
 #[test]
 fn an_npm_stage_runs_on_the_builder_image_and_its_output_lands_in_the_layer() {
     let p = Project::copy_of(&local_fixture("npm-stage"));
-    trust_host_local_cas(&p);
+    trust_host_local_cas(&p.path().join("layers/npm-tool"));
     let ov = ov_for(p.path());
     let cold = built_ok(&ov);
     assert!(

@@ -534,6 +534,22 @@ pub fn acme_checkout(repo_cache: &Path) -> PathBuf {
 /// build.yml (examples/web's: Debian's apt template and the supervisord
 /// init) whose init header lives in the repository's `templates/`, and
 /// a `supervisord` layer.
+/// Certificates the host trusts locally go into `layer_dir/local-ca/`,
+/// which the npm builder layer (`tests/fixtures/npm-stage/layers/npm-tool`)
+/// installs: on a network that intercepts TLS, node then trusts them too.
+pub fn trust_host_local_cas(layer_dir: &Path) {
+    let Ok(dir) = std::fs::read_dir("/usr/local/share/ca-certificates") else {
+        return;
+    };
+    for e in dir.flatten() {
+        let path = e.path();
+        if path.extension().is_some_and(|x| x == "crt") && path.is_file() {
+            std::fs::create_dir_all(layer_dir.join("local-ca")).unwrap();
+            std::fs::copy(&path, layer_dir.join("local-ca").join(e.file_name())).unwrap();
+        }
+    }
+}
+
 pub fn acme_repo(repo_cache: &Path) {
     let examples = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/web"));
     let repo = acme_checkout(repo_cache);
@@ -552,16 +568,31 @@ pub fn acme_repo(repo_cache: &Path) {
         repo.join("layers/supervisord/layer.yml"),
     )
     .unwrap();
+    // The npm builder, as ov's own build.yml has it, and the layer that
+    // makes a builder image of Debian's npm.
+    let npm = local_fixture("npm-stage");
+    let npm_build = std::fs::read_to_string(npm.join("build.yml")).unwrap();
+    let builder = &npm_build[npm_build
+        .find("\nbuilder:")
+        .expect("npm-stage has a builder")..];
+    let mut build = std::fs::read_to_string(repo.join("build.yml")).unwrap();
+    build.push_str(builder);
+    std::fs::write(repo.join("build.yml"), build).unwrap();
+    copy_tree(&npm.join("layers/npm-tool"), &repo.join("layers/npm-tool"));
+    trust_host_local_cas(&repo.join("layers/npm-tool"));
 }
 
 impl Project {
     /// A Debian project in the shape of a real ov project: its build.yml
     /// and its init's layer come by remote reference from the acme
     /// repository (see [`acme_repo`], which the caller lays out in the
-    /// repo cache), and its one image `web`, on the external base
-    /// `localhost/bookworm-minbase:1`, installs a local layer with a
-    /// service. The project holds no `templates/` of its own: the init
-    /// header can only come from the repository.
+    /// repo cache). Its image `web`, on the external base
+    /// `localhost/bookworm-minbase:1`, has a user (`app`, 1000:1000, from
+    /// `defaults`), installs a local layer with a service and one (`app`)
+    /// whose package.json the npm builder stage installs, on the image
+    /// `npm-builder` made of the repository's `npm-tool` layer, and whose
+    /// `env` names the home with `~`. The project holds no `templates/` of
+    /// its own: the init header can only come from the repository.
     pub fn realistic() -> Project {
         let examples = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/web"));
         let p = Project {
@@ -580,19 +611,31 @@ impl Project {
                  include:\n  - image.yml\n  - \"@{ACME_REPO}/build.yml:{ACME_VERSION}\"\n\
                  discover:\n  layer:\n    - path: layers\n      recursive: true\n\
                  defaults:\n  registry: localhost/ov-realistic\n  build: [deb]\n  \
-                 distro: [debian:12, debian]\n  tag: dev\n"
+                 distro: [debian:12, debian]\n  tag: dev\n  user: app\n  uid: 1000\n  gid: 1000\n"
             ),
         );
-        // ISSUE-8 (item 9): the user/home/env/npm parts of the image go
-        // here once the bootstrap preamble, `~` expansion and npm stages
-        // are merged: `user: app` (uid 1000, home /home/app), a layer with
-        // `env: {NPM_CONFIG_PREFIX: ~/.npm-global}` and a `package.json`
-        // built by the npm builder stage.
+        // The image's user (made by the bootstrap preamble) is a default,
+        // so the npm builder image has the same user and home as the image
+        // its stage builds for. The `app` layer's dependencies are
+        // installed by the npm stage; its `env` names the home with `~`.
+        p.write(
+            "layers/app/package.json",
+            "{\n  \"dependencies\": {\n    \"is-number\": \"7.0.0\"\n  }\n}\n",
+        );
+        p.write(
+            "layers/app/layer.yml",
+            "layer:\n  env:\n    NPM_CONFIG_PREFIX: ~/.npm-global\n  path_append:\n    - ~/.npm-global/bin\n",
+        );
         p.write(
             "image.yml",
-            "version: 2026.141.1600\n\
-             image:\n  web:\n    base: localhost/bookworm-minbase:1\n    layer:\n      - web\n    \
-             user: root\n    uid: 0\n    gid: 0\n",
+            format!(
+                "version: 2026.141.1600\n\
+                 image:\n  \
+                 npm-builder:\n    base: localhost/bookworm-minbase:1\n    \
+                 layer:\n      - \"@{ACME_REPO}/layers/npm-tool:{ACME_VERSION}\"\n  \
+                 web:\n    base: localhost/bookworm-minbase:1\n    \
+                 builder:\n      npm: npm-builder\n    layer:\n      - web\n      - app\n"
+            ),
         );
         p
     }
