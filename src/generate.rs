@@ -28,12 +28,13 @@ pub fn generate(ws: &Workspace, image: &str, opts: &RenderOpts) -> Result<String
     let mut out = String::new();
     for ix in chain(ws, top) {
         let node = &plan.graph[ix];
-        let rendered = match node.kind {
-            NodeKind::Layer => ov_rules::render_layer(&node.spec, opts),
-            NodeKind::Image => ov_rules::render_image(&node.spec, opts),
-            _ => continue,
-        }
-        .with_context(|| format!("rendering node `{}`", node.id))?;
+        let quirks = ov_rules::exec::EngineQuirks {
+            locked_cache_mounts: opts.locked_cache_mounts,
+        };
+        let Some(rendered) = ov_rules::exec::steps_sent(node.kind, &node.spec, &quirks) else {
+            continue;
+        };
+        let rendered = rendered.with_context(|| format!("rendering node `{}`", node.id))?;
         if !out.is_empty() {
             out.push('\n');
         }

@@ -20,6 +20,7 @@
 //! }
 //! ```
 pub mod build;
+pub mod calver;
 pub mod cli;
 pub mod diag;
 pub mod doctor;

@@ -285,7 +285,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let ws = Workspace::open(root, &dirs)?;
             print_diags(&ws.warnings);
             ws.image(&name)?;
-            let text = ov::generate::generate(&ws, &name, &Default::default())?;
+            // The build's own quirks: generate prints what a build sends.
+            let opts = ov_rules::exec::EngineQuirks::for_build().render_opts();
+            let text = ov::generate::generate(&ws, &name, &opts)?;
             out.write_all(text.as_bytes())?;
         }
         Command::Explain(ExplainArgs { node }) => {

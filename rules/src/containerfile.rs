@@ -14,8 +14,10 @@
 
 pub mod accept;
 mod image;
+mod labels;
 mod layer;
 pub(crate) mod quote;
+pub mod shell;
 mod tasks;
 
 pub use image::render_image;

@@ -240,7 +240,9 @@ pub async fn run(
         return settle_base(&sh, ix, key, manifest, out, took).await;
     }
     if node.kind == NodeKind::Image {
-        super::tags::settle(&sh, ix, &out, true, holder.as_ref(), last_image.as_ref()).await?;
+        // The executor leaves the user's tag to the driver: a `tag: auto`
+        // image gets this run's calver, which its key does not see.
+        super::tags::settle(&sh, ix, &out, false, holder.as_ref(), last_image.as_ref()).await?;
     }
     let recorded = record(&sh, ix, key, manifest, &out, took, true).await;
     let _ = std::fs::remove_dir_all(&scratch);

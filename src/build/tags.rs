@@ -17,6 +17,13 @@ use ov_rules::images::NODE_LABEL;
 use petgraph::graph::NodeIndex;
 use serde_json::Value as Json;
 
+/// The user's tag of image node `ix`: its spec's tag, with `auto` as this
+/// run's calver.
+pub fn user_tag(sh: &Shared, ix: NodeIndex) -> Option<String> {
+    let tag = sh.ws.plan.graph[ix].spec.get("tag").and_then(Json::as_str)?;
+    Some(crate::calver::resolve(tag, &sh.calver))
+}
+
 /// The image this cache last recorded for node `ix`, read before the node
 /// runs (a fresh build replaces it).
 pub fn last_image(sh: &Shared, ix: NodeIndex) -> Option<ImageId> {
@@ -29,15 +36,15 @@ pub fn last_image(sh: &Shared, ix: NodeIndex) -> Option<ImageId> {
 /// (a fresh build moves the tag, so it must be asked first).
 pub async fn holder(sh: &Shared, ix: NodeIndex) -> Result<Option<ImageId>, Failure> {
     let node = &sh.ws.plan.graph[ix];
-    let Some(tag) = node.spec.get("tag").and_then(Json::as_str) else {
+    let Some(tag) = user_tag(sh, ix) else {
         return Ok(None);
     };
     if let Some(l) = sh.images.get() {
-        return Ok(l.tagged(tag).cloned());
+        return Ok(l.tagged(&tag).cloned());
     }
     let engine = sh.engine().await.map_err(|e| Failure::new(e.to_string()))?;
     engine
-        .image_id(tag)
+        .image_id(&tag)
         .await
         .map_err(|e| Failure::new(format!("{}: {e}", node.id)))
 }
@@ -55,7 +62,7 @@ pub async fn settle(
     last: Option<&ImageId>,
 ) -> Result<(), Failure> {
     let node = &sh.ws.plan.graph[ix];
-    let (Some(tag), Some(image)) = (node.spec.get("tag").and_then(Json::as_str), &out.image) else {
+    let (Some(tag), Some(image)) = (user_tag(sh, ix), &out.image) else {
         return Ok(());
     };
     if before == Some(image) {
@@ -64,7 +71,7 @@ pub async fn settle(
     if !tagged {
         let engine = sh.engine().await.map_err(|e| Failure::new(e.to_string()))?;
         engine
-            .tag(image, tag)
+            .tag(image, &tag)
             .await
             .map_err(|e| Failure::new(format!("{}: {e}", node.id)))?;
     }

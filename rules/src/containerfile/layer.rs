@@ -113,9 +113,21 @@ pub fn render_layer(spec: &Json, opts: &RenderOpts) -> Result<Rendered, RenderEr
     env_block(&layer, "var", &mut out)?;
     packages(&layer, opts, &mut out)?;
     tasks::render(&layer, opts, &mut out)?;
+    shell_snippets(&layer, &mut out)?;
     env_block(&layer, "env", &mut out)?;
     path_append(&layer, &mut out)?;
     out.finish(&layer.view.node)
+}
+
+/// The layer's `shell:` block (spec `shell`), as ov writes it after the
+/// tasks: see [`super::shell`].
+fn shell_snippets(layer: &Layer, out: &mut Steps) -> Result<(), RenderError> {
+    let Some(v) = layer.view.get("shell") else {
+        return Ok(());
+    };
+    let cfg: super::shell::ShellConfig = serde_json::from_value(v.clone())
+        .map_err(|e| layer.view.err(format!("`shell`: {e}")))?;
+    super::shell::render(&layer.view.node, layer.name, &cfg, &layer.user.home, out)
 }
 
 /// `var:` and `env:` maps: one ENV per key, sorted by key so the text does

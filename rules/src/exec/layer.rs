@@ -3,7 +3,7 @@
 //! [`render_layer`](crate::containerfile::render_layer).
 
 use super::{ExecCtx, ExecError, NodeOutput};
-use crate::containerfile::{render_layer, RenderOpts, Rendered};
+use crate::containerfile::Rendered;
 use crate::engine::{BuildRequest, ContextTar, EngineError};
 use serde_json::json;
 use std::collections::HashMap;
@@ -18,11 +18,7 @@ pub(super) async fn build_steps(
     mut context: ContextTar,
 ) -> Result<NodeOutput, ExecError> {
     let parent_img = ctx.dep_image(parent)?.clone();
-    let mut containerfile = format!("FROM {}\n", parent_img.hex());
-    for step in &rendered.steps {
-        containerfile.push_str(step);
-        containerfile.push('\n');
-    }
+    let containerfile = format!("FROM {}\n{}", parent_img.hex(), rendered.containerfile());
     for (path, data) in &rendered.context_files {
         context.add_file(path, data, 0o644)?;
     }
@@ -74,10 +70,9 @@ pub(super) async fn build_steps(
 pub async fn run(ctx: &mut ExecCtx<'_>) -> Result<NodeOutput, ExecError> {
     let layer = ctx.spec_str("layer")?.to_string();
     let parent = ctx.spec_str("parent")?.to_string();
-    let opts = RenderOpts {
-        locked_cache_mounts: ctx.quirks.locked_cache_mounts,
-    };
-    let rendered = render_layer(ctx.spec, &opts).map_err(|e| ExecError::Spec(e.to_string()))?;
+    let rendered = super::steps_sent(crate::NodeKind::Layer, ctx.spec, ctx.quirks)
+        .ok_or_else(|| ExecError::Spec(format!("{}: not a layer", ctx.node_id)))?
+        .map_err(|e| ExecError::Spec(e.to_string()))?;
     let mut context = ContextTar::new();
     if let Some(dir) = ctx.layer_dir {
         context.add_dir(dir)?;
