@@ -836,3 +836,21 @@ fn explicit_layer_entry_wins_over_a_discovered_dir() {
     ov.ok(&["image", "validate"]);
     assert_eq!(ov.inspect("app")["install"], serde_json::json!(["web"]));
 }
+
+/// `shell:` keys are ov's (`ShellConfig.UnmarshalYAML`): a misspelt shell
+/// is an error at its key, and a destination must be a file path.
+#[test]
+fn shell_blocks_are_checked_where_written() {
+    let p = Project::mini();
+    p.append(
+        "layers/greeting/layer.yml",
+        "  shell:\n    init: echo hi\n    bsh:\n      init: x\n    fish:\n      path: etc/x.fish\n      priority: 1\n",
+    );
+    let run = invalid(&p);
+    run.stderr_has(&[
+        "layers/greeting/layer.yml:9:5: error: layer `greeting`: `shell` has unknown key `bsh`",
+        "(did you mean `bash`?)",
+        "layers/greeting/layer.yml:12:13: error: layer `greeting`: `shell.fish.path` \"etc/x.fish\" is not absolute",
+        "layers/greeting/layer.yml:13:7: error: layer `greeting`: `shell.fish` has unknown key `priority`",
+    ]);
+}
