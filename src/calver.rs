@@ -73,8 +73,14 @@ mod tests {
 
     #[test]
     fn only_auto_is_replaced() {
-        assert_eq!(resolve("ghcr.io/o/web:auto", "2026.141.1600"), "ghcr.io/o/web:2026.141.1600");
-        assert_eq!(resolve("localhost:5000/web:auto", "1.2.3"), "localhost:5000/web:1.2.3");
+        assert_eq!(
+            resolve("ghcr.io/o/web:auto", "2026.141.1600"),
+            "ghcr.io/o/web:2026.141.1600"
+        );
+        assert_eq!(
+            resolve("localhost:5000/web:auto", "1.2.3"),
+            "localhost:5000/web:1.2.3"
+        );
         assert_eq!(resolve("web:1", "2026.141.1600"), "web:1");
         assert_eq!(resolve("web:autox", "2026.141.1600"), "web:autox");
     }

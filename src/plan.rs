@@ -212,8 +212,8 @@ pub fn layer_packages(layer: &crate::model::Layer, img: &ResolvedImage) -> Json 
                 }
             }
         } else {
-            let top_feeds =
-                !feeding.is_empty() || (!has_distro && ["rpm", "deb", "pac"].contains(&fmt.as_str()));
+            let top_feeds = !feeding.is_empty()
+                || (!has_distro && ["rpm", "deb", "pac"].contains(&fmt.as_str()));
             if top_feeds {
                 packages.extend(layer.package.iter().map(|p| json!(p)));
             }
@@ -694,9 +694,23 @@ fn label_meta(project: &Project, own: &crate::model::Image) -> Json {
 /// those it has, and whether the image installs it itself.
 fn label_layer(layer: &crate::model::Layer, own: bool) -> Json {
     const FIELDS: &[&str] = &[
-        "version", "volume", "security", "port_relay", "secret", "env_provide",
-        "env_require", "env_accept", "secret_require", "secret_accept", "mcp_provide",
-        "mcp_require", "mcp_accept", "route", "shell", "data", "description",
+        "version",
+        "volume",
+        "security",
+        "port_relay",
+        "secret",
+        "env_provide",
+        "env_require",
+        "env_accept",
+        "secret_require",
+        "secret_accept",
+        "mcp_provide",
+        "mcp_require",
+        "mcp_accept",
+        "route",
+        "shell",
+        "data",
+        "description",
     ];
     let mut out = serde_json::Map::new();
     out.insert("name".into(), json!(layer.name));
@@ -713,7 +727,11 @@ fn label_layer(layer: &crate::model::Layer, own: bool) -> Json {
     };
     put("port", json!(layer.port), layer.port.is_empty());
     put("env", json!(layer.env), layer.env.is_empty());
-    put("path_append", json!(layer.path_append), layer.path_append.is_empty());
+    put(
+        "path_append",
+        json!(layer.path_append),
+        layer.path_append.is_empty(),
+    );
     put("service", json!(layer.service), layer.service.is_empty());
     put("eval", json!(layer.eval), layer.eval.is_empty());
     Json::Object(out)

@@ -37,7 +37,10 @@ fn labels(r: &Rendered) -> Vec<(String, String)> {
         .filter_map(|s| s.strip_prefix("LABEL "))
         .map(|l| {
             let (k, v) = l.split_once('=').unwrap();
-            let v = v.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap();
+            let v = v
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap();
             let mut out = String::new();
             let mut chars = v.chars();
             while let Some(c) = chars.next() {
@@ -136,7 +139,11 @@ fn a_distro_tag_section_replaces_the_generic_packages() {
         .find(|s| s.contains("dnf install"))
         .expect("an rpm install");
     assert!(install.contains("akmod-nvidia"), "{install}");
-    for absent in ["nvidia-container-toolkit", "libva-nvidia-driver", "negativo17"] {
+    for absent in [
+        "nvidia-container-toolkit",
+        "libva-nvidia-driver",
+        "negativo17",
+    ] {
         assert!(!install.contains(absent), "{absent} in\n{install}");
     }
 
@@ -146,7 +153,9 @@ fn a_distro_tag_section_replaces_the_generic_packages() {
     let (ws, _tmp) = open(&shared_fixture("base-stack"));
     let r = render(&ws, "layer:nvidia@nvidia");
     let text = r.containerfile();
-    let top = text.find("nvidia-container-toolkit").expect("top-level package");
+    let top = text
+        .find("nvidia-container-toolkit")
+        .expect("top-level package");
     let own = text.find("libva-nvidia-driver").expect("fedora package");
     assert!(top < own, "{text}");
 }
@@ -203,7 +212,10 @@ fn bootc_demo_labels_are_ovs() {
     assert_eq!(get("org.overthinkos.version"), "1");
     assert_eq!(get("org.overthinkos.uid"), "1000");
     assert_eq!(get("org.overthinkos.registry"), "ghcr.io/overthinkos");
-    assert_eq!(get("org.overthinkos.platform.distro"), r#"["fedora:43","fedora"]"#);
+    assert_eq!(
+        get("org.overthinkos.platform.distro"),
+        r#"["fedora:43","fedora"]"#
+    );
     assert_eq!(get("org.overthinkos.platform.formats"), r#"["rpm"]"#);
     // sshd's `port: [tcp:2222]`: PortSpec{2222, "tcp"}, not http.
     assert_eq!(get("org.overthinkos.port_protos"), r#"{"2222":"tcp"}"#);
@@ -238,7 +250,11 @@ fn tag_auto_is_no_part_of_the_key() {
         serde_json::json!("ghcr.io/overthinkos/web:auto")
     );
     let r = render(&ws, "image:web");
-    assert!(!r.containerfile().contains(":auto"), "{}", r.containerfile());
+    assert!(
+        !r.containerfile().contains(":auto"),
+        "{}",
+        r.containerfile()
+    );
     assert_eq!(
         ov::calver::resolve("ghcr.io/overthinkos/web:auto", "2026.141.1600"),
         "ghcr.io/overthinkos/web:2026.141.1600"

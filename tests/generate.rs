@@ -45,8 +45,8 @@ fn check(fixture: &str, images: &[&str]) {
     // What a build sends: the goldens show the build's own quirks.
     let opts = EngineQuirks::for_build().render_opts();
     for image in images {
-        let text = generate(&ws, image, &opts)
-            .unwrap_or_else(|e| panic!("{fixture}/{image}: {e:#}"));
+        let text =
+            generate(&ws, image, &opts).unwrap_or_else(|e| panic!("{fixture}/{image}: {e:#}"));
         // Same inputs, same bytes: the rendered text is hashed.
         assert_eq!(
             generate(&ws, image, &opts).unwrap(),
@@ -172,13 +172,16 @@ fn unknown_image() {
 #[test]
 fn generate_prints_what_the_build_sends() {
     let fixture = shared_fixture("base-stack");
-    let printed = crate::util::Ov::new(&fixture).ok(&["image", "generate", "nvidia"]).stdout;
+    let printed = crate::util::Ov::new(&fixture)
+        .ok(&["image", "generate", "nvidia"])
+        .stdout;
     assert!(!printed.contains("sharing=locked"), "{printed}");
     let (ws, _tmp) = open("base-stack");
     let mut sections = printed.split("# node: ").skip(1);
     let mut compared = 0;
     for node in ws.plan.graph.node_weights() {
-        let Some(sent) = ov_rules::exec::steps_sent(node.kind, &node.spec, &EngineQuirks::for_build())
+        let Some(sent) =
+            ov_rules::exec::steps_sent(node.kind, &node.spec, &EngineQuirks::for_build())
         else {
             continue;
         };
@@ -190,7 +193,11 @@ fn generate_prints_what_the_build_sends() {
         };
         let sent = sent.unwrap();
         // The section: its id line, `FROM <parent>`, then the steps.
-        let body: String = section.splitn(3, '\n').nth(2).unwrap_or_default().to_string();
+        let body: String = section
+            .splitn(3, '\n')
+            .nth(2)
+            .unwrap_or_default()
+            .to_string();
         assert!(
             body.starts_with(&sent.containerfile()),
             "{}: generate printed\n{body}\nthe build sends\n{}",
@@ -199,6 +206,10 @@ fn generate_prints_what_the_build_sends() {
         );
         compared += 1;
     }
-    assert_eq!(compared, sections.by_ref().count(), "every printed node was compared");
+    assert_eq!(
+        compared,
+        sections.by_ref().count(),
+        "every printed node was compared"
+    );
     assert!(compared >= 7, "only {compared} nodes compared");
 }

@@ -20,7 +20,10 @@ use serde_json::Value as Json;
 /// The user's tag of image node `ix`: its spec's tag, with `auto` as this
 /// run's calver.
 pub fn user_tag(sh: &Shared, ix: NodeIndex) -> Option<String> {
-    let tag = sh.ws.plan.graph[ix].spec.get("tag").and_then(Json::as_str)?;
+    let tag = sh.ws.plan.graph[ix]
+        .spec
+        .get("tag")
+        .and_then(Json::as_str)?;
     Some(crate::calver::resolve(tag, &sh.calver))
 }
 

@@ -170,7 +170,10 @@ fn shell(cx: &mut Cx, what: &str, v: &Node) {
     const GENERIC: &[&str] = &["init", "path_append", "path", "priority"];
     fn block(cx: &mut Cx, what: &str, field: &str, v: &Node, known: &[&str]) {
         let Some(entries) = v.as_map() else {
-            cx.error(v, format!("{what}: `{field}` must be a map, found {}", v.shape()));
+            cx.error(
+                v,
+                format!("{what}: `{field}` must be a map, found {}", v.shape()),
+            );
             return;
         };
         for (k, val) in entries {
@@ -190,7 +193,10 @@ fn shell(cx: &mut Cx, what: &str, v: &Node) {
                 "path_append" => match val.as_seq() {
                     Some(items) => items.iter().for_each(|i| literal::one_line(cx, &name, i)),
                     None if val.is_null() => {}
-                    None => cx.error(val, format!("{what}: `{name}` must be a list of directories")),
+                    None => cx.error(
+                        val,
+                        format!("{what}: `{name}` must be a list of directories"),
+                    ),
                 },
                 s if field == "shell" && SHELLS.contains(&s) => {
                     block(cx, what, &name, val, &["init", "path_append", "path"])

@@ -364,7 +364,11 @@ impl<'a> LabelInput<'a> {
     /// Reads the label inputs of an image spec: `resolved` (`registry`,
     /// `distro`, `build`, `builder`), `produce`, `meta`, `capabilities`,
     /// `init`, `init_def.label_key`, `image_eval` and `label_layers`.
-    pub(super) fn read(view: &SpecView<'a>, name: &'a str, user: &'a User) -> Result<Self, RenderError> {
+    pub(super) fn read(
+        view: &SpecView<'a>,
+        name: &'a str,
+        user: &'a User,
+    ) -> Result<Self, RenderError> {
         let resolved = view.object("resolved")?;
         let r = |k: &str| resolved.and_then(|r| r.get(k)).filter(|v| !v.is_null());
         let strings = |k: &str| -> Result<Vec<String>, RenderError> {
@@ -376,8 +380,9 @@ impl<'a> LabelInput<'a> {
         };
         let builder: BTreeMap<String, String> = match r("builder") {
             None => BTreeMap::new(),
-            Some(v) => serde_json::from_value(v.clone())
-                .map_err(|e| view.err(format!("`resolved.builder` must map format to image: {e}")))?,
+            Some(v) => serde_json::from_value(v.clone()).map_err(|e| {
+                view.err(format!("`resolved.builder` must map format to image: {e}"))
+            })?,
         };
         let caps = view.object("capabilities")?;
         let init = match view.opt_str("init")? {
@@ -396,26 +401,34 @@ impl<'a> LabelInput<'a> {
             .map(|l| {
                 serde_json::from_value::<LayerFacts>(l.clone()).map_err(|e| {
                     let n = l.get("name").and_then(Json::as_str).unwrap_or("?");
-                    view.err(format!("layer `{n}`: a label field has the wrong shape: {e}"))
+                    view.err(format!(
+                        "layer `{n}`: a label field has the wrong shape: {e}"
+                    ))
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(LabelInput {
             name,
             user,
-            registry: r("registry").and_then(Json::as_str).filter(|s| !s.is_empty()),
+            registry: r("registry")
+                .and_then(Json::as_str)
+                .filter(|s| !s.is_empty()),
             preserve_user: caps
                 .and_then(|c| c.get("preserve_user"))
                 .and_then(Json::as_bool)
                 .unwrap_or(false),
-            oci_label: caps.and_then(|c| c.get("oci_label")).and_then(Json::as_object),
+            oci_label: caps
+                .and_then(|c| c.get("oci_label"))
+                .and_then(Json::as_object),
             distro: strings("distro")?,
             formats: strings("build")?,
             builder,
             produce: view
                 .array("produce")?
                 .iter()
-                .map(|v| super::scalar_text(v).ok_or_else(|| view.err("`produce` must list strings")))
+                .map(|v| {
+                    super::scalar_text(v).ok_or_else(|| view.err("`produce` must list strings"))
+                })
                 .collect::<Result<_, _>>()?,
             meta: view.object("meta")?,
             init,
@@ -541,7 +554,11 @@ fn capability_service(s: &Map<String, Json>, init: &str, layer: &str) -> Capabil
     CapabilityService {
         name: service_text(s, &["name"]),
         // ov's `EffectiveScope`: system unless the entry says otherwise.
-        scope: if scope.is_empty() { "system".into() } else { scope },
+        scope: if scope.is_empty() {
+            "system".into()
+        } else {
+            scope
+        },
         enable: s.get("enable").and_then(Json::as_bool).unwrap_or(false),
         use_packaged: service_text(s, &["use_packaged"]),
         exec: service_text(s, &["exec"]),
@@ -647,7 +664,11 @@ pub(super) fn labels(input: &LabelInput) -> Vec<(String, String)> {
     {
         json(&mut put, "security", go_json(s));
     }
-    json(&mut put, "env", input.meta("env").map(sorted).and_then(|v| go_json(&v)));
+    json(
+        &mut put,
+        "env",
+        input.meta("env").map(sorted).and_then(|v| go_json(&v)),
+    );
     let layer_checks: Vec<Json> = input.own().flat_map(|l| &l.eval).map(sorted).collect();
     let checks = Sections {
         layer: layer_checks,
@@ -687,11 +708,18 @@ pub(super) fn labels(input: &LabelInput) -> Vec<(String, String)> {
         }
         let services: Vec<CapabilityService> = input
             .own()
-            .flat_map(|l| l.service.iter().map(move |s| capability_service(s, init, &l.name)))
+            .flat_map(|l| {
+                l.service
+                    .iter()
+                    .map(move |s| capability_service(s, init, &l.name))
+            })
             .collect();
         json(&mut put, "services", go_json(&services));
     }
-    let relay: Vec<i64> = input.own().flat_map(|l| l.port_relay.iter().copied()).collect();
+    let relay: Vec<i64> = input
+        .own()
+        .flat_map(|l| l.port_relay.iter().copied())
+        .collect();
     json(&mut put, "port_relay", go_json(&relay));
     let mut secrets: Vec<LabelSecret> = Vec::new();
     for l in input.own() {
@@ -714,8 +742,16 @@ pub(super) fn labels(input: &LabelInput) -> Vec<(String, String)> {
     let provides: BTreeMap<&String, &String> =
         input.own().flat_map(|l| l.env_provide.iter()).collect();
     json(&mut put, "env_provides", go_json(&provides));
-    json(&mut put, "env_requires", go_json(&env_deps(input.own(), |l| &l.env_require)));
-    json(&mut put, "env_accepts", go_json(&env_deps(input.own(), |l| &l.env_accept)));
+    json(
+        &mut put,
+        "env_requires",
+        go_json(&env_deps(input.own(), |l| &l.env_require)),
+    );
+    json(
+        &mut put,
+        "env_accepts",
+        go_json(&env_deps(input.own(), |l| &l.env_accept)),
+    );
     json(
         &mut put,
         "secret_requires",
@@ -734,8 +770,16 @@ pub(super) fn labels(input: &LabelInput) -> Vec<(String, String)> {
     }
     let mcp: Vec<&McpServer> = mcp.into_values().collect();
     json(&mut put, "mcp_provides", go_json(&mcp));
-    json(&mut put, "mcp_requires", go_json(&env_deps(input.own(), |l| &l.mcp_require)));
-    json(&mut put, "mcp_accepts", go_json(&env_deps(input.own(), |l| &l.mcp_accept)));
+    json(
+        &mut put,
+        "mcp_requires",
+        go_json(&env_deps(input.own(), |l| &l.mcp_require)),
+    );
+    json(
+        &mut put,
+        "mcp_accepts",
+        go_json(&env_deps(input.own(), |l| &l.mcp_accept)),
+    );
     let routes: Vec<LabelRoute> = input
         .own()
         .filter_map(|l| l.route.as_ref())
@@ -766,7 +810,12 @@ pub(super) fn labels(input: &LabelInput) -> Vec<(String, String)> {
     put(&ns("status"), status.into());
     let versions: BTreeMap<&str, &str> = input
         .own()
-        .filter_map(|l| Some((l.name.as_str(), l.version.as_deref().filter(|v| !v.is_empty())?)))
+        .filter_map(|l| {
+            Some((
+                l.name.as_str(),
+                l.version.as_deref().filter(|v| !v.is_empty())?,
+            ))
+        })
         .collect();
     json(&mut put, "layer_versions", go_json(&versions));
     let mut data: Vec<LabelDataEntry> = Vec::new();

@@ -125,8 +125,8 @@ fn shell_snippets(layer: &Layer, out: &mut Steps) -> Result<(), RenderError> {
     let Some(v) = layer.view.get("shell") else {
         return Ok(());
     };
-    let cfg: super::shell::ShellConfig = serde_json::from_value(v.clone())
-        .map_err(|e| layer.view.err(format!("`shell`: {e}")))?;
+    let cfg: super::shell::ShellConfig =
+        serde_json::from_value(v.clone()).map_err(|e| layer.view.err(format!("`shell`: {e}")))?;
     super::shell::render(&layer.view.node, layer.name, &cfg, &layer.user.home, out)
 }
 

@@ -304,22 +304,38 @@ fn fields() -> Vec<Field> {
         // (prefixed so that an empty value, which ov leaves out, is not one).
         (
             "env_accept description",
-            |s| image(label_layer(json!({"env_accept": [{"name": "K", "description": s}]}))),
+            |s| {
+                image(label_layer(
+                    json!({"env_accept": [{"name": "K", "description": s}]}),
+                ))
+            },
             "d",
         ),
         (
             "env_require name",
-            |s| image(label_layer(json!({"env_require": [{"name": format!("K{s}"), "description": ""}]}))),
+            |s| {
+                image(label_layer(
+                    json!({"env_require": [{"name": format!("K{s}"), "description": ""}]}),
+                ))
+            },
             "",
         ),
         (
             "volume path",
-            |s| image(label_layer(json!({"volume": [{"name": "v", "path": format!("~/{s}")}]}))),
+            |s| {
+                image(label_layer(
+                    json!({"volume": [{"name": "v", "path": format!("~/{s}")}]}),
+                ))
+            },
             "data",
         ),
         (
             "mcp_provide url",
-            |s| image(label_layer(json!({"mcp_provide": [{"name": "m", "url": format!("u{s}")}]}))),
+            |s| {
+                image(label_layer(
+                    json!({"mcp_provide": [{"name": "m", "url": format!("u{s}")}]}),
+                ))
+            },
             "",
         ),
         (

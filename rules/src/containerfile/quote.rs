@@ -171,7 +171,10 @@ mod tests {
     fn copy_never_ends_a_line_in_a_backslash() {
         let c = copy_args(&[], "a", "/etc/x\\");
         assert!(c.ends_with(']'), "{c}");
-        assert_eq!(super::super::split_instructions(&format!("{c}\nRUN true")).len(), 2);
+        assert_eq!(
+            super::super::split_instructions(&format!("{c}\nRUN true")).len(),
+            2
+        );
     }
 
     #[test]

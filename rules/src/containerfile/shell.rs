@@ -136,7 +136,11 @@ pub fn snippets(layer: &str, cfg: &ShellConfig, home: &str) -> Vec<Snippet> {
                 if cfg.init.is_empty() && cfg.path_append.is_empty() {
                     continue;
                 }
-                (cfg.init.replace("${SHELL_NAME}", shell), &cfg.path_append, &cfg.path)
+                (
+                    cfg.init.replace("${SHELL_NAME}", shell),
+                    &cfg.path_append,
+                    &cfg.path,
+                )
             }
         };
         let dest = if !path.is_empty() {
@@ -153,7 +157,10 @@ pub fn snippets(layer: &str, cfg: &ShellConfig, home: &str) -> Vec<Snippet> {
         for p in paths {
             let dir = expand_path(p, home);
             if shell == "fish" {
-                body.push_str(&format!("fish_add_path -gP {}\n", super::quote::sh_sq(&dir)));
+                body.push_str(&format!(
+                    "fish_add_path -gP {}\n",
+                    super::quote::sh_sq(&dir)
+                ));
             } else {
                 body.push_str(&format!("export PATH=\"$PATH:{dir}\"\n"));
             }

@@ -535,7 +535,10 @@ fn labels_of(r: &Rendered) -> Vec<(String, String)> {
         .filter_map(|s| s.strip_prefix("LABEL "))
         .map(|l| {
             let (k, v) = l.split_once('=').unwrap();
-            let v = v.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap();
+            let v = v
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap();
             let mut out = String::new();
             let mut chars = v.chars();
             while let Some(c) = chars.next() {
@@ -631,7 +634,10 @@ fn supervisord_image() {
             r#"{"image":[{"command":"test \"$(id -u)\" = 1000","id":"c"}]}"#,
         ),
         ("org.overthinkos.init", "supervisord"),
-        ("org.overthinkos.services.supervisord", r#"["web-layer","sshd"]"#),
+        (
+            "org.overthinkos.services.supervisord",
+            r#"["web-layer","sshd"]"#,
+        ),
         (
             "org.overthinkos.services",
             concat!(
