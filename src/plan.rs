@@ -693,29 +693,13 @@ fn label_meta(project: &Project, own: &crate::model::Image) -> Json {
 /// rules' labels module): its layer.yml fields under their own names, only
 /// those it has, and whether the image installs it itself.
 fn label_layer(layer: &crate::model::Layer, own: bool) -> Json {
-    const FIELDS: &[&str] = &[
-        "version",
-        "volume",
-        "security",
-        "port_relay",
-        "secret",
-        "env_provide",
-        "env_require",
-        "env_accept",
-        "secret_require",
-        "secret_accept",
-        "mcp_provide",
-        "mcp_require",
-        "mcp_accept",
-        "route",
-        "shell",
-        "data",
-        "description",
-    ];
+    let fields = ov_rules::containerfile::LABEL_FIELDS
+        .iter()
+        .chain(&["shell"]);
     let mut out = serde_json::Map::new();
     out.insert("name".into(), json!(layer.name));
     out.insert("own".into(), json!(own));
-    for f in FIELDS {
+    for f in fields {
         if let Some(v) = layer.meta.get(*f).filter(|v| !v.is_null()) {
             out.insert((*f).into(), v.clone());
         }

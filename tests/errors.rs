@@ -854,3 +854,18 @@ fn shell_blocks_are_checked_where_written() {
         "layers/greeting/layer.yml:13:7: error: layer `greeting`: `shell.fish` has unknown key `priority`",
     ]);
 }
+
+/// A layer field that goes into a label with the wrong shape is refused
+/// where it is written, not when the image node builds.
+#[test]
+fn label_fields_of_the_wrong_shape_are_refused_at_load() {
+    let p = Project::mini();
+    p.append(
+        "layers/greeting/layer.yml",
+        "  port_relay: [web]\n  env_accept:\n    - name: [K]\n",
+    );
+    invalid(&p).stderr_has(&[
+        "layers/greeting/layer.yml:7:15: error: layer `greeting`: `port_relay` cannot go into ov's labels",
+        "layers/greeting/layer.yml:9:5: error: layer `greeting`: `env_accept` cannot go into ov's labels",
+    ]);
+}

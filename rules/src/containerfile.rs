@@ -21,6 +21,7 @@ pub mod shell;
 mod tasks;
 
 pub use image::render_image;
+pub use labels::{check_label_field, LABEL_FIELDS};
 pub use layer::render_layer;
 
 use crate::template::TemplateError;

@@ -155,7 +155,16 @@ pub fn decode(cx: &mut Cx, layer: &mut Layer, node: &Node) {
             }
             "name" | "from" => {}
             _ => {
-                layer.meta.insert(key, v.to_json());
+                let json = v.to_json();
+                if ov_rules::containerfile::LABEL_FIELDS.contains(&key.as_str()) {
+                    if let Err(e) = ov_rules::containerfile::check_label_field(&key, &json) {
+                        cx.error(
+                            v,
+                            format!("{what}: `{key}` cannot go into ov's labels: {e}"),
+                        );
+                    }
+                }
+                layer.meta.insert(key, json);
             }
         }
     }

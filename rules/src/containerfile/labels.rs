@@ -64,6 +64,37 @@ pub(super) struct LayerFacts {
     pub description: Option<Json>,
 }
 
+/// The layer.yml fields the labels read (besides `port`, `env`,
+/// `path_append`, `service`, `eval` and `shell`, checked elsewhere).
+pub const LABEL_FIELDS: &[&str] = &[
+    "version",
+    "volume",
+    "security",
+    "port_relay",
+    "secret",
+    "env_provide",
+    "env_require",
+    "env_accept",
+    "secret_require",
+    "secret_accept",
+    "mcp_provide",
+    "mcp_require",
+    "mcp_accept",
+    "route",
+    "data",
+    "description",
+];
+
+/// Whether a layer.yml label field has the shape its label needs, so a
+/// wrong one is refused where it is written, not when the image builds.
+pub fn check_label_field(key: &str, value: &Json) -> Result<(), String> {
+    let mut fields = Map::new();
+    fields.insert(key.to_string(), value.clone());
+    serde_json::from_value::<LayerFacts>(Json::Object(fields))
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
 /// layer.yml `volume:` entry.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(default)]
