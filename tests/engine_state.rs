@@ -28,6 +28,15 @@ impl Tagged {
                 .as_nanos()
         );
         project.edit("overthink.yml", "tag: test", &format!("tag: {unique}"));
+        // No label holds the tag (ov writes none), so an image-level env
+        // entry, which ov writes as a label, keeps the image this test's own.
+        project.edit(
+            "image.yml",
+            "        base: localhost/bookworm-minbase:1\n",
+            &format!(
+                "        base: localhost/bookworm-minbase:1\n        env: [OV_TEST_RUN={unique}]\n"
+            ),
+        );
         Tagged {
             project,
             tag: format!("localhost/ov-test/app:{unique}"),
@@ -303,8 +312,8 @@ fn image_tags_a_dead_run_never_recorded_are_removed_and_nothing_else() {
     let ov = ov_for(t.project.path());
     built_ok(&ov);
     // The image node's key, recorded by that build: its node tag is on the
-    // user's image (whose labels carry this test's own tag, so no other
-    // build shares it).
+    // user's image (whose labels carry this test's own env entry, so no
+    // other build shares it).
     let tags = Command::new("podman")
         .args(["image", "inspect", "--format", "{{json .RepoTags}}", &t.tag])
         .output()
