@@ -43,26 +43,13 @@ NODE=layer:big@ctxbench
 NODE_LABEL=org.overthinkos.ov.node
 BENCH_TAG=localhost/ov-bench-context:podman
 
-log() { printf 'bench: %s\n' "$*" >&2; }
-die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
 [[ $MIB =~ ^[1-9][0-9]*$ ]] || die "OV_BENCH_MIB must be a positive integer, not '$MIB'"
-[[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "OV_BENCH_RUNS must be a positive integer, not '$RUNS'"
-[[ $(id -u) -eq 0 ]] || die "run as root: podman's rootful store is the one ov's engine (the API service) uses"
-command -v podman >/dev/null || die "podman not found; run scripts/setup.sh"
+check_host
 [[ -x /usr/bin/time ]] || die "GNU time (/usr/bin/time) not found; run scripts/setup.sh"
-podman image exists "$BASE_IMAGE" || die "$BASE_IMAGE is missing; run scripts/setup.sh"
-
-if [[ -n ${OV_BIN:-} ]]; then
-  OV=$OV_BIN
-else
-  if ! command -v cargo >/dev/null 2>&1 && [[ -x $HOME/.cargo/bin/cargo ]]; then
-    export PATH="$HOME/.cargo/bin:$PATH"
-  fi
-  log "cargo build --release --bin ov"
-  (cd "$ROOT" && cargo build --release --bin ov --quiet)
-  OV=$ROOT/target/release/ov
-fi
+release_ov
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/ov-bench-context.XXXXXX")
 # Every image this bench builds carries the node label of its own project.
@@ -117,8 +104,6 @@ log "writing $MIB MiB of random data"
 head -c "$((MIB << 20))" /dev/urandom >"$P/layers/big/big.bin"
 
 salt() { head -c 32 /dev/urandom | dd of="$1" bs=32 count=1 conv=notrunc status=none; }
-now() { printf '%s' "$EPOCHREALTIME"; }
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 # GNU time -v: peak RSS in MB and wall time in seconds.
 rss_mb() { awk -F': ' '/Maximum resident set size/ { printf "%.1f", $2 / 1024 }' "$1"; }
 wall_s() { awk -F': ' '/Elapsed \(wall clock\)/ { n = split($2, t, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + t[i]; printf "%.3f", s }' "$1"; }
@@ -159,21 +144,12 @@ run_podman() {
   log "run $r: podman ${PM_T[-1]} s, peak RSS ${PM_RSS[-1]} MB"
 }
 
-log "ov $("$OV" --version | awk '{ print $2 }'), $(podman --version); $RUNS run(s) of $MIB MiB"
-for ((r = 1; r <= RUNS; r++)); do
-  if ((r % 2)); then
-    run_ov "$r"
-    run_podman "$r"
-  else
-    run_podman "$r"
-    run_ov "$r"
-  fi
-done
+interleave "of $MIB MiB"
 ov_rss=$(median "${OV_RSS[@]}")
 ov_t=$(median "${OV_T[@]}")
 pm_rss=$(median "${PM_RSS[@]}")
 pm_t=$(median "${PM_T[@]}")
-ratio=$(awk -v a="$ov_t" -v b="$pm_t" 'BEGIN { printf "%.2f", a / b }')
+ratio=$(ratio "$ov_t" "$pm_t")
 max_rss=$(printf '%s\n' "${OV_RSS[@]}" | sort -g | tail -n 1)
 rss_ok=$(awk -v r="$max_rss" -v t="$RSS_TARGET_MB" 'BEGIN { print (r < t) ? "ok" : "MISSED" }')
 

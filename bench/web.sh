@@ -59,20 +59,11 @@ STRICT=${OV_BENCH_STRICT:-0}
 COLD_TARGET=1.15
 NOOP_TARGET=20
 
-log() { printf 'bench: %s\n' "$*" >&2; }
-die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
-[[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "OV_BENCH_RUNS must be a positive integer, not '$RUNS'"
-[[ $(id -u) -eq 0 ]] || die "run as root: podman's rootful store is the one ov's engine (the API service) uses"
-command -v podman >/dev/null || die "podman not found; run scripts/setup.sh"
-podman image exists "$BASE_IMAGE" || die "$BASE_IMAGE is missing; run scripts/setup.sh"
-
-if ! command -v cargo >/dev/null 2>&1 && [[ -x $HOME/.cargo/bin/cargo ]]; then
-  export PATH="$HOME/.cargo/bin:$PATH"
-fi
-log "cargo build --release --bin ov"
-(cd "$ROOT" && cargo build --release --bin ov --quiet)
-OV=$ROOT/target/release/ov
+check_host
+release_ov
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/ov-bench-web.XXXXXX")
 cleanup() {
@@ -89,9 +80,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-now() { printf '%s' "$EPOCHREALTIME"; }
 sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a - b }'; }
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 # --- the chain, from `ov image generate` --------------------------------------
 
@@ -293,22 +282,13 @@ run_podman() {
   log "run $r: podman cold ${PM_COLD[-1]} s (layer-cache hits ${PM_HITS[-1]}), no-op $t s"
 }
 
-log "ov $("$OV" --version | awk '{ print $2 }'), $(podman --version); $RUNS run(s)"
-for ((r = 1; r <= RUNS; r++)); do
-  if ((r % 2)); then
-    run_ov "$r"
-    run_podman "$r"
-  else
-    run_podman "$r"
-    run_ov "$r"
-  fi
-done
+interleave
 ov_cold=$(median "${OV_COLD[@]}")
 pm_cold=$(median "${PM_COLD[@]}")
 ov_noop=$(median "${OV_NOOP[@]}")
 pm_noop=$(median "${PM_NOOP[@]}")
-cold_ratio=$(awk -v a="$ov_cold" -v b="$pm_cold" 'BEGIN { printf "%.2f", a / b }')
-noop_speedup=$(awk -v a="$pm_noop" -v b="$ov_noop" 'BEGIN { printf "%.1f", a / b }')
+cold_ratio=$(ratio "$ov_cold" "$pm_cold")
+noop_speedup=$(ratio "$pm_noop" "$ov_noop" %.1f)
 cold_ok=$(awk -v r="$cold_ratio" -v t="$COLD_TARGET" 'BEGIN { print (r <= t) ? "ok" : "MISSED" }')
 noop_ok=$(awk -v r="$noop_speedup" -v t="$NOOP_TARGET" 'BEGIN { print (r >= t) ? "ok" : "MISSED" }')
 
@@ -322,8 +302,8 @@ echo "runs (s):  ov cold ${OV_COLD[*]} | podman cold ${PM_COLD[*]} | ov no-op ${
 # machine: the median of the per-run ratios is a second view of the same data.
 pair_cold=() pair_noop=()
 for ((r = 0; r < RUNS; r++)); do
-  pair_cold+=("$(awk -v a="${OV_COLD[r]}" -v b="${PM_COLD[r]}" 'BEGIN { printf "%.2f", a / b }')")
-  pair_noop+=("$(awk -v a="${PM_NOOP[r]}" -v b="${OV_NOOP[r]}" 'BEGIN { printf "%.1f", a / b }')")
+  pair_cold+=("$(ratio "${OV_COLD[r]}" "${PM_COLD[r]}")")
+  pair_noop+=("$(ratio "${PM_NOOP[r]}" "${OV_NOOP[r]}" %.1f)")
 done
 echo "per-run ratios: cold ${pair_cold[*]} (median $(median "${pair_cold[@]}")) | no-op ${pair_noop[*]} (median $(median "${pair_noop[@]}"))"
 echo "layer-cache hits in cold builds (hits/steps): ov ${OV_HITS[*]} | podman ${PM_HITS[*]}"

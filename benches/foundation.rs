@@ -6,7 +6,7 @@
 //! the tools:
 //!
 //! - warm no-op `ov build --dry-run` vs `ninja -n` (target: ov ≤ ninja);
-//! - cold hashing of every layer file through `ov::inputs::hash_layer_dirs`
+//! - cold hashing of every layer file through `ov::plan::inputs::hash_layer_dirs`
 //!   with an empty in-memory stat cache vs `b3sum` (one process per core over
 //!   a split file list, and one process alone) (target: ov ≥ 0.9× all-core
 //!   b3sum throughput);
@@ -14,7 +14,7 @@
 //!   (target: ≤ 150 MiB).
 //!
 //! A warm no-op dry run replays the memo of the one before (see
-//! `ov::memo`); the bench also times a dry run with the memo removed, which
+//! `ov::plan::memo`); the bench also times a dry run with the memo removed, which
 //! plans everything again with warm parse and stat caches (the cost of the
 //! first dry run after an edit).
 //!
@@ -249,7 +249,7 @@ fn write_ninja(root: &Path, ws: &Workspace) -> usize {
             .neighbors_directed(ix, petgraph::Direction::Incoming)
             .map(stamp)
             .collect();
-        if matches!(n.kind, NodeKind::Source | NodeKind::Layer) {
+        if matches!(n.kind(), NodeKind::Source | NodeKind::Layer) {
             if let (Some(l), Some(t)) = (
                 n.layer.as_ref(),
                 n.layer.as_ref().and_then(|l| ws.trees.get(l)),
@@ -410,7 +410,7 @@ fn main() {
         .plan
         .graph
         .node_weights()
-        .filter(|n| n.kind == NodeKind::Layer)
+        .filter(|n| n.kind() == NodeKind::Layer)
         .count();
     let t = Instant::now();
     let out = Command::new("ninja")
@@ -481,7 +481,7 @@ fn main() {
     }
     // The same with the memo gone (the warm parse and stat caches stay):
     // what a dry run costs after an edit, whose memo it then writes.
-    let memo = cache.join(ov::memo::FILE);
+    let memo = cache.join(ov::plan::memo::FILE);
     let mut ov_full = Vec::new();
     for _ in 0..sz.runs.min(5) {
         let _ = std::fs::remove_file(&memo);
@@ -530,7 +530,7 @@ fn main() {
     let hash_once = || {
         let mut stat = StatCache::in_memory();
         let t = Instant::now();
-        let trees = ov::inputs::hash_layer_dirs(project, &layer_names, &mut stat).unwrap();
+        let trees = ov::plan::inputs::hash_layer_dirs(project, &layer_names, &mut stat).unwrap();
         (t.elapsed(), trees)
     };
     let (_, trees) = hash_once(); // warm-up: rayon pool, page cache

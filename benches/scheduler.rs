@@ -5,11 +5,11 @@
 //! mixed), and measures
 //! its makespan at jobs = 2:
 //!
-//! - (a) `ov::sched::run`, each task a `tokio::time::sleep`;
+//! - (a) `ov::run::sched::run`, each task a `tokio::time::sleep`;
 //! - (b) `ninja -j2` on an equivalent `build.ninja` (each edge runs
 //!   `sleep <secs> && touch $out`, implicit deps matching the DAG), from a
 //!   clean directory every run;
-//! - (d) `ov::sched::run` running the very same commands as processes
+//! - (d) `ov::run::sched::run` running the very same commands as processes
 //!   (`/bin/sh -c`, as ninja does): the apples-to-apples comparison;
 //! - for context, the lower bounds (critical path, total work / 2) and the
 //!   makespan of an ideal list schedule with ov's priorities and no overhead;
@@ -33,7 +33,7 @@
 
 mod common;
 use common::{env_num, have, median, ms, verdict};
-use ov::sched::{self, CancellationToken, Class, Limits, Options, Task};
+use ov::run::sched::{self, CancellationToken, Class, Limits, Options, Task};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::fmt::Write as _;
@@ -435,12 +435,12 @@ fn main() {
             ms(s.max)
         )
     };
-    row("(a) ov::sched, in-process tokio sleeps", &sa);
+    row("(a) ov::run::sched, in-process tokio sleeps", &sa);
     row(
         &format!("(b) ninja -j{JOBS}, `sleep && touch` processes"),
         &sb,
     );
-    row("(d) ov::sched, the same commands as processes", &sd);
+    row("(d) ov::run::sched, the same commands as processes", &sd);
     println!();
     println!("{:<58} {:>10}", "overhead per task", "ms");
     println!(

@@ -1,6 +1,6 @@
 //! What the user typed, as clap fills it. No logic lives here.
 
-use crate::graph::Format;
+use crate::commands::graph::Format;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -144,7 +144,7 @@ pub struct BuildArgs {
     pub keep_going: bool,
     /// How to show progress.
     #[arg(long, value_enum, default_value = "auto")]
-    pub progress: crate::progress::Mode,
+    pub progress: crate::run::progress::Mode,
     /// Run these nodes even when cached (package repositories move).
     #[arg(long, value_name = "NODE")]
     pub refresh: Vec<String>,

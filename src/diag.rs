@@ -1,6 +1,6 @@
 //! Diagnostics: warnings and errors that point into ov files.
 
-use crate::yaml::Span;
+use crate::load::yaml::Span;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -2,12 +2,12 @@
 //! Every command that needs the graph goes through [`Workspace::open`].
 
 use crate::diag::{did_you_mean, Diagnostics, InvalidProject, Loc};
-use crate::inputs::{hash_layer_dirs, SourceTree};
-use crate::keys::{self, Keys};
+use crate::load::model::Project;
 use crate::load::{self, LoadOptions};
-use crate::model::Project;
+use crate::plan::inputs::{hash_layer_dirs, SourceTree};
+use crate::plan::keys::{self, Keys};
+use crate::plan::resolve::{self, ResolvedImage};
 use crate::plan::{self, Plan};
-use crate::resolve::{self, ResolvedImage};
 use indexmap::IndexMap;
 use ov_cache::StatCache;
 use petgraph::graph::NodeIndex;
@@ -69,13 +69,16 @@ pub fn load_valid(root: &Path, dirs: &Dirs) -> Result<(Project, Diagnostics), In
     let loaded = load::load(root, &opts)?;
     let mut diags = loaded.diags;
     let mut project = loaded.project;
-    project.inputs.files.push(root.join(crate::lock::FILE));
-    match crate::lock::Lock::load(root) {
+    project
+        .inputs
+        .files
+        .push(root.join(crate::plan::lock::FILE));
+    match crate::plan::lock::Lock::load(root) {
         Ok(l) => project.lock = l.base,
         Err(e) => diags.error(
             Some(Loc::new(
-                &std::sync::Arc::new(PathBuf::from(crate::lock::FILE)),
-                crate::yaml::Span {
+                &std::sync::Arc::new(PathBuf::from(crate::plan::lock::FILE)),
+                crate::load::yaml::Span {
                     line: e.line as u32,
                     col: e.column as u32,
                 },
@@ -83,8 +86,13 @@ pub fn load_valid(root: &Path, dirs: &Dirs) -> Result<(Project, Diagnostics), In
             e.message,
         ),
     }
-    crate::validate::validate(&project, &mut diags);
-    crate::layer_files::check(&project, &dirs.cache, &mut diags);
+    crate::load::validate::validate(&project, &mut diags);
+    crate::plan::layer_files::check(&project, &dirs.cache, &mut diags);
+    if !diags.has_errors() {
+        // Needs the resolved builder maps, so only on an otherwise valid project.
+        let resolved = crate::plan::resolve::resolve_all(&project);
+        crate::plan::stage_check::check(&project, &resolved, &mut diags);
+    }
     if diags.has_errors() {
         return Err(InvalidProject(diags));
     }
@@ -112,7 +120,7 @@ impl Workspace {
         // A read-only cache dir is said once, by the build that would
         // record into it.
         match stat.save() {
-            Err(e) if !e.io_error().is_some_and(crate::build::read_only) => {
+            Err(e) if !e.io_error().is_some_and(crate::run::read_only) => {
                 eprintln!("warning: could not save the stat cache: {e}")
             }
             _ => {}
@@ -142,12 +150,9 @@ impl Workspace {
         let mut want = std::collections::HashSet::new();
         let mut stack = Vec::new();
         for t in targets {
-            match self.plan.find(t) {
-                Some(ix) => stack.push(ix),
-                None => diags.error(
-                    None,
-                    format!("unknown target `{t}`{}", did_you_mean(t, self.plan.names())),
-                ),
+            match self.plan.resolve(t, "target") {
+                Ok(ix) => stack.push(ix),
+                Err(why) => diags.error(None, why),
             }
         }
         if diags.has_errors() {
@@ -170,17 +175,11 @@ impl Workspace {
         let mut diags = Diagnostics::default();
         let mut set = std::collections::HashSet::new();
         for r in names {
-            match self.plan.find(r) {
-                Some(ix) => {
+            match self.plan.resolve(r, "node") {
+                Ok(ix) => {
                     set.insert(ix);
                 }
-                None => diags.error(
-                    None,
-                    format!(
-                        "--refresh: unknown node `{r}`{}",
-                        did_you_mean(r, self.plan.names())
-                    ),
-                ),
+                Err(why) => diags.error(None, format!("--refresh: {why}")),
             }
         }
         if diags.has_errors() {

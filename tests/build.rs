@@ -499,3 +499,136 @@ fn a_dependency_rebuilt_to_the_same_output_does_not_rerun_its_dependents() {
         vec!["eval:app", "image:app", "layer:b@app"]
     );
 }
+
+/// The tags on the image `reference` names; empty when there is none.
+fn tags_of(reference: &str) -> Vec<String> {
+    let out = Command::new("podman")
+        .args([
+            "image",
+            "inspect",
+            "--format",
+            "{{json .RepoTags}}",
+            reference,
+        ])
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        return Vec::new();
+    }
+    serde_json::from_slice(&out.stdout).unwrap_or_default()
+}
+
+/// The keys (as built, so from `explain`) of the nodes that make engine
+/// images (layer, image).
+fn image_keys(ov: &Ov) -> std::collections::BTreeMap<String, String> {
+    ov.graph(&[])
+        .nodes
+        .into_iter()
+        .filter(|n| n.kind == "layer" || n.kind == "image")
+        .map(|n| {
+            let explain = ov.ok(&["explain", &n.id]).stdout;
+            let key = explain
+                .lines()
+                .find_map(|l| l.strip_prefix("key "))
+                .unwrap()
+                .to_string();
+            (n.id, key)
+        })
+        .collect()
+}
+
+#[test]
+fn cache_gc_untags_the_node_images_the_store_dropped_and_keeps_the_current() {
+    let p = Project::copy_of(&local_fixture("deb-tasks"));
+    // Keys of its own: other tests build this fixture on the same engine,
+    // and node tags are named by key alone.
+    let unique = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    p.edit(
+        "layers/b/layer.yml",
+        "beta\\n",
+        &format!("beta {unique}\\n"),
+    );
+    let ov = ov_for(p.path());
+    built_ok(&ov);
+    let old = image_keys(&ov);
+    // A build leaves no tag of its own but the node tags and the user's.
+    for key in old.values() {
+        let tags = tags_of(&format!("localhost/ov-node:{key}"));
+        assert!(!tags.is_empty(), "no node tag for {key}");
+        for t in &tags {
+            assert!(
+                t.starts_with("localhost/ov-node:")
+                    || t.ends_with("/app:latest")
+                    || t.contains("/app:"),
+                "a build left the tag {t}"
+            );
+        }
+    }
+    let stats = ov.ok(&["cache", "stats"]).stdout;
+    let line = stats
+        .lines()
+        .find(|l| l.starts_with("engine images:"))
+        .unwrap_or_else(|| panic!("{stats}"));
+    assert!(
+        line.starts_with(&format!("engine images:        {} (", old.len())),
+        "{line}"
+    );
+    assert!(!line.contains(" 0 B summed"), "{line}");
+    // A change to the last layer: its node and the image's get new keys.
+    p.edit("layers/b/layer.yml", "beta ", "beta, again ");
+    p.edit("image.yml", "contains: [\"beta\"]", "contains: [\"again\"]");
+    built_ok(&ov);
+    let new = image_keys(&ov);
+    let stale: Vec<&String> = old
+        .values()
+        .filter(|k| !new.values().any(|n| n == *k))
+        .collect();
+    assert_eq!(stale.len(), 2, "{old:?} {new:?}");
+    let old_app = tags_of(&format!("localhost/ov-node:{}", old["image:app"]));
+    assert!(!old_app.is_empty());
+    // Evict everything but the last-run records: the stale keys are gone
+    // from the store, the current ones are still named by them.
+    let gc = ov.ok(&["cache", "gc", "--max-size", "0"]);
+    gc.stdout_has(&["engine: untagged 2 node images"]);
+    for key in &stale {
+        assert!(
+            tags_of(&format!("localhost/ov-node:{key}")).is_empty(),
+            "stale {key} still tagged"
+        );
+    }
+    for key in new.values() {
+        assert!(
+            !tags_of(&format!("localhost/ov-node:{key}")).is_empty(),
+            "current {key} was untagged"
+        );
+    }
+    // Nothing left to take on a second run; the store rebuilds as usual.
+    ov.ok(&["cache", "gc", "--max-size", "0"])
+        .stdout_has(&["engine: untagged 0 node images"]);
+    assert!(built_ok(&ov).count("built") > 0);
+}
+
+#[test]
+fn cache_gc_leaves_the_node_images_of_other_cache_dirs() {
+    let p = Project::copy_of(&local_fixture("deb-tasks"));
+    let ov = ov_for(p.path());
+    built_ok(&ov);
+    let keys = image_keys(&ov);
+    // Another cache dir on the same engine whose store has none of them.
+    let other = ov_for(p.path());
+    other
+        .ok(&["cache", "gc", "--max-size", "0"])
+        .stdout_has(&["engine: untagged 0"]);
+    // Even after it built and dropped them itself: only what it recorded
+    // is its own, and the first cache dir's store still holds them.
+    ov.ok(&["cache", "gc", "--max-size", "0"]);
+    for key in keys.values() {
+        assert!(
+            !tags_of(&format!("localhost/ov-node:{key}")).is_empty(),
+            "{key} was untagged"
+        );
+    }
+}

@@ -270,6 +270,20 @@ fn explain_lists_the_ingredients_of_a_layer_node() {
 }
 
 #[test]
+fn explain_of_a_bootstrap_node_says_it_reads_a_package_mirror() {
+    let ov = Ov::new(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/hello"
+    )));
+    let run = ov.ok(&["explain", "bootstrap:bookworm"]);
+    run.stdout_has(&[
+        "bootstrap:bookworm (bootstrap)",
+        "impure: the package mirror the bootstrap installs from is read at build time",
+        "ov build --refresh bootstrap:bookworm",
+    ]);
+}
+
+#[test]
 fn editing_a_layer_changes_only_what_depends_on_it() {
     let project = Project::copy_of(&shared_fixture("pods"));
     let ov = Ov::new(project.path());

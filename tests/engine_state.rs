@@ -396,21 +396,21 @@ fn tag_auto_is_the_runs_calver_and_leaves_the_keys_alone() {
             })
             .collect()
     };
-    let before = ov::calver::now();
+    let before = ov::run::calver::now();
     built_ok(&ov);
-    let after = ov::calver::now();
+    let after = ov::run::calver::now();
     let first = tags_of(&[before.clone(), after.clone()]);
     let tagged: Vec<&(String, Option<String>)> =
         first.iter().filter(|(_, id)| id.is_some()).collect();
     assert!(!tagged.is_empty(), "no calver tag among {first:?}");
     let id = tagged[0].1.clone();
     // Wait for the next minute so the next run's calver differs.
-    while ov::calver::now() == after {
+    while ov::run::calver::now() == after {
         std::thread::sleep(std::time::Duration::from_secs(1));
     }
-    let mid = ov::calver::now();
+    let mid = ov::run::calver::now();
     let again = built_ok(&ov);
-    let later = ov::calver::now();
+    let later = ov::run::calver::now();
     let second = tags_of(&[mid, later]);
     let auto = image_of("localhost/ov-test/app:auto");
     for (t, _) in first.iter().chain(&second) {

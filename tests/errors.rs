@@ -869,3 +869,124 @@ fn label_fields_of_the_wrong_shape_are_refused_at_load() {
         "layers/greeting/layer.yml:9:5: error: layer `greeting`: `env_accept` cannot go into ov's labels",
     ]);
 }
+
+// ---------------------------------------------------------------- builder stages
+
+const NPM_BUILDER: &str = r#"builder:
+  npm:
+    detect_file: [package.json]
+    stage_template: |
+      FROM {{.BuilderRef}} AS {{.StageName}}
+      RUN npm --version
+    copy_artifact:
+      - {src: '{{.Home}}', dst: '{{.Home}}', chown: true}
+  cargo:
+    detect_file: [Cargo.toml]
+    inline: true
+    install_template: |
+      RUN --mount=type=bind,from={{.LayerStage}},source=/,target=/ctx cargo install --path /ctx
+"#;
+
+#[test]
+fn an_inline_builder_renders_in_the_layer_and_one_that_does_not_parse_is_refused() {
+    let p = Project::mini();
+    p.append("build.yml", NPM_BUILDER);
+    p.write("layers/web/Cargo.toml", "[package]\nname = \"web\"\n");
+    valid(&p);
+    let generated = Ov::new(p.path()).ok(&["image", "generate", "app"]);
+    generated.stdout_has(&[
+        "# node: layer:web@app\nFROM scratch AS web\nCOPY ./ /\n\nFROM layer:greeting@app\n",
+        "USER 1000\nRUN --mount=type=bind,from=web,source=/,target=/ctx cargo install --path /ctx\nUSER root\n",
+    ]);
+    p.edit("build.yml", "--path /ctx", "--path {{.Ctx");
+    invalid(&p).stderr_has(&["build.yml:", "builder.cargo.install_template"]);
+}
+
+#[test]
+fn a_stage_without_a_builder_image_is_refused_at_the_image() {
+    let p = Project::mini();
+    p.append("build.yml", NPM_BUILDER);
+    p.write("layers/web/package.json", "{}\n");
+    invalid(&p).stderr_has(&[
+        "image.yml:6:9: error: image `app`",
+        "error: image `app`: layer `web` needs builder `npm` (it has `package.json`) but no \
+         `builder: {npm: <image>}` names the image it runs on",
+    ]);
+    // Naming one makes the project valid, and the plan runs the stage on it.
+    p.edit(
+        "image.yml",
+        "    base: base-os\n",
+        "    base: base-os\n    builder: {npm: base-os}\n",
+    );
+    valid(&p);
+    let graph = Ov::new(p.path()).graph(&[]);
+    assert!(
+        graph.ids_of("stage").contains("stage:web-npm@app"),
+        "{:?}",
+        graph.ids()
+    );
+}
+
+#[test]
+fn a_stage_template_that_does_not_parse_is_refused_at_its_builder() {
+    let p = Project::mini();
+    p.append(
+        "build.yml",
+        &NPM_BUILDER.replace("RUN npm --version", "RUN {{.Oops"),
+    );
+    invalid(&p).stderr_has(&["build.yml:", "builder.npm.stage_template"]);
+}
+
+#[test]
+fn one_stage_node_serves_every_image_whose_stage_inputs_are_equal() {
+    let p = Project::mini();
+    p.append("build.yml", NPM_BUILDER);
+    p.write("layers/greeting/package.json", "{}\n");
+    // app2 applies greeting on another parent: its layer node differs, the
+    // stage (same builder image, files, template and user) does not.
+    p.write(
+        "image.yml",
+        "image:\n  base-os:\n    base: quay.io/fedora/fedora:43\n    distro: [fedora:43, fedora]\n  \
+         app:\n    base: base-os\n    builder: {npm: base-os}\n    layer: [greeting, web]\n  \
+         app2:\n    base: quay.io/fedora/fedora:43\n    distro: [fedora:43, fedora]\n    \
+         builder: {npm: base-os}\n    layer: [greeting]\n",
+    );
+    valid(&p);
+    let ov = Ov::new(p.path());
+    let graph = ov.graph(&[]);
+    let stages = graph.ids_of("stage");
+    assert_eq!(stages.len(), 1, "{stages:?}");
+    let layers = graph.ids_of("layer");
+    assert!(
+        layers.contains("layer:greeting@app") && layers.contains("layer:greeting@app2"),
+        "{layers:?}"
+    );
+    let explain = ov.ok(&["explain", stages.iter().next().unwrap()]);
+    assert!(
+        explain
+            .stdout
+            .contains("impure: the builder's package registry"),
+        "{}",
+        explain.stdout
+    );
+}
+
+#[test]
+fn a_layer_whose_name_cannot_name_a_stage_is_refused_at_the_layer() {
+    let p = Project::mini();
+    p.append("build.yml", NPM_BUILDER);
+    p.write("layers/Shout/layer.yml", "layer:\n  env: {LOUD: \"1\"}\n");
+    p.write("layers/Shout/package.json", "{}\n");
+    p.edit(
+        "image.yml",
+        "      - web\n",
+        "      - web\n      - Shout\n    builder: {npm: base-os}\n",
+    );
+    let run = invalid(&p);
+    run.stderr_has(&[
+        "layers/Shout/layer.yml:",
+        "error: layer `Shout` triggers builder `npm` (it has `package.json`)",
+        "is not a stage name",
+    ]);
+    assert_eq!(errors(&run).len(), 1, "{}", run.stderr);
+}

@@ -6,7 +6,7 @@
 
 use crate::util::{shared_fixture, Project};
 use ov::workspace::{Dirs, Workspace};
-use ov_rules::exec::{steps_sent, EngineQuirks};
+use ov_rules::rule::{steps_sent, EngineQuirks};
 use ov_rules::Rendered;
 use std::path::Path;
 use tempfile::TempDir;
@@ -24,7 +24,7 @@ fn open(project: &Path) -> (Workspace, TempDir) {
 fn render(ws: &Workspace, id: &str) -> Rendered {
     let ix = ws.plan.by_id[id];
     let node = &ws.plan.graph[ix];
-    steps_sent(node.kind, &node.spec, &EngineQuirks::for_build())
+    steps_sent(&node.spec, &EngineQuirks::for_build())
         .expect("a layer or image node")
         .unwrap_or_else(|e| panic!("{id}: {e}"))
 }
@@ -246,8 +246,11 @@ fn tag_auto_is_no_part_of_the_key() {
     let (ws, _tmp) = open(&shared_fixture("pods"));
     let ix = ws.plan.images["web"];
     assert_eq!(
-        ws.plan.graph[ix].spec["tag"],
-        serde_json::json!("ghcr.io/overthinkos/web:auto")
+        match &ws.plan.graph[ix].spec {
+            ov_rules::NodeSpec::Image(image) => image.tag.as_str(),
+            other => panic!("not an image: {other:?}"),
+        },
+        "ghcr.io/overthinkos/web:auto"
     );
     let r = render(&ws, "image:web");
     assert!(
@@ -256,7 +259,7 @@ fn tag_auto_is_no_part_of_the_key() {
         r.containerfile()
     );
     assert_eq!(
-        ov::calver::resolve("ghcr.io/overthinkos/web:auto", "2026.141.1600"),
+        ov::run::calver::resolve("ghcr.io/overthinkos/web:auto", "2026.141.1600"),
         "ghcr.io/overthinkos/web:2026.141.1600"
     );
 }

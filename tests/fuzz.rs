@@ -572,7 +572,7 @@ fn the_generator_can_produce_the_valid_files() {
         ]),
     )]);
     let text = emit(&y);
-    let docs = ov::yaml::parse(&text).unwrap();
+    let docs = ov::load::yaml::parse(&text).unwrap();
     assert_eq!(
         docs[0].to_json(),
         serde_json::json!({"layer": {"require": ["greeting"], "package": ["nginx", "@x"], "env": {"A": "it's"}, "eval": [{"id": "x"}]}}),

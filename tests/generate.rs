@@ -1,4 +1,4 @@
-//! `ov::generate::generate` over the shared fixtures (Fedora, rpm): every
+//! `ov::commands::generate::generate` over the shared fixtures (Fedora, rpm): every
 //! image's rendered Containerfile steps, node by node, against a golden
 //! file in `tests/golden/generate/<fixture>-<image>.Containerfile`.
 //!
@@ -7,9 +7,9 @@
 //! it is the review.
 
 use crate::util::shared_fixture;
-use ov::generate::generate;
+use ov::commands::generate::generate;
 use ov::workspace::{Dirs, Workspace};
-use ov_rules::exec::EngineQuirks;
+use ov_rules::rule::EngineQuirks;
 use ov_rules::RenderOpts;
 use std::path::{Path, PathBuf};
 use tempfile::TempDir;
@@ -180,9 +180,7 @@ fn generate_prints_what_the_build_sends() {
     let mut sections = printed.split("# node: ").skip(1);
     let mut compared = 0;
     for node in ws.plan.graph.node_weights() {
-        let Some(sent) =
-            ov_rules::exec::steps_sent(node.kind, &node.spec, &EngineQuirks::for_build())
-        else {
+        let Some(sent) = ov_rules::rule::steps_sent(&node.spec, &EngineQuirks::for_build()) else {
             continue;
         };
         let Some(section) = printed

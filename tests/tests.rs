@@ -35,6 +35,10 @@
 //!   concurrent builds sharing work, a read-only cache dir, a full disk.
 //! - `regression`: one test per bug found, named after the bug (ignored,
 //!   with the reason, while the bug is open).
+//! - `stages`: a builder stage (build.yml's npm stage on a builder image
+//!   with Debian's npm) built for real against the npm registry; its
+//!   output in the final image; a no-op rebuild; a dependency change;
+//!   ov's inline cargo builder (`tests/fixtures/cargo-inline`).
 //! - `secrets`: passwords and tokens in engine URLs (and in a failing
 //!   step's output) are masked in every message, progress mode, `ov doctor`
 //!   and `ov settings`.
@@ -57,6 +61,8 @@ mod fuzz;
 mod generate;
 mod golden;
 mod inject;
+mod realistic;
 mod regression;
 mod secrets;
+mod stages;
 mod store;

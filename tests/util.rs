@@ -515,3 +515,85 @@ pub fn containers_of_run(pid: u32) -> usize {
         .filter(|l| l.contains(&format!("org.overthinkos.ov.run:{pid}-")))
         .count()
 }
+
+/// The repository the realistic project takes its build.yml and remote
+/// layers from, as it lies in a repo cache.
+pub const ACME_REPO: &str = "github.com/acme/ovbase";
+/// Its version the project pins.
+pub const ACME_VERSION: &str = "v1";
+/// A line only the repository's supervisord header holds, so a test can
+/// tell it from the project's own file of the same name.
+pub const ACME_HEADER_MARK: &str = "; header from the acme repository";
+
+/// Where the realistic project's repository is checked out in `repo_cache`.
+pub fn acme_checkout(repo_cache: &Path) -> PathBuf {
+    repo_cache.join(format!("github.com/acme/ovbase@{ACME_VERSION}"))
+}
+
+/// Lays the acme repository out in `repo_cache` as a checkout would: a
+/// build.yml (examples/web's: Debian's apt template and the supervisord
+/// init) whose init header lives in the repository's `templates/`, and
+/// a `supervisord` layer.
+pub fn acme_repo(repo_cache: &Path) {
+    let examples = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/web"));
+    let repo = acme_checkout(repo_cache);
+    std::fs::create_dir_all(repo.join("templates")).unwrap();
+    std::fs::create_dir_all(repo.join("layers/supervisord")).unwrap();
+    std::fs::copy(examples.join("build.yml"), repo.join("build.yml")).unwrap();
+    let header =
+        std::fs::read_to_string(examples.join("templates/supervisord.header.conf")).unwrap();
+    std::fs::write(
+        repo.join("templates/supervisord.header.conf"),
+        format!("{ACME_HEADER_MARK}\n{header}"),
+    )
+    .unwrap();
+    std::fs::copy(
+        examples.join("layers/supervisord/layer.yml"),
+        repo.join("layers/supervisord/layer.yml"),
+    )
+    .unwrap();
+}
+
+impl Project {
+    /// A Debian project in the shape of a real ov project: its build.yml
+    /// and its init's layer come by remote reference from the acme
+    /// repository (see [`acme_repo`], which the caller lays out in the
+    /// repo cache), and its one image `web`, on the external base
+    /// `localhost/bookworm-minbase:1`, installs a local layer with a
+    /// service. The project holds no `templates/` of its own: the init
+    /// header can only come from the repository.
+    pub fn realistic() -> Project {
+        let examples = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/web"));
+        let p = Project {
+            dir: TempDir::with_prefix("ov-test-project-").expect("temp dir"),
+        };
+        copy_tree(&examples.join("layers/web"), &p.path().join("layers/web"));
+        p.edit(
+            "layers/web/layer.yml",
+            "require: [supervisord]",
+            &format!("require: [\"@{ACME_REPO}/layers/supervisord:{ACME_VERSION}\"]"),
+        );
+        p.write(
+            "overthink.yml",
+            format!(
+                "version: 2026.141.1600\n\
+                 include:\n  - image.yml\n  - \"@{ACME_REPO}/build.yml:{ACME_VERSION}\"\n\
+                 discover:\n  layer:\n    - path: layers\n      recursive: true\n\
+                 defaults:\n  registry: localhost/ov-realistic\n  build: [deb]\n  \
+                 distro: [debian:12, debian]\n  tag: dev\n"
+            ),
+        );
+        // ISSUE-8 (item 9): the user/home/env/npm parts of the image go
+        // here once the bootstrap preamble, `~` expansion and npm stages
+        // are merged: `user: app` (uid 1000, home /home/app), a layer with
+        // `env: {NPM_CONFIG_PREFIX: ~/.npm-global}` and a `package.json`
+        // built by the npm builder stage.
+        p.write(
+            "image.yml",
+            "version: 2026.141.1600\n\
+             image:\n  web:\n    base: localhost/bookworm-minbase:1\n    layer:\n      - web\n    \
+             user: root\n    uid: 0\n    gid: 0\n",
+        );
+        p
+    }
+}

@@ -1,5 +1,5 @@
 //! Containerfile steps for `layer` and `image` nodes, rendered from the
-//! JSON specs the planner builds (`src/plan.rs`).
+//! specs the planner builds ([`LayerSpec`], [`ImageSpec`]).
 //!
 //! A node is built `FROM` its parent (the executor writes that line), so
 //! the steps here never contain `FROM` and never refer to other stages: a
@@ -18,14 +18,56 @@ mod labels;
 mod layer;
 pub(crate) mod quote;
 pub mod shell;
+pub mod stage;
 mod tasks;
 
-pub use image::render_image;
 pub use labels::{check_label_field, LABEL_FIELDS};
-pub use layer::render_layer;
 
+use crate::rule::{ImageSpec, LayerSpec, StageSpec};
 use crate::template::TemplateError;
+pub use layer::StageRefs;
 use serde_json::Value as Json;
+pub use stage::StagePlace;
+
+/// Renders a layer node's steps. See the module docs for what the build
+/// context holds.
+pub fn render_layer(spec: &LayerSpec, opts: &RenderOpts) -> Result<Rendered, RenderError> {
+    render_layer_with(spec, opts, &StageRefs::new())
+}
+
+/// [`render_layer`] with the images its builder stages made, for their
+/// `COPY --from` (without one, a stage is named by its node id, as
+/// `ov image generate` shows other nodes).
+pub fn render_layer_with(
+    spec: &LayerSpec,
+    opts: &RenderOpts,
+    refs: &StageRefs,
+) -> Result<Rendered, RenderError> {
+    layer::render_layer_with(&as_json(spec, "layer", &spec.layer)?, opts, refs)
+}
+
+/// Renders a builder stage node's whole Containerfile (see [`stage`]).
+pub fn render_stage(
+    spec: &StageSpec,
+    place: StagePlace,
+    opts: &RenderOpts,
+) -> Result<String, RenderError> {
+    stage::render_stage(&as_json(spec, "stage", &spec.layer)?, place, opts)
+}
+
+/// Renders an image node's steps.
+pub fn render_image(spec: &ImageSpec, opts: &RenderOpts) -> Result<Rendered, RenderError> {
+    image::render_image(&as_json(spec, "image", &spec.name)?, opts)
+}
+
+/// The spec as the JSON the renderer reads: the same text that is hashed
+/// into the node's key, so rendering sees exactly what was keyed.
+fn as_json(spec: &impl serde::Serialize, kind: &str, name: &str) -> Result<Json, RenderError> {
+    serde_json::to_value(spec).map_err(|e| RenderError::Spec {
+        node: format!("{kind} `{name}`"),
+        message: e.to_string(),
+    })
+}
 
 /// Engine quirks that change the rendered text.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,9 +106,21 @@ pub struct Rendered {
     /// Files to put in the build context, by path inside the context,
     /// sorted by path, each path once.
     pub context_files: Vec<(String, Vec<u8>)>,
+    /// A stage of that name holding the build context, which the steps
+    /// bind-mount with `from=` (ov's `FROM scratch AS <layer>`; an inline
+    /// builder's `.LayerStage`). The executor writes it before `FROM`.
+    pub context_stage: Option<String>,
 }
 
 impl Rendered {
+    /// The named context stage, as Containerfile text to put first.
+    pub fn context_stage_text(&self) -> String {
+        match &self.context_stage {
+            Some(name) => format!("FROM scratch AS {name}\nCOPY ./ /\n\n"),
+            None => String::new(),
+        }
+    }
+
     /// The steps as Containerfile text (one per line, newline-terminated).
     pub fn containerfile(&self) -> String {
         let mut out = String::new();
@@ -141,6 +195,7 @@ pub enum RenderError {
 struct Steps {
     steps: Vec<String>,
     files: std::collections::BTreeMap<String, Vec<u8>>,
+    context_stage: Option<String>,
 }
 
 impl Steps {
@@ -176,6 +231,7 @@ impl Steps {
         Ok(Rendered {
             steps: self.steps,
             context_files: self.files.into_iter().collect(),
+            context_stage: self.context_stage,
         })
     }
 }

@@ -141,6 +141,19 @@ fn is_transport(e: &bollard::errors::Error) -> bool {
     )
 }
 
+/// One image as [`Engine::image_usage`] describes it.
+#[derive(Clone, Debug)]
+pub struct ImageUsage {
+    /// Its id.
+    pub id: ImageId,
+    /// Every `repo:tag` pointing at it (none: dangling).
+    pub tags: Vec<String>,
+    /// Bytes of all its layers, those it shares with other images included.
+    pub size: u64,
+    /// Its labels.
+    pub labels: HashMap<String, String>,
+}
+
 /// Which engine answers, for keys (the engine shapes image output) and doctor.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct EngineIdentity {
@@ -318,6 +331,35 @@ impl Engine {
                 labels: i.labels,
             }
         })))
+    }
+
+    /// The image `reference` names (a tag or an id) with its size, tags,
+    /// parent and labels; `None` when the engine has no such image. One
+    /// inspect: unlike a list, its cost does not grow with the engine's
+    /// other images.
+    pub async fn image_usage(&self, reference: &str) -> Result<Option<ImageUsage>, EngineError> {
+        let r = timed("inspect image", 60, async {
+            Ok(self.call().inspect_image(reference).await)
+        })
+        .await?;
+        let i = match r {
+            Ok(i) => i,
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => return Ok(None),
+            Err(e) => return Err(api(format!("inspect image {reference}"))(e)),
+        };
+        Ok(Some(ImageUsage {
+            id: ImageId::new(i.id.as_deref().unwrap_or(reference)),
+            tags: i
+                .repo_tags
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|t| !t.starts_with("<none>"))
+                .collect(),
+            size: i.size.and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
+            labels: i.config.and_then(|c| c.labels).unwrap_or_default(),
+        }))
     }
 
     /// Removes the tag `reference`, and the image when it was its last tag

@@ -42,6 +42,11 @@ impl Ingredients {
         ing
     }
 
+    /// Starts the key of the node whose spec is `spec`.
+    pub fn for_spec(spec: &crate::NodeSpec) -> Self {
+        Self::new(spec.kind(), &spec.to_json())
+    }
+
     fn push(&mut self, name: &str, digest: &[u8; 32]) {
         self.hasher.update(&(name.len() as u64).to_le_bytes());
         self.hasher.update(name.as_bytes());

@@ -13,6 +13,8 @@ pub enum NodeKind {
     Base,
     /// Run a build.yml bootstrap builder into a rootfs.
     Bootstrap,
+    /// Run a build.yml builder's stage for one layer on a builder image.
+    Stage,
     /// Apply one layer on a parent image.
     Layer,
     /// Finish an image: ENV, EXPOSE, init assembly, USER, labels, tag.
@@ -31,10 +33,11 @@ pub enum NodeKind {
 
 impl NodeKind {
     /// Every kind, in pipeline order.
-    pub const ALL: [NodeKind; 10] = [
+    pub const ALL: [NodeKind; 11] = [
         NodeKind::Source,
         NodeKind::Base,
         NodeKind::Bootstrap,
+        NodeKind::Stage,
         NodeKind::Layer,
         NodeKind::Image,
         NodeKind::Eval,
@@ -50,6 +53,7 @@ impl NodeKind {
             NodeKind::Source => "source",
             NodeKind::Base => "base",
             NodeKind::Bootstrap => "bootstrap",
+            NodeKind::Stage => "stage",
             NodeKind::Layer => "layer",
             NodeKind::Image => "image",
             NodeKind::Eval => "eval",
@@ -73,8 +77,9 @@ impl NodeKind {
             NodeKind::Source => 1,
             NodeKind::Base => 1,
             NodeKind::Bootstrap => 1,
+            NodeKind::Stage => 1,
             NodeKind::Layer => 1,
-            NodeKind::Image => 1,
+            NodeKind::Image => 2,
             NodeKind::Eval => 1,
             NodeKind::Disk => 1,
             NodeKind::CloudImage => 1,

@@ -12,10 +12,13 @@
 //! Containerfile steps plus the files to stage in the build context (see
 //! [`containerfile`]); build.yml's Go templates go through [`template`].
 //!
-//! [`engine`] is the container engine client (bollard, the Docker-compatible
-//! API: podman's socket by default), and [`exec`] holds one executor per
-//! node kind. Executors return their outputs and files; they never write the
-//! store, so the caller alone decides when a result is recorded.
+//! [`rule`] holds one module per node kind: its typed spec (what the
+//! planner builds and the key hashes) and its [`Rule`] (resource class,
+//! execution, how a cache hit is restored). [`NodeSpec`] wraps them. Rules
+//! reach the engine through [`rule::ContainerEngine`], which [`engine`]'s
+//! bollard client implements. Executors return their outputs and files;
+//! they never write the store, so the caller alone decides when a result
+//! is recorded.
 //!
 //! ```
 //! use ov_rules::{Ingredients, NodeKind};
@@ -33,15 +36,19 @@ mod canonical;
 pub mod containerfile;
 pub mod context;
 pub mod engine;
-pub mod exec;
 pub mod images;
 mod ingredients;
 mod kind;
 pub mod ping;
+pub mod rule;
 pub mod template;
 
 pub use canonical::canonical_json;
-pub use containerfile::{render_image, render_layer, RenderError, RenderOpts, Rendered};
+pub use containerfile::{
+    render_image, render_layer, render_layer_with, render_stage, RenderError, RenderOpts, Rendered,
+    StagePlace, StageRefs,
+};
 pub use ingredients::{Ingredient, Ingredients, Manifest};
 pub use kind::NodeKind;
 pub use ov_cache::NodeKey;
+pub use rule::{NodeSpec, Rule};

@@ -2,8 +2,8 @@
 
 use super::decode::{check_keys, Cx, Keys};
 use crate::diag::Diagnostics;
-use crate::model::BuildConfig;
-use crate::yaml::Node;
+use crate::load::model::{BuildConfig, DefOrigin};
+use crate::load::yaml::Node;
 use serde_json::Value as Json;
 
 const DISTRO_KNOWN: &[&str] = &[
@@ -80,7 +80,14 @@ pub enum Section {
 }
 
 /// Adds the entries of one `distro:`/`builder:`/`init:` map; first definition wins.
-pub fn decode(cx: &mut Cx, out: &mut BuildConfig, section: Section, node: &Node) {
+/// `origin` is the remote include the file came from (`None`: the project's own).
+pub fn decode(
+    cx: &mut Cx,
+    out: &mut BuildConfig,
+    section: Section,
+    node: &Node,
+    origin: Option<&DefOrigin>,
+) {
     let Some(entries) = node.as_map() else {
         if !node.is_null() {
             cx.error(
@@ -120,6 +127,9 @@ pub fn decode(cx: &mut Cx, out: &mut BuildConfig, section: Section, node: &Node)
         if !map.contains_key(name) {
             map.insert(name.to_string(), v.to_json());
             out.locs.insert(format!("{word}.{name}"), cx.loc(k));
+            if let Some(o) = origin {
+                out.origins.insert(format!("{word}.{name}"), o.clone());
+            }
         }
     }
 }

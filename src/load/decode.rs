@@ -1,8 +1,8 @@
 //! Small typed readers over [`Node`]s that report through [`Diagnostics`].
 
 use crate::diag::{did_you_mean, Diagnostics, Loc};
-use crate::model::Spanned;
-use crate::yaml::{Node, Value};
+use crate::load::model::Spanned;
+use crate::load::yaml::{Node, Value};
 use indexmap::IndexMap;
 use serde_json::Value as Json;
 use std::path::PathBuf;

@@ -1,8 +1,8 @@
 //! Decoding image entries and the `defaults` block (ov-format §1.3).
 
 use super::decode::{self, check_keys, Cx, Keys};
-use crate::model::{Image, Spanned};
-use crate::yaml::Node;
+use crate::load::model::{Image, Spanned};
+use crate::load::yaml::Node;
 use indexmap::IndexMap;
 
 const KNOWN: &[&str] = &[

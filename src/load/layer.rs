@@ -2,8 +2,8 @@
 
 use super::decode::{self, check_keys, Cx, Keys};
 use super::literal;
-use crate::model::{Layer, Task};
-use crate::yaml::Node;
+use crate::load::model::{Layer, Task};
+use crate::load::yaml::Node;
 use serde_json::Value as Json;
 
 const KNOWN: &[&str] = &[

@@ -7,7 +7,7 @@
 //! NUL fits nowhere but a `write:` content (a staged file).
 
 use super::decode::Cx;
-use crate::yaml::{Node, Value};
+use crate::load::yaml::{Node, Value};
 use ov_rules::containerfile::accept::{
     has_control, is_package_name, is_template_value, is_user_spec, is_var_name,
 };

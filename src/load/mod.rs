@@ -2,6 +2,11 @@
 //! repo cache), discovered layer directories and remote layer refs, merged
 //! with "first definition wins" into a [`Project`].
 
+pub mod image_ref;
+pub mod model;
+pub mod validate;
+pub mod yaml;
+
 mod build;
 mod decode;
 mod image;
@@ -14,8 +19,8 @@ mod vm;
 pub use remote::RemoteRef;
 
 use crate::diag::{Diagnostics, InvalidProject, Loc};
-use crate::model::{Image, Layer, Project};
-use crate::yaml::{Node, Span};
+use crate::load::model::{DefOrigin, Image, Layer, Project, RemoteInclude};
+use crate::load::yaml::{Node, Span};
 use decode::{Cx, Keys};
 use indexmap::IndexMap;
 use parse_cache::{ParseCache, ReadError};
@@ -79,6 +84,7 @@ pub fn load(root: &Path, opts: &LoadOptions) -> Result<Loaded, InvalidProject> {
         seen: HashSet::new(),
         discover: Vec::new(),
         pending_from: Vec::new(),
+        origin: None,
     };
     let entry = root.join("overthink.yml");
     if !entry.is_file() {
@@ -123,7 +129,7 @@ pub fn load(root: &Path, opts: &LoadOptions) -> Result<Loaded, InvalidProject> {
     let in_a_layer = opts
         .parse_cache
         .as_deref()
-        .is_some_and(|p| crate::layer_files::layer_holding(&project, p).is_some());
+        .is_some_and(|p| crate::plan::layer_files::layer_holding(&project, p).is_some());
     if !in_a_layer {
         cache.save();
     }
@@ -143,6 +149,9 @@ struct Loader<'a> {
     discover: Vec<(PathBuf, bool)>,
     /// `layer: {x: {from: dir}}` entries, read once the file is done.
     pending_from: Vec<(String, PathBuf, Loc)>,
+    /// The remote include the file being read came from (its own local
+    /// includes inherit it): build.yml definitions remember it.
+    origin: Option<DefOrigin>,
 }
 
 impl Loader<'_> {
@@ -224,6 +233,7 @@ impl Loader<'_> {
             }
         }
         for (target, loc) in includes {
+            let mut origin = self.origin.clone();
             let resolved = if target.starts_with('@') {
                 match RemoteRef::parse(&target) {
                     Some(r) => {
@@ -236,6 +246,15 @@ impl Loader<'_> {
                             self.diags.error(Some(loc), msg);
                             continue;
                         }
+                        origin = Some(DefOrigin {
+                            root: r.checkout_dir(&self.opts.repo_cache),
+                            include: RemoteInclude {
+                                repo: r.repo_id(),
+                                version: r.version.clone().unwrap_or_else(|| "HEAD".into()),
+                                path: r.path.clone(),
+                                loc: loc.clone(),
+                            },
+                        });
                         p
                     }
                     None => {
@@ -246,7 +265,9 @@ impl Loader<'_> {
             } else {
                 dir.join(&target)
             };
+            let outer = std::mem::replace(&mut self.origin, origin);
             self.file(&resolved, Some(&loc), depth + 1);
+            self.origin = outer;
         }
         self.stack.pop();
     }
@@ -397,13 +418,15 @@ impl Loader<'_> {
                         }
                     }
                 }
-                "distro" => {
-                    build::decode(&mut cx, &mut self.project.build, build::Section::Distro, v)
+                "distro" | "builder" | "init" => {
+                    let section = match key.as_str() {
+                        "distro" => build::Section::Distro,
+                        "builder" => build::Section::Builder,
+                        _ => build::Section::Init,
+                    };
+                    let origin = self.origin.as_ref();
+                    build::decode(&mut cx, &mut self.project.build, section, v, origin)
                 }
-                "builder" => {
-                    build::decode(&mut cx, &mut self.project.build, build::Section::Builder, v)
-                }
-                "init" => build::decode(&mut cx, &mut self.project.build, build::Section::Init, v),
                 // pod, k8s, local, deploy, ai, recipe, score: entities this
                 // engine does not build; accepted without comment.
                 _ => {}
@@ -459,7 +482,7 @@ impl Loader<'_> {
                 ),
                 _ => cx.error(doc, format!("layer.yml must be a map with one `layer:` key, found {}", doc.shape())),
             },
-            [] => cx.error(&Node { value: crate::yaml::Value::Null, span: Span { line: 1, col: 1 } }, "layer.yml is empty; it needs a `layer:` key"),
+            [] => cx.error(&Node { value: crate::load::yaml::Value::Null, span: Span { line: 1, col: 1 } }, "layer.yml is empty; it needs a `layer:` key"),
             _ => cx.error(docs[1], "layer.yml must hold one document"),
         }
         self.project.files.push(shown.to_path_buf());
@@ -558,7 +581,7 @@ impl Loader<'_> {
     /// rewrites the refs to layer keys.
     fn remote_layers(&mut self) {
         let mut queue: Vec<(RemoteRef, Loc)> = Vec::new();
-        let collect = |list: &mut Vec<crate::model::Spanned<String>>,
+        let collect = |list: &mut Vec<crate::load::model::Spanned<String>>,
                        parent: Option<&RemoteRef>,
                        queue: &mut Vec<(RemoteRef, Loc)>,
                        diags: &mut Diagnostics| {
@@ -646,7 +669,7 @@ fn discover_block(cx: &mut Cx, dir: &Path, v: &Node, out: &mut Vec<(PathBuf, boo
     };
     for (_, _, roots) in decode::check_keys(cx, v, &keys) {
         let items: Vec<&Node> = match &roots.value {
-            crate::yaml::Value::Seq(items) => items.iter().collect(),
+            crate::load::yaml::Value::Seq(items) => items.iter().collect(),
             _ => vec![roots],
         };
         for item in items {

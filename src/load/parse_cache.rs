@@ -1,7 +1,7 @@
 //! A cache of parsed YAML trees keyed by file fingerprint, so a warm run
 //! only `stat`s the ~2,000 `layer.yml` files of a large project.
 
-use crate::yaml::{self, Duplicate, Node, SyntaxError};
+use crate::load::yaml::{self, Duplicate, Node, SyntaxError};
 use ov_cache::{atomic_write, Fingerprint};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;

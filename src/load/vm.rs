@@ -1,8 +1,8 @@
 //! Decoding VM entities from `vm.yml` and `deploy.yml`'s `vm:` map (§1.5).
 
 use super::decode::{self, check_keys, Cx, Keys};
-use crate::model::{Vm, VmSourceKind};
-use crate::yaml::Node;
+use crate::load::model::{Vm, VmSourceKind};
+use crate::load::yaml::Node;
 use indexmap::IndexMap;
 use serde_json::Value as Json;
 
@@ -138,6 +138,14 @@ pub fn decode(cx: &mut Cx, name: &str, node: &Node) -> Option<Vm> {
         .and_then(|n| decode::spanned_string(cx, image_field, n));
     if kind == VmSourceKind::Bootc && image.is_none() {
         cx.error(source, format!("{what}: a bootc source needs `image`"));
+    }
+    // The builder has to run in some image: the plan's bootstrap node
+    // depends on it.
+    if kind == VmSourceKind::Bootstrap && image.is_none() {
+        cx.error(
+            source,
+            format!("{what}: a bootstrap source needs `builder_image`"),
+        );
     }
     if kind == VmSourceKind::CloudImage && source.get("url").and_then(Node::as_str).is_none() {
         cx.error(source, format!("{what}: a cloud_image source needs `url`"));

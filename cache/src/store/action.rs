@@ -445,4 +445,103 @@ mod tests {
         let used = std::fs::metadata(&path).unwrap().modified().unwrap();
         assert!(used > std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000));
     }
+    /// A tmpfs of `size` on a fresh dir, unmounted on drop: a disk that
+    /// really fills up. Mounting needs root, as the whole suite does.
+    struct Tmpfs(tempfile::TempDir);
+
+    impl Tmpfs {
+        fn new(size: &str) -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let status = std::process::Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+                .arg(dir.path())
+                .status()
+                .expect("running mount");
+            assert!(status.success(), "mounting a tmpfs needs root");
+            Tmpfs(dir)
+        }
+    }
+
+    impl Drop for Tmpfs {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(self.0.path())
+                .status();
+        }
+    }
+
+    /// Fills the file system of `dir` but for `pages` free pages.
+    fn fill_but(dir: &std::path::Path, pages: u64) {
+        let filler = dir.join("filler");
+        let _ = std::fs::remove_file(&filler);
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let page = vec![0u8; 4096];
+        while std::io::Write::write_all(&mut f, &page).is_ok() {}
+        let full = f.metadata().unwrap().len();
+        f.set_len(full.saturating_sub(pages * 4096)).unwrap();
+    }
+
+    #[test]
+    fn a_full_disk_mid_index_append_leaves_whole_lines() {
+        let fs = Tmpfs::new("1m");
+        let store = Store::open(&fs.0.path().join("store")).unwrap();
+        let old = NodeKey::of_bytes(b"old");
+        let old_result = result("old", &[]);
+        store.put_action(&old, &old_result).unwrap();
+        let mut torn_append = false;
+        for pages in 0..6u64 {
+            let key = NodeKey::of_bytes(&pages.to_le_bytes());
+            // Blank lines, which every reader skips, bring the key's bucket
+            // to just short of a page: its entry's append then needs a new
+            // page half-way through the line.
+            let bucket = store.bucket_of(&ac_key(&key));
+            std::fs::create_dir_all(bucket.parent().unwrap()).unwrap();
+            let padding = vec![b'\n'; 4096 - 40];
+            std::fs::write(&bucket, &padding).unwrap();
+            fill_but(fs.0.path(), pages);
+            let r = result("new", &[]);
+            let put = store.put_action(&key, &r);
+            std::fs::remove_file(fs.0.path().join("filler")).unwrap();
+            let record = serde_json::to_vec(&AcRecord {
+                format: AC_FORMAT.to_string(),
+                key: key.to_string(),
+                result: r.clone(),
+            })
+            .unwrap();
+            let record_stored = store.has_blob(&BlobDigest::of_bytes(&record));
+            match put {
+                Ok(()) => {
+                    assert_eq!(store.get_action(&key).unwrap(), Lookup::Hit(r));
+                    break;
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    assert!(!msg.is_empty());
+                    if record_stored {
+                        // The record went in and the index append hit the
+                        // full disk: the bucket holds what it held, whole.
+                        torn_append = true;
+                        let now = std::fs::read(&bucket).unwrap();
+                        assert!(
+                            now == padding,
+                            "{msg}: the bucket grew from {} to {} bytes, ending {:?}",
+                            padding.len(),
+                            now.len(),
+                            String::from_utf8_lossy(&now[padding.len().min(now.len())..])
+                        );
+                    }
+                    assert_eq!(store.get_action(&key).unwrap(), Lookup::Miss);
+                }
+            }
+            assert_eq!(
+                store.get_action(&old).unwrap(),
+                Lookup::Hit(old_result.clone())
+            );
+        }
+        assert!(
+            torn_append,
+            "no round found the disk full in the index append"
+        );
+    }
 }

@@ -71,6 +71,20 @@ impl Store {
         }
     }
 
+    /// The keys the last-run records name: what the latest run of each
+    /// node made, kept even when gc has evicted its entry.
+    pub fn last_run_keys(&self) -> Result<std::collections::HashSet<NodeKey>, Error> {
+        let mut keys = std::collections::HashSet::new();
+        for path in self.last_files() {
+            if let LastFile::Record(rec) = Self::read_last_file(&path)? {
+                if let Ok(k) = rec.key.parse() {
+                    keys.insert(k);
+                }
+            }
+        }
+        Ok(keys)
+    }
+
     /// Where the record of `node_id` lives: named by a hash because node ids
     /// contain `:` and `@` and may be long.
     fn last_path(&self, node_id: &str) -> PathBuf {

@@ -36,6 +36,15 @@ pub fn is_template_value(s: &str) -> bool {
         })
 }
 
+/// A Containerfile stage name (`FROM … AS <name>`, `--mount=…,from=<name>`)
+/// as buildah and BuildKit take it: lower case, starting with a letter.
+/// Layers that trigger a builder name a stage after themselves.
+pub fn is_stage_name(s: &str) -> bool {
+    s.starts_with(|c: char| c.is_ascii_lowercase())
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c))
+}
+
 /// A task's `user:` as `USER` and `COPY --chown` take it: a name or id,
 /// optionally `:group`, with `${USER}`-style references (ov substitutes
 /// the image user's).

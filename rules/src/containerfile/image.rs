@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 /// (the init system's header file, e.g. `templates/supervisord.header.conf`),
 /// `capabilities` (`preserve_user`, `oci_label`) and `eval` (checks for the
 /// label).
-pub fn render_image(spec: &Json, opts: &RenderOpts) -> Result<Rendered, RenderError> {
+pub(crate) fn render_image(spec: &Json, opts: &RenderOpts) -> Result<Rendered, RenderError> {
     let name = spec
         .get("name")
         .and_then(Json::as_str)

@@ -85,7 +85,22 @@ impl<'a> Layer<'a> {
 
 /// Renders a layer node's steps. See the module docs of
 /// [`crate::containerfile`] for what the build context holds.
-pub fn render_layer(spec: &Json, opts: &RenderOpts) -> Result<Rendered, RenderError> {
+#[cfg(test)]
+pub(crate) fn render_layer(spec: &Json, opts: &RenderOpts) -> Result<Rendered, RenderError> {
+    render_layer_with(spec, opts, &StageRefs::new())
+}
+
+/// Builder name → the image its stage node made, for `COPY --from`. A
+/// stage missing here is named by its node id (for `ov image generate`,
+/// which shows other nodes by id).
+pub type StageRefs = std::collections::BTreeMap<String, String>;
+
+/// [`render_layer`] with the images of the layer's builder stages.
+pub(crate) fn render_layer_with(
+    spec: &Json,
+    opts: &RenderOpts,
+    refs: &StageRefs,
+) -> Result<Rendered, RenderError> {
     let layer = Layer::read(spec)?;
     let mut out = Steps::default();
     out.step(format!("# Layer: {}", comment_text(layer.name)));
@@ -93,16 +108,9 @@ pub fn render_layer(spec: &Json, opts: &RenderOpts) -> Result<Rendered, RenderEr
     // packages and tasks start as root.
     out.step("USER root");
 
-    let builders = layer.view.object("builders")?;
-    if let Some((b, _)) = builders.and_then(|b| b.iter().next()) {
-        return Err(RenderError::Unsupported {
-            node: layer.view.node.clone(),
-            message: format!(
-                "the `{b}` builder stage is not rendered yet (ov runs it in a separate \
-                 `FROM <builder>` stage)"
-            ),
-        });
-    }
+    let stage_refs = stage_refs(&layer, refs)?;
+    copy_stage_outputs(&layer, &stage_refs, &mut out)?;
+    builder_env(&layer, &stage_refs, &mut out)?;
 
     if tasks::uses_arch(&layer)? {
         // ov exports ARCH (amd64/arm64) for `${ARCH}` in task fields; only
@@ -111,8 +119,9 @@ pub fn render_layer(spec: &Json, opts: &RenderOpts) -> Result<Rendered, RenderEr
         out.step("ENV ARCH=${TARGETARCH}");
     }
     env_block(&layer, "var", &mut out)?;
-    packages(&layer, opts, &mut out)?;
+    packages(&layer, opts, &stage_refs, &mut out)?;
     tasks::render(&layer, opts, &mut out)?;
+    inline_builders(&layer, opts, &mut out)?;
     shell_snippets(&layer, &mut out)?;
     env_block(&layer, "env", &mut out)?;
     path_append(&layer, &mut out)?;
@@ -120,7 +129,7 @@ pub fn render_layer(spec: &Json, opts: &RenderOpts) -> Result<Rendered, RenderEr
 }
 
 /// The layer's `shell:` block (spec `shell`), as ov writes it after the
-/// tasks: see [`super::shell`].
+/// tasks and inline builders: see [`super::shell`].
 fn shell_snippets(layer: &Layer, out: &mut Steps) -> Result<(), RenderError> {
     let Some(v) = layer.view.get("shell") else {
         return Ok(());
@@ -128,6 +137,151 @@ fn shell_snippets(layer: &Layer, out: &mut Steps) -> Result<(), RenderError> {
     let cfg: super::shell::ShellConfig =
         serde_json::from_value(v.clone()).map_err(|e| layer.view.err(format!("`shell`: {e}")))?;
     super::shell::render(&layer.view.node, layer.name, &cfg, &layer.user.home, out)
+}
+
+/// One of the layer's `stages`: builder name → `{node, copy_artifact,
+/// copy_binary}`, with the image to copy from.
+struct LayerStage<'a> {
+    builder: &'a str,
+    entry: &'a Map<String, Json>,
+    from: String,
+}
+
+fn stage_refs<'a>(layer: &Layer<'a>, refs: &StageRefs) -> Result<Vec<LayerStage<'a>>, RenderError> {
+    let Some(stages) = layer.view.object("stages")? else {
+        return Ok(Vec::new());
+    };
+    stages
+        .iter()
+        .map(|(b, entry)| {
+            let entry = entry
+                .as_object()
+                .ok_or_else(|| layer.view.err(format!("`stages.{b}` must be a map")))?;
+            let node = entry
+                .get("node")
+                .and_then(Json::as_str)
+                .ok_or_else(|| layer.view.err(format!("`stages.{b}` has no `node`")))?;
+            let from = refs.get(b).cloned().unwrap_or_else(|| node.to_string());
+            Ok(LayerStage {
+                builder: b.as_str(),
+                entry,
+                from,
+            })
+        })
+        .collect()
+}
+
+/// ov copies builder outputs after the image's environment and before any
+/// layer's steps; here, where each layer is its own node, that is the start
+/// of the layer that triggered the builder.
+fn copy_stage_outputs(
+    layer: &Layer,
+    stages: &[LayerStage],
+    out: &mut Steps,
+) -> Result<(), RenderError> {
+    for LayerStage {
+        builder,
+        entry,
+        from,
+    } in stages
+    {
+        let copies = super::stage::artifact_copies(&layer.view, builder, entry, from, &layer.user)?;
+        if !copies.is_empty() {
+            out.step(format!("# Copy {} artifacts", comment_text(builder)));
+        }
+        for c in copies {
+            out.step(c);
+        }
+    }
+    Ok(())
+}
+
+/// Inline builders (ov's `cargo`): the builder's `install_template` in the
+/// layer's own steps, after its tasks, as the image user
+/// (`Generator.writeLayerSteps`, step 4). Their templates bind-mount the
+/// layer's files `from={{.LayerStage}}`, a stage named after the layer.
+fn inline_builders(layer: &Layer, opts: &RenderOpts, out: &mut Steps) -> Result<(), RenderError> {
+    let inline = layer.view.array("inline")?;
+    if inline.is_empty() {
+        return Ok(());
+    }
+    out.step(format!("USER {}", layer.user.uid));
+    for entry in inline {
+        let builder = entry
+            .get("builder")
+            .and_then(Json::as_str)
+            .ok_or_else(|| layer.view.err("`inline` entries need a string `builder`"))?;
+        let def = entry
+            .get("def")
+            .and_then(Json::as_object)
+            .ok_or_else(|| layer.view.err(format!("`inline.{builder}` has no `def`")))?;
+        let text =
+            super::stage::render_inline(&layer.view, builder, def, layer.name, &layer.user, opts)?;
+        out.text(&text);
+    }
+    out.step("USER root");
+    out.context_stage = Some(layer.name.to_string());
+    Ok(())
+}
+
+/// The runtime environment a triggered builder contributes (pixi's
+/// `runtime_env` and `path_contribution`), which ov adds to the image's
+/// `ENV` once any layer triggers the builder (`collectBuilderRuntimeEnv`);
+/// here the triggering layer sets it. `~` is the image home.
+fn builder_env(layer: &Layer, stages: &[LayerStage], out: &mut Steps) -> Result<(), RenderError> {
+    let inline = layer.view.array("inline")?;
+    let mut defs: Vec<(&str, &Map<String, Json>)> =
+        stages.iter().map(|s| (s.builder, s.entry)).collect();
+    for e in inline {
+        if let (Some(b), Some(d)) = (
+            e.get("builder").and_then(Json::as_str),
+            e.get("def").and_then(Json::as_object),
+        ) {
+            defs.push((b, d));
+        }
+    }
+    defs.sort_by_key(|(b, _)| *b);
+    for (builder, def) in defs {
+        if let Some(env) = def.get("runtime_env").and_then(Json::as_object) {
+            let mut keys: Vec<&String> = env.keys().collect();
+            keys.sort();
+            for k in keys {
+                let what = format!("build.yml `builder.{builder}.runtime_env.{k}`");
+                if !is_var_name(k) {
+                    return Err(layer.view.err(format!("{what}: not a variable name")));
+                }
+                let text = super::scalar_text(&env[k])
+                    .ok_or_else(|| layer.view.err(format!("{what} must be a string")))?;
+                let v = env_value(&expand_home(&text, &layer.user.home))
+                    .ok_or_else(|| layer.view.err(format!("{what} has a newline")))?;
+                out.step(format!("ENV {k}={v}"));
+            }
+        }
+        let parts: Vec<String> = def
+            .get("path_contribution")
+            .and_then(Json::as_array)
+            .into_iter()
+            .flatten()
+            .map(|e| {
+                e.as_str()
+                    .map(|s| expand_home(s, &layer.user.home))
+                    .ok_or_else(|| {
+                        layer.view.err(format!(
+                            "build.yml `builder.{builder}.path_contribution` must list strings"
+                        ))
+                    })
+            })
+            .collect::<Result<_, _>>()?;
+        if !parts.is_empty() {
+            let v = env_value(&format!("{}:${{PATH}}", parts.join(":"))).ok_or_else(|| {
+                layer.view.err(format!(
+                    "build.yml `builder.{builder}.path_contribution` has a newline"
+                ))
+            })?;
+            out.step(format!("ENV PATH={v}"));
+        }
+    }
+    Ok(())
 }
 
 /// `var:` and `env:` maps: one ENV per key, sorted by key so the text does
@@ -217,7 +371,12 @@ fn go_name(key: &str) -> String {
 }
 
 /// One RUN per package format with packages, in the image's format order.
-fn packages(layer: &Layer, opts: &RenderOpts, out: &mut Steps) -> Result<(), RenderError> {
+fn packages(
+    layer: &Layer,
+    opts: &RenderOpts,
+    stages: &[LayerStage],
+    out: &mut Steps,
+) -> Result<(), RenderError> {
     let Some(sections) = layer.view.object("packages")? else {
         return Ok(());
     };
@@ -250,7 +409,13 @@ fn packages(layer: &Layer, opts: &RenderOpts, out: &mut Steps) -> Result<(), Ren
             .get("install_template")
             .and_then(Json::as_str)
             .ok_or_else(|| layer.view.err(format!("build.yml has no string `{key}`")))?;
-        let data = install_context(layer, section, def, packages);
+        // A format with its own builder stage (aur) copies the stage's
+        // packages in with `COPY --from={{.StageName}}`.
+        let stage = stages
+            .iter()
+            .find(|s| s.builder == *fmt)
+            .map(|s| s.from.as_str());
+        let data = install_context(layer, section, def, packages, stage.unwrap_or(""));
         let rendered = template::render(&key, text, data, opts.helpers()).map_err(|source| {
             RenderError::Template {
                 node: layer.view.node.clone(),
@@ -320,6 +485,7 @@ fn install_context(
     section: &Map<String, Json>,
     def: &Map<String, Json>,
     packages: Vec<String>,
+    stage: &str,
 ) -> Value {
     let empty = || Value::Array(Vec::new());
     let mut fields: Vec<(String, Value)> = vec![
@@ -334,7 +500,7 @@ fn install_context(
         ("Modules".into(), empty()),
         ("Exclude".into(), empty()),
         ("Keys".into(), empty()),
-        ("StageName".into(), Value::from("")),
+        ("StageName".into(), Value::from(stage)),
         ("BuilderRef".into(), Value::from("")),
         ("User".into(), Value::from(layer.user.name.as_str())),
         ("UID".into(), Value::from(layer.user.uid)),

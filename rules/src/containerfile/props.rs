@@ -8,6 +8,9 @@
 //! refuses a file that is not UTF-8 before any YAML is read.
 
 use super::*;
+// The JSON-level renderers, on hand-made specs; the typed entry points
+// only serialize the spec into this JSON.
+use super::{image::render_image, layer::render_layer};
 use proptest::prelude::*;
 use serde_json::json;
 

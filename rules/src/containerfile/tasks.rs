@@ -350,12 +350,16 @@ pub(super) fn render(layer: &Layer, opts: &RenderOpts, out: &mut Steps) -> Resul
             "cmd" => cmd(t, &who, layer, opts, out)?,
             "download" => out.step(download(t, &who, &layer.user, opts)?),
             "build" => {
-                // Builder stages are refused before tasks render, so this
-                // layer has none: `build:` only marks where they would run.
-                out.step(format!(
-                    "# build: {} (this layer triggers no builder)",
-                    comment_text(t.arg()?)
-                ));
+                // Only a marker: ov writes it and runs builders in their
+                // own stages (here: stage nodes, copied in at the layer's
+                // start).
+                let has_stages = layer.view.object("stages")?.is_some_and(|s| !s.is_empty());
+                let why = if has_stages {
+                    "handled by builder stage"
+                } else {
+                    "this layer triggers no builder"
+                };
+                out.step(format!("# build: {} ({why})", comment_text(t.arg()?)));
             }
             other => {
                 return Err(RenderError::UnknownVerb {

@@ -3,6 +3,9 @@
 //! overthinkos/overthink at 7d9cc818, MIT).
 
 use super::*;
+// The JSON-level renderers, on hand-made specs; the typed entry points
+// only serialize the spec into this JSON.
+use super::{image::render_image, layer::render_layer};
 use serde_json::json;
 
 /// build.yml `distro.debian.format.deb.install_template`, verbatim.
@@ -156,7 +159,7 @@ fn deb_layer(tasks: Vec<Json>) -> Json {
         "var": {"VERSION": "1.2"},
         "env": {"TOOLS_HOME": "~/tools"},
         "path_append": ["~/.local/bin", "/opt/tools/bin"],
-        "builders": {}
+        "stages": {}
     })
 }
 
@@ -465,11 +468,32 @@ fn spec_problems_are_errors() {
     );
     let e = render_layer(&json!({"tasks": []}), &RenderOpts::default()).unwrap_err();
     assert!(matches!(e, RenderError::Spec { .. }), "{e}");
+}
+
+#[test]
+fn stage_outputs_are_copied_first_from_the_stage_image() {
     let mut spec = deb_layer(vec![]);
-    spec["builders"] = json!({"npm": "fedora-builder"});
-    let e = render_layer(&spec, &RenderOpts::default()).unwrap_err();
-    assert!(matches!(e, RenderError::Unsupported { .. }), "{e}");
-    assert!(e.to_string().contains("`npm` builder"), "{e}");
+    spec["stages"] = json!({"npm": {
+        "node": "stage:hello-npm@web",
+        "copy_artifact": [{"src": "{{.Home}}", "dst": "{{.Home}}", "chown": true}],
+    }});
+    // Without the stage's image (as `ov image generate` renders): its node id.
+    let steps = render(&spec).steps;
+    assert_eq!(
+        steps[..4],
+        [
+            "# Layer: tools",
+            "USER root",
+            "# Copy npm artifacts",
+            "COPY --from=stage:hello-npm@web --chown=1000:1000 /home/user /home/user"
+        ]
+    );
+    let refs = StageRefs::from([("npm".to_string(), "abc123".to_string())]);
+    let r = super::layer::render_layer_with(&spec, &RenderOpts::default(), &refs).unwrap();
+    assert_eq!(
+        r.steps[3],
+        "COPY --from=abc123 --chown=1000:1000 /home/user /home/user"
+    );
 }
 
 #[test]

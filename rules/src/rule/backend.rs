@@ -1,0 +1,131 @@
+//! The container engine as rules and the build driver use it.
+//!
+//! Executors and the driver hold a `&dyn ContainerEngine`, not the bollard
+//! client, so the driver's logic (what a hit, a failure or a cancel does)
+//! can be tested against a fake. [`Engine`] is the real one; the methods
+//! mirror its own, which say what each call does.
+
+use crate::engine::{BuildRequest, Engine, EngineError, ImageId, RunOutput, RunSpec};
+use crate::images::ImageSnapshot;
+use futures_util::future::BoxFuture;
+use std::path::Path;
+use tokio_util::sync::CancellationToken;
+
+/// A container engine: builds, runs and tags images. Object-safe, so a
+/// build holds one behind a pointer whatever it is.
+pub trait ContainerEngine: Send + Sync {
+    /// The id of the image `reference` names, `None` when there is none.
+    fn image_id<'a>(
+        &'a self,
+        reference: &'a str,
+    ) -> BoxFuture<'a, Result<Option<ImageId>, EngineError>>;
+    /// Points `tag` at image `id`.
+    fn tag<'a>(&'a self, id: &'a ImageId, tag: &'a str) -> BoxFuture<'a, Result<(), EngineError>>;
+    /// Builds a Containerfile on its context; `on_line` gets the log.
+    fn build<'a>(
+        &'a self,
+        req: BuildRequest,
+        cancel: &'a CancellationToken,
+        on_line: &'a mut (dyn FnMut(&str) + Send),
+    ) -> BoxFuture<'a, Result<ImageId, EngineError>>;
+    /// Pulls `reference` from its registry.
+    fn pull<'a>(
+        &'a self,
+        reference: &'a str,
+        cancel: &'a CancellationToken,
+    ) -> BoxFuture<'a, Result<(), EngineError>>;
+    /// Imports a rootfs tarball as image `tag`.
+    fn import<'a>(
+        &'a self,
+        rootfs: &'a Path,
+        tag: &'a str,
+    ) -> BoxFuture<'a, Result<ImageId, EngineError>>;
+    /// Runs a script in a throwaway container.
+    fn run<'a>(
+        &'a self,
+        spec: &'a RunSpec,
+        cancel: &'a CancellationToken,
+    ) -> BoxFuture<'a, Result<RunOutput, EngineError>>;
+    /// Every tagged image, in one call.
+    fn images(&self) -> BoxFuture<'_, Result<ImageSnapshot, EngineError>>;
+    /// Removes a tag (and the image, when it was its last).
+    fn remove_tag<'a>(&'a self, reference: &'a str) -> BoxFuture<'a, Result<bool, EngineError>>;
+    /// The run ids of the containers ov started that still exist.
+    fn run_ids(&self) -> BoxFuture<'_, Result<Vec<String>, EngineError>>;
+    /// Removes the containers of run `run_id` (of every run when `None`).
+    fn remove_run_containers<'a>(
+        &'a self,
+        run_id: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<usize, EngineError>>;
+    /// True when one list of every image is cheaper than a check per node.
+    fn cheap_image_list(&self) -> bool;
+    /// API calls made so far.
+    fn calls(&self) -> usize;
+    /// Containers created so far.
+    fn containers_created(&self) -> usize;
+}
+
+impl ContainerEngine for Engine {
+    fn image_id<'a>(
+        &'a self,
+        reference: &'a str,
+    ) -> BoxFuture<'a, Result<Option<ImageId>, EngineError>> {
+        Box::pin(Engine::image_id(self, reference))
+    }
+    fn tag<'a>(&'a self, id: &'a ImageId, tag: &'a str) -> BoxFuture<'a, Result<(), EngineError>> {
+        Box::pin(Engine::tag(self, id, tag))
+    }
+    fn build<'a>(
+        &'a self,
+        req: BuildRequest,
+        cancel: &'a CancellationToken,
+        on_line: &'a mut (dyn FnMut(&str) + Send),
+    ) -> BoxFuture<'a, Result<ImageId, EngineError>> {
+        Box::pin(Engine::build(self, req, cancel, on_line))
+    }
+    fn pull<'a>(
+        &'a self,
+        reference: &'a str,
+        cancel: &'a CancellationToken,
+    ) -> BoxFuture<'a, Result<(), EngineError>> {
+        Box::pin(Engine::pull(self, reference, cancel))
+    }
+    fn import<'a>(
+        &'a self,
+        rootfs: &'a Path,
+        tag: &'a str,
+    ) -> BoxFuture<'a, Result<ImageId, EngineError>> {
+        Box::pin(Engine::import(self, rootfs, tag))
+    }
+    fn run<'a>(
+        &'a self,
+        spec: &'a RunSpec,
+        cancel: &'a CancellationToken,
+    ) -> BoxFuture<'a, Result<RunOutput, EngineError>> {
+        Box::pin(Engine::run(self, spec, cancel))
+    }
+    fn images(&self) -> BoxFuture<'_, Result<ImageSnapshot, EngineError>> {
+        Box::pin(Engine::images(self))
+    }
+    fn remove_tag<'a>(&'a self, reference: &'a str) -> BoxFuture<'a, Result<bool, EngineError>> {
+        Box::pin(Engine::remove_tag(self, reference))
+    }
+    fn run_ids(&self) -> BoxFuture<'_, Result<Vec<String>, EngineError>> {
+        Box::pin(Engine::run_ids(self))
+    }
+    fn remove_run_containers<'a>(
+        &'a self,
+        run_id: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<usize, EngineError>> {
+        Box::pin(Engine::remove_run_containers(self, run_id))
+    }
+    fn cheap_image_list(&self) -> bool {
+        Engine::cheap_image_list(self)
+    }
+    fn calls(&self) -> usize {
+        Engine::calls(self)
+    }
+    fn containers_created(&self) -> usize {
+        Engine::containers_created(self)
+    }
+}

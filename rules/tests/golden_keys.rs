@@ -1,0 +1,307 @@
+//! Golden keys: for every node kind, the canonical bytes of a spec and one
+//! full key, pinned. A key changes only on purpose: when one of these
+//! fails, either the change was a mistake, or the kind's output really
+//! changes for the same inputs, and then its rule version in `kind.rs`
+//! is bumped (which changes the key here too) and the values are updated.
+
+use ov_cache::{Digest, TreeDigest};
+use ov_rules::rule::{
+    bootstrap::BootstrapSpec, eval::EvalSpec, image, layer, BaseSpec, BootSpec, CloudImageSpec,
+    DiskSource, DiskSpec, SeedSpec, SourceSpec,
+};
+use ov_rules::{Ingredients, NodeKind, NodeSpec};
+use serde_json::json;
+
+/// Checks `spec`'s kind, canonical bytes and key (with one dependency).
+fn golden(spec: impl Into<NodeSpec>, kind: NodeKind, bytes: &str, key: &str) {
+    let spec = spec.into();
+    assert_eq!(spec.kind(), kind);
+    let got = String::from_utf8(spec.canonical()).unwrap();
+    assert_eq!(got, bytes, "{kind}: canonical spec bytes");
+    let mut ing = Ingredients::for_spec(&spec);
+    ing.dep("dep:x", &[7; 32]);
+    let (k, manifest) = ing.finish();
+    let names: Vec<&str> = manifest.entries.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["rule", "spec", "dep dep:x"]);
+    assert_eq!(k.to_string(), key, "{kind}: key");
+}
+
+#[test]
+fn rule_versions() {
+    let tags: Vec<String> = NodeKind::ALL.iter().map(|k| k.domain_tag()).collect();
+    assert_eq!(
+        tags,
+        [
+            "ov/source/v1",
+            "ov/base/v1",
+            "ov/bootstrap/v1",
+            "ov/stage/v1",
+            "ov/layer/v1",
+            "ov/image/v2",
+            "ov/eval/v1",
+            "ov/cloud-image/v1",
+            "ov/disk/v1",
+            "ov/seed/v1",
+            "ov/boot/v1",
+        ]
+    );
+}
+
+#[test]
+fn source() {
+    let mut ing = Ingredients::for_spec(
+        &SourceSpec {
+            path: "layers/web".into(),
+        }
+        .into(),
+    );
+    ing.source("layers/web", TreeDigest::of_bytes(b"tree"));
+    // A source key is its tree's digest too.
+    assert_eq!(
+        ing.finish().0.to_string(),
+        "5b594cf3413250c80b1d12749dfb76a6f146c153a623c441e9fdc65d6a8cfcbb"
+    );
+    golden(
+        SourceSpec {
+            path: "layers/web".into(),
+        },
+        NodeKind::Source,
+        r#"{"path":"layers/web"}"#,
+        "58b403cf6c29f907ec376a2b4386ec92aaab8d764335ee6e911c94ca53bd93fe",
+    );
+}
+
+#[test]
+fn base() {
+    golden(
+        BaseSpec {
+            reference: "quay.io/fedora/fedora:43".into(),
+            pinned: Some("sha256:ab12".into()),
+        },
+        NodeKind::Base,
+        r#"{"pinned":"sha256:ab12","ref":"quay.io/fedora/fedora:43"}"#,
+        "c9c43fe42207baab140333b2d88b79472960a818d0323d7653298b17728e2a23",
+    );
+}
+
+#[test]
+fn bootstrap() {
+    golden(
+        BootstrapSpec {
+            builder: "debootstrap".into(),
+            builder_node: "image:builder".into(),
+            builder_def: Some(
+                json!({"phase": {"install": {"container": "debootstrap {{.Distro.Debootstrap.Suite}} /r"}}}),
+            ),
+            distro: Some("debian".into()),
+            distro_def: Some(json!({"debootstrap": {"suite": "bookworm"}})),
+            source: None,
+        },
+        NodeKind::Bootstrap,
+        r#"{"builder":"debootstrap","builder_def":{"phase":{"install":{"container":"debootstrap {{.Distro.Debootstrap.Suite}} /r"}}},"builder_node":"image:builder","distro":"debian","distro_def":{"debootstrap":{"suite":"bookworm"}}}"#,
+        "ce8c78d1152452beb3f58b8fd5b18138472a7c9d29309b1c1cc520b375a098ee",
+    );
+}
+
+fn layer_spec() -> layer::LayerSpec {
+    layer::LayerSpec {
+        layer: "web".into(),
+        parent: "base:quay.io/fedora/fedora:43".into(),
+        context: layer::LayerContext {
+            distro: vec!["fedora:43".into(), "fedora".into()],
+            build: vec!["rpm".into()],
+            user: "user".into(),
+            uid: 1000,
+            gid: 1000,
+            user_policy: "auto".into(),
+            build_distro: Some("fedora".into()),
+        },
+        packages: json!({"rpm": {"package": ["nginx"]}})
+            .as_object()
+            .cloned()
+            .unwrap(),
+        formats: json!({"rpm": {"install_template": "RUN dnf install -y{{range .Packages}} {{.}}{{end}}"}})
+            .as_object()
+            .cloned()
+            .unwrap(),
+        tasks: vec![json!({"verb": "mkdir", "arg": "/srv", "spec": {"mkdir": "/srv"}})],
+        var: [("V".to_string(), "1".to_string())].into_iter().collect(),
+        env: [("HOME_DIR".to_string(), "~/x".to_string())].into_iter().collect(),
+        path_append: vec!["~/.local/bin".into()],
+        stages: Default::default(),
+        inline: vec![],
+        shell: None,
+    }
+}
+
+#[test]
+fn layer() {
+    golden(
+        layer_spec(),
+        NodeKind::Layer,
+        r#"{"context":{"build":["rpm"],"build_distro":"fedora","distro":["fedora:43","fedora"],"gid":1000,"uid":1000,"user":"user","user_policy":"auto"},"env":{"HOME_DIR":"~/x"},"formats":{"rpm":{"install_template":"RUN dnf install -y{{range .Packages}} {{.}}{{end}}"}},"inline":[],"layer":"web","packages":{"rpm":{"package":["nginx"]}},"parent":"base:quay.io/fedora/fedora:43","path_append":["~/.local/bin"],"stages":{},"tasks":[{"arg":"/srv","spec":{"mkdir":"/srv"},"verb":"mkdir"}],"var":{"V":"1"}}"#,
+        "58c812fbf7e8f18dad9183229102967ea30b44955279e6978e13a32631160527",
+    );
+}
+
+/// `shell:` is in a layer's spec only when the layer has one, so adding
+/// the field left every other layer's key as it was.
+#[test]
+fn layer_with_shell() {
+    let mut spec = layer_spec();
+    spec.shell = Some(json!({"init": "echo hi"}));
+    golden(
+        spec,
+        NodeKind::Layer,
+        r#"{"context":{"build":["rpm"],"build_distro":"fedora","distro":["fedora:43","fedora"],"gid":1000,"uid":1000,"user":"user","user_policy":"auto"},"env":{"HOME_DIR":"~/x"},"formats":{"rpm":{"install_template":"RUN dnf install -y{{range .Packages}} {{.}}{{end}}"}},"inline":[],"layer":"web","packages":{"rpm":{"package":["nginx"]}},"parent":"base:quay.io/fedora/fedora:43","path_append":["~/.local/bin"],"shell":{"init":"echo hi"},"stages":{},"tasks":[{"arg":"/srv","spec":{"mkdir":"/srv"},"verb":"mkdir"}],"var":{"V":"1"}}"#,
+        "7e82b31911c5bb72acdf5b4582f1dce695a6c456a5a5b90cfbe4301d5217e986",
+    );
+}
+
+#[test]
+fn stage() {
+    let layer = layer_spec();
+    golden(
+        ov_rules::rule::StageSpec {
+            builder: "npm".into(),
+            layer: "web".into(),
+            builder_node: "image:builder".into(),
+            def: json!({
+                "detect_file": ["package.json"],
+                "stage_template": "FROM {{.BuilderRef}} AS {{.StageName}}\nRUN npm install -g\n",
+                "copy_artifact": [{"src": "{{.Home}}", "dst": "{{.Home}}", "chown": true}],
+            })
+            .as_object()
+            .cloned()
+            .unwrap(),
+            context: layer.context,
+            layer_files: vec!["package.json".into()],
+            section: None,
+        },
+        NodeKind::Stage,
+        r#"{"builder":"npm","builder_node":"image:builder","context":{"build":["rpm"],"build_distro":"fedora","distro":["fedora:43","fedora"],"gid":1000,"uid":1000,"user":"user","user_policy":"auto"},"def":{"copy_artifact":[{"chown":true,"dst":"{{.Home}}","src":"{{.Home}}"}],"detect_file":["package.json"],"stage_template":"FROM {{.BuilderRef}} AS {{.StageName}}\nRUN npm install -g\n"},"layer":"web","layer_files":["package.json"],"section":null}"#,
+        "72489fff3840968117cdb9db73c5168b4ede5d528ce5989b93f3581d4f617d7d",
+    );
+}
+
+#[test]
+fn image() {
+    golden(
+        image::ImageSpec {
+            name: "web".into(),
+            parent: "layer:web@web".into(),
+            tag: "ghcr.io/acme/web:latest".into(),
+            resolved: image::Resolved {
+                user: "user".into(),
+                uid: 1000,
+                gid: 1000,
+                registry: Some("ghcr.io/acme".into()),
+                distro: vec!["fedora:43".into()],
+                build: vec!["rpm".into()],
+                rest: json!({"name": "web", "tag": "latest"})
+                    .as_object()
+                    .cloned()
+                    .unwrap(),
+            },
+            init: None,
+            init_def: None,
+            init_header: None,
+            capabilities: image::Capabilities::default(),
+            eval: vec![],
+            services: vec![],
+            meta: Default::default(),
+            produce: vec!["web".into()],
+            image_eval: vec![],
+            label_layers: vec![image::LabelLayer {
+                name: "web".into(),
+                own: true,
+                fields: json!({"port": ["8080"]}).as_object().cloned().unwrap(),
+            }],
+            env: vec![[("A".to_string(), "1".to_string())].into_iter().collect()],
+            port: vec!["8080".into()],
+        },
+        NodeKind::Image,
+        r#"{"capabilities":{"oci_label":{},"preserve_user":false},"env":[{"A":"1"}],"eval":[],"image_eval":[],"init":null,"init_def":null,"init_header":null,"label_layers":[{"name":"web","own":true,"port":["8080"]}],"meta":{},"name":"web","parent":"layer:web@web","port":["8080"],"produce":["web"],"resolved":{"build":["rpm"],"distro":["fedora:43"],"gid":1000,"name":"web","registry":"ghcr.io/acme","tag":"latest","uid":1000,"user":"user"},"services":[],"tag":"ghcr.io/acme/web:latest"}"#,
+        "9bfde242904b20fdafb4cf3ff9a9017fcab0079ff8219c6a322a37cb6dad3dc1",
+    );
+}
+
+#[test]
+fn eval() {
+    golden(
+        EvalSpec {
+            checks: vec![json!({"id": "motd", "file": "/etc/motd", "exists": true})],
+            distro: vec!["fedora:43".into()],
+            build: vec!["rpm".into()],
+            image_node: "image:web".into(),
+        },
+        NodeKind::Eval,
+        r#"{"build":["rpm"],"checks":[{"exists":true,"file":"/etc/motd","id":"motd"}],"distro":["fedora:43"],"image_node":"image:web"}"#,
+        "0236b1303218f3f27af51baa806721a6a34a38221566fd67f88456e8f561c103",
+    );
+}
+
+#[test]
+fn cloud_image() {
+    golden(
+        CloudImageSpec {
+            url: Some("https://example.org/f.qcow2".into()),
+            checksum: Some(json!("sha256:00ff")),
+        },
+        NodeKind::CloudImage,
+        r#"{"checksum":"sha256:00ff","url":"https://example.org/f.qcow2"}"#,
+        "3c078edf474865a86d8ffa3c9b823b49bb538e1ed405287fbbd799a43abc8be5",
+    );
+}
+
+#[test]
+fn disk() {
+    golden(
+        DiskSpec {
+            source_kind: DiskSource::Bootc,
+            disk_size: json!("10G"),
+            rootfs: None,
+            root_size: None,
+            kernel_args: None,
+            format: "qcow2".into(),
+        },
+        NodeKind::Disk,
+        r#"{"disk_size":"10G","format":"qcow2","kernel_args":null,"root_size":null,"rootfs":null,"source_kind":"bootc"}"#,
+        "7e27c4b14d6b993c596051188498712d24e7b05c8704ae28648be60d4a9a010f",
+    );
+}
+
+#[test]
+fn seed() {
+    golden(
+        SeedSpec {
+            hostname: "vm".into(),
+            cloud_init: json!({"packages": ["git"]}),
+            ssh: json!(null),
+            base_user: Some(json!("fedora")),
+        },
+        NodeKind::Seed,
+        r#"{"base_user":"fedora","cloud_init":{"packages":["git"]},"hostname":"vm","ssh":null}"#,
+        "d295bad581245ad2e3d49167458e08b7bce06b26c4e5933deb98c08fdb829eb5",
+    );
+}
+
+#[test]
+fn boot() {
+    golden(
+        BootSpec {
+            ram: json!("2G"),
+            cpus: json!(2),
+            firmware: json!(null),
+            machine: json!(null),
+            network: json!(null),
+            libvirt: json!(null),
+            ssh: json!(null),
+            eval: json!(null),
+            deploy_eval: json!(null),
+        },
+        NodeKind::Boot,
+        r#"{"cpus":2,"deploy_eval":null,"eval":null,"firmware":null,"libvirt":null,"machine":null,"network":null,"ram":"2G","ssh":null}"#,
+        "ab0a91ab5d3a32597dcb17c42eb5806811f86230d372d9e9cc64b6cbf07da49f",
+    );
+}

@@ -1,0 +1,136 @@
+//! `ov build` and `ov image build`: run the graph, or say what a run would
+//! do (`--dry-run`).
+
+use super::{bad_input, diags_text, engine_endpoint, load_settings, open_predicted, print_diags};
+use crate::cli::BuildArgs;
+use crate::workspace::{Dirs, Workspace};
+use ov_cache::Digest;
+use std::fmt::Write as _;
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+/// `ov build --dry-run`: every node the targets need, in dependency order,
+/// with what the next build would do with it.
+pub fn dry_run(
+    root: &Path,
+    dirs: &Dirs,
+    targets: &[String],
+    refresh: &[String],
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    // A no-op dry run replays the last one's output once it has checked, by
+    // stats alone, that none of its inputs changed. `--refresh` names must
+    // be checked against a plan, so it plans.
+    let memo = crate::plan::memo::Memo::new(root, dirs, targets);
+    let replay = if refresh.is_empty() {
+        memo.replay()
+    } else {
+        None
+    };
+    if let Some(replay) = replay {
+        std::io::stderr().write_all(replay.stderr.as_bytes())?;
+        out.write_all(replay.stdout.as_bytes())?;
+        return Ok(());
+    }
+    let ws = open_predicted(root, dirs)?;
+    let warnings = diags_text(&ws.warnings);
+    std::io::stderr().write_all(warnings.as_bytes())?;
+    let nodes = ws.select(targets)?;
+    let refresh = ws.refresh_set(refresh)?;
+    let mut buf = String::with_capacity(nodes.len() * 64);
+    let mut would_run = 0;
+    for &ix in &nodes {
+        let n = &ws.plan.graph[ix];
+        let status = if refresh.contains(&ix) {
+            would_run += 1;
+            "run"
+        } else if ws.cached.contains(&ix) {
+            "cached"
+        } else if ws.checked.contains(&ix) {
+            "check"
+        } else {
+            would_run += 1;
+            "run"
+        };
+        let _ = writeln!(
+            buf,
+            "{:<6} {:<12} {} {}",
+            status,
+            n.kind().as_str(),
+            ws.keys.keys[ix.index()].short(12),
+            n.id
+        );
+    }
+    let _ = writeln!(buf, "{would_run} nodes would run");
+    out.write_all(buf.as_bytes())?;
+    if refresh.is_empty() {
+        memo.save(&ws, &buf, &warnings);
+    }
+    // Freeing a large plan costs more than printing it; the process is
+    // about to exit anyway.
+    std::mem::forget(ws);
+    Ok(())
+}
+
+/// `ov build` (not a dry run); `images_only` for `ov image build`, whose
+/// targets are image names (all enabled images when none). Exits 1 when a
+/// node failed, 130 when interrupted.
+pub fn build(
+    root: &Path,
+    dirs: &Dirs,
+    mut args: BuildArgs,
+    images_only: bool,
+) -> anyhow::Result<ExitCode> {
+    if images_only && args.dry_run {
+        return Err(bad_input(
+            "use `ov build --dry-run` to see what would run".into(),
+        ));
+    }
+    let ws = Workspace::open(root, dirs)?;
+    print_diags(&ws.warnings);
+    if images_only {
+        for t in &args.targets {
+            ws.image(t)?;
+        }
+        if args.targets.is_empty() {
+            args.targets = ws
+                .resolved
+                .values()
+                .filter(|r| r.enabled)
+                .map(|r| r.name.clone())
+                .collect();
+        }
+    }
+    let settings = load_settings()?;
+    let jobs = match args.jobs {
+        Some(j) => j,
+        None => match settings.get("build.jobs")?.parse::<usize>().unwrap_or(0) {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            j => j,
+        },
+    };
+    let opts = crate::run::BuildOptions {
+        jobs,
+        keep_going: args.keep_going,
+        progress: args.progress,
+        endpoint: engine_endpoint(&settings)?,
+        refresh: args.refresh,
+        image_check: settings
+            .get("engine.image_check")?
+            .parse()
+            .map_err(bad_input)?,
+    };
+    let outcome = crate::run::run(ws, dirs, &args.targets, &opts)?;
+    if outcome.interrupted {
+        eprintln!(
+            "interrupted: the containers this run started were removed; \
+             everything finished before Ctrl-C is cached"
+        );
+        return Ok(ExitCode::from(130));
+    }
+    if outcome.summary.failed > 0 {
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,83 @@
+//! The commands of the `ov` binary, one function each, over the pipeline
+//! that [`crate::workspace`] runs. `main` parses arguments and calls one of
+//! these; they print to the writer they are given and return the exit code.
+//! Bad input (exit 2) is an [`InvalidProject`] error, which `main` prints.
+
+pub mod build;
+pub mod cache;
+pub mod doctor;
+pub mod explain;
+pub mod generate;
+pub mod graph;
+pub mod image;
+pub mod lock;
+pub mod settings;
+
+use crate::diag::{Diagnostics, InvalidProject};
+use crate::settings::{Settings, SettingsError};
+use crate::workspace::{Dirs, Workspace};
+use std::fmt::Write as _;
+use std::io::Write;
+use std::path::Path;
+
+/// Prints warnings (or errors) to stderr, secrets masked.
+pub fn print_diags(d: &Diagnostics) {
+    let _ = std::io::stderr().write_all(diags_text(d).as_bytes());
+}
+
+/// What [`print_diags`] prints: one line per item, secrets masked.
+pub fn diags_text(d: &Diagnostics) -> String {
+    let mut text = String::new();
+    for item in d.items() {
+        let _ = writeln!(text, "{item}");
+    }
+    ov_cache::redact(&text)
+}
+
+/// An error that exits 2: a bad argument or setting, not a failed build.
+pub fn bad_input(msg: String) -> anyhow::Error {
+    let mut d = Diagnostics::default();
+    d.error(None, msg);
+    InvalidProject(d).into()
+}
+
+/// A cache dir that is a file, or lies under one, would fail deep in the
+/// store with a bare "Not a directory"; it is a setting to fix, so the
+/// message names the setting.
+pub fn cache_dir_usable(dirs: &Dirs) -> anyhow::Result<()> {
+    let not_dir = match std::fs::metadata(&dirs.cache) {
+        Ok(meta) => !meta.is_dir(),
+        Err(e) => e.kind() == std::io::ErrorKind::NotADirectory,
+    };
+    if not_dir {
+        return Err(bad_input(format!(
+            "the cache dir {} is not a directory (or lies under a file); point --cache-dir \
+             (or OV_CACHE_DIR) at a folder",
+            dirs.cache.display()
+        )));
+    }
+    Ok(())
+}
+
+/// The user's settings; a file that is not JSON is bad input (exit 2).
+pub fn load_settings() -> anyhow::Result<Settings> {
+    Settings::load().map_err(|e| match e {
+        SettingsError::Syntax { .. } | SettingsError::BadFileValue { .. } => {
+            bad_input(e.to_string())
+        }
+        e => e.into(),
+    })
+}
+
+/// The engine endpoint: `DOCKER_HOST`, else the `engine.socket` setting.
+pub fn engine_endpoint(settings: &Settings) -> anyhow::Result<String> {
+    let socket = settings.get("engine.socket")?;
+    Ok(ov_rules::engine::Engine::endpoint(Some(&socket)))
+}
+
+/// The workspace with keys predicted from the store: what the next build
+/// would find cached.
+pub fn open_predicted(root: &Path, dirs: &Dirs) -> anyhow::Result<crate::plan::predict::Predicted> {
+    let ws = Workspace::open(root, dirs)?;
+    crate::plan::predict::predict(ws, dirs)
+}

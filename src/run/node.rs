@@ -1,0 +1,481 @@
+//! One node of a build: key it from what its dependencies produced, look
+//! the key up in the store, and run the node's rule only on a miss.
+//!
+//! The order of the steps is what keeps the cache honest: a result is
+//! recorded only after the rule succeeded and every file it names is in the
+//! CAS; a failed or cancelled node records nothing; a corrupt entry is
+//! reported, evicted by the store and rebuilt, never used. A miss is claimed
+//! (see `claim`) and looked up again before the rule runs, so processes
+//! sharing a store build each key once.
+
+use super::Shared;
+use crate::plan::keys;
+use ov_cache::{ActionResult, BlobRef, Lookup};
+use ov_cache::{Digest, NodeKey};
+use ov_rules::engine::ImageId;
+use ov_rules::rule::{Caching, ExecCtx, ExecError, NodeOutput, Restore};
+use ov_rules::NodeSpec;
+use petgraph::graph::NodeIndex;
+use serde_json::{json, Value as Json};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio_util::sync::CancellationToken;
+
+/// How a node ended, when it did not fail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Done {
+    /// Its rule ran.
+    Built,
+    /// Its key was in the local store.
+    Cached,
+    /// A node that is always re-checked (an external base, a source tree).
+    Checked,
+}
+
+impl Done {
+    /// The word progress shows.
+    pub fn word(self) -> &'static str {
+        match self {
+            Done::Built => "built",
+            Done::Cached => "cached",
+            Done::Checked => "checked",
+        }
+    }
+}
+
+/// Why a node failed: a message and the output of the failing step.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Failure {
+    /// What failed.
+    pub message: String,
+    /// Output of the failing step.
+    pub output: String,
+    /// True when it stopped because of Ctrl-C.
+    pub cancelled: bool,
+}
+
+impl Failure {
+    pub(super) fn new(message: impl Into<String>) -> Self {
+        Failure {
+            message: message.into(),
+            output: String::new(),
+            cancelled: false,
+        }
+    }
+}
+
+impl From<ExecError> for Failure {
+    fn from(e: ExecError) -> Self {
+        let cancelled = e.is_cancelled();
+        match e {
+            ExecError::Failed { message, output } => Failure {
+                message,
+                output,
+                cancelled,
+            },
+            ExecError::Engine(ov_rules::engine::EngineError::Build { message, log }) => Failure {
+                message,
+                output: log,
+                cancelled,
+            },
+            other => Failure {
+                message: other.to_string(),
+                output: String::new(),
+                cancelled,
+            },
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Runs the store's blocking calls off the async workers.
+pub(super) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Failure> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Failure::new(format!("internal error: {e}")))
+}
+
+/// Builds, or finds in the cache, node `ix`.
+pub async fn run(
+    sh: Arc<Shared>,
+    ix: NodeIndex,
+    cancel: CancellationToken,
+) -> Result<Done, Failure> {
+    let started = Instant::now();
+    let node = &sh.ws.plan.graph[ix];
+    if let Some(tree) = keys::source_output(&sh.ws.plan, &sh.ws.trees, ix) {
+        sh.set_output(
+            ix,
+            NodeOutput {
+                digest: format!("blake3:{}", blake3::Hash::from(tree).to_hex()),
+                ..Default::default()
+            },
+        );
+        return Ok(Done::Checked);
+    }
+    let (key, manifest) = {
+        let outputs = sh.outputs.lock().map_err(|_| Failure::new("poisoned"))?;
+        keys::node_key(&sh.ws.plan, &sh.ws.trees, &sh.dirs, ix, |d| {
+            keys::source_output(&sh.ws.plan, &sh.ws.trees, d)
+                .or_else(|| {
+                    outputs[d.index()]
+                        .as_ref()
+                        .map(|o| keys::output_bytes(&o.digest))
+                })
+                .unwrap_or([0; 32])
+        })
+    };
+    let deps = dep_outputs(&sh, ix);
+    let (last_image, holder) = if let NodeSpec::Image(image) = &node.spec {
+        let sh2 = sh.clone();
+        let last = blocking(move || super::tags::last_image(&sh2, ix)).await?;
+        (last, super::tags::holder(&sh, ix, &image.tag).await?)
+    } else {
+        (None, None)
+    };
+    // External bases are re-resolved every time: a ref can move.
+    let every_build = node.spec.caching() == Caching::EveryBuild;
+    let cacheable = !every_build && !sh.refresh.contains(&ix);
+    // Held until the result is recorded (or the node fails), so another
+    // process building the same key waits for it instead of duplicating it.
+    let mut _claim = None;
+    // A refreshed node builds its key again: it holds the claim like any
+    // build, so gc does not take the image before it is recorded.
+    if !cacheable && !every_build && !sh.read_only {
+        _claim = super::claim::claim(&sh, ix, &key, &cancel).await?;
+    }
+    if cacheable {
+        if let Some(done) = look_up(&sh, ix, &key, holder.as_ref(), last_image.as_ref()).await? {
+            return Ok(done);
+        }
+        if !sh.read_only {
+            _claim = super::claim::claim(&sh, ix, &key, &cancel).await?;
+        }
+        // Whoever held the claim before us has likely recorded the key.
+        if let Some(done) = look_up(&sh, ix, &key, holder.as_ref(), last_image.as_ref()).await? {
+            return Ok(done);
+        }
+    }
+    let listed = match (&node.spec, sh.images.get()) {
+        (NodeSpec::Base(base), Some(images)) => base.from_snapshot(images),
+        _ => None,
+    };
+    if let Some(out) = listed {
+        return settle_base(&sh, ix, key, manifest, out, started.elapsed()).await;
+    }
+    let engine = sh.engine().await.map_err(|e| Failure::new(e.to_string()))?;
+    // Journal the node tag only when this run is about to create it. Tags
+    // are content-addressed, so another cache dir (or an earlier run) may
+    // already hold this one for a result it recorded; a sweep after this
+    // run dies must not take it from them.
+    if node.spec.tags_node_image()
+        && engine
+            .image_id(&format!("localhost/ov-node:{key}"))
+            .await
+            .map_err(|e| Failure::new(format!("{}: {e}", node.id)))?
+            .is_none()
+    {
+        super::debris::note(&sh.scratch, &key)
+            .map_err(|e| Failure::new(format!("{}: {e}", sh.scratch.display())))?;
+    }
+    let scratch = sh
+        .scratch
+        .join(format!("{}-{}", node.kind(), key.short(16)));
+    std::fs::create_dir_all(&scratch)
+        .map_err(|e| Failure::new(format!("{}: {e}", scratch.display())))?;
+    let layer_dir = node
+        .layer
+        .as_ref()
+        .and_then(|l| sh.ws.project.layers.get(l))
+        .map(|l| l.dir.clone());
+    let progress = sh.progress.clone();
+    let id = node.id.clone();
+    let mut on_line = move |l: &str| progress.line(&id, l);
+    let mut ctx = ExecCtx {
+        engine: &*engine,
+        node_id: &node.id,
+        key: &key,
+        deps: &deps,
+        layer_dir: layer_dir.as_deref().filter(|d| !d.as_os_str().is_empty()),
+        project_root: &sh.ws.project.root,
+        scratch: &scratch,
+        run_id: &sh.run_id,
+        cancel: &cancel,
+        quirks: &sh.quirks,
+        on_line: &mut on_line,
+    };
+    let result = node.spec.execute(&mut ctx).await;
+    if node.spec.tags_node_image() {
+        sh.engine_builds
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    let out = match result {
+        Ok(out) => out,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&scratch);
+            return Err(e.into());
+        }
+    };
+    let took = started.elapsed();
+    if every_build {
+        let _ = std::fs::remove_dir_all(&scratch);
+        return settle_base(&sh, ix, key, manifest, out, took).await;
+    }
+    if let NodeSpec::Image(image) = &node.spec {
+        // The executor leaves the user's tag to the driver: a `tag: auto`
+        // image gets this run's calver, which its key does not see.
+        let (before, last) = (holder.as_ref(), last_image.as_ref());
+        super::tags::settle(&sh, ix, &image.tag, &out, false, before, last).await?;
+    }
+    let recorded = record(&sh, ix, key, manifest, &out, took, true).await;
+    let _ = std::fs::remove_dir_all(&scratch);
+    recorded?;
+    sh.set_output(ix, out);
+    Ok(Done::Built)
+}
+
+/// Looks `key` up in the store: `Some(Cached)` when its result is there
+/// and still usable (the output is set), `None` to build it.
+async fn look_up(
+    sh: &Arc<Shared>,
+    ix: NodeIndex,
+    key: &NodeKey,
+    holder: Option<&ImageId>,
+    last_image: Option<&ImageId>,
+) -> Result<Option<Done>, Failure> {
+    let node = &sh.ws.plan.graph[ix];
+    let store = sh.store.clone();
+    let k = *key;
+    match blocking(move || store.get_action(&k)).await? {
+        Ok(Lookup::Hit(r)) => {
+            if let Some(out) = reuse(sh, ix, key, &r).await? {
+                if let NodeSpec::Image(image) = &node.spec {
+                    super::tags::settle(sh, ix, &image.tag, &out, false, holder, last_image)
+                        .await?;
+                }
+                sh.set_output(ix, out);
+                sh.saved_ms
+                    .fetch_add(r.duration_ms, std::sync::atomic::Ordering::Relaxed);
+                return Ok(Some(Done::Cached));
+            }
+        }
+        Ok(Lookup::Corrupt { reason }) => sh.progress.warn(&format!(
+            "{}: the cached result was corrupt ({reason}); it was removed and the node is rebuilt",
+            node.id
+        )),
+        Ok(Lookup::Miss) => {}
+        Err(e) => sh.progress.warn(&format!(
+            "{}: cache lookup failed ({e}); rebuilding",
+            node.id
+        )),
+    }
+    Ok(None)
+}
+
+/// Finishes a base node. Not a cache entry (a ref is re-resolved every
+/// build), but what it resolved to is remembered so `--dry-run` can
+/// predict the keys built on it.
+async fn settle_base(
+    sh: &Arc<Shared>,
+    ix: NodeIndex,
+    key: NodeKey,
+    manifest: ov_rules::Manifest,
+    out: NodeOutput,
+    took: Duration,
+) -> Result<Done, Failure> {
+    let store = sh.store.clone();
+    let id = sh.ws.plan.graph[ix].id.clone();
+    let same = blocking(move || store.last(&id))
+        .await?
+        .ok()
+        .flatten()
+        .is_some_and(|(k, r)| k == key && r.output == out.digest);
+    // Unchanged: leave the record (and the store's generation) alone.
+    if !same {
+        if let Err(f) = record(sh, ix, key, manifest, &out, took, false).await {
+            sh.progress
+                .warn(&format!("{}: {}", sh.ws.plan.graph[ix].id, f.message));
+        }
+    }
+    sh.set_output(ix, out);
+    Ok(Done::Checked)
+}
+
+/// Turns a cache hit back into an output, checking what lives outside the
+/// store: an image must still be in the engine, else the rule says what
+/// to do ([`Restore`]: run again, or re-import a blob from the CAS, as a
+/// bootstrap rootfs is). `None` means "rebuild".
+async fn reuse(
+    sh: &Arc<Shared>,
+    ix: NodeIndex,
+    key: &NodeKey,
+    r: &ActionResult,
+) -> Result<Option<NodeOutput>, Failure> {
+    let image = r.meta.get("image").and_then(Json::as_str).map(ImageId::new);
+    let mut out = NodeOutput {
+        digest: r.output.clone(),
+        image: image.clone(),
+        meta: r.meta.clone(),
+        ..Default::default()
+    };
+    let Some(image) = image else {
+        return Ok(Some(out));
+    };
+    // The build's image list answers for most hits; only what it does not
+    // show is asked for (an image listed under no tag, a list that failed).
+    if sh.images.get().is_some_and(|l| l.has(&image)) {
+        return Ok(Some(out));
+    }
+    let engine = sh.engine().await.map_err(|e| Failure::new(e.to_string()))?;
+    if engine
+        .image_id(image.as_str())
+        .await
+        .map_err(|e| Failure::new(e.to_string()))?
+        .is_some()
+    {
+        return Ok(Some(out));
+    }
+    let node = &sh.ws.plan.graph[ix];
+    let blob = match node.spec.restore() {
+        Restore::Rerun => None,
+        Restore::Import { blob } => r.blobs.iter().find(|b| b.name == blob),
+    };
+    let Some(blob) = blob else {
+        sh.progress.warn(&format!(
+            "{}: image {image} is cached but no longer in the engine; rebuilding",
+            node.id
+        ));
+        return Ok(None);
+    };
+    // Restore a bootstrapped base from the CAS instead of re-running it.
+    let path = sh.scratch.join(format!("restore-{}", key.short(16)));
+    let store = sh.store.clone();
+    let d = blob.digest;
+    let p = path.clone();
+    if let Err(e) = blocking(move || store.blob_to_file(&d, &p)).await? {
+        sh.progress.warn(&format!(
+            "{}: cannot restore the rootfs ({e}); rebuilding",
+            node.id
+        ));
+        return Ok(None);
+    }
+    let tag = format!("localhost/ov-node:{key}");
+    let id = engine
+        .import(&path, &tag)
+        .await
+        .map_err(|e| Failure::new(e.to_string()))?;
+    let _ = std::fs::remove_file(&path);
+    // The import made the node tag again; gc may take it back.
+    if let Err(e) = super::owned::mark(&sh.store, key) {
+        sh.progress
+            .warn(&format!("{}: cannot note its node tag: {e}", node.id));
+    }
+    sh.engine_builds
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    out.image = Some(id.clone());
+    if let Some(m) = out.meta.as_object_mut() {
+        m.insert("image".into(), json!(id));
+    }
+    Ok(Some(out))
+}
+
+/// Stores the node's files, then its result, then the last-run pointer.
+async fn record(
+    sh: &Arc<Shared>,
+    ix: NodeIndex,
+    key: NodeKey,
+    manifest: ov_rules::Manifest,
+    out: &NodeOutput,
+    took: Duration,
+    cache: bool,
+) -> Result<(), Failure> {
+    if sh.read_only {
+        return Ok(());
+    }
+    let node = &sh.ws.plan.graph[ix];
+    let store = sh.store.clone();
+    // The executors of these kinds tag their image `localhost/ov-node:<key>`.
+    let owns_tag = out.image.is_some() && node.spec.tags_node_image();
+    let files = out.files.clone();
+    let log = out.log.clone();
+    let mut meta = match &out.meta {
+        Json::Object(m) => Json::Object(m.clone()),
+        _ => json!({}),
+    };
+    if let Some(m) = meta.as_object_mut() {
+        if let Some(img) = &out.image {
+            m.insert("image".into(), json!(img));
+        }
+        // Kept for `ov explain`, which names the spec fields that changed.
+        m.insert("spec".into(), node.spec.to_json());
+    }
+    let result = ActionResult {
+        node_id: node.id.clone(),
+        kind: node.kind().to_string(),
+        output: out.digest.clone(),
+        blobs: Vec::new(),
+        duration_ms: took.as_millis() as u64,
+        finished_unix_ms: now_ms(),
+        manifest: manifest
+            .entries
+            .iter()
+            .map(|e| (e.name.clone(), e.digest.clone()))
+            .collect(),
+        meta,
+    };
+    // Before the result: gc then never meets a recorded node tag this
+    // cache dir does not know it holds (a mark whose record failed is a
+    // tag gc may take, as it should).
+    if owns_tag {
+        super::owned::mark(&store, &key)
+            .map_err(|e| Failure::new(format!("{}: {e}", super::owned::dir(&store).display())))?;
+    }
+    blocking(move || -> Result<(), ov_cache::Error> {
+        let mut result = result;
+        for (name, path) in &files {
+            let (digest, size) = store.put_blob_file(path)?;
+            result.blobs.push(BlobRef {
+                name: name.clone(),
+                digest,
+                size,
+            });
+        }
+        if !log.is_empty() {
+            let digest = store.put_blob_bytes(log.as_bytes())?;
+            result.blobs.push(BlobRef {
+                name: "log".into(),
+                digest,
+                size: log.len() as u64,
+            });
+        }
+        if cache {
+            store.put_action(&key, &result)?;
+        }
+        store.record_last(&result.node_id, &key, &result)
+    })
+    .await?
+    // The failure is shown under the node's id already.
+    .map_err(|e| Failure::new(format!("could not record the result: {e}")))
+}
+
+/// The outputs of `ix`'s dependencies, by node id.
+pub fn dep_outputs(sh: &Shared, ix: NodeIndex) -> HashMap<String, NodeOutput> {
+    let g = &sh.ws.plan.graph;
+    let outputs = match sh.outputs.lock() {
+        Ok(o) => o,
+        Err(p) => p.into_inner(),
+    };
+    g.neighbors_directed(ix, petgraph::Direction::Incoming)
+        .filter_map(|d| Some((g[d].id.clone(), outputs[d.index()].clone()?)))
+        .collect()
+}

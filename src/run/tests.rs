@@ -1,0 +1,337 @@
+//! The build driver's logic on a fake engine: what a hit, a failure, a
+//! vanished image and a cancel do to engine calls and to the store. The
+//! real engine's side is tested end to end in tests/.
+
+use super::{run_on, BuildOptions, Cancel, EngineSource, ImageCheck, Outcome};
+use crate::run::progress::Mode;
+use crate::workspace::{Dirs, Workspace};
+use futures_util::future::BoxFuture;
+use ov_cache::Store;
+use ov_rules::engine::{BuildRequest, EngineError, ImageId, RunOutput, RunSpec};
+use ov_rules::images::{ImageSnapshot, ListedImage};
+use ov_rules::rule::ContainerEngine;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio_util::sync::CancellationToken;
+
+const BASE: &str = "localhost/fake-base:1";
+
+/// An engine that keeps images as tags in a map. A build's image id is a
+/// hash of its Containerfile, so the same build gives the same id.
+#[derive(Default)]
+struct Fake {
+    /// Tag → image id.
+    tags: Mutex<HashMap<String, ImageId>>,
+    /// The Containerfile of every build started.
+    builds: Mutex<Vec<String>>,
+    calls: AtomicUsize,
+    /// A build whose Containerfile contains this fails.
+    fail: Mutex<Option<String>>,
+    /// A build cancels the run with this token (Ctrl-C mid-build) and
+    /// waits for the cancel to reach it.
+    interrupt: Mutex<Option<CancellationToken>>,
+}
+
+impl Fake {
+    fn new() -> Arc<Fake> {
+        let fake = Fake::default();
+        fake.tags
+            .lock()
+            .unwrap()
+            .insert(BASE.into(), ImageId::new("sha256:ba5e"));
+        Arc::new(fake)
+    }
+
+    fn builds_of(&self, what: &str) -> usize {
+        let b = self.builds.lock().unwrap();
+        b.iter().filter(|c| c.contains(what)).count()
+    }
+
+    fn forget(&self, tag_part: &str) {
+        let mut tags = self.tags.lock().unwrap();
+        let ids: Vec<ImageId> = tags
+            .iter()
+            .filter(|(t, _)| t.contains(tag_part))
+            .map(|(_, id)| id.clone())
+            .collect();
+        tags.retain(|_, id| !ids.contains(id));
+    }
+
+    fn node_tags(&self) -> usize {
+        let tags = self.tags.lock().unwrap();
+        tags.keys().filter(|t| t.contains("ov-node:")).count()
+    }
+
+    fn lookup(&self, reference: &str) -> Option<ImageId> {
+        let tags = self.tags.lock().unwrap();
+        tags.get(reference)
+            .cloned()
+            .or_else(|| tags.values().find(|id| id.as_str() == reference).cloned())
+    }
+
+    fn call(&self) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl ContainerEngine for Fake {
+    fn image_id<'a>(
+        &'a self,
+        reference: &'a str,
+    ) -> BoxFuture<'a, Result<Option<ImageId>, EngineError>> {
+        self.call();
+        Box::pin(async move { Ok(self.lookup(reference)) })
+    }
+    fn tag<'a>(&'a self, id: &'a ImageId, tag: &'a str) -> BoxFuture<'a, Result<(), EngineError>> {
+        self.call();
+        self.tags.lock().unwrap().insert(tag.into(), id.clone());
+        Box::pin(async { Ok(()) })
+    }
+    fn build<'a>(
+        &'a self,
+        req: BuildRequest,
+        cancel: &'a CancellationToken,
+        on_line: &'a mut (dyn FnMut(&str) + Send),
+    ) -> BoxFuture<'a, Result<ImageId, EngineError>> {
+        self.call();
+        Box::pin(async move {
+            self.builds.lock().unwrap().push(req.containerfile.clone());
+            on_line("STEP 1/1");
+            let ctrl_c = self.interrupt.lock().unwrap().clone();
+            if let Some(ctrl_c) = ctrl_c {
+                // The engine got as far as tagging the result.
+                let id = ImageId::new("sha256:cut");
+                self.tags.lock().unwrap().insert(req.tag, id);
+                ctrl_c.cancel();
+                cancel.cancelled().await;
+                return Err(EngineError::Cancelled);
+            }
+            let fail = self.fail.lock().unwrap().clone();
+            if fail.is_some_and(|f| req.containerfile.contains(&f)) {
+                return Err(EngineError::Build {
+                    message: "RUN exited 1".into(),
+                    log: "boom".into(),
+                });
+            }
+            let id = ImageId::new(blake3::hash(req.containerfile.as_bytes()).to_hex().as_str());
+            self.tags.lock().unwrap().insert(req.tag, id.clone());
+            Ok(id)
+        })
+    }
+    fn pull<'a>(
+        &'a self,
+        reference: &'a str,
+        _: &'a CancellationToken,
+    ) -> BoxFuture<'a, Result<(), EngineError>> {
+        self.call();
+        Box::pin(async move {
+            Err(EngineError::Build {
+                message: format!("no registry holds {reference}"),
+                log: String::new(),
+            })
+        })
+    }
+    fn import<'a>(
+        &'a self,
+        _: &'a Path,
+        tag: &'a str,
+    ) -> BoxFuture<'a, Result<ImageId, EngineError>> {
+        self.call();
+        let id = ImageId::new(blake3::hash(tag.as_bytes()).to_hex().as_str());
+        self.tags.lock().unwrap().insert(tag.into(), id.clone());
+        Box::pin(async move { Ok(id) })
+    }
+    fn run<'a>(
+        &'a self,
+        _: &'a RunSpec,
+        _: &'a CancellationToken,
+    ) -> BoxFuture<'a, Result<RunOutput, EngineError>> {
+        self.call();
+        Box::pin(async {
+            Ok(RunOutput {
+                exit_code: 0,
+                output: String::new(),
+            })
+        })
+    }
+    fn images(&self) -> BoxFuture<'_, Result<ImageSnapshot, EngineError>> {
+        self.call();
+        let mut by_id: HashMap<ImageId, Vec<String>> = HashMap::new();
+        for (tag, id) in self.tags.lock().unwrap().iter() {
+            by_id.entry(id.clone()).or_default().push(tag.clone());
+        }
+        let listed = by_id.into_iter().map(|(id, tags)| ListedImage {
+            id,
+            tags,
+            labels: HashMap::new(),
+        });
+        let snapshot = ImageSnapshot::new(listed);
+        Box::pin(async move { Ok(snapshot) })
+    }
+    fn remove_tag<'a>(&'a self, reference: &'a str) -> BoxFuture<'a, Result<bool, EngineError>> {
+        self.call();
+        let removed = self.tags.lock().unwrap().remove(reference).is_some();
+        Box::pin(async move { Ok(removed) })
+    }
+    fn run_ids(&self) -> BoxFuture<'_, Result<Vec<String>, EngineError>> {
+        self.call();
+        Box::pin(async { Ok(Vec::new()) })
+    }
+    fn remove_run_containers<'a>(
+        &'a self,
+        _: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<usize, EngineError>> {
+        self.call();
+        Box::pin(async { Ok(0) })
+    }
+    fn cheap_image_list(&self) -> bool {
+        true
+    }
+    fn calls(&self) -> usize {
+        self.calls.load(Ordering::Relaxed)
+    }
+    fn containers_created(&self) -> usize {
+        0
+    }
+}
+
+/// A project of two layers (`b` on `a`) in image `app` on [`BASE`].
+struct Project {
+    dir: tempfile::TempDir,
+    dirs: Dirs,
+}
+
+impl Project {
+    fn new() -> Project {
+        let dir = tempfile::tempdir().unwrap();
+        let files = [
+            (
+                "overthink.yml",
+                "version: 2026.141.1600\ninclude: [build.yml]\n\
+                 discover:\n  layer:\n    - path: layers\n\
+                 defaults:\n  registry: localhost/fake\n  build: [deb]\n  \
+                 distro: [debian:12, debian]\n  tag: t\n\
+                 image:\n  app:\n    base: localhost/fake-base:1\n    layer: [b]\n",
+            ),
+            (
+                "build.yml",
+                "distro:\n  debian:\n    format:\n      deb:\n        \
+                 install_template: \"RUN apt-get install -y{{range .Packages}} {{.}}{{end}}\"\n",
+            ),
+            (
+                "layers/a/layer.yml",
+                "layer:\n  task:\n    - mkdir: /opt/a\n",
+            ),
+            (
+                "layers/b/layer.yml",
+                "layer:\n  require: [a]\n  task:\n    - mkdir: /opt/b\n",
+            ),
+        ];
+        for (path, text) in files {
+            let p = dir.path().join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
+        let dirs = Dirs {
+            cache: dir.path().join(".cache"),
+            repo_cache: dir.path().join(".repos"),
+        };
+        Project { dir, dirs }
+    }
+
+    fn build(&self, fake: &Arc<Fake>, cancel: Cancel) -> Outcome {
+        let ws = Workspace::open(self.dir.path(), &self.dirs).unwrap();
+        let opts = BuildOptions {
+            jobs: 2,
+            keep_going: false,
+            progress: Mode::Plain,
+            endpoint: "unused".into(),
+            refresh: Vec::new(),
+            image_check: ImageCheck::Auto,
+        };
+        let engine = EngineSource::Given(fake.clone());
+        run_on(ws, &self.dirs, &[], &opts, engine, cancel).unwrap()
+    }
+
+    fn no_cancel() -> Cancel {
+        Cancel::Token(CancellationToken::new())
+    }
+
+    /// Whether the store holds a result for node `id`.
+    fn recorded(&self, id: &str) -> bool {
+        let store = Store::open(&self.dirs.cache.join("store")).unwrap();
+        store.last(id).unwrap().is_some()
+    }
+}
+
+#[test]
+fn a_cached_node_makes_no_build_call() {
+    let p = Project::new();
+    let fake = Fake::new();
+    let first = p.build(&fake, Project::no_cancel());
+    assert_eq!(first.summary.built, 3, "a, b and the image");
+    assert_eq!(fake.builds.lock().unwrap().len(), 3);
+    let second = p.build(&fake, Project::no_cancel());
+    assert_eq!(fake.builds.lock().unwrap().len(), 3, "no build call");
+    assert_eq!(second.summary.built, 0);
+    assert_eq!(second.summary.cached_local, 3);
+    assert_eq!(second.summary.engine_builds, 0);
+}
+
+#[test]
+fn a_failed_node_records_nothing_and_its_dependents_do_not_run() {
+    let p = Project::new();
+    let fake = Fake::new();
+    *fake.fail.lock().unwrap() = Some("# Layer: a".into());
+    let out = p.build(&fake, Project::no_cancel());
+    assert_eq!(out.summary.failed, 1);
+    assert_eq!(out.summary.skipped, 2, "b and the image");
+    assert_eq!(fake.builds_of("# Layer: b"), 0);
+    assert_eq!(fake.builds_of("# Image: app"), 0);
+    assert!(!p.recorded("layer:a@app"));
+    assert!(!p.recorded("image:app"));
+    // The next build runs it again: a failure is not cached.
+    *fake.fail.lock().unwrap() = None;
+    let again = p.build(&fake, Project::no_cancel());
+    assert_eq!(again.summary.built, 3);
+    assert_eq!(fake.builds_of("# Layer: a"), 2);
+}
+
+#[test]
+fn a_hit_whose_image_left_the_engine_runs_again() {
+    let p = Project::new();
+    let fake = Fake::new();
+    p.build(&fake, Project::no_cancel());
+    let b_key_tag = {
+        let store = Store::open(&p.dirs.cache.join("store")).unwrap();
+        let (key, _) = store.last("layer:b@app").unwrap().unwrap();
+        format!("ov-node:{key}")
+    };
+    fake.forget(&b_key_tag);
+    let out = p.build(&fake, Project::no_cancel());
+    assert_eq!(fake.builds_of("# Layer: b"), 2, "b is built again");
+    assert_eq!(fake.builds_of("# Layer: a"), 1);
+    // The rebuild gave b the same image, so the image node is still cached.
+    assert_eq!(fake.builds_of("# Image: app"), 1);
+    assert_eq!((out.summary.built, out.summary.cached_local), (1, 2));
+}
+
+#[test]
+fn ctrl_c_mid_build_records_nothing_and_leaves_no_node_tag() {
+    let p = Project::new();
+    let fake = Fake::new();
+    let ctrl_c = CancellationToken::new();
+    *fake.interrupt.lock().unwrap() = Some(ctrl_c.clone());
+    let out = p.build(&fake, Cancel::Token(ctrl_c));
+    assert!(out.interrupted);
+    assert_eq!(out.summary.built, 0);
+    assert_eq!(fake.builds.lock().unwrap().len(), 1, "nothing starts after");
+    assert!(!p.recorded("layer:a@app"));
+    assert_eq!(
+        fake.node_tags(),
+        0,
+        "the run removes the tag it never recorded"
+    );
+}
