@@ -28,6 +28,15 @@ impl Tagged {
                 .as_nanos()
         );
         project.edit("overthink.yml", "tag: test", &format!("tag: {unique}"));
+        // No label holds the tag (ov writes none), so an image-level env
+        // entry, which ov writes as a label, keeps the image this test's own.
+        project.edit(
+            "image.yml",
+            "        base: localhost/bookworm-minbase:1\n",
+            &format!(
+                "        base: localhost/bookworm-minbase:1\n        env: [OV_TEST_RUN={unique}]\n"
+            ),
+        );
         Tagged {
             project,
             tag: format!("localhost/ov-test/app:{unique}"),
@@ -304,8 +313,8 @@ fn image_tags_a_dead_run_never_recorded_are_removed_and_nothing_else() {
     let ov = ov_for(t.project.path());
     built_ok(&ov);
     // The image node's key, recorded by that build: its node tag is on the
-    // user's image (whose labels carry this test's own tag, so no other
-    // build shares it).
+    // user's image (whose labels carry this test's own env entry, so no
+    // other build shares it).
     let tags = Command::new("podman")
         .args(["image", "inspect", "--format", "{{json .RepoTags}}", &t.tag])
         .output()
@@ -367,4 +376,51 @@ fn image_tags_a_dead_run_never_recorded_are_removed_and_nothing_else() {
         b.warnings()
     );
     assert!(!ov.cache_dir().join("tmp/4194999-1").exists());
+}
+
+/// `tag: auto` tags the image with the run's calver (ov's ComputeCalVer:
+/// `<year>.<day of year>.<hour*100+minute>` in UTC, unpadded). The calver
+/// is not in any key: a rebuild in a later minute runs nothing and tags
+/// the same image with that run's calver.
+#[test]
+fn tag_auto_is_the_runs_calver_and_leaves_the_keys_alone() {
+    let project = Project::copy_of(&local_fixture("deb-tasks"));
+    project.edit("overthink.yml", "tag: test", "tag: auto");
+    let ov = ov_for(project.path());
+    let tags_of = |calvers: &[String]| -> Vec<(String, Option<String>)> {
+        calvers
+            .iter()
+            .map(|c| {
+                let t = format!("localhost/ov-test/app:{c}");
+                let id = image_of(&t);
+                (t, id)
+            })
+            .collect()
+    };
+    let before = ov::run::calver::now();
+    built_ok(&ov);
+    let after = ov::run::calver::now();
+    let first = tags_of(&[before.clone(), after.clone()]);
+    let tagged: Vec<&(String, Option<String>)> =
+        first.iter().filter(|(_, id)| id.is_some()).collect();
+    assert!(!tagged.is_empty(), "no calver tag among {first:?}");
+    let id = tagged[0].1.clone();
+    // Wait for the next minute so the next run's calver differs.
+    while ov::run::calver::now() == after {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+    let mid = ov::run::calver::now();
+    let again = built_ok(&ov);
+    let later = ov::run::calver::now();
+    let second = tags_of(&[mid, later]);
+    let auto = image_of("localhost/ov-test/app:auto");
+    for (t, _) in first.iter().chain(&second) {
+        let _ = Command::new("podman").args(["untag", t, t]).output();
+    }
+    assert_eq!(again.count("built"), 0, "{:?}", again.events);
+    assert!(
+        second.iter().any(|(_, i)| *i == id),
+        "the cached rebuild did not tag its calver on the same image: {second:?}"
+    );
+    assert_eq!(auto, None, "`auto` itself is no tag");
 }

@@ -837,6 +837,39 @@ fn explicit_layer_entry_wins_over_a_discovered_dir() {
     assert_eq!(ov.inspect("app")["install"], serde_json::json!(["web"]));
 }
 
+/// `shell:` keys are ov's (`ShellConfig.UnmarshalYAML`): a misspelt shell
+/// is an error at its key, and a destination must be a file path.
+#[test]
+fn shell_blocks_are_checked_where_written() {
+    let p = Project::mini();
+    p.append(
+        "layers/greeting/layer.yml",
+        "  shell:\n    init: echo hi\n    bsh:\n      init: x\n    fish:\n      path: etc/x.fish\n      priority: 1\n",
+    );
+    let run = invalid(&p);
+    run.stderr_has(&[
+        "layers/greeting/layer.yml:9:5: error: layer `greeting`: `shell` has unknown key `bsh`",
+        "(did you mean `bash`?)",
+        "layers/greeting/layer.yml:12:13: error: layer `greeting`: `shell.fish.path` \"etc/x.fish\" is not absolute",
+        "layers/greeting/layer.yml:13:7: error: layer `greeting`: `shell.fish` has unknown key `priority`",
+    ]);
+}
+
+/// A layer field that goes into a label with the wrong shape is refused
+/// where it is written, not when the image node builds.
+#[test]
+fn label_fields_of_the_wrong_shape_are_refused_at_load() {
+    let p = Project::mini();
+    p.append(
+        "layers/greeting/layer.yml",
+        "  port_relay: [web]\n  env_accept:\n    - name: [K]\n",
+    );
+    invalid(&p).stderr_has(&[
+        "layers/greeting/layer.yml:7:15: error: layer `greeting`: `port_relay` cannot go into ov's labels",
+        "layers/greeting/layer.yml:9:5: error: layer `greeting`: `env_accept` cannot go into ov's labels",
+    ]);
+}
+
 // ---------------------------------------------------------------- builder stages
 
 const NPM_BUILDER: &str = r#"builder:

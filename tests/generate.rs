@@ -9,6 +9,7 @@
 use crate::util::shared_fixture;
 use ov::commands::generate::generate;
 use ov::workspace::{Dirs, Workspace};
+use ov_rules::rule::EngineQuirks;
 use ov_rules::RenderOpts;
 use std::path::{Path, PathBuf};
 use tempfile::TempDir;
@@ -41,12 +42,14 @@ fn check(fixture: &str, images: &[&str]) {
     assert_eq!(planned, images, "{fixture}: planned images");
     let bless = std::env::var_os("OV_BLESS").is_some_and(|v| v == "1");
     let mut stale = Vec::new();
+    // What a build sends: the goldens show the build's own quirks.
+    let opts = EngineQuirks::for_build().render_opts();
     for image in images {
-        let text = generate(&ws, image, &RenderOpts::default())
-            .unwrap_or_else(|e| panic!("{fixture}/{image}: {e:#}"));
+        let text =
+            generate(&ws, image, &opts).unwrap_or_else(|e| panic!("{fixture}/{image}: {e:#}"));
         // Same inputs, same bytes: the rendered text is hashed.
         assert_eq!(
-            generate(&ws, image, &RenderOpts::default()).unwrap(),
+            generate(&ws, image, &opts).unwrap(),
             text,
             "{fixture}/{image}: rendering is not deterministic"
         );
@@ -160,4 +163,51 @@ fn unknown_image() {
     let (ws, _tmp) = open("pods");
     let e = generate(&ws, "webb", &RenderOpts::default()).unwrap_err();
     assert!(format!("{e:#}").contains("unknown image `webb`"), "{e:#}");
+}
+
+/// `ov image generate` prints, for every layer and image node, exactly the
+/// steps the node's executor sends after its `FROM` (the same function,
+/// with the build's quirks): on podman 4.3 no cache mount is
+/// `sharing=locked` in either.
+#[test]
+fn generate_prints_what_the_build_sends() {
+    let fixture = shared_fixture("base-stack");
+    let printed = crate::util::Ov::new(&fixture)
+        .ok(&["image", "generate", "nvidia"])
+        .stdout;
+    assert!(!printed.contains("sharing=locked"), "{printed}");
+    let (ws, _tmp) = open("base-stack");
+    let mut sections = printed.split("# node: ").skip(1);
+    let mut compared = 0;
+    for node in ws.plan.graph.node_weights() {
+        let Some(sent) = ov_rules::rule::steps_sent(&node.spec, &EngineQuirks::for_build()) else {
+            continue;
+        };
+        let Some(section) = printed
+            .split("# node: ")
+            .find(|s| s.starts_with(&format!("{}\n", node.id)))
+        else {
+            continue;
+        };
+        let sent = sent.unwrap();
+        // The section: its id line, `FROM <parent>`, then the steps.
+        let body: String = section
+            .splitn(3, '\n')
+            .nth(2)
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            body.starts_with(&sent.containerfile()),
+            "{}: generate printed\n{body}\nthe build sends\n{}",
+            node.id,
+            sent.containerfile()
+        );
+        compared += 1;
+    }
+    assert_eq!(
+        compared,
+        sections.by_ref().count(),
+        "every printed node was compared"
+    );
+    assert!(compared >= 7, "only {compared} nodes compared");
 }

@@ -22,6 +22,9 @@
 //! - `errors`: bad input exits 2 with `file:line:col`; warnings exit 0; the
 //!   loader's shapes (includes from the repo cache, multi-document files,
 //!   kind-keyed entries, `layer: {x: {from: dir}}`).
+//! - `fidelity`: what ov's generator writes for the shared fixtures
+//!   (`shell:` drop-ins, distro tag sections, labels, `tag: auto`), with
+//!   expectations read from ov's Go sources.
 //! - `fuzz`: arbitrary bytes and arbitrary YAML in each kind of file.
 //! - `generate`: the rendered Containerfile steps of every image of the
 //!   shared fixtures against golden files (`OV_BLESS=1` rewrites them).
@@ -57,6 +60,7 @@ mod context;
 mod engine_state;
 mod errors;
 mod examples;
+mod fidelity;
 mod fuzz;
 mod generate;
 mod golden;

@@ -15,11 +15,15 @@
 pub mod accept;
 pub mod env;
 mod image;
+mod labels;
 mod layer;
 pub mod preamble;
 pub(crate) mod quote;
+pub mod shell;
 pub mod stage;
 mod tasks;
+
+pub use labels::{check_label_field, LABEL_FIELDS};
 
 use crate::rule::{ImageSpec, LayerSpec, StageSpec};
 use crate::template::TemplateError;

@@ -38,7 +38,7 @@ fn rule_versions() {
             "ov/preamble/v1",
             "ov/stage/v2",
             "ov/layer/v2",
-            "ov/image/v2",
+            "ov/image/v3",
             "ov/eval/v1",
             "ov/cloud-image/v1",
             "ov/disk/v1",
@@ -161,6 +161,7 @@ fn layer_spec() -> layer::LayerSpec {
         path_append: vec!["~/.local/bin".into()],
         stages: Default::default(),
         inline: vec![],
+        shell: None,
     }
 }
 
@@ -171,6 +172,20 @@ fn layer() {
         NodeKind::Layer,
         r#"{"context":{"build":["rpm"],"build_distro":"fedora","distro":["fedora:43","fedora"],"gid":1000,"home":"/home/user","uid":1000,"user":"user","user_policy":"auto"},"env":{"HOME_DIR":"~/x"},"formats":{"rpm":{"install_template":"RUN dnf install -y{{range .Packages}} {{.}}{{end}}"}},"inline":[],"layer":"web","packages":{"rpm":{"package":["nginx"]}},"parent":"base:quay.io/fedora/fedora:43","path_append":["~/.local/bin"],"stages":{},"tasks":[{"arg":"/srv","spec":{"mkdir":"/srv"},"verb":"mkdir"}],"var":{"V":"1"}}"#,
         "cb65b9d360f1f93942100c2000b66a6744dad38e41227d37d1280556d4f7dc6c",
+    );
+}
+
+/// `shell:` is in a layer's spec only when the layer has one, so adding
+/// the field left every other layer's key as it was.
+#[test]
+fn layer_with_shell() {
+    let mut spec = layer_spec();
+    spec.shell = Some(json!({"init": "echo hi"}));
+    golden(
+        spec,
+        NodeKind::Layer,
+        r#"{"context":{"build":["rpm"],"build_distro":"fedora","distro":["fedora:43","fedora"],"gid":1000,"home":"/home/user","uid":1000,"user":"user","user_policy":"auto"},"env":{"HOME_DIR":"~/x"},"formats":{"rpm":{"install_template":"RUN dnf install -y{{range .Packages}} {{.}}{{end}}"}},"inline":[],"layer":"web","packages":{"rpm":{"package":["nginx"]}},"parent":"base:quay.io/fedora/fedora:43","path_append":["~/.local/bin"],"shell":{"init":"echo hi"},"stages":{},"tasks":[{"arg":"/srv","spec":{"mkdir":"/srv"},"verb":"mkdir"}],"var":{"V":"1"}}"#,
+        "84c4fc3cb1b39ded4ce395afa4a37f9c4fd04b02b36848ecd8542b39ba39ced9",
     );
 }
 
@@ -228,12 +243,19 @@ fn image() {
             eval: vec![],
             services: vec![],
             meta: Default::default(),
+            produce: vec!["web".into()],
+            image_eval: vec![],
+            label_layers: vec![image::LabelLayer {
+                name: "web".into(),
+                own: true,
+                fields: json!({"port": ["8080"]}).as_object().cloned().unwrap(),
+            }],
             env: vec![[("A".to_string(), "1".to_string())].into_iter().collect()],
             port: vec!["8080".into()],
         },
         NodeKind::Image,
-        r#"{"capabilities":{"oci_label":{},"preserve_user":false},"env":[{"A":"1"}],"eval":[],"init":null,"init_def":null,"init_header":null,"meta":{},"name":"web","parent":"layer:web@web","port":["8080"],"resolved":{"build":["rpm"],"distro":["fedora:43"],"gid":1000,"home":"/home/user","name":"web","registry":"ghcr.io/acme","tag":"latest","uid":1000,"user":"user","user_adopted":false},"services":[],"tag":"ghcr.io/acme/web:latest"}"#,
-        "d5b852e33ce3c2653bad067bb030ae8fea70c427227739aa6a5b348d26a25293",
+        r#"{"capabilities":{"oci_label":{},"preserve_user":false},"env":[{"A":"1"}],"eval":[],"image_eval":[],"init":null,"init_def":null,"init_header":null,"label_layers":[{"name":"web","own":true,"port":["8080"]}],"meta":{},"name":"web","parent":"layer:web@web","port":["8080"],"produce":["web"],"resolved":{"build":["rpm"],"distro":["fedora:43"],"gid":1000,"home":"/home/user","name":"web","registry":"ghcr.io/acme","tag":"latest","uid":1000,"user":"user","user_adopted":false},"services":[],"tag":"ghcr.io/acme/web:latest"}"#,
+        "ccd47318e070d3386f1ba87f04b0b25fafc1571732f11c2c5a81261d58817440",
     );
 }
 

@@ -33,23 +33,15 @@ pub fn generate(ws: &Workspace, image: &str, opts: &RenderOpts) -> Result<String
             }
             out.push_str(&stage_section(ws, s, opts)?);
         }
-        let rendered = match &node.spec {
-            NodeSpec::Layer(spec) => ov_rules::render_layer(spec, opts),
-            NodeSpec::Preamble(spec) => ov_rules::render_preamble(spec, opts),
-            NodeSpec::Image(spec) => ov_rules::render_image(spec, opts),
-            // The chain holds only preamble, layer and image nodes; the
-            // others write no Containerfile.
-            NodeSpec::Source(_)
-            | NodeSpec::Base(_)
-            | NodeSpec::Bootstrap(_)
-            | NodeSpec::Stage(_)
-            | NodeSpec::Eval(_)
-            | NodeSpec::CloudImage(_)
-            | NodeSpec::Disk(_)
-            | NodeSpec::Seed(_)
-            | NodeSpec::Boot(_) => continue,
-        }
-        .with_context(|| format!("rendering node `{}`", node.id))?;
+        let quirks = ov_rules::rule::EngineQuirks {
+            locked_cache_mounts: opts.locked_cache_mounts,
+        };
+        // The chain holds only preamble, layer and image nodes; the others write no
+        // Containerfile.
+        let Some(rendered) = ov_rules::rule::steps_sent(&node.spec, &quirks) else {
+            continue;
+        };
+        let rendered = rendered.with_context(|| format!("rendering node `{}`", node.id))?;
         if !out.is_empty() {
             out.push('\n');
         }

@@ -55,7 +55,9 @@ pub fn generate(root: &Path, dirs: &Dirs, name: &str, out: &mut dyn Write) -> an
     let ws = Workspace::open(root, dirs)?;
     print_diags(&ws.warnings);
     ws.image(name)?;
-    let text = super::generate::generate(&ws, name, &Default::default())?;
+    // The build's own quirks: generate prints what a build sends.
+    let opts = ov_rules::rule::EngineQuirks::for_build().render_opts();
+    let text = super::generate::generate(&ws, name, &opts)?;
     out.write_all(text.as_bytes())?;
     Ok(())
 }

@@ -149,11 +149,106 @@ pub fn decode(cx: &mut Cx, layer: &mut Layer, node: &Node) {
                 layer.eval = decode::json_list(cx, &key, v)
             }
             "capabilities" => layer.capabilities = Some(v.to_json()),
-            "name" | "from" => {}
-            _ => {
+            "shell" => {
+                shell(cx, &what, v);
                 layer.meta.insert(key, v.to_json());
             }
+            "name" | "from" => {}
+            _ => {
+                let json = v.to_json();
+                if ov_rules::containerfile::LABEL_FIELDS.contains(&key.as_str()) {
+                    if let Err(e) = ov_rules::containerfile::check_label_field(&key, &json) {
+                        cx.error(
+                            v,
+                            format!("{what}: `{key}` cannot go into ov's labels: {e}"),
+                        );
+                    }
+                }
+                layer.meta.insert(key, json);
+            }
         }
+    }
+}
+
+/// `shell:` as ov reads it (its `ShellConfig.UnmarshalYAML`): a generic
+/// body (`init`, `path_append`, `path`, `priority`) and per-shell blocks
+/// (`bash`, `zsh`, `fish`, `sh`: `init`, `path_append`, `path`); any other
+/// key is an error. Paths become COPY destinations in the image.
+fn shell(cx: &mut Cx, what: &str, v: &Node) {
+    use ov_rules::containerfile::shell::SHELLS;
+    const GENERIC: &[&str] = &["init", "path_append", "path", "priority"];
+    fn block(cx: &mut Cx, what: &str, field: &str, v: &Node, known: &[&str]) {
+        let Some(entries) = v.as_map() else {
+            cx.error(
+                v,
+                format!("{what}: `{field}` must be a map, found {}", v.shape()),
+            );
+            return;
+        };
+        for (k, val) in entries {
+            let Some(key) = k.as_str() else { continue };
+            let name = format!("{field}.{key}");
+            match key {
+                "init" if val.as_str().is_none() && !val.is_null() => {
+                    cx.error(val, format!("{what}: `{name}` must be text (shell code)"))
+                }
+                "init" => {}
+                "priority" if field == "shell" => {
+                    if !matches!(val.to_json(), Json::Number(_) | Json::Null) {
+                        cx.error(val, format!("{what}: `{name}` must be a number"))
+                    }
+                }
+                "path" => shell_path(cx, what, &name, val),
+                "path_append" => match val.as_seq() {
+                    Some(items) => items.iter().for_each(|i| literal::one_line(cx, &name, i)),
+                    None if val.is_null() => {}
+                    None => cx.error(
+                        val,
+                        format!("{what}: `{name}` must be a list of directories"),
+                    ),
+                },
+                s if field == "shell" && SHELLS.contains(&s) => {
+                    block(cx, what, &name, val, &["init", "path_append", "path"])
+                }
+                other => cx.error(
+                    k,
+                    format!(
+                        "{what}: `{field}` has unknown key `{other}` (expected {}){}",
+                        known.join(", "),
+                        crate::diag::did_you_mean(other, known.iter().copied())
+                    ),
+                ),
+            }
+        }
+    }
+    let known: Vec<&str> = GENERIC.iter().chain(SHELLS).copied().collect();
+    block(cx, what, "shell", v, &known);
+}
+
+/// A `shell` destination: absolute, or under the home (`~/`, `$HOME/`),
+/// one line, and no other `$` (ov writes it quoted, nothing expands).
+fn shell_path(cx: &mut Cx, what: &str, field: &str, v: &Node) {
+    let Some(p) = v.as_str() else {
+        if !v.is_null() {
+            cx.error(v, format!("{what}: `{field}` must be a path"));
+        }
+        return;
+    };
+    let rest = p
+        .strip_prefix("~/")
+        .or_else(|| p.strip_prefix("$HOME/"))
+        .or_else(|| p.strip_prefix('/'));
+    let bad = match rest {
+        None => Some("is not absolute (nor under `~/` or `$HOME/`)"),
+        Some(r) if r.contains('$') => Some("has a `$` other than a leading `$HOME`"),
+        Some(r) if r.is_empty() || r.ends_with('/') => Some("names a directory, not a file"),
+        Some(_) if ov_rules::containerfile::accept::has_control(p) => {
+            Some("holds a line break or control character")
+        }
+        Some(_) => None,
+    };
+    if let Some(why) = bad {
+        cx.error(v, format!("{what}: `{field}` {p:?} {why}"));
     }
 }
 

@@ -185,64 +185,119 @@ fn format_distros(fmt: &str) -> &'static [&'static str] {
     }
 }
 
-/// The package sections a layer installs on an image, per format, with ov's
-/// quirks: top-level `package` joins every format that has a distro section
-/// (or all formats when there is no distro map); `debian` and `ubuntu` are
-/// unioned into `deb`; a versioned section matching the image's distro tag
-/// (`ubuntu-24.04` for `ubuntu:24.04`) replaces the format sections.
+/// The distro names whose `<name>-<version>` sections are tag sections
+/// (ov's `derivePackageSectionsFromCalamares` knows these).
+const TAG_DISTROS: &[&str] = &["fedora", "debian", "ubuntu", "arch"];
+
+/// The layer's tag section for an image distro tag (`debian:13` is written
+/// `debian-13:` under `distro:`): every versioned key of a known distro
+/// whose `<name>:<version>` is `tag`, packages concatenated, and `repo`,
+/// `copr`, `option(s)`, `exclude`, `module` from the last key that has them
+/// (ov's `derivePackageSectionsFromCalamares`, the versioned branch).
+/// Top-level `package:` is not part of it.
+fn tag_section(
+    layer: &crate::load::model::Layer,
+    tag: &str,
+) -> Option<serde_json::Map<String, Json>> {
+    let mut section = serde_json::Map::new();
+    let mut packages: Vec<Json> = Vec::new();
+    let mut found = false;
+    for (key, v) in &layer.distro {
+        let Some((bare, version)) = key.split_once('-') else {
+            continue;
+        };
+        if !TAG_DISTROS.contains(&bare) || format!("{bare}:{version}") != tag {
+            continue;
+        }
+        found = true;
+        let Some(obj) = v.as_object() else { continue };
+        for (k, v) in obj {
+            match k.as_str() {
+                "package" => packages.extend(v.as_array().cloned().unwrap_or_default()),
+                "repo" | "copr" | "option" | "options" | "exclude" | "module" => {
+                    section.insert(k.clone(), v.clone());
+                }
+                _ => {}
+            }
+        }
+    }
+    if !found {
+        return None;
+    }
+    section.insert("package".into(), Json::Array(packages));
+    Some(section)
+}
+
+/// The package sections a layer installs on an image, per format, chosen as
+/// ov's generator chooses them (`writeLayerSteps` in its `generate.go`):
+///
+/// 1. The image's `distro` tags, in order: the first with a tag section
+///    that lists packages wins, and is installed alone, with the image's
+///    first format's install template (`img.Pkg`).
+/// 2. Otherwise one section per format of `build`, in order: top-level
+///    `package` first, then each distro section that feeds the format
+///    (`debian` and `ubuntu` both feed `deb`), duplicates dropped; the
+///    other fields from the first section that has them. `aur` takes only
+///    `arch.aur`. Without any distro section, top-level packages feed rpm,
+///    deb and pac.
 pub fn layer_packages(
     layer: &crate::load::model::Layer,
     img: &ResolvedImage,
 ) -> serde_json::Map<String, Json> {
     let mut out = serde_json::Map::new();
-    let versioned = img.distro.iter().find_map(|tag| {
-        let key = tag.replace(':', "-");
-        (tag.contains(':'))
-            .then(|| layer.distro.get(&key))
-            .flatten()
-    });
+    if let Some(primary) = img.build.first() {
+        for tag in &img.distro {
+            let Some(section) = tag_section(layer, tag) else {
+                continue;
+            };
+            if section
+                .get("package")
+                .and_then(Json::as_array)
+                .is_some_and(|p| !p.is_empty())
+            {
+                out.insert(primary.clone(), Json::Object(section));
+                return out;
+            }
+        }
+    }
+    let has_distro = !layer.distro.is_empty();
     for fmt in &img.build {
         let mut section = serde_json::Map::new();
         let mut packages: Vec<Json> = Vec::new();
-        if let Some(v) = versioned {
-            if let Some(obj) = v.as_object() {
-                section = obj.clone();
-            }
-        } else {
-            for d in format_distros(fmt) {
-                let Some(Json::Object(obj)) = layer.distro.get(*d) else {
+        let feeding: Vec<&serde_json::Map<String, Json>> = format_distros(fmt)
+            .iter()
+            .filter_map(|d| layer.distro.get(*d)?.as_object())
+            .collect();
+        if fmt == "aur" {
+            for obj in &feeding {
+                let Some(aur) = obj.get("aur").and_then(Json::as_object) else {
                     continue;
                 };
-                let src = if fmt == "aur" {
-                    obj.get("aur")
-                        .and_then(Json::as_object)
-                        .cloned()
-                        .unwrap_or_default()
-                } else {
-                    obj.clone()
-                };
-                for (k, v) in src {
-                    if k == "aur" {
-                        continue;
-                    }
+                for (k, v) in aur {
                     if k == "package" {
                         packages.extend(v.as_array().cloned().unwrap_or_default());
                     } else {
-                        section.entry(k).or_insert(v);
+                        section.entry(k.clone()).or_insert(v.clone());
                     }
                 }
             }
-        }
-        let has_section = versioned.is_some()
-            || format_distros(fmt)
-                .iter()
-                .any(|d| layer.distro.contains_key(*d))
-            || layer.distro.is_empty();
-        if has_section && fmt != "aur" {
-            packages.extend(layer.package.iter().map(|p| json!(p)));
-        }
-        if let Some(Json::Array(p)) = section.remove("package") {
-            packages.extend(p);
+        } else {
+            let top_feeds = !feeding.is_empty()
+                || (!has_distro && ["rpm", "deb", "pac"].contains(&fmt.as_str()));
+            if top_feeds {
+                packages.extend(layer.package.iter().map(|p| json!(p)));
+            }
+            for obj in &feeding {
+                for (k, v) in obj.iter() {
+                    match k.as_str() {
+                        "aur" => {}
+                        "package" => packages.extend(v.as_array().cloned().unwrap_or_default()),
+                        _ => {
+                            section.entry(k.clone()).or_insert(v.clone());
+                        }
+                    }
+                }
+            }
         }
         let mut seen = std::collections::HashSet::new();
         packages.retain(|p| seen.insert(p.to_string()));
@@ -625,6 +680,7 @@ fn plan_image(
                 .map(|(b, s)| (b.clone(), s.used.clone()))
                 .collect(),
             inline,
+            shell: layer.meta.get("shell").cloned(),
         };
         let ix = match p.applications.get(&dedupe) {
             Some(&ix) => ix,
@@ -721,7 +777,13 @@ fn plan_image(
             capabilities,
             eval: own_checks,
             services,
-            meta: own.meta.clone(),
+            meta: label_meta(project, own),
+            produce: own.produce.clone().unwrap_or_default(),
+            image_eval: own.eval.clone(),
+            label_layers: image_layers
+                .iter()
+                .map(|l| label_layer(l, img.install.contains(&l.name)))
+                .collect(),
             // ov writes the env of the layers an image installs itself; its
             // base image already holds the rest, expanded for its own user.
             env: img
@@ -970,6 +1032,52 @@ fn plan_vm(project: &Project, name: &str, vm: &crate::load::model::Vm, p: &mut P
     }
     p.vms.insert(name.to_string(), boot);
     p.aliases.entry(name.to_string()).or_insert(boot);
+}
+
+/// The image config the labels read: the image's own runtime declarations,
+/// with `port` and `network` falling back to `defaults` as ov resolves them.
+fn label_meta(project: &Project, own: &crate::load::model::Image) -> IndexMap<String, Json> {
+    let mut meta = own.meta.clone();
+    for k in ["port", "network"] {
+        if let (false, Some(v)) = (meta.contains_key(k), project.defaults.meta.get(k)) {
+            meta.insert(k.to_string(), v.clone());
+        }
+    }
+    meta
+}
+
+/// What the image's labels need of one layer (see `label_layers` in the
+/// rules' labels module): its layer.yml fields under their own names, only
+/// those it has, and whether the image installs it itself.
+fn label_layer(layer: &crate::load::model::Layer, own: bool) -> image::LabelLayer {
+    let fields = ov_rules::containerfile::LABEL_FIELDS
+        .iter()
+        .chain(&["shell"]);
+    let mut out = serde_json::Map::new();
+    for f in fields {
+        if let Some(v) = layer.meta.get(*f).filter(|v| !v.is_null()) {
+            out.insert((*f).into(), v.clone());
+        }
+    }
+    let mut put = |k: &str, v: Json, empty: bool| {
+        if !empty {
+            out.insert(k.into(), v);
+        }
+    };
+    put("port", json!(layer.port), layer.port.is_empty());
+    put("env", json!(layer.env), layer.env.is_empty());
+    put(
+        "path_append",
+        json!(layer.path_append),
+        layer.path_append.is_empty(),
+    );
+    put("service", json!(layer.service), layer.service.is_empty());
+    put("eval", json!(layer.eval), layer.eval.is_empty());
+    image::LabelLayer {
+        name: layer.name.clone(),
+        own,
+        fields: out,
+    }
 }
 
 #[cfg(test)]

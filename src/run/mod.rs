@@ -9,6 +9,7 @@
 pub mod progress;
 pub mod sched;
 
+pub mod calver;
 mod claim;
 pub mod collect;
 mod debris;
@@ -100,6 +101,8 @@ pub struct Shared {
     pub read_only: bool,
     /// Rendering choices for the engine that answered.
     pub quirks: EngineQuirks,
+    /// This run's calver, which `tag: auto` images are tagged with.
+    pub calver: String,
     /// The display.
     pub progress: Arc<Progress>,
     /// Builds and imports started.
@@ -241,11 +244,8 @@ pub fn run_on(
         run_id: run_id.clone(),
         scratch: scratch.clone(),
         read_only: read_only_cause.is_some(),
-        // podman 4.3 hangs on RUNs with two locked cache mounts; locked
-        // mounts only serialise package managers, so leaving them out is safe.
-        quirks: EngineQuirks {
-            locked_cache_mounts: false,
-        },
+        quirks: EngineQuirks::for_build(),
+        calver: calver::now(),
         progress: progress.clone(),
         engine_builds: AtomicUsize::new(0),
         saved_ms: AtomicU64::new(0),

@@ -232,8 +232,10 @@ pub async fn run(
         return settle_base(&sh, ix, key, manifest, out, took).await;
     }
     if let NodeSpec::Image(image) = &node.spec {
+        // The executor leaves the user's tag to the driver: a `tag: auto`
+        // image gets this run's calver, which its key does not see.
         let (before, last) = (holder.as_ref(), last_image.as_ref());
-        super::tags::settle(&sh, ix, &image.tag, &out, true, before, last).await?;
+        super::tags::settle(&sh, ix, &image.tag, &out, false, before, last).await?;
     }
     let recorded = record(&sh, ix, key, manifest, &out, took, true).await;
     let _ = std::fs::remove_dir_all(&scratch);

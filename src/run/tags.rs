@@ -17,6 +17,11 @@ use ov_rules::rule::NodeOutput;
 use petgraph::graph::NodeIndex;
 use serde_json::Value as Json;
 
+/// The user's tag as the engine gets it: `auto` is this run's calver.
+fn user_tag(sh: &Shared, tag: &str) -> String {
+    super::calver::resolve(tag, &sh.calver)
+}
+
 /// The image this cache last recorded for node `ix`, read before the node
 /// runs (a fresh build replaces it).
 pub fn last_image(sh: &Shared, ix: NodeIndex) -> Option<ImageId> {
@@ -29,6 +34,7 @@ pub fn last_image(sh: &Shared, ix: NodeIndex) -> Option<ImageId> {
 /// tag (a fresh build moves the tag, so it must be asked first).
 pub async fn holder(sh: &Shared, ix: NodeIndex, tag: &str) -> Result<Option<ImageId>, Failure> {
     let node = &sh.ws.plan.graph[ix];
+    let tag = &user_tag(sh, tag);
     if let Some(l) = sh.images.get() {
         return Ok(l.tagged(tag).cloned());
     }
@@ -39,9 +45,9 @@ pub async fn holder(sh: &Shared, ix: NodeIndex, tag: &str) -> Result<Option<Imag
         .map_err(|e| Failure::new(format!("{}: {e}", node.id)))
 }
 
-/// Makes `tag`, the user's tag of image node `ix`, point at `out`'s image. `tagged`
-/// is true when the executor has just tagged it (a fresh build), so only
-/// the warning is left to give. `before` is [`holder`] and `last` is
+/// Makes `tag`, the user's tag of image node `ix` (`auto` as this run's
+/// calver), point at `out`'s image. `tagged` is true when the executor has
+/// just tagged it, so only the warning is left to give. `before` is [`holder`] and `last` is
 /// [`last_image`], both from before the node ran.
 pub async fn settle(
     sh: &Shared,
@@ -53,6 +59,7 @@ pub async fn settle(
     last: Option<&ImageId>,
 ) -> Result<(), Failure> {
     let node = &sh.ws.plan.graph[ix];
+    let tag = &user_tag(sh, tag);
     let Some(image) = &out.image else {
         return Ok(());
     };

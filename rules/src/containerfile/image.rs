@@ -11,9 +11,6 @@ use crate::template::{self, object, opt_bool, strings, Value};
 use serde_json::{Map, Value as Json};
 use std::collections::BTreeMap;
 
-/// The label namespace ov uses.
-const NS: &str = "org.overthinkos";
-
 /// Renders an image node's steps.
 ///
 /// Spec keys read: `name`, `tag`, `resolved` (`user`, `uid`, `gid`,
@@ -52,7 +49,7 @@ pub(crate) fn render_image(spec: &Json, opts: &RenderOpts) -> Result<Rendered, R
     if !preserve_user {
         out.step(format!("USER {}", user.uid));
     }
-    labels(&view, name, &user, caps, &mut out)?;
+    labels(&view, name, &user, &mut out)?;
     out.finish(&view.node)
 }
 
@@ -451,96 +448,10 @@ fn config_path(def: &Map<String, Json>) -> Option<String> {
     args.get(i + 1).map(|s| s.to_string())
 }
 
-fn json_label(v: &Json) -> String {
-    String::from_utf8(crate::canonical_json(v)).unwrap_or_default()
-}
-
-/// `LABEL org.overthinkos.*`, in a fixed order; JSON values in canonical
-/// form so the text does not depend on key order.
-fn labels(
-    view: &SpecView,
-    name: &str,
-    user: &User,
-    caps: Option<&Map<String, Json>>,
-    out: &mut Steps,
-) -> Result<(), RenderError> {
-    let mut labels: Vec<(String, String)> = Vec::new();
-    let mut add = |k: &str, v: String| labels.push((k.to_string(), v));
-    add(&format!("{NS}.image"), name.to_string());
-    if let Some(tag) = view.opt_str("tag")? {
-        add(&format!("{NS}.tag"), tag.to_string());
-    }
-    let resolved = view.object("resolved")?;
-    if let Some(r) = resolved
-        .and_then(|r| r.get("registry"))
-        .and_then(Json::as_str)
-    {
-        add(&format!("{NS}.registry"), r.to_string());
-    }
-    add(&format!("{NS}.user"), user.name.clone());
-    add(&format!("{NS}.uid"), user.uid.to_string());
-    add(&format!("{NS}.gid"), user.gid.to_string());
-    add(&format!("{NS}.home"), user.home.clone());
-    for (key, label) in [("distro", "distro"), ("build", "formats")] {
-        if let Some(v) = resolved.and_then(|r| r.get(key)).filter(|v| !v.is_null()) {
-            add(&format!("{NS}.{label}"), json_label(v));
-        }
-    }
-    let meta = view.object("meta")?;
-    for key in ["port", "env"] {
-        let v = meta.and_then(|m| m.get(key)).filter(|v| !v.is_null());
-        if let Some(v) = v {
-            let label = if key == "port" { "ports" } else { "env" };
-            add(&format!("{NS}.{label}"), json_label(v));
-        }
-    }
-    if let Some(init) = view.opt_str("init")? {
-        add(&format!("{NS}.init"), init.to_string());
-        let services = view.array("services")?;
-        let label_key = view
-            .object("init_def")?
-            .and_then(|d| d.get("label_key"))
-            .and_then(Json::as_str);
-        let layers: Vec<&str> = services
-            .iter()
-            .filter_map(|s| s.get("layer").and_then(Json::as_str))
-            .fold(Vec::new(), |mut acc, l| {
-                if !acc.contains(&l) {
-                    acc.push(l);
-                }
-                acc
-            });
-        if let (Some(k), false) = (label_key, layers.is_empty()) {
-            add(k, json_label(&Json::from(layers)));
-        }
-        if !services.is_empty() {
-            add(
-                &format!("{NS}.services"),
-                json_label(&Json::from(services.to_vec())),
-            );
-        }
-    }
-    let checks = view.array("eval")?;
-    if !checks.is_empty() {
-        add(
-            &format!("{NS}.eval"),
-            json_label(&Json::from(checks.to_vec())),
-        );
-    }
-    if let Some(c) = caps {
-        if c.get("preserve_user").and_then(Json::as_bool) == Some(true) {
-            add(&format!("{NS}.bootc"), "true".into());
-        }
-        if let Some(extra) = c.get("oci_label").and_then(Json::as_object) {
-            let mut keys: Vec<&String> = extra.keys().collect();
-            keys.sort();
-            for k in keys {
-                let v = scalar_text(&extra[k]).unwrap_or_else(|| json_label(&extra[k]));
-                add(k, v);
-            }
-        }
-    }
-    for (k, v) in labels {
+/// `LABEL`s last, as ov writes them: see [`super::labels`].
+fn labels(view: &SpecView, name: &str, user: &User, out: &mut Steps) -> Result<(), RenderError> {
+    let input = super::labels::LabelInput::read(view, name, user)?;
+    for (k, v) in super::labels::labels(&input) {
         out.step(format!("LABEL {}={}", label_key(&k), label_value(&v)));
     }
     Ok(())

@@ -126,7 +126,19 @@ pub(crate) fn render_layer_with(
     packages(&layer, opts, &stage_refs, &mut out)?;
     tasks::render(&layer, opts, &mut out)?;
     inline_builders(&layer, opts, &mut out)?;
+    shell_snippets(&layer, &mut out)?;
     out.finish(&layer.view.node)
+}
+
+/// The layer's `shell:` block (spec `shell`), as ov writes it after the
+/// tasks and inline builders: see [`super::shell`].
+fn shell_snippets(layer: &Layer, out: &mut Steps) -> Result<(), RenderError> {
+    let Some(v) = layer.view.get("shell") else {
+        return Ok(());
+    };
+    let cfg: super::shell::ShellConfig =
+        serde_json::from_value(v.clone()).map_err(|e| layer.view.err(format!("`shell`: {e}")))?;
+    super::shell::render(&layer.view.node, layer.name, &cfg, &layer.user.home, out)
 }
 
 /// One of the layer's `stages`: builder name → `{node, copy_artifact,

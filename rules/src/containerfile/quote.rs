@@ -146,7 +146,9 @@ pub(super) fn copy_args(flags: &[String], src: &str, dest: &str) -> String {
         out.push_str(f);
     }
     let (src, dest) = (&builder_word(src, false), &builder_word(dest, true));
-    if src.chars().chain(dest.chars()).any(char::is_whitespace) {
+    // A line ending in `\` would continue into the next instruction, so a
+    // trailing backslash also takes the JSON form (its line ends in `]`).
+    if src.chars().chain(dest.chars()).any(char::is_whitespace) || dest.ends_with('\\') {
         // Serialising a string cannot fail.
         let js = |s: &str| serde_json::to_string(s).unwrap_or_default();
         out.push_str(&format!(" [{}, {}]", js(src), js(dest)));
@@ -162,6 +164,18 @@ pub(super) fn copy_args(flags: &[String], src: &str, dest: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A destination ending in `\` must not continue the COPY line into
+    /// the next instruction.
+    #[test]
+    fn copy_never_ends_a_line_in_a_backslash() {
+        let c = copy_args(&[], "a", "/etc/x\\");
+        assert!(c.ends_with(']'), "{c}");
+        assert_eq!(
+            super::super::split_instructions(&format!("{c}\nRUN true")).len(),
+            2
+        );
+    }
 
     #[test]
     fn words() {

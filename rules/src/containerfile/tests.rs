@@ -519,8 +519,58 @@ fn image(init: Option<(&str, Json)>, services: Json) -> Json {
         "env": [{"A": "1", "B": "x"}, {"A": "2"}],
         "port": ["8080", "tcp:2222", "udp:53", 8080],
         "init_header": "[supervisord]\nnodaemon=true\n",
-        "eval": [{"id": "c", "command": "test \"$(id -u)\" = 1000"}]
+        "eval": [{"id": "c", "command": "test \"$(id -u)\" = 1000"}],
+        "image_eval": [{"id": "c", "command": "test \"$(id -u)\" = 1000"}],
+        "label_layers": label_layers(&services)
     })
+}
+
+/// The image's own layers as the planner lists them for the labels: each
+/// layer of `services` with its entries, web-layer with ports, sshd with
+/// an `env_accept`.
+fn label_layers(services: &Json) -> Json {
+    let mut layers: Vec<Json> = Vec::new();
+    for s in services.as_array().into_iter().flatten() {
+        let layer = s["layer"].as_str().unwrap_or_default();
+        let mut entry = s.clone();
+        entry.as_object_mut().unwrap().remove("layer");
+        match layers.iter_mut().find(|l| l["name"] == layer) {
+            Some(l) => l["service"].as_array_mut().unwrap().push(entry),
+            None => layers.push(json!({"name": layer, "own": true, "service": [entry]})),
+        }
+    }
+    for l in &mut layers {
+        if l["name"] == "web-layer" {
+            l["port"] = json!(["8080", "tcp:2222"]);
+        }
+        if l["name"] == "sshd" {
+            l["env_accept"] = json!([{"name": "SSH_AUTHORIZED_KEYS", "description": "key <x>"}]);
+        }
+    }
+    Json::Array(layers)
+}
+
+/// The LABEL steps of a render as (key, value), values read back as the
+/// builder reads a double-quoted LABEL value (a backslash escapes the next
+/// character).
+fn labels_of(r: &Rendered) -> Vec<(String, String)> {
+    r.steps
+        .iter()
+        .filter_map(|s| s.strip_prefix("LABEL "))
+        .map(|l| {
+            let (k, v) = l.split_once('=').unwrap();
+            let v = v
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap();
+            let mut out = String::new();
+            let mut chars = v.chars();
+            while let Some(c) = chars.next() {
+                out.push(if c == '\\' { chars.next().unwrap() } else { c });
+            }
+            (k.to_string(), out)
+        })
+        .collect()
 }
 
 fn supervisord(template: bool) -> Json {
@@ -579,25 +629,60 @@ fn supervisord_image() {
         "COPY --chmod=0644 .ov/init/supervisord.conf /etc/supervisord.conf",
         "ENTRYPOINT [\"supervisord\",\"-n\",\"-c\",\"/etc/supervisord.conf\"]",
         "USER 1000",
-        "LABEL org.overthinkos.image=\"web\"",
-        "LABEL org.overthinkos.tag=\"ghcr.io/acme/web:1\"",
-        "LABEL org.overthinkos.registry=\"ghcr.io/acme\"",
-        "LABEL org.overthinkos.user=\"user\"",
-        "LABEL org.overthinkos.uid=\"1000\"",
-        "LABEL org.overthinkos.gid=\"1000\"",
-        "LABEL org.overthinkos.home=\"/home/user\"",
-        "LABEL org.overthinkos.distro=\"[\\\"fedora\\\"]\"",
-        "LABEL org.overthinkos.formats=\"[\\\"rpm\\\"]\"",
-        "LABEL org.overthinkos.ports=\"[\\\"8080:8080\\\"]\"",
-        "LABEL org.overthinkos.init=\"supervisord\"",
-        "LABEL org.overthinkos.services.supervisord=\"[\\\"web-layer\\\",\\\"sshd\\\"]\"",
     ];
     assert_eq!(&r.steps[..want.len()], want, "\n{}", r.containerfile());
+    // ov's writeLabels (generate.go:1577-2053), in its order: the fixed
+    // scalars (1581-1586), registry (1589), platform.* (1622-1623), ports
+    // = the image's `port` (1630), port_protos from own layers' non-http
+    // PortSpecs (1633-1642, layers.go PortSpec: `tcp:2222` is tcp), the
+    // eval set (1681-1684, labelset.go LabelEvalSet: sections layer/image/
+    // deploy), init + its label_key list + CapabilityService entries
+    // (1711-1765, labels.go field order; scope defaults to system), env
+    // accepts by name (1833-1843, EnvDependency: description always
+    // written), status testing when nothing says otherwise (1972-1986).
+    // Go's json.Marshal writes `<` `>` as \u003c \u003e.
+    let want_labels: Vec<(&str, &str)> = vec![
+        ("org.overthinkos.version", "1"),
+        ("org.overthinkos.image", "web"),
+        ("org.overthinkos.uid", "1000"),
+        ("org.overthinkos.gid", "1000"),
+        ("org.overthinkos.user", "user"),
+        ("org.overthinkos.home", "/home/user"),
+        ("org.overthinkos.registry", "ghcr.io/acme"),
+        ("org.overthinkos.platform.distro", r#"["fedora"]"#),
+        ("org.overthinkos.platform.formats", r#"["rpm"]"#),
+        ("org.overthinkos.ports", r#"["8080:8080"]"#),
+        ("org.overthinkos.port_protos", r#"{"2222":"tcp"}"#),
+        (
+            "org.overthinkos.eval",
+            r#"{"image":[{"command":"test \"$(id -u)\" = 1000","id":"c"}]}"#,
+        ),
+        ("org.overthinkos.init", "supervisord"),
+        (
+            "org.overthinkos.services.supervisord",
+            r#"["web-layer","sshd"]"#,
+        ),
+        (
+            "org.overthinkos.services",
+            concat!(
+                r#"[{"name":"web","scope":"system","exec":"/usr/sbin/nginx","env":{"A":"1","B":"2"},"#,
+                r#""restart":"always","priority":50,"init":"supervisord","layer":"web-layer"},"#,
+                r#"{"name":"chrome","scope":"system","exec":"/usr/bin/chrome","auto_start":false,"#,
+                r#""init":"supervisord","layer":"web-layer"},"#,
+                r#"{"name":"sshd","scope":"system","use_packaged":"sshd.service","init":"supervisord","layer":"sshd"},"#,
+                r#"{"name":"sshd","scope":"system","exec":"/usr/sbin/sshd -D","restart":"no","init":"supervisord","layer":"sshd"}]"#
+            ),
+        ),
+        (
+            "org.overthinkos.env_accepts",
+            r#"[{"name":"SSH_AUTHORIZED_KEYS","description":"key \u003cx\u003e"}]"#,
+        ),
+        ("org.overthinkos.status", "testing"),
+    ];
+    let got = labels_of(&r);
+    let got: Vec<(&str, &str)> = got.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    assert_eq!(got, want_labels);
     let text = r.containerfile();
-    assert!(
-        text.contains("LABEL org.overthinkos.services=\"[{"),
-        "{text}"
-    );
     // `$` in a label is escaped so the builder does not expand it.
     assert!(
         text.contains("test \\\\\\\"\\$(id -u)\\\\\\\" = 1000"),

@@ -82,6 +82,25 @@ pub struct EngineQuirks {
     pub locked_cache_mounts: bool,
 }
 
+impl EngineQuirks {
+    /// What a build renders with, whatever the engine: podman 4.3 hangs on
+    /// RUNs with two locked cache mounts, and locked mounts only serialise
+    /// package managers, so they are always left out. `ov image generate`
+    /// prints with the same quirks, so it shows what a build sends.
+    pub fn for_build() -> Self {
+        EngineQuirks {
+            locked_cache_mounts: false,
+        }
+    }
+
+    /// The renderer's options for these quirks.
+    pub fn render_opts(&self) -> crate::containerfile::RenderOpts {
+        crate::containerfile::RenderOpts {
+            locked_cache_mounts: self.locked_cache_mounts,
+        }
+    }
+}
+
 /// Everything an executor may use.
 pub struct ExecCtx<'a> {
     /// The engine.

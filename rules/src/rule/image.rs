@@ -1,9 +1,10 @@
 //! `image`: finish an image on its last layer (ENV, EXPOSE, init assembly,
-//! USER, labels) and give it its user-facing tag.
+//! USER, labels). Its user-facing tag is the build driver's to apply: for
+//! `tag: auto` it is the run's calver, which is no part of the node's key.
 
 use super::layer::build_steps;
 use super::{ExecCtx, ExecError, NodeOutput, ResourceClass, Rule};
-use crate::containerfile::{render_image, RenderOpts};
+use crate::containerfile::render_image;
 use crate::engine::ContextTar;
 use crate::NodeKind;
 use indexmap::IndexMap;
@@ -34,8 +35,15 @@ pub struct ImageSpec {
     pub eval: Vec<Json>,
     /// Every service of the image's layers, each with its `layer`.
     pub services: Vec<Json>,
-    /// The image entry's runtime metadata.
+    /// The image entry's runtime metadata, with `port` and `network`
+    /// falling back to `defaults` as ov resolves them (the labels read it).
     pub meta: IndexMap<String, Json>,
+    /// The image entry's `produce:`, for its label.
+    pub produce: Vec<String>,
+    /// The image entry's own `eval:` checks, for its label.
+    pub image_eval: Vec<Json>,
+    /// What the labels need of each of the image's layers, in install order.
+    pub label_layers: Vec<LabelLayer>,
     /// The `env:` of each layer the image installs itself, in install order
     /// (a later layer wins); its base image holds the rest, expanded for
     /// its own user.
@@ -70,6 +78,21 @@ pub struct Resolved {
     pub rest: Map<String, Json>,
 }
 
+/// One layer as the image's labels see it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LabelLayer {
+    /// The layer's name.
+    pub name: String,
+    /// Whether the image installs it itself (not through its base).
+    pub own: bool,
+    /// Its layer.yml fields that labels carry
+    /// ([`LABEL_FIELDS`](crate::containerfile::LABEL_FIELDS), `shell`,
+    /// `port`, `env`, `path_append`, `service`, `eval`), only those it
+    /// has, under their own names, as the loader checked them.
+    #[serde(flatten)]
+    pub fields: Map<String, Json>,
+}
+
 /// Capabilities the image's layers ask for.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Capabilities {
@@ -97,15 +120,10 @@ impl Rule for ImageSpec {
 
 async fn run(spec: &ImageSpec, ctx: &mut ExecCtx<'_>) -> Result<NodeOutput, ExecError> {
     let tag = &spec.tag;
-    let opts = RenderOpts {
-        locked_cache_mounts: ctx.quirks.locked_cache_mounts,
-    };
+    let opts = ctx.quirks.render_opts();
     let rendered = render_image(spec, &opts).map_err(|e| ExecError::Spec(e.to_string()))?;
     let what = format!("image `{}`", spec.name);
     let mut out = build_steps(ctx, &what, &spec.parent, rendered, ContextTar::new()).await?;
-    if let Some(id) = &out.image {
-        ctx.engine.tag(id, tag).await?;
-    }
     out.meta = json!({ "tag": tag, "node_tag": out.meta.get("tag") });
     Ok(out)
 }

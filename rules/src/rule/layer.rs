@@ -3,7 +3,7 @@
 //! [`render_layer`](crate::containerfile::render_layer).
 
 use super::{ExecCtx, ExecError, NodeOutput, ResourceClass, Rule};
-use crate::containerfile::{render_layer_with, RenderOpts, Rendered, StageRefs};
+use crate::containerfile::{render_layer_with, Rendered, StageRefs};
 use crate::engine::{BuildRequest, ContextTar, EngineError};
 use crate::NodeKind;
 use indexmap::IndexMap;
@@ -41,6 +41,11 @@ pub struct LayerSpec {
     /// Inline builders the layer triggers (ov's `cargo`), by sorted name:
     /// `{builder, def}`, rendered in the layer's own steps.
     pub inline: Vec<Json>,
+    /// layer.yml `shell:` (ov's shell-init snippets), as the loader checked
+    /// it. Absent from the spec when the layer has none, so other layers
+    /// keep their keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shell: Option<Json>,
 }
 
 /// A builder stage as the layer that triggers it uses it.
@@ -171,9 +176,7 @@ pub(super) async fn build_containerfile(
 }
 
 async fn run(spec: &LayerSpec, ctx: &mut ExecCtx<'_>) -> Result<NodeOutput, ExecError> {
-    let opts = RenderOpts {
-        locked_cache_mounts: ctx.quirks.locked_cache_mounts,
-    };
+    let opts = ctx.quirks.render_opts();
     // The images of the layer's builder stages, for `COPY --from`.
     let mut refs = StageRefs::new();
     for (builder, stage) in &spec.stages {

@@ -36,7 +36,7 @@ pub(crate) use ctx::at;
 pub use ctx::{EngineQuirks, ExecCtx, ExecError, NodeOutput};
 pub use disk::{DiskSource, DiskSpec};
 pub use eval::EvalSpec;
-pub use image::ImageSpec;
+pub use image::{ImageSpec, LabelLayer};
 pub use layer::{LayerSpec, StageUse};
 pub use preamble::PreambleSpec;
 pub use seed::SeedSpec;
@@ -159,6 +159,31 @@ pub enum NodeSpec {
     Seed(SeedSpec),
     /// See [`BootSpec`].
     Boot(BootSpec),
+}
+
+/// The Containerfile steps a layer or image node's executor sends to the
+/// engine after its `FROM` (the other kinds send none): one function, so
+/// `ov image generate` prints what a build sends. Builder stages are named
+/// by node id here; the executor puts in the images they made.
+pub fn steps_sent(
+    spec: &NodeSpec,
+    quirks: &EngineQuirks,
+) -> Option<Result<crate::containerfile::Rendered, crate::containerfile::RenderError>> {
+    let opts = quirks.render_opts();
+    match spec {
+        NodeSpec::Preamble(s) => Some(crate::containerfile::render_preamble(s, &opts)),
+        NodeSpec::Layer(s) => Some(crate::containerfile::render_layer(s, &opts)),
+        NodeSpec::Image(s) => Some(crate::containerfile::render_image(s, &opts)),
+        NodeSpec::Source(_)
+        | NodeSpec::Base(_)
+        | NodeSpec::Bootstrap(_)
+        | NodeSpec::Stage(_)
+        | NodeSpec::Eval(_)
+        | NodeSpec::CloudImage(_)
+        | NodeSpec::Disk(_)
+        | NodeSpec::Seed(_)
+        | NodeSpec::Boot(_) => None,
+    }
 }
 
 /// `$e` with `$s` bound to the spec inside whatever variant `$self` is.
