@@ -587,8 +587,31 @@ fn plan_image(
     trees: &HashMap<String, SourceTree>,
     p: &mut Plan,
 ) {
+    let mut parent = plan_base(project, img, p);
+    let (context, formats) = layer_context(project, img);
+    for layer_name in &img.install {
+        parent = plan_layer(
+            project, img, layer_name, &context, &formats, parent, trees, p,
+        );
+    }
     let name = &img.name;
-    let mut parent = match &img.base {
+    // Layers the base chain applies are reachable as layer@image too.
+    for anc in &img.base_chain {
+        let inherited: Vec<(String, NodeIndex)> = p.applied.get(anc).cloned().unwrap_or_default();
+        for (layer, ix) in inherited {
+            p.alias_layer(&layer, name, ix);
+        }
+    }
+    let ix = plan_image_node(project, img, parent, p);
+    plan_eval(project, img, ix, p);
+}
+
+/// The node an image's first layer applies on: its external base (behind
+/// the bootstrap preamble), its internal base image, or the rootfs its
+/// bootstrap builder makes.
+fn plan_base(project: &Project, img: &ResolvedImage, p: &mut Plan) -> NodeIndex {
+    let name = &img.name;
+    match &img.base {
         BaseRef::External(r) => {
             let base = p.base(r, project);
             preamble(project, img, base, p)
@@ -621,7 +644,15 @@ fn plan_image(
             p.edge(dep, ix);
             ix
         }
-    };
+    }
+}
+
+/// What every layer node of the image renders against (distro, formats,
+/// user), and the install templates of its formats.
+fn layer_context(
+    project: &Project,
+    img: &ResolvedImage,
+) -> (layer::LayerContext, serde_json::Map<String, Json>) {
     let distro = pick_distro(project, img);
     let formats: serde_json::Map<String, Json> = img
         .build
@@ -642,78 +673,98 @@ fn plan_image(
         user_policy: img.user_policy.clone(),
         build_distro: distro.map(|(d, _)| d.to_string()),
     };
-    for layer_name in &img.install {
-        let layer = &project.layers[layer_name];
-        let src = p.add(PlanNode {
-            id: format!("source:{}", layer.display_dir),
-            label: layer.display_dir.clone(),
-            spec: SourceSpec {
-                path: layer.display_dir.clone(),
-            }
-            .into(),
-            layer: Some(layer_name.clone()),
-        });
-        let stages = plan_stages(project, img, layer_name, &context, src, p, trees);
-        let inline = inline_builders(project, img, layer_name, trees);
-        let key = format!("{layer_name}@{name}");
-        let parent_id = p.graph[parent].id.clone();
-        // Same parent + layer + context + stages ⇒ the same node,
-        // whichever image asks.
-        let stage_ids: Vec<&str> = stages.values().map(|s| p.graph[s.ix].id.as_str()).collect();
-        let dedupe = blake3::hash(&ov_rules::canonical_json(&json!([
-            parent_id, layer_name, context, stage_ids
-        ])))
-        .to_hex()
-        .to_string();
-        let spec = LayerSpec {
-            layer: layer_name.clone(),
-            parent: parent_id,
-            context: context.clone(),
-            packages: layer_packages(layer, img),
-            formats: formats.clone(),
-            tasks: layer.tasks.iter().map(|t| json!(t)).collect(),
-            var: layer.var.clone(),
-            env: layer.env.clone(),
-            path_append: layer.path_append.clone(),
-            stages: stages
-                .iter()
-                .map(|(b, s)| (b.clone(), s.used.clone()))
-                .collect(),
-            inline,
-            shell: layer.meta.get("shell").cloned(),
-        };
-        let ix = match p.applications.get(&dedupe) {
-            Some(&ix) => ix,
-            None => {
-                let ix = p.add(PlanNode {
-                    id: format!("layer:{key}"),
-                    label: key.clone(),
-                    spec: spec.into(),
-                    layer: Some(layer_name.clone()),
-                });
-                p.applications.insert(dedupe, ix);
-                ix
-            }
-        };
-        p.alias_layer(layer_name, name, ix);
-        p.applied
-            .entry(name.clone())
-            .or_default()
-            .push((layer_name.clone(), ix));
-        p.edge(parent, ix);
-        p.edge(src, ix);
-        for s in stages.values() {
-            p.edge(s.ix, ix);
+    (context, formats)
+}
+
+/// The layer node applying `layer_name` on `parent` for `img`, shared with
+/// every other image that applies the same layer on the same parent with
+/// the same context and stages; returns it.
+#[allow(clippy::too_many_arguments)]
+fn plan_layer(
+    project: &Project,
+    img: &ResolvedImage,
+    layer_name: &String,
+    context: &layer::LayerContext,
+    formats: &serde_json::Map<String, Json>,
+    parent: NodeIndex,
+    trees: &HashMap<String, SourceTree>,
+    p: &mut Plan,
+) -> NodeIndex {
+    let name = &img.name;
+    let layer = &project.layers[layer_name];
+    let src = p.add(PlanNode {
+        id: format!("source:{}", layer.display_dir),
+        label: layer.display_dir.clone(),
+        spec: SourceSpec {
+            path: layer.display_dir.clone(),
         }
-        parent = ix;
-    }
-    // Layers the base chain applies are reachable as layer@image too.
-    for anc in &img.base_chain {
-        let inherited: Vec<(String, NodeIndex)> = p.applied.get(anc).cloned().unwrap_or_default();
-        for (layer, ix) in inherited {
-            p.alias_layer(&layer, name, ix);
+        .into(),
+        layer: Some(layer_name.clone()),
+    });
+    let stages = plan_stages(project, img, layer_name, context, src, p, trees);
+    let inline = inline_builders(project, img, layer_name, trees);
+    let key = format!("{layer_name}@{name}");
+    let parent_id = p.graph[parent].id.clone();
+    // Same parent + layer + context + stages ⇒ the same node,
+    // whichever image asks.
+    let stage_ids: Vec<&str> = stages.values().map(|s| p.graph[s.ix].id.as_str()).collect();
+    let dedupe = blake3::hash(&ov_rules::canonical_json(&json!([
+        parent_id, layer_name, context, stage_ids
+    ])))
+    .to_hex()
+    .to_string();
+    let spec = LayerSpec {
+        layer: layer_name.clone(),
+        parent: parent_id,
+        context: context.clone(),
+        packages: layer_packages(layer, img),
+        formats: formats.clone(),
+        tasks: layer.tasks.iter().map(|t| json!(t)).collect(),
+        var: layer.var.clone(),
+        env: layer.env.clone(),
+        path_append: layer.path_append.clone(),
+        stages: stages
+            .iter()
+            .map(|(b, s)| (b.clone(), s.used.clone()))
+            .collect(),
+        inline,
+        shell: layer.meta.get("shell").cloned(),
+    };
+    let ix = match p.applications.get(&dedupe) {
+        Some(&ix) => ix,
+        None => {
+            let ix = p.add(PlanNode {
+                id: format!("layer:{key}"),
+                label: key.clone(),
+                spec: spec.into(),
+                layer: Some(layer_name.clone()),
+            });
+            p.applications.insert(dedupe, ix);
+            ix
         }
+    };
+    p.alias_layer(layer_name, name, ix);
+    p.applied
+        .entry(name.clone())
+        .or_default()
+        .push((layer_name.clone(), ix));
+    p.edge(parent, ix);
+    p.edge(src, ix);
+    for s in stages.values() {
+        p.edge(s.ix, ix);
     }
+    ix
+}
+
+/// The image node: ENV, ports, init assembly, labels and the tag, on the
+/// image's last layer.
+fn plan_image_node(
+    project: &Project,
+    img: &ResolvedImage,
+    parent: NodeIndex,
+    p: &mut Plan,
+) -> NodeIndex {
+    let name = &img.name;
     let image_layers: Vec<&crate::load::model::Layer> = img
         .closure
         .iter()
@@ -803,6 +854,14 @@ fn plan_image(
     p.edge(parent, ix);
     p.images.insert(name.clone(), ix);
     p.aliases.insert(name.clone(), ix);
+    ix
+}
+
+/// The image's build-scope checks (its own and those of the layers it
+/// installs), as one eval node after the image, if it has any.
+fn plan_eval(project: &Project, img: &ResolvedImage, ix: NodeIndex, p: &mut Plan) {
+    let name = &img.name;
+    let own = &project.images[name];
     // Build-scope checks: the image's own and those of the layers it installs.
     let checks: Vec<Json> = own
         .eval
