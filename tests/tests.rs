@@ -37,6 +37,10 @@
 //!   run (`id`, the home, the expanded env).
 //! - `store`: the store under damage and strain: damaged index lines,
 //!   concurrent builds sharing work, a read-only cache dir, a full disk.
+//! - `realistic`: a Debian project whose build.yml and init layer come by
+//!   remote reference from a repository laid out in the repo cache: the
+//!   init header is the repository's, remote layers answer to short names,
+//!   and it builds and rebuilds as nothing.
 //! - `regression`: one test per bug found, named after the bug (ignored,
 //!   with the reason, while the bug is open).
 //! - `stages`: a builder stage (build.yml's npm stage on a builder image
