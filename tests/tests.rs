@@ -40,7 +40,8 @@
 //! - `realistic`: a Debian project whose build.yml and init layer come by
 //!   remote reference from a repository laid out in the repo cache: the
 //!   init header is the repository's, remote layers answer to short names,
-//!   and it builds and rebuilds as nothing.
+//!   and it builds end to end (a user from the preamble, a `~` env, an npm
+//!   stage) and rebuilds as nothing.
 //! - `regression`: one test per bug found, named after the bug (ignored,
 //!   with the reason, while the bug is open).
 //! - `stages`: a builder stage (build.yml's npm stage on a builder image
