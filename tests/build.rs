@@ -528,12 +528,12 @@ fn tags_of(reference: &str) -> Vec<String> {
 }
 
 /// The keys (as built, so from `explain`) of the nodes that make engine
-/// images (layer, image).
+/// images (preamble, layer, image).
 fn image_keys(ov: &Ov) -> std::collections::BTreeMap<String, String> {
     ov.graph(&[])
         .nodes
         .into_iter()
-        .filter(|n| n.kind == "layer" || n.kind == "image")
+        .filter(|n| matches!(n.kind.as_str(), "preamble" | "layer" | "image"))
         .map(|n| {
             let explain = ov.ok(&["explain", &n.id]).stdout;
             let key = explain
