@@ -262,7 +262,11 @@ fn a_build_waiting_for_a_claim_stops_on_ctrl_c() {
     drop(held);
     // Released, the keys build.
     let b = built_ok(&ov);
-    assert_eq!(b.count("engine_builds"), 3);
+    assert_eq!(
+        b.count("engine_builds"),
+        4,
+        "the preamble, two layers, the image"
+    );
 }
 
 /// Runs a command that must succeed (mount, umount).
