@@ -5,8 +5,7 @@
 //! fields it reads, and the built image run for real.
 
 use crate::build::{built_ok, ov_for};
-use crate::util::{local_fixture, Ov, Project};
-use std::process::Command;
+use crate::util::{local_fixture, podman_run, Ov, Project};
 
 fn project() -> Project {
     Project::copy_of(&local_fixture("deb-user"))
@@ -206,19 +205,6 @@ fn fields_the_preamble_reads_are_checked_where_written() {
         "                - gnupg\n                - \"x;y\"\n",
         &["build.yml:", "distro.debian.bootstrap.package"],
     );
-}
-
-fn podman_run(image: &str, script: &str) -> String {
-    let out = Command::new("podman")
-        .args(["run", "--rm", image, "sh", "-c", script])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "podman run {image}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Built for real on the bookworm base: the user exists with its ids, its

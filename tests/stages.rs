@@ -5,21 +5,7 @@
 //! inline cargo builder, which runs in the layer itself.
 
 use crate::build::{built_ok, ov_for};
-use crate::util::{local_fixture, trust_host_local_cas, Project};
-use std::process::Command;
-
-fn run_in(image: &str, script: &str) -> String {
-    let out = Command::new("podman")
-        .args(["run", "--rm", image, "sh", "-c", script])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "podman run {image} `{script}` failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use crate::util::{local_fixture, podman_run, trust_host_local_cas, Project};
 
 #[test]
 fn an_npm_stage_runs_on_the_builder_image_and_its_output_lands_in_the_layer() {
@@ -35,7 +21,7 @@ fn an_npm_stage_runs_on_the_builder_image_and_its_output_lands_in_the_layer() {
     );
     // The package npm installed is in the final image, in the image
     // user's home (the stage's NPM_CONFIG_PREFIX), owned by that user.
-    let manifest = run_in(
+    let manifest = podman_run(
         "localhost/ov-test/app:test",
         "cat /home/user/.npm-global/lib/node_modules/is-number/package.json && \
          stat -c %u:%g /home/user/.npm-global/lib/node_modules/is-number",
@@ -44,7 +30,7 @@ fn an_npm_stage_runs_on_the_builder_image_and_its_output_lands_in_the_layer() {
     assert!(manifest.trim_end().ends_with("1000:1000"), "{manifest}");
     // Nothing of the builder image came along: the app has no npm.
     assert_eq!(
-        run_in("localhost/ov-test/app:test", "command -v npm || echo none").trim(),
+        podman_run("localhost/ov-test/app:test", "command -v npm || echo none").trim(),
         "none"
     );
 
@@ -67,7 +53,7 @@ fn an_npm_stage_runs_on_the_builder_image_and_its_output_lands_in_the_layer() {
             "stage:hello-npm-npm@app"
         ]
     );
-    let odd = run_in(
+    let odd = podman_run(
         "localhost/ov-test/app:test",
         "ls /home/user/.npm-global/lib/node_modules",
     );
@@ -83,7 +69,7 @@ fn an_inline_cargo_builder_installs_the_layers_crate_as_the_image_user() {
     let p = Project::copy_of(&local_fixture("cargo-inline"));
     let ov = ov_for(p.path());
     built_ok(&ov);
-    let out = run_in(
+    let out = podman_run(
         "localhost/ov-test/cargo-app:test",
         "/home/user/.cargo/bin/hello-cargo && stat -c %u:%g /home/user/.cargo/bin/hello-cargo",
     );

@@ -550,6 +550,20 @@ pub fn trust_host_local_cas(layer_dir: &Path) {
     }
 }
 
+/// `sh -c script` in a container of `image`, which must succeed; its stdout.
+pub fn podman_run(image: &str, script: &str) -> String {
+    let out = Command::new("podman")
+        .args(["run", "--rm", image, "sh", "-c", script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "podman run {image} `{script}` failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 pub fn acme_repo(repo_cache: &Path) {
     let examples = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/web"));
     let repo = acme_checkout(repo_cache);
