@@ -403,6 +403,7 @@ fn main() {
     let lib_dirs = Dirs {
         cache: base.join("lib-cache"),
         repo_cache: base.join("repos"),
+        state: base.join("state"),
     };
     let ws = Workspace::open(&root, &lib_dirs).expect("plan the synthetic project");
     let edges = write_ninja(&root, &ws);

@@ -21,6 +21,9 @@ pub struct Dirs {
     pub cache: PathBuf,
     /// Checkouts of remote repositories.
     pub repo_cache: PathBuf,
+    /// State that is not a cache (VM instances: keys, NVRAM, disks):
+    /// `OV_STATE_DIR`, else `$XDG_DATA_HOME/ov`, else `~/.local/share/ov`.
+    pub state: PathBuf,
 }
 
 impl Dirs {
@@ -40,7 +43,21 @@ impl Dirs {
         let repo_cache = std::env::var_os("OV_REPO_CACHE")
             .map(PathBuf::from)
             .unwrap_or_else(|| home_cache().join("ov").join("repos"));
-        Dirs { cache, repo_cache }
+        let state = std::env::var_os("OV_STATE_DIR")
+            .map(PathBuf::from)
+            .or_else(|| {
+                std::env::var_os("XDG_DATA_HOME")
+                    .map(PathBuf::from)
+                    .filter(|p| p.is_absolute())
+                    .map(|p| p.join("ov"))
+            })
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share/ov")))
+            .unwrap_or_else(|| PathBuf::from(".local/share/ov"));
+        Dirs {
+            cache,
+            repo_cache,
+            state,
+        }
     }
 }
 

@@ -16,6 +16,7 @@ fn open(project: &Path) -> (Workspace, TempDir) {
     let dirs = Dirs {
         cache: tmp.path().join("cache"),
         repo_cache: tmp.path().join("repos"),
+        state: tmp.path().join("state"),
     };
     let ws = Workspace::open(project, &dirs).unwrap_or_else(|e| panic!("{e:#}"));
     (ws, tmp)

@@ -38,6 +38,7 @@ fn load_in_process(file: &str, contents: &[u8]) -> Result<(), TestCaseError> {
     let dirs = Dirs {
         cache: cache.path().join("cache"),
         repo_cache: cache.path().join("repos"),
+        state: cache.path().join("state"),
     };
     match load_valid(project.path(), &dirs) {
         Ok(_) => {

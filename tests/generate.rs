@@ -19,6 +19,7 @@ fn open(fixture: &str) -> (Workspace, TempDir) {
     let dirs = Dirs {
         cache: tmp.path().join("cache"),
         repo_cache: tmp.path().join("repos"),
+        state: tmp.path().join("state"),
     };
     let ws = Workspace::open(&shared_fixture(fixture), &dirs)
         .unwrap_or_else(|e| panic!("{fixture}: {e:#}"));

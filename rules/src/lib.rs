@@ -42,6 +42,7 @@ mod kind;
 pub mod ping;
 pub mod rule;
 pub mod template;
+pub mod vm;
 
 pub use canonical::canonical_json;
 pub use containerfile::{

@@ -248,6 +248,7 @@ mod tests {
         let dirs = Dirs {
             cache: tmp.path().join("cache"),
             repo_cache: tmp.path().join("repos"),
+            state: tmp.path().join("state"),
         };
         let memo = Memo::new(&root, &dirs, &[]);
         assert!(memo.replay().is_none(), "nothing is remembered yet");

@@ -1164,6 +1164,7 @@ mod tests {
         let dirs = Dirs {
             cache: tmp.path().join(".cache"),
             repo_cache: tmp.path().join(".repos"),
+            state: tmp.path().join("state"),
         };
         Workspace::open(tmp.path(), &dirs)
     }

@@ -97,6 +97,8 @@ pub struct Shared {
     pub run_id: String,
     /// This run's scratch directory.
     pub scratch: PathBuf,
+    /// Where VM instances keep their state.
+    pub vm_state: PathBuf,
     /// The cache dir cannot be written: look results up, record nothing.
     pub read_only: bool,
     /// Rendering choices for the engine that answered.
@@ -243,6 +245,7 @@ pub fn run_on(
         refresh,
         run_id: run_id.clone(),
         scratch: scratch.clone(),
+        vm_state: dirs.state.join("vm"),
         read_only: read_only_cause.is_some(),
         quirks: EngineQuirks::for_build(),
         calver: calver::now(),

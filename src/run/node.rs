@@ -213,6 +213,8 @@ pub async fn run(
         cancel: &cancel,
         quirks: &sh.quirks,
         on_line: &mut on_line,
+        blobs: &*sh.store,
+        vm_state: &sh.vm_state,
     };
     let result = node.spec.execute(&mut ctx).await;
     if node.spec.tags_node_image() {
@@ -239,7 +241,8 @@ pub async fn run(
     }
     let recorded = record(&sh, ix, key, manifest, &out, took, true).await;
     let _ = std::fs::remove_dir_all(&scratch);
-    recorded?;
+    let mut out = out;
+    out.stored = recorded?;
     sh.set_output(ix, out);
     Ok(Done::Built)
 }
@@ -326,6 +329,7 @@ async fn reuse(
         digest: r.output.clone(),
         image: image.clone(),
         meta: r.meta.clone(),
+        stored: stored_blobs(r),
         ..Default::default()
     };
     let Some(image) = image else {
@@ -398,9 +402,9 @@ async fn record(
     out: &NodeOutput,
     took: Duration,
     cache: bool,
-) -> Result<(), Failure> {
+) -> Result<Vec<(String, ov_cache::BlobDigest)>, Failure> {
     if sh.read_only {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let node = &sh.ws.plan.graph[ix];
     let store = sh.store.clone();
@@ -440,32 +444,40 @@ async fn record(
         super::owned::mark(&store, &key)
             .map_err(|e| Failure::new(format!("{}: {e}", super::owned::dir(&store).display())))?;
     }
-    blocking(move || -> Result<(), ov_cache::Error> {
-        let mut result = result;
-        for (name, path) in &files {
-            let (digest, size) = store.put_blob_file(path)?;
-            result.blobs.push(BlobRef {
-                name: name.clone(),
-                digest,
-                size,
-            });
-        }
-        if !log.is_empty() {
-            let digest = store.put_blob_bytes(log.as_bytes())?;
-            result.blobs.push(BlobRef {
-                name: "log".into(),
-                digest,
-                size: log.len() as u64,
-            });
-        }
-        if cache {
-            store.put_action(&key, &result)?;
-        }
-        store.record_last(&result.node_id, &key, &result)
-    })
+    blocking(
+        move || -> Result<Vec<(String, ov_cache::BlobDigest)>, ov_cache::Error> {
+            let mut result = result;
+            for (name, path) in &files {
+                let (digest, size) = store.put_blob_file(path)?;
+                result.blobs.push(BlobRef {
+                    name: name.clone(),
+                    digest,
+                    size,
+                });
+            }
+            if !log.is_empty() {
+                let digest = store.put_blob_bytes(log.as_bytes())?;
+                result.blobs.push(BlobRef {
+                    name: "log".into(),
+                    digest,
+                    size: log.len() as u64,
+                });
+            }
+            if cache {
+                store.put_action(&key, &result)?;
+            }
+            store.record_last(&result.node_id, &key, &result)?;
+            Ok(stored_blobs(&result))
+        },
+    )
     .await?
     // The failure is shown under the node's id already.
     .map_err(|e| Failure::new(format!("could not record the result: {e}")))
+}
+
+/// A result's files by name, for dependents' [`ExecCtx::dep_blob`].
+fn stored_blobs(r: &ActionResult) -> Vec<(String, ov_cache::BlobDigest)> {
+    r.blobs.iter().map(|b| (b.name.clone(), b.digest)).collect()
 }
 
 /// The outputs of `ix`'s dependencies, by node id.

@@ -237,6 +237,7 @@ impl Project {
         let dirs = Dirs {
             cache: dir.path().join(".cache"),
             repo_cache: dir.path().join(".repos"),
+            state: dir.path().join("state"),
         };
         Project { dir, dirs }
     }
@@ -395,6 +396,7 @@ fn vm_kinds_fail_with_an_error_naming_the_node() {
     let fake = Fake::new();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
+    let store = ov_cache::Store::open(&dir.path().join("store")).unwrap();
     for (id, spec) in specs {
         let key = <ov_cache::NodeKey as ov_cache::Digest>::from_bytes([1; 32]);
         let deps = HashMap::new();
@@ -412,6 +414,8 @@ fn vm_kinds_fail_with_an_error_naming_the_node() {
             cancel: &cancel,
             quirks: &EngineQuirks::default(),
             on_line: &mut on_line,
+            blobs: &store,
+            vm_state: dir.path(),
         };
         let e = rt.block_on(spec.execute(&mut ctx)).unwrap_err();
         assert!(matches!(e, ExecError::Spec(_)), "{id}: {e}");
@@ -422,4 +426,52 @@ fn vm_kinds_fail_with_an_error_naming_the_node() {
         );
     }
     assert_eq!(fake.calls(), 0, "nothing reached the engine");
+}
+
+#[test]
+fn a_dependency_s_stored_file_is_placed_by_name_and_an_unknown_name_is_an_error() {
+    use ov_rules::rule::{EngineQuirks, ExecCtx, NodeOutput};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let digest = store.put_blob_bytes(b"a disk").unwrap();
+    let mut deps = HashMap::new();
+    deps.insert(
+        "disk:vm".to_string(),
+        NodeOutput {
+            stored: vec![("disk.qcow2".into(), digest)],
+            ..Default::default()
+        },
+    );
+    let fake = Fake::new();
+    let key = <ov_cache::NodeKey as ov_cache::Digest>::from_bytes([7; 32]);
+    let cancel = CancellationToken::new();
+    let mut on_line = |_: &str| {};
+    let ctx = ExecCtx {
+        engine: &*fake,
+        node_id: "boot:vm",
+        key: &key,
+        deps: &deps,
+        layer_dir: None,
+        project_root: dir.path(),
+        scratch: dir.path(),
+        run_id: "1-1",
+        cancel: &cancel,
+        quirks: &EngineQuirks::default(),
+        on_line: &mut on_line,
+        blobs: &store,
+        vm_state: dir.path(),
+    };
+    let copy = dir.path().join("copy.qcow2");
+    ctx.dep_blob("disk:vm", "disk.qcow2", &copy, true).unwrap();
+    assert_eq!(std::fs::read(&copy).unwrap(), b"a disk");
+    // A private copy may be changed without touching the store's.
+    std::fs::write(&copy, b"changed").unwrap();
+    assert_eq!(store.read_blob(&digest).unwrap(), b"a disk");
+    let e = ctx
+        .dep_blob("disk:vm", "seed.iso", &dir.path().join("x"), false)
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("`disk:vm` stored no `seed.iso`"),
+        "{e}"
+    );
 }

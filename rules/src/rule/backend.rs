@@ -129,3 +129,33 @@ impl ContainerEngine for Engine {
         Engine::containers_created(self)
     }
 }
+
+/// Where executors get the files their dependencies stored: the local
+/// store, or a fake in tests. Object-safe for the same reason as
+/// [`ContainerEngine`].
+pub trait BlobPlacer: Send + Sync {
+    /// Puts blob `digest` at `dest`, verified; see [`super::ExecCtx::dep_blob`]
+    /// for what `writable` means.
+    fn place(
+        &self,
+        digest: &ov_cache::BlobDigest,
+        dest: &Path,
+        writable: bool,
+    ) -> std::io::Result<()>;
+}
+
+impl BlobPlacer for ov_cache::Store {
+    fn place(
+        &self,
+        digest: &ov_cache::BlobDigest,
+        dest: &Path,
+        writable: bool,
+    ) -> std::io::Result<()> {
+        let placed = if writable {
+            self.blob_copy_to_file(digest, dest)
+        } else {
+            self.blob_to_file(digest, dest)
+        };
+        placed.map_err(|e| std::io::Error::other(e.to_string()))
+    }
+}

@@ -214,6 +214,7 @@ async fn run(spec: &BootstrapSpec, ctx: &mut ExecCtx<'_>) -> Result<NodeOutput, 
         files: vec![(ROOTFS_BLOB.into(), tarball)],
         meta: json!({ "tag": tag, "builder": builder }),
         log: run.output,
+        ..Default::default()
     })
 }
 

@@ -7,9 +7,10 @@
 //! puts them in the CAS before recording the result, so a result is only
 //! ever recorded once everything it names is stored.
 
-use super::ContainerEngine;
+use super::{BlobPlacer, ContainerEngine};
 use crate::engine::{EngineError, ImageId};
 use crate::NodeKey;
+use ov_cache::BlobDigest;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 use std::collections::HashMap;
@@ -32,6 +33,11 @@ pub struct NodeOutput {
     /// The node's log.
     #[serde(skip)]
     pub log: String,
+    /// What the store holds of this output once recorded (or restored
+    /// from a hit), by name: how dependents reach its files through
+    /// [`ExecCtx::dep_blob`]. Set by the build driver, never by executors.
+    #[serde(skip)]
+    pub stored: Vec<(String, BlobDigest)>,
 }
 
 /// Why a node failed.
@@ -125,6 +131,10 @@ pub struct ExecCtx<'a> {
     pub quirks: &'a EngineQuirks,
     /// Receives log lines as they come, for progress.
     pub on_line: &'a mut (dyn FnMut(&str) + Send),
+    /// Places dependencies' stored files (see [`ExecCtx::dep_blob`]).
+    pub blobs: &'a dyn BlobPlacer,
+    /// Where VM instances keep their state (see [`crate::vm::Instance`]).
+    pub vm_state: &'a Path,
 }
 
 impl ExecCtx<'_> {
@@ -132,6 +142,28 @@ impl ExecCtx<'_> {
     /// keeps it (no dangling image to prune) and a cache hit can check it.
     pub fn node_tag(&self) -> String {
         format!("localhost/ov-node:{}", self.key)
+    }
+
+    /// Puts the file `name` that dependency `id` stored at `dest`,
+    /// verified and without reading it into memory. `writable: false` may
+    /// hard-link the store's own copy (mode 0444: never write to it);
+    /// `true` gives a private copy (a reflink where the file system can).
+    pub fn dep_blob(
+        &self,
+        id: &str,
+        name: &str,
+        dest: &Path,
+        writable: bool,
+    ) -> Result<(), ExecError> {
+        let digest = self
+            .deps
+            .get(id)
+            .and_then(|o| o.stored.iter().find(|(n, _)| n == name))
+            .map(|(_, d)| *d)
+            .ok_or_else(|| {
+                ExecError::Spec(format!("{}: `{id}` stored no `{name}`", self.node_id))
+            })?;
+        self.blobs.place(&digest, dest, writable).map_err(at(dest))
     }
 
     /// The image of the dependency named `id`.

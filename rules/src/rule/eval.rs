@@ -347,6 +347,7 @@ async fn run(spec: &EvalSpec, ctx: &mut ExecCtx<'_>) -> Result<NodeOutput, ExecE
         files: vec![("report".into(), path)],
         meta: json!({ "checks": verdicts.len() }),
         log: out.output,
+        ..Default::default()
     })
 }
 
