@@ -90,6 +90,16 @@ pub fn load_valid(root: &Path, dirs: &Dirs) -> Result<(Project, Diagnostics), In
         .inputs
         .files
         .push(root.join(crate::plan::lock::FILE));
+    // ov links an image's skill page from a label when the project has one;
+    // looked for whether or not it exists, so adding one re-plans.
+    for (name, image) in project.images.iter_mut() {
+        let page = root
+            .join(crate::plan::SKILL_DOCS)
+            .join(name)
+            .join("SKILL.md");
+        image.skill_doc = page.is_file();
+        project.inputs.files.push(page);
+    }
     match crate::plan::lock::Lock::load(root) {
         Ok(l) => project.lock = l.base,
         Err(e) => diags.error(

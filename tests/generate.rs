@@ -212,3 +212,44 @@ fn generate_prints_what_the_build_sends() {
     );
     assert!(compared >= 7, "only {compared} nodes compared");
 }
+
+/// ov links an image's skill page from `org.overthinkos.skills` when the
+/// project has `plugins/ov-images/skills/<image>/SKILL.md`; adding the page
+/// changes the image's key (the label is part of its output).
+#[test]
+fn a_skill_page_in_the_project_becomes_the_skills_label() {
+    let tmp = TempDir::with_prefix("ov-test-generate-").expect("temp dir");
+    let project = crate::util::Project::copy_of(&shared_fixture("pods"));
+    let root = project.path().to_path_buf();
+    let dirs = Dirs {
+        cache: tmp.path().join("cache"),
+        repo_cache: tmp.path().join("repos"),
+        state: tmp.path().join("state"),
+    };
+    let opts = EngineQuirks::for_build().render_opts();
+    let ws = Workspace::open(&root, &dirs).unwrap();
+    let before = ws.keys.keys[ws.plan.images["web"].index()];
+    assert!(!generate(&ws, "web", &opts)
+        .unwrap()
+        .contains("overthinkos.skills"));
+    let page = root.join("plugins/ov-images/skills/web/SKILL.md");
+    std::fs::create_dir_all(page.parent().unwrap()).unwrap();
+    std::fs::write(&page, "# web\n").unwrap();
+    let ws = Workspace::open(&root, &dirs).unwrap();
+    let text = generate(&ws, "web", &opts).unwrap();
+    assert!(
+        text.contains(
+            "LABEL org.overthinkos.skills=\"https://github.com/overthinkos/overthink-plugins/blob/main/ov-images/skills/web/SKILL.md\"\n"
+        ),
+        "{text}"
+    );
+    // Written before the image node's status (the last one in the text:
+    // its parents are printed first), as ov writes it.
+    let at = |l: &str| text.rfind(l).unwrap_or_else(|| panic!("{l} in {text}"));
+    assert!(at("overthinkos.skills") < at("overthinkos.status"));
+    assert_ne!(ws.keys.keys[ws.plan.images["web"].index()], before);
+    // Other images have no page: no label.
+    assert!(!generate(&ws, "os", &opts)
+        .unwrap()
+        .contains("overthinkos.skills"));
+}

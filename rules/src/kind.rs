@@ -85,7 +85,7 @@ impl NodeKind {
             NodeKind::Preamble => 1,
             NodeKind::Stage => 2,
             NodeKind::Layer => 2,
-            NodeKind::Image => 3,
+            NodeKind::Image => 4,
             NodeKind::Eval => 1,
             NodeKind::Disk => 1,
             NodeKind::CloudImage => 1,

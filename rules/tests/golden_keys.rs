@@ -38,7 +38,7 @@ fn rule_versions() {
             "ov/preamble/v1",
             "ov/stage/v2",
             "ov/layer/v2",
-            "ov/image/v3",
+            "ov/image/v4",
             "ov/eval/v1",
             "ov/cloud-image/v1",
             "ov/disk/v1",
@@ -243,6 +243,7 @@ fn image() {
             eval: vec![],
             services: vec![],
             meta: Default::default(),
+            skills: None,
             produce: vec!["web".into()],
             image_eval: vec![],
             label_layers: vec![image::LabelLayer {
@@ -255,7 +256,7 @@ fn image() {
         },
         NodeKind::Image,
         r#"{"capabilities":{"oci_label":{},"preserve_user":false},"env":[{"A":"1"}],"eval":[],"image_eval":[],"init":null,"init_def":null,"init_header":null,"label_layers":[{"name":"web","own":true,"port":["8080"]}],"meta":{},"name":"web","parent":"layer:web@web","port":["8080"],"produce":["web"],"resolved":{"build":["rpm"],"distro":["fedora:43"],"gid":1000,"home":"/home/user","name":"web","registry":"ghcr.io/acme","tag":"latest","uid":1000,"user":"user","user_adopted":false},"services":[],"tag":"ghcr.io/acme/web:latest"}"#,
-        "ccd47318e070d3386f1ba87f04b0b25fafc1571732f11c2c5a81261d58817440",
+        "a64734d4372278ca7e3364e663bc2985fa86af4248896274662fe35e43f60319",
     );
 }
 

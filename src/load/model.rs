@@ -105,6 +105,9 @@ pub struct Image {
     pub init: Option<String>,
     /// `eval` checks.
     pub eval: Vec<Json>,
+    /// The project has the image's skill page
+    /// (`plugins/ov-images/skills/<name>/SKILL.md`), which ov links from a label.
+    pub skill_doc: bool,
     /// Everything else ov knows (runtime declarations that end up in labels),
     /// as canonical JSON.
     pub meta: IndexMap<String, Json>,

@@ -829,6 +829,9 @@ fn plan_image_node(
             eval: own_checks,
             services,
             meta: label_meta(project, own),
+            skills: own
+                .skill_doc
+                .then(|| format!("{SKILLS_URL}/{name}/SKILL.md")),
             produce: own.produce.clone().unwrap_or_default(),
             image_eval: own.eval.clone(),
             label_layers: image_layers
@@ -975,6 +978,12 @@ fn init_system<'a>(
         .get_key_value(wanted)
         .map(|(k, _)| k.as_str())
 }
+
+/// Where a project keeps its images' skill pages, and where ov's labels
+/// point for them (ov's generator hard-codes both).
+pub const SKILL_DOCS: &str = "plugins/ov-images/skills";
+const SKILLS_URL: &str =
+    "https://github.com/overthinkos/overthink-plugins/blob/main/ov-images/skills";
 
 fn plan_vm(project: &Project, name: &str, vm: &crate::load::model::Vm, p: &mut Plan) {
     let spec = &vm.spec;

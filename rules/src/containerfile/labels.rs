@@ -388,6 +388,8 @@ pub(super) struct LabelInput<'a> {
     pub init: Option<(&'a str, Option<&'a str>)>,
     /// The image's own `eval:` checks.
     pub image_eval: Vec<Json>,
+    /// The URL of the image's skill page, if the project has one.
+    pub skills: Option<&'a str>,
     pub layers: Vec<LayerFacts>,
 }
 
@@ -464,6 +466,7 @@ impl<'a> LabelInput<'a> {
             meta: view.object("meta")?,
             init,
             image_eval: view.array("image_eval")?.to_vec(),
+            skills: view.opt_str("skills")?,
             layers,
         })
     }
@@ -519,6 +522,22 @@ fn status_of(description: Option<&Json>) -> &'static str {
         }
     }
     "testing"
+}
+
+/// The human-facing line of a `description:` block (ov's
+/// `descriptionInfo`): `feature: narrative`, or whichever one is set.
+fn info_of(description: Option<&Json>) -> Option<String> {
+    let text = |k: &str| {
+        description
+            .and_then(|d| d.get(k))
+            .and_then(Json::as_str)
+            .filter(|s| !s.is_empty())
+    };
+    match (text("feature"), text("narrative")) {
+        (Some(f), Some(n)) => Some(format!("{f}: {n}")),
+        (Some(t), None) | (None, Some(t)) => Some(t.to_string()),
+        (None, None) => None,
+    }
 }
 
 fn worse(a: &'static str, b: &'static str) -> &'static str {
@@ -834,11 +853,25 @@ pub(super) fn labels(input: &LabelInput) -> Vec<(String, String)> {
         json(&mut put, "env_layers", go_json(&vars));
         json(&mut put, "path_append", go_json(&path));
     }
+    if let Some(url) = input.skills {
+        put(&ns("skills"), url.into());
+    }
+    // Status is the worst of the image's and its own layers'; info joins
+    // the image's with that of each own layer not marked working.
+    let image_info = info_of(input.meta("description"));
     let mut status = status_of(input.meta("description"));
+    let mut info: Vec<String> = image_info.into_iter().collect();
     for l in input.own() {
-        status = worse(status, status_of(l.description.as_ref()));
+        let layer_status = status_of(l.description.as_ref());
+        status = worse(status, layer_status);
+        if let Some(i) = info_of(l.description.as_ref()).filter(|_| layer_status != "working") {
+            info.push(format!("{}: {i}", l.name));
+        }
     }
     put(&ns("status"), status.into());
+    if !info.is_empty() {
+        put(&ns("info"), info.join("; "));
+    }
     let versions: BTreeMap<&str, &str> = input
         .own()
         .filter_map(|l| {

@@ -38,6 +38,10 @@ pub struct ImageSpec {
     /// The image entry's runtime metadata, with `port` and `network`
     /// falling back to `defaults` as ov resolves them (the labels read it).
     pub meta: IndexMap<String, Json>,
+    /// The URL of the image's skill page, when the project has one, for
+    /// its label. Left out of the spec when there is none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skills: Option<String>,
     /// The image entry's `produce:`, for its label.
     pub produce: Vec<String>,
     /// The image entry's own `eval:` checks, for its label.
