@@ -510,6 +510,52 @@ fn a_dependency_rebuilt_to_the_same_output_does_not_rerun_its_dependents() {
 }
 
 /// The tags on the image `reference` names; empty when there is none.
+/// Whether the engine has the image `id`.
+fn image_exists(id: &str) -> bool {
+    Command::new("podman")
+        .args(["image", "exists", id])
+        .status()
+        .unwrap()
+        .success()
+}
+
+/// The image `reference` and its ancestors up to (not including) the first
+/// one with a tag: what removing its last tag should take with it.
+fn untagged_chain(reference: &str) -> Vec<String> {
+    let inspect = |r: &str| -> Option<(String, String, Vec<String>)> {
+        let out = Command::new("podman")
+            .args([
+                "image",
+                "inspect",
+                "--format",
+                "{{.Id}} {{.Parent}} {{json .RepoTags}}",
+                r,
+            ])
+            .output()
+            .unwrap();
+        let text = String::from_utf8(out.stdout).ok()?;
+        let mut parts = text.trim().splitn(3, ' ');
+        let id = parts.next()?.to_string();
+        let parent = parts.next()?.to_string();
+        let tags = serde_json::from_str(parts.next()?).unwrap_or_default();
+        out.status.success().then_some((id, parent, tags))
+    };
+    let Some((id, mut parent, _)) = inspect(reference) else {
+        return Vec::new();
+    };
+    let mut chain = vec![id];
+    while !parent.is_empty() {
+        match inspect(&parent) {
+            Some((id, next, tags)) if tags.is_empty() => {
+                chain.push(id);
+                parent = next;
+            }
+            _ => break,
+        }
+    }
+    chain
+}
+
 fn tags_of(reference: &str) -> Vec<String> {
     let out = Command::new("podman")
         .args([
@@ -598,6 +644,22 @@ fn cache_gc_untags_the_node_images_the_store_dropped_and_keeps_the_current() {
     assert_eq!(stale.len(), 2, "{old:?} {new:?}");
     let old_app = tags_of(&format!("localhost/ov-node:{}", old["image:app"]));
     assert!(!old_app.is_empty());
+    // The stale images and the untagged intermediates only they use (the
+    // engine keeps one per Containerfile step; the new build may share the
+    // first steps' with them).
+    let shared: std::collections::HashSet<String> = new
+        .values()
+        .flat_map(|k| untagged_chain(&format!("localhost/ov-node:{k}")))
+        .collect();
+    let doomed: Vec<String> = stale
+        .iter()
+        .flat_map(|k| untagged_chain(&format!("localhost/ov-node:{k}")))
+        .filter(|id| !shared.contains(id))
+        .collect();
+    assert!(
+        doomed.len() > stale.len(),
+        "no intermediates under {stale:?}"
+    );
     // Evict everything but the last-run records: the stale keys are gone
     // from the store, the current ones are still named by them.
     let gc = ov.ok(&["cache", "gc", "--max-size", "0"]);
@@ -613,6 +675,10 @@ fn cache_gc_untags_the_node_images_the_store_dropped_and_keeps_the_current() {
             !tags_of(&format!("localhost/ov-node:{key}")).is_empty(),
             "current {key} was untagged"
         );
+    }
+    // Nothing the untagging left dangling stays behind.
+    for id in &doomed {
+        assert!(!image_exists(id), "{id} was left dangling");
     }
     // Nothing left to take on a second run; the store rebuilds as usual.
     ov.ok(&["cache", "gc", "--max-size", "0"])

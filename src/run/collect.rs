@@ -1,6 +1,7 @@
 //! `ov cache gc`'s engine half: the node images (`localhost/ov-node:<key>`)
 //! this cache dir made whose keys its store no longer holds are untagged;
-//! the engine removes an image with its last tag when nothing uses it.
+//! the engine removes an image with its last tag when nothing uses it, and
+//! the untagged parents (one per build step) that this leaves dangling.
 //!
 //! A key is held while the store has its entry or a last-run record names
 //! it (the latest build of a node stays until that node builds again).
