@@ -990,3 +990,23 @@ fn a_layer_whose_name_cannot_name_a_stage_is_refused_at_the_layer() {
     ]);
     assert_eq!(errors(&run).len(), 1, "{}", run.stderr);
 }
+
+/// A `shell.path_append` directory becomes `export PATH="$PATH:<dir>"` in a
+/// profile file every login shell sources, as ov writes it: a quote,
+/// backtick, backslash or `$` (other than a leading `$HOME`) would run code
+/// at login, so it is refused where it is written.
+#[test]
+fn shell_path_append_that_would_run_code_at_login_is_refused() {
+    let p = Project::mini();
+    p.append(
+        "layers/greeting/layer.yml",
+        "  shell:\n    path_append:\n      - \"/opt/a\\\"; touch /pwned; \\\"\"\n      - \"$HOME/bin\"\n      - \"~/x`id`\"\n      - \"/opt/$(id)\"\n",
+    );
+    let run = invalid(&p);
+    run.stderr_has(&[
+        "layers/greeting/layer.yml:9:9: error: layer `greeting`: `shell.path_append` entry \"/opt/a\\\"; touch /pwned; \\\"\" cannot go into a shell line (no `\"`, `` ` ``, `\\` or `$` but a leading `$HOME`)",
+        "layers/greeting/layer.yml:11:9: error: layer `greeting`: `shell.path_append` entry \"~/x`id`\"",
+        "layers/greeting/layer.yml:12:9: error: layer `greeting`: `shell.path_append` entry \"/opt/$(id)\"",
+    ]);
+    assert!(!run.stderr.contains("$HOME/bin"), "{}", run.stderr);
+}

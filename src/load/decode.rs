@@ -134,7 +134,10 @@ pub fn number(cx: &mut Cx, field: &str, v: &Node) -> Option<u32> {
         Json::String(s) if s.parse::<u32>().is_ok() => s.parse().ok(),
         Json::Null => None,
         _ => {
-            cx.error(v, format!("`{field}` must be a whole number"));
+            cx.error(
+                v,
+                format!("`{field}` must be a whole number from 0 to {}", u32::MAX),
+            );
             None
         }
     }

@@ -200,7 +200,9 @@ fn shell(cx: &mut Cx, what: &str, v: &Node) {
                 }
                 "path" => shell_path(cx, what, &name, val),
                 "path_append" => match val.as_seq() {
-                    Some(items) => items.iter().for_each(|i| literal::one_line(cx, &name, i)),
+                    Some(items) => items
+                        .iter()
+                        .for_each(|i| literal::shell_dir(cx, what, &name, i)),
                     None if val.is_null() => {}
                     None => cx.error(
                         val,

@@ -53,6 +53,27 @@ pub fn one_line(cx: &mut Cx, field: &str, node: &Node) {
     }
 }
 
+/// A directory that ov writes into a shell line (`export PATH="$PATH:<dir>"`
+/// in a profile file): nothing the shell would interpret inside double
+/// quotes, except a leading `$HOME` (or `~`), which is expanded before.
+pub fn shell_dir(cx: &mut Cx, what: &str, field: &str, node: &Node) {
+    let Some(text) = node.as_str() else { return };
+    let rest = text
+        .strip_prefix("$HOME")
+        .filter(|r| r.is_empty() || r.starts_with('/'))
+        .unwrap_or(text);
+    if has_control(text) || rest.contains(['"', '`', '\\', '$']) {
+        cx.error(
+            node,
+            format!(
+                "{what}: `{field}` entry {} cannot go into a shell line (no `\"`, `` ` ``, `\\` \
+                 or `$` but a leading `$HOME`)",
+                shown(text)
+            ),
+        );
+    }
+}
+
 /// No NUL anywhere under `node` (multi-line text is fine).
 pub fn no_nul(cx: &mut Cx, field: &str, node: &Node) {
     match &node.value {
