@@ -94,14 +94,21 @@ fn the_seed_is_a_cidata_iso_with_the_generated_key_and_is_built_once() {
     let private = std::fs::read_to_string(dir.join("id_ed25519")).unwrap();
     let public = std::fs::read_to_string(dir.join("id_ed25519.pub")).unwrap();
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(dir.join("id_ed25519")).unwrap().permissions().mode();
+    let mode = std::fs::metadata(dir.join("id_ed25519"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600);
     assert!(private.contains("OPENSSH PRIVATE KEY"));
 
     let files = seed_files(ov.cache_dir());
     let mut names: Vec<&str> = files.keys().map(String::as_str).collect();
     names.sort();
-    assert_eq!(names, ["meta-data", "user-data"], "no network-config unless set, as ov");
+    assert_eq!(
+        names,
+        ["meta-data", "user-data"],
+        "no network-config unless set, as ov"
+    );
     let ud = &files["user-data"];
     assert!(ud.starts_with("#cloud-config\n"), "{ud}");
     assert!(!ud.contains("PRIVATE"), "{ud}");
@@ -185,7 +192,11 @@ fn bad_seed_values_exit_2_naming_the_line() {
         ),
         (
             "    cloud_init:\n      write_files: [{path: /x, content: y, encoding: gz+b46}]\n",
-            &["vm.yml:5:", "cloud_init.write_files.encoding", "did you mean `gz+b64`"],
+            &[
+                "vm.yml:5:",
+                "cloud_init.write_files.encoding",
+                "did you mean `gz+b64`",
+            ],
         ),
         (
             "    cloud_init: {runcmd: [\"a\\x1bb\"]}\n",
@@ -231,12 +242,15 @@ enum Mode {
     BreakOnceNoRanges,
 }
 
+/// Each request's path and `Range` header, in order.
+type RequestLog = Mutex<Vec<(String, Option<String>)>>;
+
 /// A small HTTP/1.1 server on 127.0.0.1 for the test's files; records
 /// each request's path and `Range` header. Serves a bounded number of
 /// connections and stops when dropped.
 struct Server {
     port: u16,
-    log: Arc<Mutex<Vec<(String, Option<String>)>>>,
+    log: Arc<RequestLog>,
     stop: Arc<std::sync::atomic::AtomicBool>,
 }
 
@@ -294,7 +308,7 @@ fn serve(
     files: &HashMap<String, Vec<u8>>,
     mode: Mode,
     broke: &mut bool,
-    log: &Mutex<Vec<(String, Option<String>)>>,
+    log: &RequestLog,
 ) -> std::io::Result<()> {
     conn.set_nonblocking(false)?;
     conn.set_read_timeout(Some(Duration::from_secs(10)))?;
@@ -322,7 +336,9 @@ fn serve(
     log.lock().unwrap().push((path.clone(), range.clone()));
     let mut out = conn;
     let Some(body) = files.get(&path) else {
-        return out.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        return out.write_all(
+            b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        );
     };
     let is_image = path.ends_with(".qcow2");
     if is_image && mode != Mode::Good && !*broke {
@@ -377,7 +393,10 @@ fn qcow2() -> Vec<u8> {
         .expect("qemu-img (run scripts/setup.sh, which installs qemu-utils)");
     assert!(ok.success());
     let mut b = Vec::new();
-    std::fs::File::open(&img).unwrap().read_to_end(&mut b).unwrap();
+    std::fs::File::open(&img)
+        .unwrap()
+        .read_to_end(&mut b)
+        .unwrap();
     assert_eq!(&b[..4], b"QFI\xfb");
     b
 }
@@ -488,7 +507,10 @@ fn a_checksum_mismatch_names_the_url_without_its_password_and_records_nothing() 
         assert_ne!(b.code, Some(0), "{}", b.stderr);
         let all = format!("{}{:?}", b.stderr, b.events);
         assert!(all.contains("checksum mismatch"), "{all}");
-        assert!(all.contains(&format!("127.0.0.1:{}/disk.qcow2", server.port)), "{all}");
+        assert!(
+            all.contains(&format!("127.0.0.1:{}/disk.qcow2", server.port)),
+            "{all}"
+        );
         assert!(all.contains(&sha256(&img)), "{all}");
         assert!(!all.contains("hunter2"), "the password is masked: {all}");
         // Nothing recorded: the next build fetches again.

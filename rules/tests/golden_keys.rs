@@ -5,11 +5,11 @@
 //! is bumped (which changes the key here too) and the values are updated.
 
 use ov_cache::{Digest, TreeDigest};
+use ov_rules::rule::cloud_image::Checksum;
 use ov_rules::rule::{
     bootstrap::BootstrapSpec, eval::EvalSpec, image, layer, preamble, BaseSpec, BootSpec,
     CloudImageSpec, DiskSource, DiskSpec, SeedSpec, SourceSpec,
 };
-use ov_rules::rule::cloud_image::Checksum;
 use ov_rules::vm::cloud_init::CloudInit;
 use ov_rules::{Ingredients, NodeKind, NodeSpec};
 use serde_json::json;

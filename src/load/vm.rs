@@ -4,13 +4,13 @@ use super::decode::{self, check_keys, Cx, Keys};
 use super::vm_seed;
 use crate::diag::Diagnostics;
 use crate::load::model::{Project, Spanned, Vm, VmSourceKind};
+use crate::load::yaml::Node;
+use indexmap::IndexMap;
 use ov_rules::rule::cloud_image::Checksum;
 use ov_rules::vm::ssh_key::{self, KeySource};
 use ov_rules::vm::Instance;
-use std::path::Path;
-use crate::load::yaml::Node;
-use indexmap::IndexMap;
 use serde_json::Value as Json;
+use std::path::Path;
 
 const KNOWN: &[&str] = &[
     "source",
@@ -167,8 +167,7 @@ pub fn decode(cx: &mut Cx, name: &str, node: &Node) -> Option<Vm> {
         ),
         _ => Spanned::new(KeySource::Auto, cx.loc(ssh.unwrap_or(node))),
     };
-    let key_via_cloud_init =
-        vm_seed::inject_via_cloud_init(cx, ssh, kind == VmSourceKind::Bootc);
+    let key_via_cloud_init = vm_seed::inject_via_cloud_init(cx, ssh, kind == VmSourceKind::Bootc);
     let checksum = if kind == VmSourceKind::CloudImage {
         vm_seed::checksum(cx, source.get("checksum"))
     } else {
@@ -218,7 +217,10 @@ pub fn resolve_keys(project: &mut Project, vm_state: &Path, diags: &mut Diagnost
         let Ok(instance) = Instance::new(&vm.name, None) else {
             diags.error(
                 Some(vm.loc.clone()),
-                format!("vm `{}`: the name cannot name a VM instance (letters, digits, `-`, `_`, `.`)", vm.name),
+                format!(
+                    "vm `{}`: the name cannot name a VM instance (letters, digits, `-`, `_`, `.`)",
+                    vm.name
+                ),
             );
             continue;
         };

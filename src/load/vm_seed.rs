@@ -58,7 +58,10 @@ fn texts(cx: &mut Cx, field: &str, v: &Node, multiline: bool) -> Vec<String> {
             .filter_map(|i| match &i.value {
                 Value::Scalar { .. } => text(cx, field, i, multiline),
                 _ => {
-                    cx.error(i, format!("`{field}` items must be text, found {}", i.shape()));
+                    cx.error(
+                        i,
+                        format!("`{field}` items must be text, found {}", i.shape()),
+                    );
                     None
                 }
             })
@@ -116,7 +119,10 @@ fn user(cx: &mut Cx, what: &str, v: &Node) -> Option<User> {
         }
     }
     if u.name.is_empty() {
-        cx.error(v, format!("{what}: `cloud_init.users` entries need a `name`"));
+        cx.error(
+            v,
+            format!("{what}: `cloud_init.users` entries need a `name`"),
+        );
         return None;
     }
     Some(u)
@@ -137,11 +143,12 @@ fn write_file(cx: &mut Cx, what: &str, v: &Node) -> Option<WriteFile> {
             "owner" => f.owner = text(cx, "cloud_init.write_files.owner", val, false),
             "perms" => {
                 let p = text(cx, "cloud_init.write_files.perms", val, false)?;
-                if !(p.len() <= 5 && p.chars().all(|c| ('0'..='7').contains(&c)) && !p.is_empty())
-                {
+                if !(p.len() <= 5 && p.chars().all(|c| ('0'..='7').contains(&c)) && !p.is_empty()) {
                     cx.error(
                         val,
-                        format!("`cloud_init.write_files.perms`: `{p}` is not an octal mode like 0644"),
+                        format!(
+                            "`cloud_init.write_files.perms`: `{p}` is not an octal mode like 0644"
+                        ),
                     );
                 }
                 f.perms = Some(p);
@@ -179,7 +186,10 @@ fn network(cx: &mut Cx, v: &Node) -> Option<Network> {
             if cfg.as_map().is_none() {
                 cx.error(
                     cfg,
-                    format!("`cloud_init.network.ethernets.{name_s}` must be a map, found {}", cfg.shape()),
+                    format!(
+                        "`cloud_init.network.ethernets.{name_s}` must be a map, found {}",
+                        cfg.shape()
+                    ),
                 );
                 continue;
             }
@@ -188,7 +198,10 @@ fn network(cx: &mut Cx, v: &Node) -> Option<Network> {
         if val.as_map().is_none() && !val.is_null() {
             cx.error(
                 val,
-                format!("`cloud_init.network.ethernets` must be a map, found {}", val.shape()),
+                format!(
+                    "`cloud_init.network.ethernets` must be a map, found {}",
+                    val.shape()
+                ),
             );
         }
     }
@@ -206,13 +219,20 @@ fn ov_install(cx: &mut Cx, v: &Node) -> OvInstall {
     for (key, _, val) in check_keys(cx, v, &keys) {
         match key.as_str() {
             "strategy" => {
-                o.strategy = one_of(cx, "cloud_init.ov_install.strategy", val, OV_INSTALL_STRATEGIES)
+                o.strategy = one_of(
+                    cx,
+                    "cloud_init.ov_install.strategy",
+                    val,
+                    OV_INSTALL_STRATEGIES,
+                )
             }
             "url" => o.url = text(cx, "cloud_init.ov_install.url", val, false),
             _ => {
                 o.checksum = text(cx, "cloud_init.ov_install.checksum", val, false);
                 if let Some(c) = &o.checksum {
-                    if !c.is_empty() && sha256_hex(c.strip_prefix("sha256:").unwrap_or("")).is_none() {
+                    if !c.is_empty()
+                        && sha256_hex(c.strip_prefix("sha256:").unwrap_or("")).is_none()
+                    {
                         cx.error(
                             val,
                             format!("`cloud_init.ov_install.checksum`: `{c}` is not sha256:<64 hex digits>"),
@@ -256,7 +276,10 @@ pub fn cloud_init(cx: &mut Cx, what: &str, v: &Node) -> CloudInit {
                         .collect()
                 }
                 Value::Null => {}
-                _ => cx.error(val, format!("`{field}` must be a list, found {}", val.shape())),
+                _ => cx.error(
+                    val,
+                    format!("`{field}` must be a list, found {}", val.shape()),
+                ),
             },
             "package" => ci.package = texts(cx, &field, val, false),
             "runcmd" => ci.runcmd = texts(cx, &field, val, true),
@@ -269,7 +292,10 @@ pub fn cloud_init(cx: &mut Cx, what: &str, v: &Node) -> CloudInit {
                         .collect()
                 }
                 Value::Null => {}
-                _ => cx.error(val, format!("`{field}` must be a list, found {}", val.shape())),
+                _ => cx.error(
+                    val,
+                    format!("`{field}` must be a list, found {}", val.shape()),
+                ),
             },
             "network" => ci.network = network(cx, val),
             "mirrors" => {
@@ -306,7 +332,10 @@ pub fn cloud_init(cx: &mut Cx, what: &str, v: &Node) -> CloudInit {
                     Ok(_) => cx.error(val, format!("`{field}` must be one cloud-config mapping")),
                     Err(e) => cx.error(
                         val,
-                        format!("`{field}` is not YAML: {} (line {} of the text)", e.message, e.span.line),
+                        format!(
+                            "`{field}` is not YAML: {} (line {} of the text)",
+                            e.message, e.span.line
+                        ),
                     ),
                 }
             }
@@ -340,7 +369,9 @@ pub fn checksum(cx: &mut Cx, v: Option<&Node>) -> Checksum {
         }
     };
     match &v.value {
-        Value::Scalar { text, .. } if text.starts_with("https://") || text.starts_with("http://") => {
+        Value::Scalar { text, .. }
+            if text.starts_with("https://") || text.starts_with("http://") =>
+        {
             Checksum::File(text.clone())
         }
         Value::Scalar { text, .. } => digest(cx, v, text),
@@ -372,7 +403,10 @@ pub fn checksum(cx: &mut Cx, v: Option<&Node>) -> Checksum {
         _ => {
             cx.error(
                 v,
-                format!("`source.checksum` must be a digest, a URL or {{type, value}}, found {}", v.shape()),
+                format!(
+                    "`source.checksum` must be a digest, a URL or {{type, value}}, found {}",
+                    v.shape()
+                ),
             );
             Checksum::Sidecar
         }
@@ -407,7 +441,14 @@ pub fn inject_via_cloud_init(cx: &mut Cx, ssh: Option<&Node>, bootc: bool) -> bo
     let node = ssh
         .and_then(|s| s.get("key_injection"))
         .and_then(|k| k.get("cloud_init"));
-    match node.and_then(|n| one_of(cx, "ssh.key_injection.cloud_init", n, &["auto", "enabled", "disabled"])) {
+    match node.and_then(|n| {
+        one_of(
+            cx,
+            "ssh.key_injection.cloud_init",
+            n,
+            &["auto", "enabled", "disabled"],
+        )
+    }) {
         Some(v) if v == "enabled" => true,
         Some(v) if v == "disabled" => false,
         _ => !bootc,

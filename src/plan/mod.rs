@@ -1078,10 +1078,7 @@ fn plan_vm(project: &Project, name: &str, vm: &crate::load::model::Vm, p: &mut P
                 ssh_user,
                 base_user,
                 distro: text(src.get("distro")),
-                authorized_key: vm
-                    .ssh_public_key
-                    .clone()
-                    .filter(|_| vm.key_via_cloud_init),
+                authorized_key: vm.ssh_public_key.clone().filter(|_| vm.key_via_cloud_init),
             }
             .into(),
             layer: None,

@@ -341,9 +341,7 @@ fn ctrl_c_mid_build_records_nothing_and_leaves_no_node_tag() {
 
 #[test]
 fn vm_kinds_fail_with_an_error_naming_the_node() {
-    use ov_rules::rule::{
-        BootSpec, DiskSource, DiskSpec, EngineQuirks, ExecCtx, ExecError,
-    };
+    use ov_rules::rule::{BootSpec, DiskSource, DiskSpec, EngineQuirks, ExecCtx, ExecError};
     use ov_rules::NodeSpec;
     use serde_json::Value as Json;
     let specs: Vec<(&str, NodeSpec)> = vec![
@@ -398,7 +396,7 @@ fn vm_kinds_fail_with_an_error_naming_the_node() {
             on_line: &mut on_line,
             blobs: &store,
             vm_state: dir.path(),
-        downloads: dir.path(),
+            downloads: dir.path(),
         };
         let e = rt.block_on(spec.execute(&mut ctx)).unwrap_err();
         assert!(matches!(e, ExecError::Spec(_)), "{id}: {e}");

@@ -72,7 +72,9 @@ fn base_name(url: &str) -> &str {
 }
 
 fn normalize(sum: &str) -> String {
-    sum.trim().trim_start_matches("sha256:").to_ascii_lowercase()
+    sum.trim()
+        .trim_start_matches("sha256:")
+        .to_ascii_lowercase()
 }
 
 fn is_sha256(s: &str) -> bool {
@@ -193,7 +195,9 @@ async fn fetch_once(
     if status == reqwest::StatusCode::RANGE_NOT_SATISFIABLE {
         // What is kept is no prefix of what the server has now.
         std::fs::remove_file(part).map_err(io)?;
-        return Err(Stop::Broken(format!("GET {shown}: the partial file was stale")));
+        return Err(Stop::Broken(format!(
+            "GET {shown}: the partial file was stale"
+        )));
     }
     if !(status == reqwest::StatusCode::OK || resumed) {
         return Err(Stop::Fatal(format!("GET {shown}: HTTP {status}")));
@@ -266,7 +270,10 @@ impl CloudImageSpec {
             Checksum::Sha256(h) => Ok(Some(normalize(h))),
             Checksum::File(u) => {
                 let body = small_get(client, u).await.ok_or_else(|| {
-                    failed(ctx, format!("checksum file {} could not be read", redact(u)))
+                    failed(
+                        ctx,
+                        format!("checksum file {} could not be read", redact(u)),
+                    )
                 })?;
                 sum_from_file(&body, base_name(&self.url))
                     .map(Some)
@@ -341,7 +348,9 @@ impl Rule for CloudImageSpec {
             let _ = std::fs::remove_file(&part);
             return Err(failed(
                 ctx,
-                format!("checksum mismatch for {shown}: expected sha256:{want}, got sha256:{actual}"),
+                format!(
+                    "checksum mismatch for {shown}: expected sha256:{want}, got sha256:{actual}"
+                ),
             ));
         }
         let dest = ctx.scratch.join("image");

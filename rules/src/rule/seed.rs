@@ -49,7 +49,11 @@ impl SeedSpec {
 
     /// Renders for `instance` and writes the ISO at `dest` (what `ov vm`
     /// does for a named instance).
-    pub fn write_iso(&self, instance: &Instance, dest: &std::path::Path) -> Result<Rendered, String> {
+    pub fn write_iso(
+        &self,
+        instance: &Instance,
+        dest: &std::path::Path,
+    ) -> Result<Rendered, String> {
         let r = self.render(instance).map_err(|e| e.to_string())?;
         iso::write(dest, &r).map_err(|e| format!("{}: {e}", dest.display()))?;
         Ok(r)
@@ -91,7 +95,11 @@ impl Rule for SeedSpec {
             .unwrap_or_default()
             .to_string();
         let names: Vec<&str> = iso::files(&r).into_iter().map(|(n, _)| n).collect();
-        (ctx.on_line)(&format!("seed ISO `{}`: {}", iso::VOLUME_ID, names.join(", ")));
+        (ctx.on_line)(&format!(
+            "seed ISO `{}`: {}",
+            iso::VOLUME_ID,
+            names.join(", ")
+        ));
         Ok(NodeOutput {
             digest: files_digest(&r),
             files: vec![("seed".into(), dest)],

@@ -137,10 +137,7 @@ write_files:
     permissions: \"0644\"
 "
     );
-    assert_eq!(
-        r.meta_data,
-        "instance-id: iid-1\nlocal-hostname: web-1\n"
-    );
+    assert_eq!(r.meta_data, "instance-id: iid-1\nlocal-hostname: web-1\n");
     assert_eq!(
         r.network_config.as_deref(),
         Some("ethernets:\n  eth0:\n    dhcp4: true\nversion: 2\n")
@@ -166,9 +163,17 @@ fn the_key_goes_to_the_declared_ssh_user_or_nowhere() {
     let mut none = cx(Some("dev"), None);
     none.authorized_key = None;
     let r = render(&ci, &none).unwrap();
-    assert!(!r.user_data.contains("ssh_authorized_keys"), "{}", r.user_data);
+    assert!(
+        !r.user_data.contains("ssh_authorized_keys"),
+        "{}",
+        r.user_data
+    );
     let r = render(&CloudInit::default(), &cx(None, None)).unwrap();
-    assert!(r.user_data.contains("users:\n  - default\n"), "{}", r.user_data);
+    assert!(
+        r.user_data.contains("users:\n  - default\n"),
+        "{}",
+        r.user_data
+    );
     assert!(!r.user_data.contains("name:"), "{}", r.user_data);
 }
 
@@ -197,7 +202,10 @@ fn ov_install_url_is_quoted_for_the_shell() {
         r"curl -fL 'https://h/ov'\'';reboot;'\''' -o /usr/local/bin/ov"
     );
     assert_eq!(cmds[2], "chmod +x /usr/local/bin/ov");
-    assert!(cmds[3].starts_with(&format!("echo '{}  /usr/local/bin/ov' | sha256sum", "a".repeat(64))));
+    assert!(cmds[3].starts_with(&format!(
+        "echo '{}  /usr/local/bin/ov' | sha256sum",
+        "a".repeat(64)
+    )));
 }
 
 /// `extra:` follows as a second document, keys as written.

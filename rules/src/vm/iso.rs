@@ -57,9 +57,12 @@ pub fn write(dest: &Path, r: &Rendered) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The files of an ISO's root by name, with their bytes.
+pub type IsoFiles = Vec<(String, Vec<u8>)>;
+
 /// The volume id and the files (Rock Ridge names) of an ISO: what a guest
 /// mounting it sees. For checks and tests.
-pub fn read(path: &Path) -> std::io::Result<(String, Vec<(String, Vec<u8>)>)> {
+pub fn read(path: &Path) -> std::io::Result<(String, IsoFiles)> {
     use hadris_iso::read::IsoImage;
     let file = std::io::BufReader::new(std::fs::File::open(path)?);
     let image = IsoImage::open(file).map_err(|e| std::io::Error::other(e.to_string()))?;

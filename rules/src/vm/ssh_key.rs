@@ -206,18 +206,19 @@ pub fn generate(instance: &Instance, root: &Path) -> Result<PublicKey, KeyError>
             }
             return Ok(PublicKey { line, file: public });
         }
-        let key = PrivateKey::random(&mut OsRng, Algorithm::Ed25519).map_err(|e| {
-            KeyError::Format {
+        let key =
+            PrivateKey::random(&mut OsRng, Algorithm::Ed25519).map_err(|e| KeyError::Format {
                 path: private.clone(),
                 what: "private",
                 why: e.to_string(),
-            }
-        })?;
-        let pem = key.to_openssh(LineEnding::LF).map_err(|e| KeyError::Format {
-            path: private.clone(),
-            what: "private",
-            why: e.to_string(),
-        })?;
+            })?;
+        let pem = key
+            .to_openssh(LineEnding::LF)
+            .map_err(|e| KeyError::Format {
+                path: private.clone(),
+                what: "private",
+                why: e.to_string(),
+            })?;
         // Written aside at 0600 and linked into place: a key that exists
         // (another build's) is never replaced.
         let tmp = tempfile::Builder::new()
@@ -321,9 +322,6 @@ mod tests {
         assert_eq!(KeySource::parse(""), KeySource::Auto);
         assert_eq!(KeySource::parse("generate"), KeySource::Generate);
         assert_eq!(KeySource::parse("none"), KeySource::None);
-        assert_eq!(
-            KeySource::parse("/k.pub"),
-            KeySource::Path("/k.pub".into())
-        );
+        assert_eq!(KeySource::parse("/k.pub"), KeySource::Path("/k.pub".into()));
     }
 }
