@@ -232,14 +232,29 @@ fn bad_seed_values_exit_2_naming_the_line() {
 // Cloud images from a local server.
 
 #[derive(Clone, Copy, PartialEq)]
-enum Mode {
-    /// Honours `Range`.
-    Good,
-    /// The first GET of the image sends half the body and hangs up; later
-    /// ones honour `Range`.
-    BreakOnce,
-    /// Breaks the first GET, then ignores `Range` (always the whole file).
-    BreakOnceNoRanges,
+struct Mode {
+    /// The first this many GETs of the image send half the body and hang up.
+    breaks: usize,
+    /// Whether `Range` is honoured (else the whole file, 200).
+    ranges: bool,
+}
+
+impl Mode {
+    #[allow(non_upper_case_globals)]
+    const Good: Mode = Mode {
+        breaks: 0,
+        ranges: true,
+    };
+    #[allow(non_upper_case_globals)]
+    const BreakOnce: Mode = Mode {
+        breaks: 1,
+        ranges: true,
+    };
+    #[allow(non_upper_case_globals)]
+    const BreakOnceNoRanges: Mode = Mode {
+        breaks: 1,
+        ranges: false,
+    };
 }
 
 /// Each request's path and `Range` header, in order.
@@ -263,7 +278,7 @@ impl Server {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (l, s) = (log.clone(), stop.clone());
         std::thread::spawn(move || {
-            let mut broke = false;
+            let mut broke = 0;
             let deadline = std::time::Instant::now() + Duration::from_secs(300);
             let mut served = 0;
             while !s.load(std::sync::atomic::Ordering::Relaxed)
@@ -307,7 +322,7 @@ fn serve(
     conn: TcpStream,
     files: &HashMap<String, Vec<u8>>,
     mode: Mode,
-    broke: &mut bool,
+    broke: &mut usize,
     log: &RequestLog,
 ) -> std::io::Result<()> {
     conn.set_nonblocking(false)?;
@@ -341,8 +356,8 @@ fn serve(
         );
     };
     let is_image = path.ends_with(".qcow2");
-    if is_image && mode != Mode::Good && !*broke {
-        *broke = true;
+    if is_image && *broke < mode.breaks {
+        *broke += 1;
         write!(
             out,
             "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
@@ -353,7 +368,7 @@ fn serve(
     }
     let start = range
         .as_deref()
-        .filter(|_| mode != Mode::BreakOnceNoRanges)
+        .filter(|_| mode.ranges)
         .and_then(|r| r.strip_prefix("bytes="))
         .and_then(|r| r.strip_suffix('-'))
         .and_then(|n| n.parse::<usize>().ok());
@@ -519,4 +534,44 @@ fn a_checksum_mismatch_names_the_url_without_its_password_and_records_nothing() 
     assert_eq!(stored_image(ov.cache_dir(), &img), 0);
     let parts = stored(&ov.cache_dir().join("downloads"), &|_: &[u8]| true);
     assert!(parts.is_empty(), "a bad download is not kept: {parts:?}");
+}
+
+#[test]
+fn a_download_broken_in_every_try_is_resumed_by_the_next_build() {
+    let img = qcow2();
+    let sum = sha256(&img);
+    let files = HashMap::from([("disk.qcow2".to_string(), img.clone())]);
+    // Every try of the first build breaks half way (the retries ask for
+    // the rest and get half the file again, from a 200).
+    let breaking = Server::start(
+        files.clone(),
+        Mode {
+            breaks: 3,
+            ranges: true,
+        },
+    );
+    let p = project(&cloud_vm(
+        &breaking.url("disk.qcow2"),
+        &format!("      checksum: 'sha256:{sum}'\n"),
+    ));
+    let state = tempfile::tempdir().unwrap();
+    let ov = ov(p.path(), state.path());
+    let b = build(&ov, &["cloud-image:ci"]);
+    assert_ne!(b.code, Some(0));
+    assert!(
+        format!("{}{:?}", b.stderr, b.events).contains("the next build resumes it"),
+        "{}",
+        b.stderr
+    );
+    let parts = stored(&ov.cache_dir().join("downloads"), &|_: &[u8]| true);
+    assert_eq!(parts.len(), 1, "{parts:?}");
+    assert_eq!(std::fs::read(&parts[0]).unwrap(), img[..img.len() / 2]);
+    assert_eq!(breaking.requests("disk.qcow2").len(), 3);
+
+    // The server behaves now: the next build asks only for the rest.
+    built(&ov, "cloud-image:ci");
+    let reqs = breaking.requests("disk.qcow2");
+    assert_eq!(reqs.len(), 4);
+    assert_eq!(reqs[3], Some(format!("bytes={}-", img.len() / 2)));
+    assert_eq!(stored_image(ov.cache_dir(), &img), 1);
 }
