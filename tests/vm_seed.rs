@@ -575,3 +575,66 @@ fn a_download_broken_in_every_try_is_resumed_by_the_next_build() {
     assert_eq!(reqs[3], Some(format!("bytes={}-", img.len() / 2)));
     assert_eq!(stored_image(ov.cache_dir(), &img), 1);
 }
+
+/// cloud-init reads user-data with PyYAML, a YAML 1.1 reader: values that
+/// YAML 1.1 takes for dates, numbers with `_`, octal or booleans must come
+/// back as the strings vm.yml gave (ov's Go encoder quotes them too).
+#[test]
+fn cloud_init_reads_back_every_string_as_written() {
+    let tricky = [
+        "2001-12-14",
+        "1_000",
+        "0o17",
+        "017",
+        "0x1F",
+        "1:20",
+        "+12",
+        ".5",
+        "1e3",
+        "yes",
+        "off",
+        "~",
+        "null",
+        "- not an item",
+        "key: value",
+        "# not a comment",
+        "it's \"quoted\"",
+        "  leading and trailing  ",
+        "multi\nline\n\n",
+        "ünïcödé ✓",
+    ];
+    let runcmd: Vec<String> = tricky
+        .iter()
+        .map(|t| serde_json::to_string(t).unwrap())
+        .collect();
+    let p = project(&format!(
+        "vm:\n  web:\n    source: {{kind: cloud_image, url: 'http://127.0.0.1:9/x.qcow2'}}\n    ssh: {{key_source: none}}\n    cloud_init:\n      runcmd: [{}]\n      write_files:\n        - {{path: /d, content: '2024-01-01'}}\n",
+        runcmd.join(", ")
+    ));
+    let state = tempfile::tempdir().unwrap();
+    let ov = ov(p.path(), state.path());
+    built(&ov, "seed:web");
+    let ud = seed_files(ov.cache_dir())["user-data"].clone();
+    let mut py = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sys, json, yaml; print(json.dumps(yaml.safe_load(sys.stdin), default=repr))",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 with PyYAML (the set-up script installs python3-yaml)");
+    py.stdin.take().unwrap().write_all(ud.as_bytes()).unwrap();
+    let out = py.wait_with_output().unwrap();
+    assert!(out.status.success(), "PyYAML could not read:\n{ud}");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let got: Vec<&str> = doc["runcmd"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .skip(1)
+        .map(|v| v.as_str().unwrap_or("<not a string>"))
+        .collect();
+    assert_eq!(got, tricky, "user-data:\n{ud}");
+    assert_eq!(doc["write_files"][0]["content"], "2024-01-01", "{ud}");
+}

@@ -88,12 +88,10 @@ impl Rule for SeedSpec {
         let r = self
             .write_iso(&instance, &dest)
             .map_err(|e| ExecError::Spec(format!("{}: {e}", ctx.node_id)))?;
-        let instance_id = r
-            .meta_data
-            .lines()
-            .find_map(|l| l.strip_prefix("instance-id: "))
-            .unwrap_or_default()
-            .to_string();
+        let instance_id = yaml_rust2::YamlLoader::load_from_str(&r.meta_data)
+            .ok()
+            .and_then(|d| d.first()?["instance-id"].as_str().map(str::to_string))
+            .unwrap_or_default();
         let names: Vec<&str> = iso::files(&r).into_iter().map(|(n, _)| n).collect();
         (ctx.on_line)(&format!(
             "seed ISO `{}`: {}",

@@ -223,18 +223,60 @@ fn from_json(v: &Json, sort: bool) -> Yaml {
     }
 }
 
+/// Whether a YAML reader might take the plain scalar `v` for something
+/// other than a string: under YAML 1.1 (cloud-init's PyYAML) dates, `1_000`,
+/// `0o17`, `1:20` and the like are numbers or timestamps, and the emitter
+/// only knows YAML 1.2's rules. Such strings are written double-quoted.
+/// Erring towards quoting costs nothing: a quoted string is still itself.
+fn ambiguous(v: &str) -> bool {
+    let first = v.chars().next();
+    first.is_some_and(|c| c.is_ascii_digit() || matches!(c, '+' | '-' | '.'))
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '+' | '-' | '.' | ':'))
+}
+
+/// `doc` with each ambiguous string replaced by a placeholder the emitter
+/// is sure to double-quote, and the strings replaced, in order.
+fn mark(doc: &Yaml, taken: &mut Vec<String>) -> Yaml {
+    match doc {
+        Yaml::String(v) if ambiguous(v) => {
+            taken.push(v.clone());
+            Yaml::String(format!("\u{1}{}\u{1}", taken.len() - 1))
+        }
+        Yaml::Array(a) => Yaml::Array(a.iter().map(|x| mark(x, taken)).collect()),
+        Yaml::Hash(h) => {
+            let mut out = Hash::new();
+            for (k, v) in h {
+                let k = mark(k, taken);
+                out.insert(k, mark(v, taken));
+            }
+            Yaml::Hash(out)
+        }
+        other => other.clone(),
+    }
+}
+
 /// Emits `doc` and checks that it parses back to `doc`. Literal blocks
 /// are tried first (readable `content:`); when one cannot carry a string
 /// (leading spaces, several trailing newlines), the plain emitter, which
-/// double-quotes and escapes, is used.
+/// double-quotes and escapes, is used. Ambiguous strings (see
+/// [`ambiguous`]) go out double-quoted: the emitter quotes their
+/// placeholders, and each quoted placeholder is swapped for the string
+/// quoted by a JSON encoder (a JSON string is a YAML double-quoted scalar).
 fn emit(doc: &Yaml) -> Result<String, RenderError> {
+    let mut taken = Vec::new();
+    let marked = mark(doc, &mut taken);
     for multiline in [true, false] {
         let mut out = String::new();
         let mut e = YamlEmitter::new(&mut out);
         e.multiline_strings(multiline);
-        e.dump(doc)
+        e.dump(&marked)
             .map_err(|e| RenderError(format!("emitting YAML: {e}")))?;
-        let body = out.strip_prefix("---\n").unwrap_or(&out).to_string();
+        let mut body = out.strip_prefix("---\n").unwrap_or(&out).to_string();
+        for (i, v) in taken.iter().enumerate() {
+            let quoted = serde_json::to_string(v).unwrap_or_default();
+            body = body.replacen(&format!("\"\\u0001{i}\\u0001\""), &quoted, 1);
+        }
         let back = YamlLoader::load_from_str(&body).ok();
         if back.as_deref() == Some(std::slice::from_ref(doc)) {
             return Ok(body + "\n");
