@@ -638,3 +638,20 @@ fn cloud_init_reads_back_every_string_as_written() {
     assert_eq!(got, tricky, "user-data:\n{ud}");
     assert_eq!(doc["write_files"][0]["content"], "2024-01-01", "{ud}");
 }
+
+/// `generate` makes the pair when the project is planned, for every VM
+/// that builds (a boot logs in with it), once: planning again keeps it.
+#[test]
+fn generate_makes_the_pair_when_planning_and_keeps_it() {
+    let p = project(
+        "vm:\n  app:\n    source: {kind: bootc, image: quay.io/x/y:1}\n    ssh: {key_source: generate}\n",
+    );
+    let state = tempfile::tempdir().unwrap();
+    let ov = ov(p.path(), state.path());
+    ov.ok(&["build", "--dry-run"]);
+    let public = state.path().join("vm/ov-app/id_ed25519.pub");
+    let first = std::fs::read_to_string(&public).unwrap();
+    assert!(first.starts_with("ssh-ed25519 "), "{first}");
+    ov.ok(&["build", "--dry-run"]);
+    assert_eq!(std::fs::read_to_string(&public).unwrap(), first);
+}

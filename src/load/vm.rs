@@ -198,15 +198,19 @@ pub fn wants_seed(vm: &Vm) -> bool {
     vm.source_kind == VmSourceKind::CloudImage || vm.cloud_init.is_some()
 }
 
-/// Resolves every seeded VM's public key per `ssh.key_source` (for the
+/// Resolves every buildable VM's public key per `ssh.key_source` (for the
 /// default instance under `vm_state`): a path is read (relative to the
 /// project root, `~/` from `$HOME`) and must be a public key, and
 /// `generate` makes the pair now, since the public half is part of the
-/// seed's key. The files read become inputs of the plan.
+/// seed's key (and what a boot logs in with). The key is kept on the VM
+/// (`ssh_public_key`) for every node that needs it. The files read become
+/// inputs of the plan.
 pub fn resolve_keys(project: &mut Project, vm_state: &Path, diags: &mut Diagnostics) {
     let root = project.root.clone();
     let mut inputs = Vec::new();
-    for vm in project.vms.values_mut().filter(|v| wants_seed(v)) {
+    // Lifecycle kinds (clone, imported) build nothing and boot nothing.
+    let builds = |v: &Vm| !matches!(v.source_kind, VmSourceKind::Clone | VmSourceKind::Imported);
+    for vm in project.vms.values_mut().filter(|v| builds(v)) {
         if let KeySource::Path(p) = &vm.key_source.value {
             let p = match p.strip_prefix("~") {
                 Ok(rest) => ssh_key::home().map(|h| h.join(rest)).unwrap_or(p.clone()),
