@@ -114,6 +114,7 @@ pub fn load_valid(root: &Path, dirs: &Dirs) -> Result<(Project, Diagnostics), In
         ),
     }
     crate::load::validate::validate(&project, &mut diags);
+    crate::load::vm::resolve_keys(&mut project, &dirs.state.join("vm"), &mut diags);
     crate::plan::layer_files::check(&project, &dirs.cache, &mut diags);
     if !diags.has_errors() {
         // Needs the resolved builder maps, so only on an otherwise valid project.

@@ -349,7 +349,10 @@ fn editing_a_shared_layer_changes_every_image_on_it() {
 #[test]
 fn keys_are_stable_across_runs_and_cache_dirs() {
     for f in FIXTURES {
-        let ov = Ov::new(&shared_fixture(f));
+        // A VM's generated SSH key is state, not cache: both runs see the
+        // same one, as two builds on one machine do.
+        let state = tempfile::tempdir().unwrap();
+        let ov = Ov::new(&shared_fixture(f)).env("OV_STATE_DIR", state.path());
         let cold = ov.graph(&[]).keys();
         // Warm: the stat and parse caches are used now.
         assert!(ov.cache_dir().join("stat-cache.v1").is_file(), "{f}");
@@ -357,7 +360,10 @@ fn keys_are_stable_across_runs_and_cache_dirs() {
         let warm = ov.graph(&[]).keys();
         assert_eq!(cold, warm, "{f}: second run with the same cache dir");
         // Keys never depend on what a cache dir holds.
-        let other = Ov::new(&shared_fixture(f)).graph(&[]).keys();
+        let other = Ov::new(&shared_fixture(f))
+            .env("OV_STATE_DIR", state.path())
+            .graph(&[])
+            .keys();
         assert_eq!(cold, other, "{f}: a fresh cache dir");
     }
 }

@@ -52,6 +52,11 @@
 //!   step's output) are masked in every message, progress mode, `ov doctor`
 //!   and `ov settings`.
 //!
+//! - `vm_seed`: a VM's seed ISO (label `cidata`, cloud-init's files, the
+//!   instance's generated key) and cloud images fetched from a server the
+//!   test runs on 127.0.0.1: sidecar checksums, a resumed download, a
+//!   server without ranges, a checksum mismatch; bad seed values exit 2.
+//!
 //! `util` holds the helpers: fixture paths, temp project copies and a runner
 //! that gives every test its own cache and config dirs. Small projects made for tests
 //! live in `tests/fixtures/`; most error tests start from a copy of
@@ -76,3 +81,4 @@ mod regression;
 mod secrets;
 mod stages;
 mod store;
+mod vm_seed;

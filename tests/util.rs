@@ -190,6 +190,9 @@ impl Ov {
             .env_remove("OV_PROJECT_DIR")
             .env("OV_REPO_CACHE", self.repo_cache.path())
             .env("XDG_CACHE_HOME", self.xdg.path())
+            // VM state (generated SSH keys) stays in the test's own dirs.
+            .env_remove("OV_STATE_DIR")
+            .env("XDG_DATA_HOME", self.xdg.path().join("data"))
             .env("OV_CONFIG_DIR", self.config.path())
             .env("RUST_BACKTRACE", "0")
             .stdin(Stdio::null())

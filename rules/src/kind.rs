@@ -88,8 +88,8 @@ impl NodeKind {
             NodeKind::Image => 4,
             NodeKind::Eval => 1,
             NodeKind::Disk => 1,
-            NodeKind::CloudImage => 1,
-            NodeKind::Seed => 1,
+            NodeKind::CloudImage => 2,
+            NodeKind::Seed => 2,
             NodeKind::Boot => 1,
         }
     }
@@ -115,6 +115,6 @@ mod tests {
         for k in NodeKind::ALL {
             assert_eq!(NodeKind::parse(k.as_str()), Some(k));
         }
-        assert_eq!(NodeKind::CloudImage.domain_tag(), "ov/cloud-image/v1");
+        assert_eq!(NodeKind::CloudImage.domain_tag(), "ov/cloud-image/v2");
     }
 }

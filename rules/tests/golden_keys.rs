@@ -5,10 +5,12 @@
 //! is bumped (which changes the key here too) and the values are updated.
 
 use ov_cache::{Digest, TreeDigest};
+use ov_rules::rule::cloud_image::Checksum;
 use ov_rules::rule::{
     bootstrap::BootstrapSpec, eval::EvalSpec, image, layer, preamble, BaseSpec, BootSpec,
     CloudImageSpec, DiskSource, DiskSpec, SeedSpec, SourceSpec,
 };
+use ov_rules::vm::cloud_init::CloudInit;
 use ov_rules::{Ingredients, NodeKind, NodeSpec};
 use serde_json::json;
 
@@ -40,9 +42,9 @@ fn rule_versions() {
             "ov/layer/v2",
             "ov/image/v4",
             "ov/eval/v1",
-            "ov/cloud-image/v1",
+            "ov/cloud-image/v2",
             "ov/disk/v1",
-            "ov/seed/v1",
+            "ov/seed/v2",
             "ov/boot/v1",
         ]
     );
@@ -277,14 +279,24 @@ fn eval() {
 
 #[test]
 fn cloud_image() {
+    // v2: the image is fetched, verified and stored (v1 only failed).
     golden(
         CloudImageSpec {
-            url: Some("https://example.org/f.qcow2".into()),
-            checksum: Some(json!("sha256:00ff")),
+            url: "https://example.org/f.qcow2".into(),
+            checksum: Checksum::Sha256("00ff".into()),
         },
         NodeKind::CloudImage,
-        r#"{"checksum":"sha256:00ff","url":"https://example.org/f.qcow2"}"#,
-        "3c078edf474865a86d8ffa3c9b823b49bb538e1ed405287fbbd799a43abc8be5",
+        r#"{"checksum":{"sha256":"00ff"},"url":"https://example.org/f.qcow2"}"#,
+        "be3c19b6a05d2bb282d9d6eae71c26dfa0bd2d93bad546e7ff0e63b71284e3e6",
+    );
+    golden(
+        CloudImageSpec {
+            url: "https://example.org/f.qcow2".into(),
+            checksum: Checksum::Sidecar,
+        },
+        NodeKind::CloudImage,
+        r#"{"checksum":"sidecar","url":"https://example.org/f.qcow2"}"#,
+        "10039996eaab54772c25f960604da05ec2758a4d45af4c400ff81e2e619770ca",
     );
 }
 
@@ -307,16 +319,22 @@ fn disk() {
 
 #[test]
 fn seed() {
+    // v2: the seed ISO is rendered and written (v1 only failed).
     golden(
         SeedSpec {
-            hostname: "vm".into(),
-            cloud_init: json!({"packages": ["git"]}),
-            ssh: json!(null),
-            base_user: Some(json!("fedora")),
+            vm: "vm".into(),
+            cloud_init: CloudInit {
+                package: vec!["git".into()],
+                ..Default::default()
+            },
+            ssh_user: Some("fedora".into()),
+            base_user: Some("fedora".into()),
+            distro: None,
+            authorized_key: Some("ssh-ed25519 AAAA".into()),
         },
         NodeKind::Seed,
-        r#"{"base_user":"fedora","cloud_init":{"packages":["git"]},"hostname":"vm","ssh":null}"#,
-        "d295bad581245ad2e3d49167458e08b7bce06b26c4e5933deb98c08fdb829eb5",
+        r#"{"authorized_key":"ssh-ed25519 AAAA","base_user":"fedora","cloud_init":{"package":["git"]},"distro":null,"ssh_user":"fedora","vm":"vm"}"#,
+        "7e502091bb7c03eb08f5ff030dbbeb36147cf43fe3d9f7acf251242f4dd307ef",
     );
 }
 

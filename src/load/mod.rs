@@ -14,7 +14,8 @@ mod layer;
 mod literal;
 mod parse_cache;
 mod remote;
-mod vm;
+pub(crate) mod vm;
+mod vm_seed;
 
 pub use remote::RemoteRef;
 

@@ -197,6 +197,17 @@ pub struct Vm {
     /// The rest of the entry (disk_size, ram, cpus, firmware, network, ssh,
     /// cloud_init, libvirt…) with drifted spellings normalised.
     pub spec: IndexMap<String, Json>,
+    /// `cloud_init:`, typed and checked; `None` when the entry has none.
+    pub cloud_init: Option<ov_rules::vm::cloud_init::CloudInit>,
+    /// `ssh.key_source` (`auto` when unset) and where it was written.
+    pub key_source: Spanned<ov_rules::vm::ssh_key::KeySource>,
+    /// Whether cloud-init authorizes the key (`ssh.key_injection.cloud_init`).
+    pub key_via_cloud_init: bool,
+    /// `source.checksum`, typed.
+    pub checksum: ov_rules::rule::cloud_image::Checksum,
+    /// The public key the VM's default instance gets, resolved per
+    /// `key_source` once the project is loaded (see `vm::resolve_keys`).
+    pub ssh_public_key: Option<String>,
 }
 
 /// `source.kind` of a VM.

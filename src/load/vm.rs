@@ -1,10 +1,16 @@
 //! Decoding VM entities from `vm.yml` and `deploy.yml`'s `vm:` map (§1.5).
 
 use super::decode::{self, check_keys, Cx, Keys};
-use crate::load::model::{Vm, VmSourceKind};
+use super::vm_seed;
+use crate::diag::Diagnostics;
+use crate::load::model::{Project, Spanned, Vm, VmSourceKind};
 use crate::load::yaml::Node;
 use indexmap::IndexMap;
+use ov_rules::rule::cloud_image::Checksum;
+use ov_rules::vm::ssh_key::{self, KeySource};
+use ov_rules::vm::Instance;
 use serde_json::Value as Json;
+use std::path::Path;
 
 const KNOWN: &[&str] = &[
     "source",
@@ -29,7 +35,6 @@ const DRIFT: &[(&str, &str)] = &[("cpu", "cpus")];
 const NESTED_DRIFT: &[(&str, &str, &str)] = &[
     ("network", "port_forward", "port_forwards"),
     ("libvirt", "device", "devices"),
-    ("cloud_init", "user", "users"),
 ];
 
 const SOURCE_KNOWN: &[&str] = &[
@@ -150,6 +155,24 @@ pub fn decode(cx: &mut Cx, name: &str, node: &Node) -> Option<Vm> {
     if kind == VmSourceKind::CloudImage && source.get("url").and_then(Node::as_str).is_none() {
         cx.error(source, format!("{what}: a cloud_image source needs `url`"));
     }
+    let cloud_init = node
+        .get("cloud_init")
+        .filter(|n| !n.is_null())
+        .map(|n| vm_seed::cloud_init(cx, &what, n));
+    let ssh = node.get("ssh");
+    let key_source = match ssh.and_then(|s| s.get("key_source")) {
+        Some(n) if !n.is_null() => Spanned::new(
+            vm_seed::key_source(cx, n).unwrap_or(KeySource::None),
+            cx.loc(n),
+        ),
+        _ => Spanned::new(KeySource::Auto, cx.loc(ssh.unwrap_or(node))),
+    };
+    let key_via_cloud_init = vm_seed::inject_via_cloud_init(cx, ssh, kind == VmSourceKind::Bootc);
+    let checksum = if kind == VmSourceKind::CloudImage {
+        vm_seed::checksum(cx, source.get("checksum"))
+    } else {
+        Checksum::Sidecar
+    };
     let mut source_json = source.to_json();
     if let Json::Object(o) = &mut source_json {
         o.remove("kind");
@@ -161,5 +184,58 @@ pub fn decode(cx: &mut Cx, name: &str, node: &Node) -> Option<Vm> {
         image,
         source: source_json,
         spec,
+        cloud_init,
+        key_source,
+        key_via_cloud_init,
+        checksum,
+        ssh_public_key: None,
     })
+}
+
+/// Whether the VM gets a seed ISO: cloud images always do, other kinds
+/// when they declare `cloud_init:` (ov's rule).
+pub fn wants_seed(vm: &Vm) -> bool {
+    vm.source_kind == VmSourceKind::CloudImage || vm.cloud_init.is_some()
+}
+
+/// Resolves every buildable VM's public key per `ssh.key_source` (for the
+/// default instance under `vm_state`): a path is read (relative to the
+/// project root, `~/` from `$HOME`) and must be a public key, and
+/// `generate` makes the pair now, since the public half is part of the
+/// seed's key (and what a boot logs in with). The key is kept on the VM
+/// (`ssh_public_key`) for every node that needs it. The files read become
+/// inputs of the plan.
+pub fn resolve_keys(project: &mut Project, vm_state: &Path, diags: &mut Diagnostics) {
+    let root = project.root.clone();
+    let mut inputs = Vec::new();
+    // Lifecycle kinds (clone, imported) build nothing and boot nothing.
+    let builds = |v: &Vm| !matches!(v.source_kind, VmSourceKind::Clone | VmSourceKind::Imported);
+    for vm in project.vms.values_mut().filter(|v| builds(v)) {
+        if let KeySource::Path(p) = &vm.key_source.value {
+            let p = match p.strip_prefix("~") {
+                Ok(rest) => ssh_key::home().map(|h| h.join(rest)).unwrap_or(p.clone()),
+                Err(_) => root.join(p),
+            };
+            vm.key_source.value = KeySource::Path(p);
+        }
+        let Ok(instance) = Instance::new(&vm.name, None) else {
+            diags.error(
+                Some(vm.loc.clone()),
+                format!(
+                    "vm `{}`: the name cannot name a VM instance (letters, digits, `-`, `_`, `.`)",
+                    vm.name
+                ),
+            );
+            continue;
+        };
+        inputs.extend(ssh_key::inputs(&vm.key_source.value, &instance, vm_state));
+        match ssh_key::public_key(&vm.key_source.value, &instance, vm_state) {
+            Ok(k) => vm.ssh_public_key = k.map(|k| k.line),
+            Err(e) => diags.error(
+                Some(vm.key_source.loc.clone()),
+                format!("vm `{}`: `ssh.key_source`: {e}", vm.name),
+            ),
+        }
+    }
+    project.inputs.files.extend(inputs);
 }

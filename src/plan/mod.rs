@@ -1002,8 +1002,12 @@ fn plan_vm(project: &Project, name: &str, vm: &crate::load::model::Vm, p: &mut P
                     .unwrap_or(name)
                     .to_string(),
                 spec: CloudImageSpec {
-                    url: src.get("url").and_then(Json::as_str).map(str::to_string),
-                    checksum: src.get("checksum").cloned(),
+                    url: src
+                        .get("url")
+                        .and_then(Json::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
+                    checksum: vm.checksum.clone(),
                 }
                 .into(),
                 layer: None,
@@ -1062,16 +1066,28 @@ fn plan_vm(project: &Project, name: &str, vm: &crate::load::model::Vm, p: &mut P
         layer: None,
     });
     p.edge(disk_dep, disk);
-    let wants_seed = vm.source_kind == VmSourceKind::CloudImage || spec.contains_key("cloud_init");
-    let seed = wants_seed.then(|| {
+    let seed = crate::load::vm::wants_seed(vm).then(|| {
+        let text = |v: Option<&Json>| {
+            v.and_then(Json::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+        };
+        let base_user = text(src.get("base_user"));
+        // ov's SSH user: ssh.user, else the image's own base_user, else
+        // root for bootc VMs.
+        let ssh_user = text(spec.get("ssh").and_then(|s| s.get("user")))
+            .or_else(|| base_user.clone())
+            .or_else(|| (vm.source_kind == VmSourceKind::Bootc).then(|| "root".to_string()));
         p.add(PlanNode {
             id: format!("seed:{name}"),
             label: format!("seed {name}"),
             spec: SeedSpec {
-                hostname: name.to_string(),
-                cloud_init: get("cloud_init"),
-                ssh: get("ssh"),
-                base_user: src.get("base_user").cloned(),
+                vm: name.to_string(),
+                cloud_init: vm.cloud_init.clone().unwrap_or_default(),
+                ssh_user,
+                base_user,
+                distro: text(src.get("distro")),
+                authorized_key: vm.ssh_public_key.clone().filter(|_| vm.key_via_cloud_init),
             }
             .into(),
             layer: None,

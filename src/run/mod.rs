@@ -99,6 +99,8 @@ pub struct Shared {
     pub scratch: PathBuf,
     /// Where VM instances keep their state.
     pub vm_state: PathBuf,
+    /// Where downloads keep partial files between runs.
+    pub downloads: PathBuf,
     /// The cache dir cannot be written: look results up, record nothing.
     pub read_only: bool,
     /// Rendering choices for the engine that answered.
@@ -246,6 +248,7 @@ pub fn run_on(
         run_id: run_id.clone(),
         scratch: scratch.clone(),
         vm_state: dirs.state.join("vm"),
+        downloads: dirs.cache.join("downloads"),
         read_only: read_only_cause.is_some(),
         quirks: EngineQuirks::for_build(),
         calver: calver::now(),

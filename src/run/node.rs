@@ -215,6 +215,7 @@ pub async fn run(
         on_line: &mut on_line,
         blobs: &*sh.store,
         vm_state: &sh.vm_state,
+        downloads: &sh.downloads,
     };
     let result = node.spec.execute(&mut ctx).await;
     if node.spec.tags_node_image() {

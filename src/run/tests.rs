@@ -341,20 +341,10 @@ fn ctrl_c_mid_build_records_nothing_and_leaves_no_node_tag() {
 
 #[test]
 fn vm_kinds_fail_with_an_error_naming_the_node() {
-    use ov_rules::rule::{
-        BootSpec, CloudImageSpec, DiskSource, DiskSpec, EngineQuirks, ExecCtx, ExecError, SeedSpec,
-    };
+    use ov_rules::rule::{BootSpec, DiskSource, DiskSpec, EngineQuirks, ExecCtx, ExecError};
     use ov_rules::NodeSpec;
     use serde_json::Value as Json;
     let specs: Vec<(&str, NodeSpec)> = vec![
-        (
-            "cloud-image:vm",
-            CloudImageSpec {
-                url: Some("https://example.org/x.qcow2".into()),
-                checksum: None,
-            }
-            .into(),
-        ),
         (
             "disk:vm",
             DiskSpec {
@@ -364,16 +354,6 @@ fn vm_kinds_fail_with_an_error_naming_the_node() {
                 root_size: None,
                 kernel_args: None,
                 format: "qcow2".into(),
-            }
-            .into(),
-        ),
-        (
-            "seed:vm",
-            SeedSpec {
-                hostname: "vm".into(),
-                cloud_init: Json::Null,
-                ssh: Json::Null,
-                base_user: None,
             }
             .into(),
         ),
@@ -416,6 +396,7 @@ fn vm_kinds_fail_with_an_error_naming_the_node() {
             on_line: &mut on_line,
             blobs: &store,
             vm_state: dir.path(),
+            downloads: dir.path(),
         };
         let e = rt.block_on(spec.execute(&mut ctx)).unwrap_err();
         assert!(matches!(e, ExecError::Spec(_)), "{id}: {e}");
@@ -460,6 +441,7 @@ fn a_dependency_s_stored_file_is_placed_by_name_and_an_unknown_name_is_an_error(
         on_line: &mut on_line,
         blobs: &store,
         vm_state: dir.path(),
+        downloads: dir.path(),
     };
     let copy = dir.path().join("copy.qcow2");
     ctx.dep_blob("disk:vm", "disk.qcow2", &copy, true).unwrap();

@@ -135,6 +135,9 @@ pub struct ExecCtx<'a> {
     pub blobs: &'a dyn BlobPlacer,
     /// Where VM instances keep their state (see [`crate::vm::Instance`]).
     pub vm_state: &'a Path,
+    /// Where downloads keep their partial files between builds (in the
+    /// cache dir: unlike `scratch`, it outlives the run).
+    pub downloads: &'a Path,
 }
 
 impl ExecCtx<'_> {
