@@ -120,6 +120,7 @@ pub fn build(
             .get("engine.image_check")?
             .parse()
             .map_err(bad_input)?,
+        vm_ram_mib: super::configure_vm_host(&settings)?,
     };
     let outcome = crate::run::run(ws, dirs, &args.targets, &opts)?;
     if outcome.interrupted {

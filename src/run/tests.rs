@@ -245,6 +245,7 @@ impl Project {
     fn build(&self, fake: &Arc<Fake>, cancel: Cancel) -> Outcome {
         let ws = Workspace::open(self.dir.path(), &self.dirs).unwrap();
         let opts = BuildOptions {
+            vm_ram_mib: 4096,
             jobs: 2,
             keep_going: false,
             progress: Mode::Plain,

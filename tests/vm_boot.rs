@@ -1,0 +1,304 @@
+//! `boot` nodes against the real hypervisors: the test guest that
+//! `scripts/setup-vm.sh` builds (a Debian kernel and a busybox initramfs
+//! on a disk that BIOS and UEFI both boot; `ready.img` prints a console
+//! marker and powers off on the ACPI button, `silent.img` never does),
+//! booted through libvirt and through qemu directly: ready on the marker,
+//! a clean shutdown and the report; a guest that is never ready times
+//! out, is destroyed and leaves nothing; libvirt not running is an error
+//! naming the fix; a VM over the RAM budget is refused before anything
+//! starts.
+
+use ov_rules::rule::boot::host::{AccelChoice, HostChoice};
+use ov_rules::rule::boot::hypervisor::{self, BackendKind, GuestState};
+use ov_rules::rule::boot::spec::{BootSpec, Firmware, KeySource, Ready, SshAccess};
+use ov_rules::rule::{BlobPlacer, ContainerEngine, EngineQuirks, ExecCtx, ExecError, NodeOutput};
+use serde_json::json;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+
+/// The test guest's directory (scripts/setup-vm.sh, step 5).
+fn guest(name: &str) -> PathBuf {
+    let dir = std::env::var_os("OV_SETUP_STATE_DIR")
+        .map_or_else(|| PathBuf::from("/var/lib/ov-setup"), PathBuf::from)
+        .join("guest");
+    let p = dir.join(name);
+    assert!(
+        p.is_file(),
+        "{} is missing: run `bash scripts/setup-vm.sh` (scripts/setup.sh runs it)",
+        p.display()
+    );
+    p
+}
+
+/// Boots never reach the container engine.
+struct NoEngine;
+
+macro_rules! never {
+    () => {
+        unreachable!("a boot node called the container engine")
+    };
+}
+
+impl ContainerEngine for NoEngine {
+    fn image_id<'a>(
+        &'a self,
+        _: &'a str,
+    ) -> futures_util::future::BoxFuture<
+        'a,
+        Result<Option<ov_rules::engine::ImageId>, ov_rules::engine::EngineError>,
+    > {
+        never!()
+    }
+    fn tag<'a>(
+        &'a self,
+        _: &'a ov_rules::engine::ImageId,
+        _: &'a str,
+    ) -> futures_util::future::BoxFuture<'a, Result<(), ov_rules::engine::EngineError>> {
+        never!()
+    }
+    fn build<'a>(
+        &'a self,
+        _: ov_rules::engine::BuildRequest,
+        _: &'a CancellationToken,
+        _: &'a mut (dyn FnMut(&str) + Send),
+    ) -> futures_util::future::BoxFuture<
+        'a,
+        Result<ov_rules::engine::ImageId, ov_rules::engine::EngineError>,
+    > {
+        never!()
+    }
+    fn pull<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a CancellationToken,
+    ) -> futures_util::future::BoxFuture<'a, Result<(), ov_rules::engine::EngineError>> {
+        never!()
+    }
+    fn import<'a>(
+        &'a self,
+        _: &'a Path,
+        _: &'a str,
+    ) -> futures_util::future::BoxFuture<
+        'a,
+        Result<ov_rules::engine::ImageId, ov_rules::engine::EngineError>,
+    > {
+        never!()
+    }
+    fn run<'a>(
+        &'a self,
+        _: &'a ov_rules::engine::RunSpec,
+        _: &'a CancellationToken,
+    ) -> futures_util::future::BoxFuture<
+        'a,
+        Result<ov_rules::engine::RunOutput, ov_rules::engine::EngineError>,
+    > {
+        never!()
+    }
+    fn images(
+        &self,
+    ) -> futures_util::future::BoxFuture<
+        '_,
+        Result<ov_rules::images::ImageSnapshot, ov_rules::engine::EngineError>,
+    > {
+        never!()
+    }
+    fn remove_tag<'a>(
+        &'a self,
+        _: &'a str,
+    ) -> futures_util::future::BoxFuture<'a, Result<bool, ov_rules::engine::EngineError>> {
+        never!()
+    }
+    fn run_ids(
+        &self,
+    ) -> futures_util::future::BoxFuture<'_, Result<Vec<String>, ov_rules::engine::EngineError>>
+    {
+        never!()
+    }
+    fn remove_run_containers<'a>(
+        &'a self,
+        _: Option<&'a str>,
+    ) -> futures_util::future::BoxFuture<'a, Result<usize, ov_rules::engine::EngineError>> {
+        never!()
+    }
+    fn cheap_image_list(&self) -> bool {
+        never!()
+    }
+    fn calls(&self) -> usize {
+        0
+    }
+    fn containers_created(&self) -> usize {
+        0
+    }
+}
+
+/// A store stand-in that places the guest disk for the `disk` dependency,
+/// read-only as the store's hard links are.
+struct Disk(PathBuf);
+
+impl BlobPlacer for Disk {
+    fn place(&self, _: &ov_cache::BlobDigest, dest: &Path, _: bool) -> std::io::Result<()> {
+        std::fs::copy(&self.0, dest)?;
+        let mut perm = std::fs::metadata(dest)?.permissions();
+        perm.set_readonly(true);
+        std::fs::set_permissions(dest, perm)
+    }
+}
+
+fn spec(vm: &str, firmware: Firmware, timeout_s: u64) -> BootSpec {
+    BootSpec {
+        vm: vm.into(),
+        ram_mib: 256,
+        cpus: 1,
+        firmware,
+        machine: None,
+        disk_size: Some(64 << 20),
+        nic_model: None,
+        port_forwards: vec![],
+        ssh: SshAccess {
+            user: "root".into(),
+            port: 2222,
+            key: KeySource::None,
+        },
+        graphics: vec![],
+        video: vec![],
+        ready: Ready {
+            console: Some("OV-GUEST-READY".into()),
+            timeout_s,
+        },
+        checks: vec![],
+        seed: false,
+    }
+}
+
+fn boot(
+    spec: &BootSpec,
+    disk: &str,
+    backend: BackendKind,
+    vm_state: &Path,
+) -> Result<(NodeOutput, String), ExecError> {
+    let scratch = tempfile::tempdir().unwrap();
+    let mut deps = HashMap::new();
+    deps.insert(
+        format!("disk:{}", spec.vm),
+        NodeOutput {
+            meta: json!({"format": "raw"}),
+            stored: vec![("disk".into(), ov_cache::BlobDigest::from_bytes([3; 32]))],
+            ..Default::default()
+        },
+    );
+    let key = <ov_cache::NodeKey as ov_cache::Digest>::from_bytes([9; 32]);
+    let cancel = CancellationToken::new();
+    let lines = Mutex::new(String::new());
+    let mut on_line = |l: &str| lines.lock().unwrap().push_str(l);
+    let placer = Disk(guest(disk));
+    let node_id = format!("boot:{}", spec.vm);
+    let mut ctx = ExecCtx {
+        engine: &NoEngine,
+        node_id: &node_id,
+        key: &key,
+        deps: &deps,
+        layer_dir: None,
+        project_root: scratch.path(),
+        scratch: scratch.path(),
+        run_id: "1-1",
+        cancel: &cancel,
+        quirks: &EngineQuirks::default(),
+        on_line: &mut on_line,
+        blobs: &placer,
+        vm_state,
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let choice = HostChoice {
+        backend,
+        accel: AccelChoice::Tcg,
+    };
+    let mut out = rt.block_on(ov_rules::rule::boot::execute_with(spec, &mut ctx, choice))?;
+    // The files live in the scratch dir, gone with it: read them now.
+    let report = std::fs::read_to_string(&out.files[0].1).unwrap();
+    out.files.clear();
+    Ok((out, report))
+}
+
+fn no_guest_left(backend: BackendKind, vm_state: &Path, domain: &str) {
+    let hv = hypervisor::open(backend, vm_state).unwrap();
+    assert_eq!(
+        hv.state(domain).unwrap(),
+        GuestState::Absent,
+        "{domain} is left"
+    );
+    assert!(
+        !vm_state.join(domain).join("owner").exists(),
+        "the owner file of {domain} is left"
+    );
+}
+
+#[test]
+fn libvirt_boots_the_guest_under_uefi_until_its_marker_then_powers_it_off() {
+    let state = tempfile::tempdir().unwrap();
+    let s = spec("uefi-ready", Firmware::UefiInsecure, 120);
+    let (out, report) = boot(&s, "ready.img", BackendKind::Libvirt, state.path()).unwrap();
+    let r: serde_json::Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(r["backend"], "libvirt");
+    assert_eq!(r["accel"], "tcg");
+    assert_eq!(r["stopped"], "clean", "{report}");
+    assert!(
+        r["console_tail"]
+            .as_str()
+            .unwrap()
+            .contains("OV-GUEST-READY"),
+        "{report}"
+    );
+    assert!(r["ready_ms"].as_u64().unwrap() > 0);
+    assert_eq!(out.meta["domain"], "ov-uefi-ready-build");
+    // The instance's own NVRAM, copied from the template.
+    assert!(state
+        .path()
+        .join("ov-uefi-ready-build/OVMF_VARS.fd")
+        .is_file());
+    no_guest_left(BackendKind::Libvirt, state.path(), "ov-uefi-ready-build");
+}
+
+#[test]
+fn a_guest_that_is_never_ready_times_out_is_destroyed_and_shows_its_console() {
+    let state = tempfile::tempdir().unwrap();
+    let s = spec("silent", Firmware::Bios, 25);
+    let e = boot(&s, "silent.img", BackendKind::Libvirt, state.path()).unwrap_err();
+    let ExecError::Failed { message, output } = &e else {
+        panic!("{e}")
+    };
+    assert!(message.contains("not ready within 25 s"), "{message}");
+    assert!(message.contains("OV-GUEST-READY"), "{message}");
+    // The console's tail: SYSLINUX's banner at least.
+    assert!(output.contains("SYSLINUX"), "{output}");
+    no_guest_left(BackendKind::Libvirt, state.path(), "ov-silent-build");
+}
+
+#[test]
+fn the_qemu_backend_boots_bios_and_leaves_no_process() {
+    let state = tempfile::tempdir().unwrap();
+    let s = spec("direct", Firmware::Bios, 120);
+    let (_, report) = boot(&s, "ready.img", BackendKind::Qemu, state.path()).unwrap();
+    let r: serde_json::Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(r["backend"], "qemu");
+    assert_eq!(r["stopped"], "clean", "{report}");
+    no_guest_left(BackendKind::Qemu, state.path(), "ov-direct-build");
+}
+
+#[test]
+fn libvirt_not_running_names_the_fix_and_the_qemu_backend() {
+    // A URI whose socket does not exist: what a host without libvirtd sees.
+    std::env::set_var(
+        "OV_LIBVIRT_URI",
+        "qemu:///system?socket=/nonexistent/libvirt-sock",
+    );
+    let e = hypervisor::open(BackendKind::Libvirt, Path::new("/nonexistent"))
+        .err()
+        .expect("no daemon there");
+    std::env::remove_var("OV_LIBVIRT_URI");
+    let text = e.to_string();
+    assert!(text.contains("libvirt is not running"), "{text}");
+    assert!(text.contains("libvirtd -d"), "{text}");
+    assert!(text.contains("OV_VM_BACKEND=qemu"), "{text}");
+}
