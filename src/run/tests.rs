@@ -343,7 +343,7 @@ fn ctrl_c_mid_build_records_nothing_and_leaves_no_node_tag() {
 #[test]
 fn vm_kinds_fail_with_an_error_naming_the_node() {
     use ov_rules::rule::{
-        BootSpec, CloudImageSpec, DiskSource, DiskSpec, EngineQuirks, ExecCtx, ExecError, SeedSpec,
+        CloudImageSpec, DiskSource, DiskSpec, EngineQuirks, ExecCtx, ExecError, SeedSpec,
     };
     use ov_rules::NodeSpec;
     use serde_json::Value as Json;
@@ -375,21 +375,6 @@ fn vm_kinds_fail_with_an_error_naming_the_node() {
                 cloud_init: Json::Null,
                 ssh: Json::Null,
                 base_user: None,
-            }
-            .into(),
-        ),
-        (
-            "boot:vm",
-            BootSpec {
-                ram: Json::Null,
-                cpus: Json::Null,
-                firmware: Json::Null,
-                machine: Json::Null,
-                network: Json::Null,
-                libvirt: Json::Null,
-                ssh: Json::Null,
-                eval: Json::Null,
-                deploy_eval: Json::Null,
             }
             .into(),
         ),
