@@ -302,3 +302,39 @@ fn libvirt_not_running_names_the_fix_and_the_qemu_backend() {
     assert!(text.contains("libvirtd -d"), "{text}");
     assert!(text.contains("OV_VM_BACKEND=qemu"), "{text}");
 }
+
+use crate::util::{Ov, Project};
+
+#[test]
+fn bad_boot_fields_are_refused_at_load_with_their_place_and_a_suggestion() {
+    let p = Project::mini();
+    p.write(
+        "vm.yml",
+        "vm:\n  app-vm:\n    source: {kind: bootc, image: app}\n    disk_size: 10G\n    \
+         ram: 2 gigs\n    cpus: 2\n    firmware: uefi-insecur\n    machine: \"q35'/><x\"\n    \
+         network:\n      port_forwards: [\"8080:80\", \"99999:1\"]\n    libvirt:\n      devices:\n        \
+         graphics:\n          - {type: spice, listen: \"127.0.0.1'/>\"}\n",
+    );
+    let run = Ov::new(p.path()).bad(&["build", "app-vm"]);
+    run.assert_code(2).stderr_has(&[
+        "vm.yml:5:10: error: vm `app-vm`: ram: `2 gigs` is not a size",
+        "vm.yml:7:15: error: vm `app-vm`: firmware: `uefi-insecur` is not one of bios, uefi-insecure, uefi-secure (did you mean `uefi-insecure`?)",
+        "vm.yml:8:14: error: vm `app-vm`: machine: `q35'/><x` is not a plain name",
+        "`99999:1` is not `HOST:GUEST`",
+        "is not an IP address",
+    ]);
+}
+
+#[test]
+fn a_vm_over_the_ram_budget_is_refused_before_anything_starts() {
+    let p = Project::mini();
+    p.edit("vm.yml", "ram: 2G", "ram: 16G");
+    let ov = Ov::new(p.path()).env("OV_VM_RAM_BUDGET", "4G");
+    let run = ov.bad(&["build", "app-vm"]);
+    run.assert_code(2).stderr_has(&[
+        "boot:app-vm: the VM asks for 16384 MiB of RAM, more than the 4096 MiB VM budget",
+        "vm.ram_budget",
+    ]);
+    // Nothing ran: no image of the project was built on the way.
+    ov.assert_only_caches();
+}

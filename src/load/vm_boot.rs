@@ -29,7 +29,7 @@ fn choice<'a>(cx: &mut Cx, node: &Node, field: &str, allowed: &[&'a str]) -> Opt
             cx.error(
                 node,
                 format!(
-                    "`{field}`: `{got}` is not one of {}{}",
+                    "{field}: `{got}` is not one of {}{}",
                     allowed.join(", "),
                     did_you_mean(got, allowed.iter().copied())
                 ),
@@ -46,7 +46,7 @@ fn int(cx: &mut Cx, node: &Node, field: &str, min: u64, max: u64) -> Option<u64>
             cx.error(
                 node,
                 format!(
-                    "`{field}` must be a whole number from {min} to {max}, not `{}`",
+                    "{field} must be a whole number from {min} to {max}, not `{}`",
                     node.as_str().unwrap_or(node.shape())
                 ),
             );
@@ -62,7 +62,7 @@ fn size(cx: &mut Cx, node: &Node, field: &str) -> Option<u64> {
             cx.error(
                 node,
                 format!(
-                    "`{field}`: `{}` is not a size (write it as 4G, 8192M or 2 GiB)",
+                    "{field}: `{}` is not a size (write it as 4G, 8192M or 2 GiB)",
                     node.as_str().unwrap_or(node.shape())
                 ),
             );
@@ -78,7 +78,7 @@ fn token(cx: &mut Cx, node: &Node, field: &str) -> Option<String> {
             cx.error(
                 node,
                 format!(
-                    "`{field}`: `{}` is not a plain name (letters, digits, `.`, `-`, `_`)",
+                    "{field}: `{}` is not a plain name (letters, digits, `.`, `-`, `_`)",
                     node.as_str().unwrap_or(node.shape())
                 ),
             );

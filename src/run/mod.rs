@@ -177,7 +177,9 @@ fn refuse_over_budget(ws: &Workspace, order: &[NodeIndex], budget: u64) -> anyho
         if let ResourceClass::Vm { ram_mib } = node.spec.resources() {
             if ram_mib > budget {
                 return Err(crate::commands::bad_input(format!(
-                    "{}: the VM asks for {ram_mib} MiB of RAM, more than the {budget} MiB VM                      budget; lower its `ram`, or raise the budget (`ov settings set                      vm.ram_budget 8G` or OV_VM_RAM_BUDGET)",
+                    "{}: the VM asks for {ram_mib} MiB of RAM, more than the {budget} MiB VM \
+                     budget; lower its `ram`, or raise the budget (`ov settings set \
+                     vm.ram_budget 8G` or OV_VM_RAM_BUDGET)",
                     node.id
                 )));
             }
