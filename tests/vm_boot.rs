@@ -338,3 +338,58 @@ fn a_vm_over_the_ram_budget_is_refused_before_anything_starts() {
     // Nothing ran: no image of the project was built on the way.
     ov.assert_only_caches();
 }
+
+#[test]
+fn the_next_build_destroys_the_guest_of_a_killed_one() {
+    use ov_rules::rule::boot::hypervisor::Lifetime;
+    use ov_rules::rule::boot::machine::{Accel, Machine};
+    let state = tempfile::tempdir().unwrap();
+    let domain = "ov-orphan-build";
+    let dir = state.path().join(domain);
+    std::fs::create_dir_all(&dir).unwrap();
+    let disk = dir.join("disk.qcow2");
+    let out = std::process::Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2", "-F", "raw", "-b"])
+        .arg(guest("silent.img"))
+        .arg(&disk)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let m = Machine {
+        domain: domain.into(),
+        ram_mib: 128,
+        cpus: 1,
+        accel: Accel::Tcg,
+        machine: "pc".into(),
+        uefi: None,
+        disk,
+        disk_format: "qcow2".into(),
+        seed: None,
+        nic_model: "virtio".into(),
+        forwards: vec![],
+        console_log: dir.join("console.log"),
+        graphics: vec![],
+        video: vec![],
+    };
+    let hv = hypervisor::open(BackendKind::Libvirt, state.path()).unwrap();
+    hv.start(&m, Lifetime::Transient).unwrap();
+    // The ov that started it was killed: its pid names no process.
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    let dead = gone.id();
+    gone.wait().unwrap();
+    std::fs::write(dir.join("owner"), format!("{dead} libvirt\n")).unwrap();
+    // A guest whose ov lives is left alone.
+    let live_dir = state.path().join("ov-live-build");
+    std::fs::create_dir_all(&live_dir).unwrap();
+    std::fs::write(
+        live_dir.join("owner"),
+        format!("{} libvirt\n", std::process::id()),
+    )
+    .unwrap();
+    assert_eq!(hv.state(domain).unwrap(), GuestState::Running);
+    let swept = ov_rules::rule::boot::sweep_dead(state.path());
+    assert_eq!(swept, [domain]);
+    assert_eq!(hv.state(domain).unwrap(), GuestState::Absent);
+    assert!(live_dir.join("owner").exists());
+    no_guest_left(BackendKind::Libvirt, state.path(), domain);
+}
