@@ -393,3 +393,16 @@ fn the_next_build_destroys_the_guest_of_a_killed_one() {
     assert!(live_dir.join("owner").exists());
     no_guest_left(BackendKind::Libvirt, state.path(), domain);
 }
+
+#[test]
+fn a_name_shared_by_an_image_and_a_vm_builds_both() {
+    let p = Project::mini();
+    // The VM takes its image's name, as real projects name them.
+    p.edit("vm.yml", "app-vm:", "app:");
+    let ov = Ov::new(p.path());
+    let run = ov.ok(&["build", "--dry-run", "app"]);
+    run.stdout_has(&["image:app", "boot:app"]);
+    // `ov build` says so before it runs anything.
+    let run = ov.env("OV_VM_RAM_BUDGET", "1M").bad(&["build", "app"]);
+    run.stderr_has(&["`app` names an image and a VM: building both (image:app and boot:app)"]);
+}
