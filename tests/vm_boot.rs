@@ -406,3 +406,30 @@ fn a_name_shared_by_an_image_and_a_vm_builds_both() {
     let run = ov.env("OV_VM_RAM_BUDGET", "1M").bad(&["build", "app"]);
     run.stderr_has(&["`app` names an image and a VM: building both (image:app and boot:app)"]);
 }
+
+#[test]
+fn ov_vm_lists_its_guests_and_refuses_what_it_cannot_honour() {
+    let p = Project::mini();
+    let state = tempfile::tempdir().unwrap();
+    let ov = Ov::new(p.path()).env("OV_STATE_DIR", state.path());
+    // Only ov's own domains are listed (none of a fresh state dir's
+    // build boots run now).
+    let run = ov.ok(&["vm", "list"]);
+    assert!(
+        run.stdout.lines().all(|l| l.starts_with("ov-")),
+        "{}",
+        run.stdout
+    );
+    ov.bad(&["vm", "create", "app-vm", "-i", "build"])
+        .assert_code(2)
+        .stderr_has(&["`-i build` is the instance ov's builds boot"]);
+    ov.bad(&["vm", "create", "app-vm", "-i", "../x"])
+        .assert_code(2)
+        .stderr_has(&["`../x` is not a valid VM or instance name"]);
+    ov.bad(&["vm", "build", "app-vm", "--size", "5G"])
+        .assert_code(2)
+        .stderr_has(&["--size: write it in vm.yml"]);
+    ov.bad(&["vm", "ssh", "no-such-vm"])
+        .assert_code(2)
+        .stderr_has(&["unknown VM `no-such-vm`"]);
+}

@@ -12,6 +12,7 @@ pub mod graph;
 pub mod image;
 pub mod lock;
 pub mod settings;
+pub mod vm;
 
 use crate::diag::{Diagnostics, InvalidProject};
 use crate::settings::{Settings, SettingsError};
