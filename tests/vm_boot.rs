@@ -433,3 +433,17 @@ fn ov_vm_lists_its_guests_and_refuses_what_it_cannot_honour() {
         .assert_code(2)
         .stderr_has(&["unknown VM `no-such-vm`"]);
 }
+
+#[test]
+fn doctor_reports_what_boots_need() {
+    let p = Project::mini();
+    let run = Ov::new(p.path()).run(&["doctor"]);
+    run.stdout_has(&[
+        "ok   qemu: QEMU emulator version",
+        "kvm: ",
+        "ok   libvirt: libvirtd socket at /run/libvirt/libvirt-sock",
+        "ok   ovmf: /usr/share/OVMF/OVMF_CODE_4M.fd",
+        "loop devices: /dev/loop-control",
+        "fuse: /dev/fuse",
+    ]);
+}
