@@ -239,6 +239,8 @@ fn libvirt_boots_the_guest_under_uefi_until_its_marker_then_powers_it_off() {
     let state = tempfile::tempdir().unwrap();
     let s = spec("uefi-ready", Firmware::UefiInsecure, 120);
     let (out, report) = boot(&s, "ready.img", BackendKind::Libvirt, state.path()).unwrap();
+    // The report, for the boot benchmark in BUILD.md (`--nocapture`).
+    eprintln!("{report}");
     let r: serde_json::Value = serde_json::from_str(&report).unwrap();
     assert_eq!(r["backend"], "libvirt");
     assert_eq!(r["accel"], "tcg");
