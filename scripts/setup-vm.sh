@@ -6,9 +6,11 @@
 # Steps:
 #   1. packages  qemu-system-x86, qemu-utils, ovmf, libvirt (daemon, qemu
 #                driver, clients, dev headers for the `virt` crate),
-#                pkg-config, xorriso, openssh-client, and what the test
-#                guest is made with (busybox-static, mtools, dosfstools,
-#                systemd-boot-efi, binutils, fdisk).
+#                pkg-config, xorriso, openssh-client, openssh-server (the
+#                boot tests run the ssh client against a private sshd on
+#                127.0.0.1; the package starts nothing), and what the test
+#                guest is made with (busybox-static, cpio, mtools,
+#                dosfstools, systemd-boot-efi, binutils, fdisk, syslinux).
 #   2. users     groups kvm and libvirt-qemu, user libvirt-qemu: libvirt's
 #                QEMU driver resolves its built-in user before it reads
 #                qemu.conf and exits when the user does not exist.
@@ -46,7 +48,7 @@ GUEST_VERSION=4
 PACKAGES=(
   qemu-system-x86 qemu-utils ovmf
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-dev pkg-config
-  xorriso openssh-client
+  xorriso openssh-client openssh-server
   busybox-static cpio mtools dosfstools systemd-boot-efi binutils fdisk syslinux syslinux-common
 )
 

@@ -449,3 +449,84 @@ fn doctor_reports_what_boots_need() {
         "fuse: /dev/fuse",
     ]);
 }
+
+/// A private sshd on 127.0.0.1 that trusts one key: the ssh client and the
+/// checks' probe protocol against a real server, as a guest runs them.
+#[test]
+fn checks_run_over_ssh_with_the_instance_key_and_the_wrong_key_is_refused() {
+    use ov_rules::rule::boot::ssh::{free_port, GuestShell, Ssh};
+    use ov_rules::rule::eval;
+    let d = tempfile::tempdir().unwrap();
+    let keygen = |name: &str| {
+        let out = std::process::Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(d.path().join(name))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    };
+    keygen("host");
+    keygen("id_ed25519");
+    keygen("other");
+    std::fs::copy(d.path().join("id_ed25519.pub"), d.path().join("authorized")).unwrap();
+    std::fs::create_dir_all("/run/sshd").unwrap();
+    let port = free_port().unwrap();
+    let cfg = d.path().join("sshd_config");
+    std::fs::write(
+        &cfg,
+        format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {h}\nAuthorizedKeysFile {a}\n\
+             PidFile {p}\nStrictModes no\nUsePAM no\nPermitRootLogin prohibit-password\n\
+             PasswordAuthentication no\n",
+            h = d.path().join("host").display(),
+            a = d.path().join("authorized").display(),
+            p = d.path().join("sshd.pid").display(),
+        ),
+    )
+    .unwrap();
+    let mut sshd = std::process::Command::new("/usr/sbin/sshd")
+        .args(["-D", "-e", "-f"])
+        .arg(&cfg)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("sshd (openssh-server, installed by scripts/setup-vm.sh)");
+    let checks = eval::parse_checks(&eval::EvalSpec {
+        checks: vec![
+            json!({"id": "os", "file": "/etc/os-release", "contains": "ID="}),
+            json!({"id": "echo", "command": "echo from-the-guest", "stdout": "from-the-guest"}),
+            json!({"id": "absent", "file": "/no/such/file"}),
+        ],
+        distro: vec![],
+        build: vec![],
+        image_node: String::new(),
+    })
+    .unwrap();
+    let ssh = |key: &str| Ssh {
+        port,
+        user: "root".into(),
+        key: d.path().join(key),
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (ready, wrong, ran) = rt.block_on(async {
+        let t = std::time::Duration::from_secs(20);
+        // sshd takes a moment to listen.
+        let mut ready = 255;
+        for _ in 0..50 {
+            ready = ssh("id_ed25519").run("true", t).await.rc;
+            if ready == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let wrong = ssh("other").run("true", t).await;
+        let ran = ssh("id_ed25519").run(&eval::script(&checks), t).await;
+        (ready, wrong, ran)
+    });
+    let _ = sshd.kill();
+    let _ = sshd.wait();
+    assert_eq!(ready, 0, "the instance key is accepted");
+    assert_eq!(wrong.rc, 255, "another key is refused: {wrong:?}");
+    let v = eval::verdicts(&checks, &ran.stdout);
+    assert!(v[0].ok && v[1].ok, "{v:?}");
+    assert!(!v[2].ok && v[2].reason.contains("/no/such/file does not exist"));
+}
