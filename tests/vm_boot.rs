@@ -291,14 +291,11 @@ fn the_qemu_backend_boots_bios_and_leaves_no_process() {
 #[test]
 fn libvirt_not_running_names_the_fix_and_the_qemu_backend() {
     // A URI whose socket does not exist: what a host without libvirtd sees.
-    std::env::set_var(
-        "OV_LIBVIRT_URI",
+    let e = ov_rules::rule::boot::libvirt::Libvirt::connect_to(
         "qemu:///system?socket=/nonexistent/libvirt-sock",
-    );
-    let e = hypervisor::open(BackendKind::Libvirt, Path::new("/nonexistent"))
-        .err()
-        .expect("no daemon there");
-    std::env::remove_var("OV_LIBVIRT_URI");
+    )
+    .err()
+    .expect("no daemon there");
     let text = e.to_string();
     assert!(text.contains("libvirt is not running"), "{text}");
     assert!(text.contains("libvirtd -d"), "{text}");

@@ -35,11 +35,15 @@ fn uri() -> String {
 impl Libvirt {
     /// Connects, or says how to get a daemon (or how to do without).
     pub fn connect() -> Result<Libvirt, HvError> {
+        Libvirt::connect_to(&uri())
+    }
+
+    /// Connects to `uri`.
+    pub fn connect_to(uri: &str) -> Result<Libvirt, HvError> {
         // libvirt prints every error to stderr unless told not to; ours
         // are reported through HvError.
         virt::error::clear_error_callback();
-        let uri = uri();
-        Connect::open(Some(&uri))
+        Connect::open(Some(uri))
             .map(|conn| Libvirt { conn })
             .map_err(|e| {
                 HvError::Unavailable(format!(
