@@ -47,6 +47,91 @@ pub enum Command {
     Lock(LockArgs),
     /// Check the engine, its runtime settings and disk space; print fixes.
     Doctor,
+    /// VMs: build the disk, create, start, stop, destroy, list, console, ssh.
+    #[command(subcommand)]
+    Vm(VmCmd),
+}
+
+/// A VM and, optionally, one of its instances.
+#[derive(Args, Debug)]
+pub struct VmTarget {
+    /// The VM's name in vm.yml.
+    pub name: String,
+    /// An instance of it (`ov-<vm>-<instance>`), beside the default one.
+    #[arg(short = 'i', long = "instance")]
+    pub instance: Option<String>,
+}
+
+/// `ov vm …`.
+#[derive(Subcommand, Debug)]
+pub enum VmCmd {
+    /// Build the VM's disk (the cached `disk:<vm>` node).
+    Build {
+        /// The VM.
+        name: String,
+        /// Disk type (write it in vm.yml).
+        #[arg(long = "type")]
+        kind: Option<String>,
+        /// Disk size (write it in vm.yml as `disk_size`).
+        #[arg(long)]
+        size: Option<String>,
+        /// Root partition size (vm.yml `source.root_size`).
+        #[arg(long)]
+        root_size: Option<String>,
+        /// bootc image transport (vm.yml `source.transport`).
+        #[arg(long)]
+        transport: Option<String>,
+    },
+    /// Build what the VM needs and start a long-lived VM from its disk.
+    Create {
+        #[command(flatten)]
+        target: VmTarget,
+        /// RAM, e.g. 4G (instead of vm.yml's `ram`).
+        #[arg(long)]
+        ram: Option<String>,
+        /// Virtual CPUs (instead of vm.yml's `cpus`).
+        #[arg(long)]
+        cpus: Option<u32>,
+        /// The private key `ov vm ssh` uses for this instance.
+        #[arg(long)]
+        ssh_key: Option<PathBuf>,
+    },
+    /// Start a stopped VM.
+    Start {
+        #[command(flatten)]
+        target: VmTarget,
+    },
+    /// Stop a VM (ACPI power button; `--force` pulls the plug).
+    Stop {
+        #[command(flatten)]
+        target: VmTarget,
+        /// Stop at once.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Stop and forget a VM (`--disk` also removes its state dir).
+    Destroy {
+        #[command(flatten)]
+        target: VmTarget,
+        /// Remove the overlay, NVRAM, seed and keys too.
+        #[arg(long)]
+        disk: bool,
+    },
+    /// The VMs ov made, with their state.
+    List,
+    /// Print a VM's serial console log.
+    Console {
+        #[command(flatten)]
+        target: VmTarget,
+    },
+    /// ssh into a VM with its instance key.
+    Ssh {
+        #[command(flatten)]
+        target: VmTarget,
+        /// A command to run instead of a shell.
+        #[arg(last = true)]
+        command: Vec<String>,
+    },
 }
 
 /// `ov cache …`.
@@ -148,6 +233,20 @@ pub struct BuildArgs {
     /// Run these nodes even when cached (package repositories move).
     #[arg(long, value_name = "NODE")]
     pub refresh: Vec<String>,
+}
+
+impl BuildArgs {
+    /// A plain build of `targets`.
+    pub fn targets(targets: Vec<String>) -> BuildArgs {
+        BuildArgs {
+            targets,
+            dry_run: false,
+            jobs: None,
+            keep_going: false,
+            progress: crate::run::progress::Mode::Auto,
+            refresh: Vec::new(),
+        }
+    }
 }
 
 /// `ov explain`.

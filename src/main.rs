@@ -76,5 +76,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             commands::lock::run(root, &dirs, update, &refs, out).map(ok)
         }
         Command::Doctor => commands::doctor::print(&dirs, out),
+        Command::Vm(cmd) => commands::vm::run(root, &dirs, cmd, out),
     }
 }

@@ -41,6 +41,24 @@ pub const SETTINGS: &[Setting] = &[
         choices: &["auto", "list", "each"],
     },
     Setting {
+        key: "vm.backend",
+        help: "how VMs boot: through libvirtd, or qemu-system-x86_64 run directly (OV_VM_BACKEND wins when set)",
+        default: "libvirt",
+        choices: &["libvirt", "qemu"],
+    },
+    Setting {
+        key: "vm.accel",
+        help: "KVM or TCG for VM boots: auto tries a short KVM guest first (OV_VM_ACCEL wins when set)",
+        default: "auto",
+        choices: &["auto", "kvm", "tcg"],
+    },
+    Setting {
+        key: "vm.ram_budget",
+        help: "RAM that a build's VM boots may use at once; a VM asking more is refused (OV_VM_RAM_BUDGET wins when set)",
+        default: "4G",
+        choices: &[],
+    },
+    Setting {
         key: "build.jobs",
         help: "default for -j/--jobs (0 = number of cores)",
         default: "0",
@@ -236,6 +254,9 @@ fn check(s: &Setting, value: &str) -> Result<(), String> {
     }
     if s.key == "build.jobs" && value.parse::<usize>().is_err() {
         return Err("a whole number".into());
+    }
+    if s.key == "vm.ram_budget" && ov_rules::rule::boot::spec::parse_size(value).is_none() {
+        return Err("a size such as 4G or 8192M".into());
     }
     Ok(())
 }

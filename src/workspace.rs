@@ -165,6 +165,14 @@ impl Workspace {
         })
     }
 
+    /// The image and VM boot nodes of `name` when an image and a VM both
+    /// have that name.
+    pub fn shared_name(&self, name: &str) -> Option<(NodeIndex, NodeIndex)> {
+        let img = *self.plan.images.get(name)?;
+        let vm = *self.plan.vms.get(name)?;
+        (img != vm).then_some((img, vm))
+    }
+
     /// The nodes needed for `targets` (all nodes when empty), in
     /// topological order. An unknown target is an error naming the closest one.
     pub fn select(&self, targets: &[String]) -> Result<Vec<NodeIndex>, InvalidProject> {
@@ -179,7 +187,14 @@ impl Workspace {
         let mut stack = Vec::new();
         for t in targets {
             match self.plan.resolve(t, "target") {
-                Ok(ix) => stack.push(ix),
+                Ok(ix) => {
+                    stack.push(ix);
+                    // A VM may share its image's name (real projects do):
+                    // the name means both, never one picked silently.
+                    if let Some((img, vm)) = self.shared_name(t) {
+                        stack.extend([img, vm]);
+                    }
+                }
                 Err(why) => diags.error(None, why),
             }
         }

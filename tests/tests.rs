@@ -63,6 +63,7 @@
 //! `tests/fixtures/mini` and break one thing.
 
 mod util;
+mod vm_boot;
 
 mod build;
 mod cli;

@@ -342,18 +342,30 @@ fn seed() {
 fn boot() {
     golden(
         BootSpec {
-            ram: json!("2G"),
-            cpus: json!(2),
-            firmware: json!(null),
-            machine: json!(null),
-            network: json!(null),
-            libvirt: json!(null),
-            ssh: json!(null),
-            eval: json!(null),
-            deploy_eval: json!(null),
+            vm: "vm".into(),
+            ram_mib: 2048,
+            cpus: 2,
+            firmware: ov_rules::rule::boot::spec::Firmware::UefiInsecure,
+            machine: None,
+            disk_size: Some(10 << 30),
+            nic_model: None,
+            port_forwards: vec![],
+            ssh: ov_rules::rule::boot::spec::SshAccess {
+                user: "ov".into(),
+                port: 2222,
+                key: ov_rules::rule::boot::spec::KeySource::Generate,
+            },
+            graphics: vec![],
+            video: vec![],
+            ready: ov_rules::rule::boot::spec::Ready {
+                console: None,
+                timeout_s: 600,
+            },
+            checks: vec![json!({"command": "true"})],
+            seed: true,
         },
         NodeKind::Boot,
-        r#"{"cpus":2,"deploy_eval":null,"eval":null,"firmware":null,"libvirt":null,"machine":null,"network":null,"ram":"2G","ssh":null}"#,
-        "ab0a91ab5d3a32597dcb17c42eb5806811f86230d372d9e9cc64b6cbf07da49f",
+        r#"{"checks":[{"command":"true"}],"cpus":2,"disk_size":10737418240,"firmware":"uefi-insecure","graphics":[],"machine":null,"nic_model":null,"port_forwards":[],"ram_mib":2048,"ready":{"console":null,"timeout_s":600},"seed":true,"ssh":{"key":"generate","port":2222,"user":"ov"},"video":[],"vm":"vm"}"#,
+        "3b3eac6dc29b150f860214e272aa39272d6c7c729d592c3cc1be75d23ea4ca0f",
     );
 }

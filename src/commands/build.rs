@@ -102,6 +102,15 @@ pub fn build(
                 .collect();
         }
     }
+    for t in &args.targets {
+        if let Some((img, vm)) = ws.shared_name(t) {
+            eprintln!(
+                "note: `{t}` names an image and a VM: building both ({} and {}); name a node id \
+                 to build one",
+                ws.plan.graph[img].id, ws.plan.graph[vm].id
+            );
+        }
+    }
     let settings = load_settings()?;
     let jobs = match args.jobs {
         Some(j) => j,
@@ -120,6 +129,7 @@ pub fn build(
             .get("engine.image_check")?
             .parse()
             .map_err(bad_input)?,
+        vm_ram_mib: super::configure_vm_host(&settings)?,
     };
     let outcome = crate::run::run(ws, dirs, &args.targets, &opts)?;
     if outcome.interrupted {

@@ -130,7 +130,97 @@ pub async fn run(endpoint: &str, kind: &str, cache_dir: &Path) -> Vec<Finding> {
             Some("check that `df` is installed".into()),
         )),
     }
+    vm_findings(&mut out);
     out
+}
+
+/// What VM boots and disk builds need: qemu, KVM (or TCG), libvirtd's
+/// socket when libvirt is the backend, OVMF, loop devices and FUSE.
+fn vm_findings(out: &mut Vec<Finding>) {
+    use ov_rules::rule::boot::{host, hypervisor::BackendKind, libvirt, spec::Firmware};
+    let setup = "run `bash scripts/setup-vm.sh`";
+    let qemu = std::process::Command::new(ov_rules::rule::boot::qemu::QEMU)
+        .arg("--version")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_string()
+        });
+    out.push(finding(
+        "qemu",
+        qemu.is_some(),
+        qemu.clone()
+            .unwrap_or_else(|| "qemu-system-x86_64 not found".into()),
+        Some(format!("{setup} (installs qemu-system-x86 and qemu-utils)")),
+    ));
+    if qemu.is_some() {
+        // Either answer works: TCG is slower, not broken.
+        let kvm = host::kvm_works();
+        out.push(finding(
+            "kvm",
+            true,
+            if kvm {
+                "a KVM guest runs: boots use KVM".into()
+            } else {
+                "no usable KVM (absent, or guests fail under it): boots use TCG".into()
+            },
+            None,
+        ));
+    }
+    let backend = host::choice().backend;
+    let sock = std::path::Path::new(libvirt::SOCKET).exists();
+    out.push(finding(
+        "libvirt",
+        sock || backend == BackendKind::Qemu,
+        if sock {
+            format!("libvirtd socket at {}", libvirt::SOCKET)
+        } else {
+            format!(
+                "no libvirtd socket at {} (backend: {})",
+                libvirt::SOCKET,
+                backend.name()
+            )
+        },
+        Some(format!(
+            "{setup} (starts `libvirtd -d`), or boot without it: `ov settings set vm.backend qemu`"
+        )),
+    ));
+    let ovmf = host::ovmf(Firmware::UefiInsecure);
+    out.push(finding(
+        "ovmf",
+        matches!(ovmf, Ok(Some(_))),
+        match &ovmf {
+            Ok(Some(o)) => format!("{} and {}", o.code.display(), o.vars.display()),
+            Ok(None) => String::new(),
+            Err(e) => e.clone(),
+        },
+        Some(format!("{setup} (installs ovmf)")),
+    ));
+    for (what, dev, why) in [
+        (
+            "loop devices",
+            "/dev/loop-control",
+            "disk builds partition a loop device",
+        ),
+        (
+            "fuse",
+            "/dev/fuse",
+            "disk builds write the ESP through FUSE (no vfat in some kernels)",
+        ),
+    ] {
+        let ok = std::path::Path::new(dev).exists();
+        out.push(finding(
+            what,
+            ok,
+            format!("{dev} {}", if ok { "present" } else { "missing" }),
+            Some(format!("{why}: load the module (`modprobe loop` / `modprobe fuse`) or run on a host that has it")),
+        ));
+    }
 }
 
 /// `ov doctor`: prints each finding and its fix; exits 1 when one needs
@@ -142,6 +232,7 @@ pub fn print(
     let settings = super::load_settings()?;
     let endpoint = super::engine_endpoint(&settings)?;
     let kind = settings.get("engine.kind")?;
+    super::configure_vm_host(&settings)?;
     let rt = tokio::runtime::Runtime::new()?;
     let findings = rt.block_on(run(&endpoint, &kind, &dirs.cache));
     let mut bad = 0;

@@ -12,6 +12,7 @@ pub mod graph;
 pub mod image;
 pub mod lock;
 pub mod settings;
+pub mod vm;
 
 use crate::diag::{Diagnostics, InvalidProject};
 use crate::settings::{Settings, SettingsError};
@@ -67,6 +68,41 @@ pub fn load_settings() -> anyhow::Result<Settings> {
         }
         e => e.into(),
     })
+}
+
+/// The VM host choices in force (environment over settings), handed to the
+/// boot rule for this process; returns the VM RAM budget in MiB.
+pub fn configure_vm_host(settings: &Settings) -> anyhow::Result<u64> {
+    use ov_rules::rule::boot::{host, hypervisor::BackendKind};
+    let pick = |env: &str, key: &str| -> anyhow::Result<String> {
+        Ok(match std::env::var(env) {
+            Ok(v) if !v.is_empty() => v,
+            _ => settings.get(key)?,
+        })
+    };
+    let backend = pick("OV_VM_BACKEND", "vm.backend")?;
+    let accel = pick("OV_VM_ACCEL", "vm.accel")?;
+    let budget = pick("OV_VM_RAM_BUDGET", "vm.ram_budget")?;
+    let choice = host::HostChoice {
+        backend: BackendKind::parse(&backend).ok_or_else(|| {
+            bad_input(format!(
+                "OV_VM_BACKEND / vm.backend: `{backend}` is not libvirt or qemu"
+            ))
+        })?,
+        accel: host::AccelChoice::parse(&accel).ok_or_else(|| {
+            bad_input(format!(
+                "OV_VM_ACCEL / vm.accel: `{accel}` is not auto, kvm or tcg"
+            ))
+        })?,
+    };
+    host::configure(choice);
+    ov_rules::rule::boot::spec::parse_size(&budget)
+        .map(|b| b >> 20)
+        .ok_or_else(|| {
+            bad_input(format!(
+                "OV_VM_RAM_BUDGET / vm.ram_budget: `{budget}` is not a size such as 4G"
+            ))
+        })
 }
 
 /// The engine endpoint: `DOCKER_HOST`, else the `engine.socket` setting.

@@ -15,6 +15,7 @@ mod literal;
 mod parse_cache;
 mod remote;
 pub(crate) mod vm;
+mod vm_boot;
 mod vm_seed;
 
 pub use remote::RemoteRef;

@@ -194,6 +194,8 @@ pub struct Vm {
     pub image: Option<Spanned<String>>,
     /// `source` as JSON.
     pub source: Json,
+    /// The boot fields, typed (`None` when they had errors).
+    pub boot: Option<ov_rules::rule::BootSpec>,
     /// The rest of the entry (disk_size, ram, cpus, firmware, network, ssh,
     /// cloud_init, libvirt…) with drifted spellings normalised.
     pub spec: IndexMap<String, Json>,

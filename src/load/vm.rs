@@ -28,6 +28,7 @@ const KNOWN: &[&str] = &[
     "snapshot",
     "name",
     "description",
+    "ready",
 ];
 
 /// Spellings written by ov's own migrator that ov's Go tags do not read.
@@ -177,7 +178,9 @@ pub fn decode(cx: &mut Cx, name: &str, node: &Node) -> Option<Vm> {
     if let Json::Object(o) = &mut source_json {
         o.remove("kind");
     }
+    let boot = super::vm_boot::decode(cx, name, node, kind == VmSourceKind::CloudImage);
     Some(Vm {
+        boot,
         name: name.to_string(),
         loc: cx.loc(node),
         source_kind: kind,

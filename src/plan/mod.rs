@@ -1093,19 +1093,14 @@ fn plan_vm(project: &Project, name: &str, vm: &crate::load::model::Vm, p: &mut P
             layer: None,
         })
     });
+    // The loader typed the boot fields; with errors there it stopped.
+    let Some(boot_spec) = &vm.boot else { return };
     let boot = p.add(PlanNode {
         id: format!("boot:{name}"),
         label: format!("boot {name}"),
         spec: BootSpec {
-            ram: get("ram"),
-            cpus: get("cpus"),
-            firmware: get("firmware"),
-            machine: get("machine"),
-            network: get("network"),
-            libvirt: get("libvirt"),
-            ssh: get("ssh"),
-            eval: get("eval"),
-            deploy_eval: get("deploy_eval"),
+            seed: seed.is_some(),
+            ..boot_spec.clone()
         }
         .into(),
         layer: None,

@@ -51,6 +51,8 @@ pub struct BuildOptions {
     pub refresh: Vec<String>,
     /// How cached nodes' images are checked in the engine.
     pub image_check: ImageCheck,
+    /// RAM the build's VM boots may hold at once, in MiB.
+    pub vm_ram_mib: u64,
 }
 
 /// How a build checks that cached nodes' images are still in the engine
@@ -168,6 +170,26 @@ pub struct Outcome {
     pub interrupted: bool,
 }
 
+/// Refuses, before anything runs, a build whose VM boots ask for more RAM
+/// than the budget: the scheduler would otherwise start such a boot alone
+/// and let it take the host's memory.
+fn refuse_over_budget(ws: &Workspace, order: &[NodeIndex], budget: u64) -> anyhow::Result<()> {
+    for ix in order {
+        let node = &ws.plan.graph[*ix];
+        if let ResourceClass::Vm { ram_mib } = node.spec.resources() {
+            if ram_mib > budget {
+                return Err(crate::commands::bad_input(format!(
+                    "{}: the VM asks for {ram_mib} MiB of RAM, more than the {budget} MiB VM \
+                     budget; lower its `ram`, or raise the budget (`ov settings set \
+                     vm.ram_budget 8G` or OV_VM_RAM_BUDGET)",
+                    node.id
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The scheduler's class for a rule's resource class.
 fn class(resources: ResourceClass) -> sched::Class {
     match resources {
@@ -210,6 +232,7 @@ pub fn run_on(
     cancel: Cancel,
 ) -> anyhow::Result<Outcome> {
     let order = ws.select(targets)?;
+    refuse_over_budget(&ws, &order, opts.vm_ram_mib)?;
     let store = match Store::open(&dirs.cache.join("store")) {
         Ok(store) => Arc::new(store),
         Err(e) if e.io_error().is_some_and(read_only) => anyhow::bail!(
@@ -299,7 +322,7 @@ pub fn run_on(
         jobs: opts.jobs.max(1),
         io: 8,
         privileged: 1,
-        vm_ram_mib: 4096,
+        vm_ram_mib: opts.vm_ram_mib,
     };
     let mut summary = Summary::default();
     let report = rt.block_on(async {
@@ -509,6 +532,9 @@ fn live_journals(dirs: &Dirs, me: &str) -> HashSet<ov_cache::NodeKey> {
 /// live processes are left alone, so two builds on one machine do not trip
 /// over each other. True when it removed image tags.
 async fn clean_dead_runs(sh: &Shared, dirs: &Dirs) -> bool {
+    // VM boots of builds that were killed: their guests still run.
+    let vm_state = sh.vm_state.clone();
+    let _ = tokio::task::spawn_blocking(move || ov_rules::rule::boot::sweep_dead(&vm_state)).await;
     let engine = sh.engine().await.ok();
     if let Some(engine) = &engine {
         if let Ok(runs) = engine.run_ids().await {

@@ -245,6 +245,7 @@ impl Project {
     fn build(&self, fake: &Arc<Fake>, cancel: Cancel) -> Outcome {
         let ws = Workspace::open(self.dir.path(), &self.dirs).unwrap();
         let opts = BuildOptions {
+            vm_ram_mib: 4096,
             jobs: 2,
             keep_going: false,
             progress: Mode::Plain,
@@ -341,38 +342,21 @@ fn ctrl_c_mid_build_records_nothing_and_leaves_no_node_tag() {
 
 #[test]
 fn vm_kinds_fail_with_an_error_naming_the_node() {
-    use ov_rules::rule::{BootSpec, DiskSource, DiskSpec, EngineQuirks, ExecCtx, ExecError};
+    use ov_rules::rule::{DiskSource, DiskSpec, EngineQuirks, ExecCtx, ExecError};
     use ov_rules::NodeSpec;
     use serde_json::Value as Json;
-    let specs: Vec<(&str, NodeSpec)> = vec![
-        (
-            "disk:vm",
-            DiskSpec {
-                source_kind: DiskSource::Bootc,
-                disk_size: Json::Null,
-                rootfs: None,
-                root_size: None,
-                kernel_args: None,
-                format: "qcow2".into(),
-            }
-            .into(),
-        ),
-        (
-            "boot:vm",
-            BootSpec {
-                ram: Json::Null,
-                cpus: Json::Null,
-                firmware: Json::Null,
-                machine: Json::Null,
-                network: Json::Null,
-                libvirt: Json::Null,
-                ssh: Json::Null,
-                eval: Json::Null,
-                deploy_eval: Json::Null,
-            }
-            .into(),
-        ),
-    ];
+    let specs: Vec<(&str, NodeSpec)> = vec![(
+        "disk:vm",
+        DiskSpec {
+            source_kind: DiskSource::Bootc,
+            disk_size: Json::Null,
+            rootfs: None,
+            root_size: None,
+            kernel_args: None,
+            format: "qcow2".into(),
+        }
+        .into(),
+    )];
     let fake = Fake::new();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
