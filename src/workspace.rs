@@ -1,6 +1,7 @@
 //! One pass from files to keys: load, validate, resolve, hash, plan, key.
 //! Every command that needs the graph goes through [`Workspace::open`].
 
+use ov_rules::engine::EnginePlatform;
 use crate::diag::{did_you_mean, Diagnostics, InvalidProject, Loc};
 use crate::load::model::Project;
 use crate::load::{self, LoadOptions};
@@ -143,7 +144,7 @@ impl Workspace {
             _ => {}
         }
         let plan = plan::plan(&project, &resolved, &trees);
-        let keys = keys::compute(&plan, &trees, |_, _| None);
+        let keys = keys::compute(&plan, &trees, &EnginePlatform::unknown(), |_, _| None);
         Ok(Workspace {
             project,
             resolved,

@@ -37,6 +37,7 @@ pub mod containerfile;
 pub mod context;
 pub mod engine;
 pub mod images;
+pub mod oci;
 mod ingredients;
 mod kind;
 pub mod ping;

@@ -1,0 +1,1 @@
+//! An OCI registry as an image cache (see the module above).
