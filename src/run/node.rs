@@ -248,10 +248,18 @@ pub async fn run(
         let (before, last) = (holder.as_ref(), last_image.as_ref());
         super::tags::settle(&sh, ix, &image.tag, &out, false, before, last).await?;
     }
+    let mut out = out;
+    let export_started = Instant::now();
     let parts = store_parts(&sh, ix, &*engine, &out).await;
+    if let (Some(p), Some(m)) = (&parts, out.meta.as_object_mut()) {
+        // What keeping the image cost, for `ov explain` and BUILD.md's figures.
+        m.insert(
+            "oci_export".into(),
+            json!({"ms": export_started.elapsed().as_millis() as u64, "layers": p.layers.len()}),
+        );
+    }
     let recorded = record(&sh, ix, key, manifest, &out, parts.as_ref(), took, true).await;
     let _ = std::fs::remove_dir_all(&scratch);
-    let mut out = out;
     out.stored = recorded?;
     sh.set_output(ix, out);
     Ok(Done::Built)
