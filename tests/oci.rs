@@ -163,3 +163,101 @@ fn images_that_left_the_engine_come_back_from_the_cache_with_their_ids() {
     let keys: BTreeSet<String> = OWN.iter().map(|id| last(&ov, id).0.to_string()).collect();
     assert_eq!(keys.len(), 3);
 }
+
+/// Starts the project's registry (idempotent) on 127.0.0.1:5000.
+fn registry() {
+    let setup = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/setup-registry.sh");
+    let out = Command::new("bash").arg(setup).output().unwrap();
+    assert!(
+        out.status.success(),
+        "setup-registry.sh failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The tags of `repo` in the project's registry.
+fn registry_tags(repo: &str) -> Vec<String> {
+    let out = Command::new("curl")
+        .args(["-sf", &format!("http://127.0.0.1:5000/v2/{repo}/tags/list")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["tags"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|t| t.as_str().map(str::to_string)).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_fresh_cache_dir_restores_images_from_a_registry() {
+    registry();
+    let u = Unique::new();
+    let url = format!("oci://127.0.0.1:5000/ov-test/{}", u.marker);
+    // Machine A builds and pushes.
+    let a = ov_for(u.project.path()).env("OV_IMAGE_CACHE", &url);
+    let cold = built_ok(&a);
+    assert!(cold.warnings().is_empty(), "{:?}", cold.warnings());
+    let ids: Vec<(String, String)> = OWN
+        .iter()
+        .map(|id| (id.to_string(), last(&a, id).1.output))
+        .collect();
+    let mut tags = registry_tags(&format!("ov-test/{}/ov-node", u.marker));
+    tags.sort();
+    let mut keys: Vec<String> = ["preamble:app", "layer:a@app", "layer:b@app", "image:app"]
+        .iter()
+        .map(|id| last(&a, id).0.to_string())
+        .collect();
+    keys.sort();
+    assert_eq!(tags, keys, "one image per key tag");
+    remove_images(&u, &a);
+    // Machine B: an empty cache dir, read-only use of the registry.
+    let b = ov_for(u.project.path())
+        .env("OV_IMAGE_CACHE", &url)
+        .env("OV_IMAGE_CACHE_MODE", "read");
+    let again = assert_restored(&u, &b, &ids);
+    assert!(again.warnings().is_empty(), "{:?}", again.warnings());
+}
+
+/// A registry that answers 500 to everything, on a free port.
+fn failing_registry() -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut c) = conn else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = c.read(&mut buf);
+            let _ = c.write_all(
+                b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+            );
+        }
+    });
+    port
+}
+
+#[test]
+fn a_registry_that_is_down_or_fails_costs_one_warning_and_the_build_goes_on() {
+    let u = Unique::new();
+    // Port 1: nothing listens.
+    let down = "oci://127.0.0.1:1/x".to_string();
+    let failing = format!("oci://127.0.0.1:{}/x", failing_registry());
+    for url in [down, failing] {
+        let ov = ov_for(u.project.path()).env("OV_IMAGE_CACHE", &url);
+        let b = built_ok(&ov);
+        let about: Vec<String> = b
+            .warnings()
+            .into_iter()
+            .filter(|w| w.contains("image cache"))
+            .collect();
+        assert_eq!(about.len(), 1, "{url}: {:?}", b.warnings());
+        assert_eq!(b.count("failed"), 0);
+        assert!(last(&ov, "image:app").1.blobs.len() > 2, "recorded locally");
+    }
+    // A URL that is not one is bad input, before anything builds.
+    let ov = ov_for(u.project.path());
+    let r = ov.run(&["build", "--image-cache", "http://127.0.0.1:5000/x"]);
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    assert!(r.stderr.contains("--image-cache"), "{}", r.stderr);
+}

@@ -13,6 +13,7 @@ pub mod calver;
 mod claim;
 pub mod collect;
 mod debris;
+pub mod image_cache;
 pub mod node;
 mod owned;
 mod tags;
@@ -51,6 +52,8 @@ pub struct BuildOptions {
     pub refresh: Vec<String>,
     /// How cached nodes' images are checked in the engine.
     pub image_check: ImageCheck,
+    /// An OCI registry that caches images (`--image-cache`).
+    pub image_cache: Option<Arc<image_cache::ImageCache>>,
 }
 
 /// How a build checks that cached nodes' images are still in the engine
@@ -116,6 +119,8 @@ pub struct Shared {
     /// Engine calls spent removing what dead runs left (not this build's
     /// own cost, so not in `engine_calls`).
     pub cleanup_calls: AtomicUsize,
+    /// The OCI registry caching images, if any.
+    pub image_cache: Option<Arc<image_cache::ImageCache>>,
     /// The engine's images when the build started (after the cleanup of
     /// dead runs); unset when the engine could not list them.
     pub images: OnceLock<ImageSnapshot>,
@@ -278,6 +283,7 @@ pub fn run_on(
         progress: progress.clone(),
         engine_builds: AtomicUsize::new(0),
         images_restored: AtomicUsize::new(0),
+        image_cache: opts.image_cache.clone(),
         platform: OnceCell::new(),
         saved_ms: AtomicU64::new(0),
         images: OnceLock::new(),

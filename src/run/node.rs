@@ -259,6 +259,9 @@ pub async fn run(
         );
     }
     let recorded = record(&sh, ix, key, manifest, &out, parts.as_ref(), took, true).await;
+    if let (Ok(_), Some(_), Some(cache)) = (&recorded, &parts, &sh.image_cache) {
+        cache.publish(&sh, &key).await;
+    }
     let _ = std::fs::remove_dir_all(&scratch);
     out.stored = recorded?;
     sh.set_output(ix, out);
@@ -276,9 +279,17 @@ async fn look_up(
     cancel: &CancellationToken,
 ) -> Result<Option<Done>, Failure> {
     let node = &sh.ws.plan.graph[ix];
-    let store = sh.store.clone();
-    let k = *key;
-    match blocking(move || store.get_action(&k)).await? {
+    let get = || {
+        let (store, k) = (sh.store.clone(), *key);
+        blocking(move || store.get_action(&k))
+    };
+    let mut found = get().await?;
+    if let (Ok(Lookup::Miss), Some(cache)) = (&found, &sh.image_cache) {
+        if node.spec.restore() == Restore::Oci && cache.fetch(sh, key).await {
+            found = get().await?;
+        }
+    }
+    match found {
         Ok(Lookup::Hit(r)) => {
             if let Some(out) = reuse(sh, ix, key, &r, cancel).await? {
                 if let NodeSpec::Image(image) = &node.spec {

@@ -357,6 +357,7 @@ impl Project {
             endpoint: "unused".into(),
             refresh: Vec::new(),
             image_check: ImageCheck::Auto,
+            image_cache: None,
         };
         let engine = EngineSource::Given(fake.clone());
         run_on(ws, &self.dirs, &[], &opts, engine, cancel).unwrap()
