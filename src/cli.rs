@@ -152,7 +152,12 @@ pub struct BuildArgs {
     #[arg(long, value_name = "URL", env = "OV_IMAGE_CACHE")]
     pub image_cache: Option<String>,
     /// Whether this build pushes to the image cache (`read` for untrusted builds).
-    #[arg(long, value_enum, default_value = "readwrite", env = "OV_IMAGE_CACHE_MODE")]
+    #[arg(
+        long,
+        value_enum,
+        default_value = "readwrite",
+        env = "OV_IMAGE_CACHE_MODE"
+    )]
     pub image_cache_mode: crate::run::image_cache::Mode,
 }
 

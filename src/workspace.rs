@@ -1,7 +1,6 @@
 //! One pass from files to keys: load, validate, resolve, hash, plan, key.
 //! Every command that needs the graph goes through [`Workspace::open`].
 
-use ov_rules::engine::EnginePlatform;
 use crate::diag::{did_you_mean, Diagnostics, InvalidProject, Loc};
 use crate::load::model::Project;
 use crate::load::{self, LoadOptions};
@@ -11,6 +10,7 @@ use crate::plan::resolve::{self, ResolvedImage};
 use crate::plan::{self, Plan};
 use indexmap::IndexMap;
 use ov_cache::StatCache;
+use ov_rules::engine::EnginePlatform;
 use petgraph::graph::NodeIndex;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -51,7 +51,10 @@ impl Drop for Unique {
 /// The key and result the store last recorded for `id`.
 fn last(ov: &Ov, id: &str) -> (NodeKey, ActionResult) {
     let store = Store::open(&ov.cache_dir().join("store")).unwrap();
-    store.last(id).unwrap().unwrap_or_else(|| panic!("no record of {id}"))
+    store
+        .last(id)
+        .unwrap()
+        .unwrap_or_else(|| panic!("no record of {id}"))
 }
 
 fn image_of(reference: &str) -> Option<String> {
@@ -136,14 +139,23 @@ fn images_that_left_the_engine_come_back_from_the_cache_with_their_ids() {
         );
     }
     assert!(layers(&b).len() > layers(&a).len());
-    assert!(layers(&b).starts_with(&layers(&a)), "b does not share a's layers");
+    assert!(
+        layers(&b).starts_with(&layers(&a)),
+        "b does not share a's layers"
+    );
     assert!(layers(&image).starts_with(&layers(&b)));
     // Nothing is stored twice: the CAS holds each distinct blob once, so
     // the files in it are the distinct digests all results name.
     let store = Store::open(&ov.cache_dir().join("store")).unwrap();
     let mut named: HashSet<BlobDigest> = HashSet::new();
     let mut listed = 0;
-    for id in ["preamble:app", "layer:a@app", "layer:b@app", "image:app", "eval:app"] {
+    for id in [
+        "preamble:app",
+        "layer:a@app",
+        "layer:b@app",
+        "image:app",
+        "eval:app",
+    ] {
         let (_, r) = last(&ov, id);
         listed += r.blobs.len();
         named.extend(r.blobs.iter().map(|b| b.digest));
@@ -156,10 +168,7 @@ fn images_that_left_the_engine_come_back_from_the_cache_with_their_ids() {
     assert_restored(&u, &ov, &ids);
     // And now nothing is missing: a plain build does nothing.
     let noop = built_ok(&ov);
-    assert_eq!(
-        (noop.count("built"), noop.count("images_restored")),
-        (0, 0)
-    );
+    assert_eq!((noop.count("built"), noop.count("images_restored")), (0, 0));
     let keys: BTreeSet<String> = OWN.iter().map(|id| last(&ov, id).0.to_string()).collect();
     assert_eq!(keys.len(), 3);
 }
@@ -185,7 +194,11 @@ fn registry_tags(repo: &str) -> Vec<String> {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     v["tags"]
         .as_array()
-        .map(|a| a.iter().filter_map(|t| t.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|t| t.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 

@@ -472,7 +472,12 @@ impl Engine {
     /// The engine's [`EnginePlatform`]: from the connect ping's headers on a
     /// local socket (no call), else from one version call.
     pub async fn platform(&self) -> Result<EnginePlatform, EngineError> {
-        if let Some(p) = self.pong.server.as_deref().and_then(EnginePlatform::from_server_header) {
+        if let Some(p) = self
+            .pong
+            .server
+            .as_deref()
+            .and_then(EnginePlatform::from_server_header)
+        {
             return Ok(p);
         }
         let v = timed("version", 30, async {
@@ -953,12 +958,18 @@ mod tests {
     #[test]
     fn platforms_come_from_the_server_header() {
         let p = EnginePlatform::from_server_header("Libpod/4.3.1 (linux)").unwrap();
-        assert_eq!((p.kind.as_str(), p.major.as_str(), p.os.as_str()), ("podman", "4", "linux"));
+        assert_eq!(
+            (p.kind.as_str(), p.major.as_str(), p.os.as_str()),
+            ("podman", "4", "linux")
+        );
         assert_eq!(p.arch, go_arch(std::env::consts::ARCH));
         let d = EnginePlatform::from_server_header("Docker/24.0.5 (linux)").unwrap();
         assert_eq!((d.kind.as_str(), d.major.as_str()), ("docker", "24"));
         assert_eq!(EnginePlatform::from_server_header("nginx/1.22"), None);
-        assert_eq!(EnginePlatform::from_server_header("Libpod/x.1 (linux)"), None);
+        assert_eq!(
+            EnginePlatform::from_server_header("Libpod/x.1 (linux)"),
+            None
+        );
         assert_eq!(go_arch("x86_64"), "amd64");
     }
 

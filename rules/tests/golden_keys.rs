@@ -355,6 +355,9 @@ fn engine_platform() {
         assert_eq!(m.entries.last().unwrap().name, "engine");
         k.to_string()
     };
-    assert_eq!(key("4"), "d0f165dd2d29a81ce0047ccd4fa7d26d8bec09dc38298d18f0d0134ff10e6fdf");
+    assert_eq!(
+        key("4"),
+        "d0f165dd2d29a81ce0047ccd4fa7d26d8bec09dc38298d18f0d0134ff10e6fdf"
+    );
     assert_ne!(key("4"), key("5"));
 }

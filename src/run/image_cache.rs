@@ -32,7 +32,12 @@ pub struct ImageCache {
 
 impl std::fmt::Debug for ImageCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ImageCache({}, write: {})", self.registry.url(), self.write)
+        write!(
+            f,
+            "ImageCache({}, write: {})",
+            self.registry.url(),
+            self.write
+        )
     }
 }
 

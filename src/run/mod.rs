@@ -165,10 +165,9 @@ impl Shared {
                 let p = self.engine().await?.platform().await?;
                 if !self.read_only {
                     let (store, q) = (self.store.clone(), p.clone());
-                    let kept = tokio::task::spawn_blocking(move || {
-                        keys::remember_platform(&store, &q)
-                    })
-                    .await;
+                    let kept =
+                        tokio::task::spawn_blocking(move || keys::remember_platform(&store, &q))
+                            .await;
                     if let Ok(Err(e)) = kept {
                         self.progress
                             .warn(&format!("could not remember the engine's platform: {e}"));

@@ -472,7 +472,16 @@ async fn restore_parts(
         .map_err(|e| Failure::new(format!("{}: {e}", sh.scratch.display())))?;
     let tag = format!("localhost/ov-node:{key}");
     let scratch = sh.scratch.join(format!("load-{}", key.short(16)));
-    let loaded = oci::load(engine, &parts, &tag, image, sh.store.clone(), &scratch, cancel).await;
+    let loaded = oci::load(
+        engine,
+        &parts,
+        &tag,
+        image,
+        sh.store.clone(),
+        &scratch,
+        cancel,
+    )
+    .await;
     let _ = std::fs::remove_dir_all(&scratch);
     if let Err(e) = loaded {
         if cancel.is_cancelled() {

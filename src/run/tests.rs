@@ -5,11 +5,11 @@
 use super::{run_on, BuildOptions, Cancel, EngineSource, ImageCheck, Outcome};
 use crate::run::progress::Mode;
 use crate::workspace::{Dirs, Workspace};
-use futures_util::future::BoxFuture;
-use ov_cache::Store;
 use bytes::Bytes;
+use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
+use ov_cache::Store;
 use ov_rules::engine::{BuildRequest, EngineError, EnginePlatform, ImageId, RunOutput, RunSpec};
 use ov_rules::images::{ImageSnapshot, ListedImage};
 use ov_rules::rule::ContainerEngine;
@@ -50,7 +50,9 @@ fn fake_archive(id: &ImageId) -> Vec<u8> {
     let mut h = tar::Header::new_gnu();
     h.set_size(id.as_str().len() as u64);
     h.set_mode(0o644);
-    layer.append_data(&mut h, "id", id.as_str().as_bytes()).unwrap();
+    layer
+        .append_data(&mut h, "id", id.as_str().as_bytes())
+        .unwrap();
     let layer = layer.into_inner().unwrap();
     let diff = ov_cache::BlobDigest::of_bytes(&layer);
     let config = serde_json::to_vec(&serde_json::json!({
@@ -420,7 +422,12 @@ fn a_hit_whose_image_left_the_engine_is_loaded_from_its_parts() {
         let names: Vec<&str> = r.blobs.iter().map(|b| b.name.as_str()).collect();
         assert_eq!(
             names,
-            ["oci/manifest.json", "oci/config.json", "oci/layer/0000.tar", "log"]
+            [
+                "oci/manifest.json",
+                "oci/config.json",
+                "oci/layer/0000.tar",
+                "log"
+            ]
         );
         (format!("localhost/ov-node:{key}"), r.output)
     };

@@ -113,7 +113,10 @@ pub fn split(tar: impl Read, store: &Store) -> Result<Parts, OciError> {
         }
     }
     let diff_ids = diff_ids(config)?;
-    let got: Vec<String> = layers.iter().map(|p| format!("sha256:{}", p.digest)).collect();
+    let got: Vec<String> = layers
+        .iter()
+        .map(|p| format!("sha256:{}", p.digest))
+        .collect();
     if got != diff_ids {
         return Err(OciError::Format(format!(
             "the layers {got:?} are not the config's diff ids {diff_ids:?}"
@@ -145,7 +148,11 @@ pub fn diff_ids(config: &[u8]) -> Result<Vec<String>, OciError> {
         serde_json::from_slice(config).map_err(|e| OciError::Format(format!("config: {e}")))?;
     v.pointer("/rootfs/diff_ids")
         .and_then(|d| d.as_array())
-        .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
         .ok_or_else(|| OciError::Format("the config has no rootfs.diff_ids".into()))
 }
 
@@ -292,9 +299,16 @@ mod tests {
         let m: oci_spec::image::ImageManifest =
             serde_json::from_slice(&store.read_blob(&parts.manifest.digest).unwrap()).unwrap();
         assert_eq!(m.layers().len(), 2);
-        assert_eq!(m.config().digest().digest(), parts.config.digest.to_string());
+        assert_eq!(
+            m.config().digest().digest(),
+            parts.config.digest.to_string()
+        );
         // Read back from the manifest alone.
-        let again = Parts::from_manifest(&store.read_blob(&parts.manifest.digest).unwrap(), parts.manifest).unwrap();
+        let again = Parts::from_manifest(
+            &store.read_blob(&parts.manifest.digest).unwrap(),
+            parts.manifest,
+        )
+        .unwrap();
         assert_eq!(again, parts);
         let mut out = Vec::new();
         let place = dir.path().join("p");

@@ -15,7 +15,6 @@ pub mod registry;
 
 use crate::engine::EngineError;
 use crate::rule::ContainerEngine;
-use bytes::Bytes;
 use futures_util::StreamExt;
 use oci_spec::image::{Descriptor, ImageManifest, ImageManifestBuilder, MediaType};
 use ov_cache::{BlobDigest, Store};
@@ -245,9 +244,7 @@ pub async fn load(
             tokio_util::io::SyncIoBridge::new(w),
         )
     });
-    let body = tokio_util::io::ReaderStream::new(r)
-        .map(|c| c.map(Bytes::from))
-        .boxed();
+    let body = tokio_util::io::ReaderStream::new(r).boxed();
     let loaded = engine.load_image(body, cancel).await;
     let written = write
         .await

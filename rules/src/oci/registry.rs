@@ -131,7 +131,11 @@ impl Registry {
     }
 
     fn uri(&self, path: &str) -> String {
-        format!("http://{}/v2/{}/{path}", self.url.authority, self.url.repo())
+        format!(
+            "http://{}/v2/{}/{path}",
+            self.url.authority,
+            self.url.repo()
+        )
     }
 
     async fn send(
@@ -150,7 +154,12 @@ impl Registry {
         }
     }
 
-    fn request(&self, method: Method, uri: &str, body: Body) -> Result<Request<Body>, RegistryError> {
+    fn request(
+        &self,
+        method: Method,
+        uri: &str,
+        body: Body,
+    ) -> Result<Request<Body>, RegistryError> {
         Request::builder()
             .method(method)
             .uri(uri)
@@ -161,7 +170,9 @@ impl Registry {
     /// True when the registry holds blob `d`.
     async fn has_blob(&self, d: &BlobDigest) -> Result<bool, RegistryError> {
         let uri = self.uri(&format!("blobs/sha256:{d}"));
-        let r = self.send(self.request(Method::HEAD, &uri, empty())?, SMALL).await?;
+        let r = self
+            .send(self.request(Method::HEAD, &uri, empty())?, SMALL)
+            .await?;
         match r.status() {
             s if s.is_success() => Ok(true),
             StatusCode::NOT_FOUND => Ok(false),
@@ -178,7 +189,9 @@ impl Registry {
         scratch: &std::path::Path,
     ) -> Result<(), RegistryError> {
         let uri = self.uri("blobs/uploads/");
-        let r = self.send(self.request(Method::POST, &uri, empty())?, SMALL).await?;
+        let r = self
+            .send(self.request(Method::POST, &uri, empty())?, SMALL)
+            .await?;
         if r.status() != StatusCode::ACCEPTED {
             return Err(RegistryError::Status(uri, r.status()));
         }
@@ -202,9 +215,7 @@ impl Registry {
             .await
             .map_err(|e| RegistryError::Bad(put.clone(), e.to_string()))?
             .map_err(|e| OciError::Store(e.to_string()))?;
-        let file = tokio::fs::File::open(&path)
-            .await
-            .map_err(OciError::Io)?;
+        let file = tokio::fs::File::open(&path).await.map_err(OciError::Io)?;
         let _ = std::fs::remove_file(&path);
         let size = file.metadata().await.map_err(OciError::Io)?.len();
         let stream = tokio_util::io::ReaderStream::new(file).map_ok(Frame::data);
@@ -300,11 +311,17 @@ impl Registry {
         let m: serde_json::Value = serde_json::from_slice(&bytes)
             .map_err(|e| RegistryError::Bad(uri.clone(), format!("manifest: {e}")))?;
         let Some(result) = m
-            .pointer(&format!("/annotations/{}", RESULT_ANNOTATION.replace('/', "~1")))
+            .pointer(&format!(
+                "/annotations/{}",
+                RESULT_ANNOTATION.replace('/', "~1")
+            ))
             .and_then(|v| v.as_str())
             .map(str::to_string)
         else {
-            return Err(RegistryError::Bad(uri, "the manifest carries no ov result".into()));
+            return Err(RegistryError::Bad(
+                uri,
+                "the manifest carries no ov result".into(),
+            ));
         };
         let (s, b) = (store.clone(), bytes.clone());
         let manifest = tokio::task::spawn_blocking(move || s.put_blob_bytes(&b))
@@ -331,7 +348,9 @@ impl Registry {
     /// Streams blob `p` into the store, checking its digest and size.
     async fn pull_blob(&self, p: &Part, store: &Arc<Store>) -> Result<(), RegistryError> {
         let uri = self.uri(&format!("blobs/sha256:{}", p.digest));
-        let r = self.send(self.request(Method::GET, &uri, empty())?, BLOB).await?;
+        let r = self
+            .send(self.request(Method::GET, &uri, empty())?, BLOB)
+            .await?;
         if r.status() != StatusCode::OK {
             return Err(RegistryError::Status(uri, r.status()));
         }
@@ -357,7 +376,10 @@ impl Registry {
         if stored != (want.digest, want.size) {
             return Err(RegistryError::Bad(
                 uri,
-                format!("sent {} ({} bytes), not the blob asked for", stored.0, stored.1),
+                format!(
+                    "sent {} ({} bytes), not the blob asked for",
+                    stored.0, stored.1
+                ),
             ));
         }
         Ok(())
