@@ -310,6 +310,9 @@ if [[ $WITH_BASE != 0 ]]; then
   fi
 fi
 
+# The OCI registry the image-cache tests push to (127.0.0.1:5000).
+bash "$(dirname "${BASH_SOURCE[0]}")/setup-registry.sh"
+
 # --- 5. smoke test ----------------------------------------------------------
 
 step_begin

@@ -233,6 +233,17 @@ pub struct BuildArgs {
     /// Run these nodes even when cached (package repositories move).
     #[arg(long, value_name = "NODE")]
     pub refresh: Vec<String>,
+    /// An OCI registry as an image cache: `oci://127.0.0.1:5000/NAMESPACE`.
+    #[arg(long, value_name = "URL", env = "OV_IMAGE_CACHE")]
+    pub image_cache: Option<String>,
+    /// Whether this build pushes to the image cache (`read` for untrusted builds).
+    #[arg(
+        long,
+        value_enum,
+        default_value = "readwrite",
+        env = "OV_IMAGE_CACHE_MODE"
+    )]
+    pub image_cache_mode: crate::run::image_cache::Mode,
 }
 
 impl BuildArgs {
@@ -245,6 +256,8 @@ impl BuildArgs {
             keep_going: false,
             progress: crate::run::progress::Mode::Auto,
             refresh: Vec::new(),
+            image_cache: None,
+            image_cache_mode: crate::run::image_cache::Mode::Readwrite,
         }
     }
 }

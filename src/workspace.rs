@@ -10,6 +10,7 @@ use crate::plan::resolve::{self, ResolvedImage};
 use crate::plan::{self, Plan};
 use indexmap::IndexMap;
 use ov_cache::StatCache;
+use ov_rules::engine::EnginePlatform;
 use petgraph::graph::NodeIndex;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -154,7 +155,7 @@ impl Workspace {
             _ => {}
         }
         let plan = plan::plan(&project, &resolved, &trees);
-        let keys = keys::compute(&plan, &trees, |_, _| None);
+        let keys = keys::compute(&plan, &trees, &EnginePlatform::unknown(), |_, _| None);
         Ok(Workspace {
             project,
             resolved,

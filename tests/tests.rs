@@ -31,6 +31,8 @@
 //! - `inject`: no project string adds an instruction to a Containerfile
 //!   or a command to a shell; what cannot be escaped is refused with
 //!   file:line:col.
+//! - `oci`: images kept in the cache as OCI parts: removed from the engine,
+//!   they come back with their ids and no engine build.
 //! - `preamble`: ov's bootstrap preamble and layer env on a Debian project
 //!   (`tests/fixtures/deb-user`): the text ov's generator writes, which
 //!   images share it, the checks on its fields, and the image built and
@@ -76,6 +78,7 @@ mod fuzz;
 mod generate;
 mod golden;
 mod inject;
+mod oci;
 mod preamble;
 mod realistic;
 mod regression;

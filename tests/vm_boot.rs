@@ -104,6 +104,28 @@ impl ContainerEngine for NoEngine {
     > {
         never!()
     }
+    fn platform(
+        &self,
+    ) -> futures_util::future::BoxFuture<
+        '_,
+        Result<ov_rules::engine::EnginePlatform, ov_rules::engine::EngineError>,
+    > {
+        never!()
+    }
+    fn export_image<'a>(
+        &'a self,
+        _: &'a str,
+    ) -> futures_util::stream::BoxStream<'a, Result<bytes::Bytes, ov_rules::engine::EngineError>>
+    {
+        never!()
+    }
+    fn load_image<'a>(
+        &'a self,
+        _: futures_util::stream::BoxStream<'static, Result<bytes::Bytes, std::io::Error>>,
+        _: &'a CancellationToken,
+    ) -> futures_util::future::BoxFuture<'a, Result<(), ov_rules::engine::EngineError>> {
+        never!()
+    }
     fn remove_tag<'a>(
         &'a self,
         _: &'a str,
@@ -208,6 +230,7 @@ fn boot(
         on_line: &mut on_line,
         blobs: &placer,
         vm_state,
+        downloads: vm_state,
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
     let choice = HostChoice {

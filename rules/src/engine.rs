@@ -165,6 +165,72 @@ pub struct EngineIdentity {
     pub api_version: String,
 }
 
+/// What of the engine can change the images it builds: its kind, major
+/// version and platform. Part of the key of every node that makes an
+/// engine image, so an image built by podman 4 on amd64 is never reused
+/// for docker, podman 5 or arm64.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct EnginePlatform {
+    /// `podman` or `docker`.
+    pub kind: String,
+    /// The major version (`4`).
+    pub major: String,
+    /// `linux`.
+    pub os: String,
+    /// `amd64`, `arm64`, … (Go's names, as engines report them).
+    pub arch: String,
+}
+
+impl EnginePlatform {
+    /// The stand-in used to predict keys before any build met an engine.
+    pub fn unknown() -> Self {
+        let u = || "unknown".to_string();
+        EnginePlatform {
+            kind: u(),
+            major: u(),
+            os: u(),
+            arch: u(),
+        }
+    }
+
+    /// From a ping's `Server` header (`Libpod/4.3.1 (linux)`,
+    /// `Docker/24.0.5 (linux)`) of an engine on a local socket, which
+    /// therefore runs on this machine's architecture.
+    pub fn from_server_header(server: &str) -> Option<Self> {
+        let (name, rest) = server.split_once('/')?;
+        let (version, os) = rest.split_once(' ')?;
+        let os = os.trim().strip_prefix('(')?.strip_suffix(')')?;
+        let kind = match name.to_ascii_lowercase().as_str() {
+            "libpod" => "podman",
+            "docker" => "docker",
+            _ => return None,
+        };
+        Some(EnginePlatform {
+            kind: kind.to_string(),
+            major: major_of(version)?,
+            os: os.to_string(),
+            arch: go_arch(std::env::consts::ARCH).to_string(),
+        })
+    }
+}
+
+/// The major version of `4.3.1`.
+fn major_of(version: &str) -> Option<String> {
+    let m = version.trim().split('.').next()?;
+    (!m.is_empty() && m.bytes().all(|b| b.is_ascii_digit())).then(|| m.to_string())
+}
+
+/// Rust's name of an architecture as Go (and so every engine) spells it.
+fn go_arch(rust: &str) -> &str {
+    match rust {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" => "ppc64le",
+        other => other,
+    }
+}
+
 /// A file to build: Containerfile text plus its context.
 pub struct BuildRequest {
     /// The Containerfile.
@@ -401,6 +467,82 @@ impl Engine {
             version: v.version.unwrap_or_default(),
             api_version: v.api_version.unwrap_or_default(),
         })
+    }
+
+    /// The engine's [`EnginePlatform`]: from the connect ping's headers on a
+    /// local socket (no call), else from one version call.
+    pub async fn platform(&self) -> Result<EnginePlatform, EngineError> {
+        if let Some(p) = self
+            .pong
+            .server
+            .as_deref()
+            .and_then(EnginePlatform::from_server_header)
+        {
+            return Ok(p);
+        }
+        let v = timed("version", 30, async {
+            self.call().version().await.map_err(api("version"))
+        })
+        .await?;
+        let podman = v
+            .components
+            .iter()
+            .flatten()
+            .any(|c| c.name.to_ascii_lowercase().contains("podman"));
+        let version = v.version.unwrap_or_default();
+        Ok(EnginePlatform {
+            kind: if podman { "podman" } else { "docker" }.to_string(),
+            major: major_of(&version).unwrap_or(version),
+            os: v.os.unwrap_or_default(),
+            arch: v.arch.unwrap_or_default(),
+        })
+    }
+
+    /// The image `reference` as a docker-archive tar (`manifest.json`, the
+    /// config as `<id>.json`, each layer as an uncompressed tar), streamed.
+    pub fn export_image<'a>(
+        &'a self,
+        reference: &'a str,
+    ) -> futures_util::stream::BoxStream<'a, Result<bytes::Bytes, EngineError>> {
+        let what = format!("export image {reference}");
+        self.call()
+            .export_image(reference)
+            .map(move |r| r.map_err(api(what.clone())))
+            .boxed()
+    }
+
+    /// Loads a docker-archive tar (what [`Engine::export_image`] gives, or
+    /// one assembled from its parts); it tags what its `manifest.json` names.
+    pub async fn load_image(
+        &self,
+        archive: futures_util::stream::BoxStream<'static, Result<bytes::Bytes, std::io::Error>>,
+        cancel: &CancellationToken,
+    ) -> Result<(), EngineError> {
+        let opts = bollard::query_parameters::ImportImageOptionsBuilder::default()
+            .quiet(true)
+            .build();
+        let mut s = self.call().import_image_stream(opts, archive, None);
+        timed("load image", CALL_TIMEOUT, async {
+            loop {
+                let item = tokio::select! {
+                    _ = cancel.cancelled() => return Err(EngineError::Cancelled),
+                    item = s.next() => item,
+                };
+                match item {
+                    None => return Ok(()),
+                    Some(Err(e)) => return Err(api("load image")(e)),
+                    Some(Ok(info)) => {
+                        if let Some(e) = info.error_detail.and_then(|d| d.message) {
+                            return Err(EngineError::Build {
+                                message: format!("load image: {e}"),
+                                log: String::new(),
+                            });
+                        }
+                    }
+                }
+            }
+        })
+        .await
     }
 
     /// The engine's default OCI runtime, storage driver and root dir, for
@@ -811,6 +953,24 @@ mod tests {
             ("localhost:5000/x", "latest")
         );
         assert_eq!(split_tag("a/b:c"), ("a/b", "c"));
+    }
+
+    #[test]
+    fn platforms_come_from_the_server_header() {
+        let p = EnginePlatform::from_server_header("Libpod/4.3.1 (linux)").unwrap();
+        assert_eq!(
+            (p.kind.as_str(), p.major.as_str(), p.os.as_str()),
+            ("podman", "4", "linux")
+        );
+        assert_eq!(p.arch, go_arch(std::env::consts::ARCH));
+        let d = EnginePlatform::from_server_header("Docker/24.0.5 (linux)").unwrap();
+        assert_eq!((d.kind.as_str(), d.major.as_str()), ("docker", "24"));
+        assert_eq!(EnginePlatform::from_server_header("nginx/1.22"), None);
+        assert_eq!(
+            EnginePlatform::from_server_header("Libpod/x.1 (linux)"),
+            None
+        );
+        assert_eq!(go_arch("x86_64"), "amd64");
     }
 
     #[test]

@@ -82,6 +82,13 @@ impl Ingredients {
         self.push(&format!("dep {id}"), digest);
     }
 
+    /// Adds the engine that builds the node's image: its kind, major
+    /// version and platform change the image a Containerfile gives.
+    pub fn engine(&mut self, platform: &crate::engine::EnginePlatform) {
+        let v = serde_json::to_value(platform).unwrap_or(serde_json::Value::Null);
+        self.value("engine", &v);
+    }
+
     /// Adds any other named value (a build.yml section, a pinned digest…).
     pub fn value(&mut self, name: &str, v: &serde_json::Value) {
         let d = *blake3::hash(&canonical_json(v)).as_bytes();

@@ -81,11 +81,15 @@ impl NodeKind {
         match self {
             NodeKind::Source => 1,
             NodeKind::Base => 1,
-            NodeKind::Bootstrap => 1,
-            NodeKind::Preamble => 1,
-            NodeKind::Stage => 2,
-            NodeKind::Layer => 2,
-            NodeKind::Image => 4,
+            // Keys of kinds that make engine images hash the engine's
+            // platform from bootstrap v2, preamble v2, stage v3, layer v3
+            // and image v5 on (and those kinds store OCI parts; image v4
+            // added the skills and info labels).
+            NodeKind::Bootstrap => 2,
+            NodeKind::Preamble => 2,
+            NodeKind::Stage => 3,
+            NodeKind::Layer => 3,
+            NodeKind::Image => 5,
             NodeKind::Eval => 1,
             NodeKind::Disk => 1,
             NodeKind::CloudImage => 2,

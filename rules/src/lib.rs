@@ -39,6 +39,7 @@ pub mod engine;
 pub mod images;
 mod ingredients;
 mod kind;
+pub mod oci;
 pub mod ping;
 pub mod rule;
 pub mod template;

@@ -19,6 +19,9 @@ pub struct Pong {
     /// podman's version (`4.3.1`); `None` for other engines, or when the
     /// ping went through bollard.
     pub libpod: Option<String>,
+    /// The `Server` header (`Libpod/4.3.1 (linux)`), which names the
+    /// engine's kind, version and OS.
+    pub server: Option<String>,
 }
 
 impl Pong {
@@ -58,7 +61,12 @@ pub async fn ping_unix(path: &str) -> Result<Pong, String> {
         .get("Libpod-Api-Version")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    Ok(Pong { libpod })
+    let server = resp
+        .headers()
+        .get(hyper::header::SERVER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    Ok(Pong { libpod, server })
 }
 
 /// An error with its causes, as one line (hyper's own text is only
@@ -82,6 +90,7 @@ mod tests {
     fn only_podman_before_5_lists_images_slowly() {
         let pong = |v: Option<&str>| Pong {
             libpod: v.map(str::to_string),
+            server: None,
         };
         assert!(!pong(Some("4.3.1")).cheap_image_list());
         assert!(!pong(Some("3.4.4")).cheap_image_list());

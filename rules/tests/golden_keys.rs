@@ -36,11 +36,11 @@ fn rule_versions() {
         [
             "ov/source/v1",
             "ov/base/v1",
-            "ov/bootstrap/v1",
-            "ov/preamble/v1",
-            "ov/stage/v2",
-            "ov/layer/v2",
-            "ov/image/v4",
+            "ov/bootstrap/v2",
+            "ov/preamble/v2",
+            "ov/stage/v3",
+            "ov/layer/v3",
+            "ov/image/v5",
             "ov/eval/v1",
             "ov/cloud-image/v2",
             "ov/disk/v1",
@@ -102,7 +102,7 @@ fn bootstrap() {
         },
         NodeKind::Bootstrap,
         r#"{"builder":"debootstrap","builder_def":{"phase":{"install":{"container":"debootstrap {{.Distro.Debootstrap.Suite}} /r"}}},"builder_node":"image:builder","distro":"debian","distro_def":{"debootstrap":{"suite":"bookworm"}}}"#,
-        "ce8c78d1152452beb3f58b8fd5b18138472a7c9d29309b1c1cc520b375a098ee",
+        "ff20e99eb3f66e4955e7aea984e898ba3f206ae58e8127aa1121093c17cfb56a",
     );
 }
 
@@ -131,7 +131,7 @@ fn preamble() {
         },
         NodeKind::Preamble,
         r#"{"bootstrap":{"cache_mount":[{"dst":"/var/cache/apt","sharing":"locked"}],"distro":"debian","install_cmd":"apt-get update && apt-get install -y","package":["curl","ca-certificates"],"workaround":[]},"parent":"base:debian:13","user":{"adopted":false,"gid":1000,"home":"/home/user","name":"user","uid":1000}}"#,
-        "b21e2f78505b1bf5b84002155581dcad2cf8ac9d8412325f7fe08bde68a33d1c",
+        "dab36e617d51112a20d890a6c52ceda91acdecffa5655e6f94c10640aed21a76",
     );
 }
 
@@ -173,7 +173,7 @@ fn layer() {
         layer_spec(),
         NodeKind::Layer,
         r#"{"context":{"build":["rpm"],"build_distro":"fedora","distro":["fedora:43","fedora"],"gid":1000,"home":"/home/user","uid":1000,"user":"user","user_policy":"auto"},"env":{"HOME_DIR":"~/x"},"formats":{"rpm":{"install_template":"RUN dnf install -y{{range .Packages}} {{.}}{{end}}"}},"inline":[],"layer":"web","packages":{"rpm":{"package":["nginx"]}},"parent":"base:quay.io/fedora/fedora:43","path_append":["~/.local/bin"],"stages":{},"tasks":[{"arg":"/srv","spec":{"mkdir":"/srv"},"verb":"mkdir"}],"var":{"V":"1"}}"#,
-        "cb65b9d360f1f93942100c2000b66a6744dad38e41227d37d1280556d4f7dc6c",
+        "d975fd06d8d1fb2f7767e5fbaa3f930add8fb9675f01c053db316df345470fcf",
     );
 }
 
@@ -187,7 +187,7 @@ fn layer_with_shell() {
         spec,
         NodeKind::Layer,
         r#"{"context":{"build":["rpm"],"build_distro":"fedora","distro":["fedora:43","fedora"],"gid":1000,"home":"/home/user","uid":1000,"user":"user","user_policy":"auto"},"env":{"HOME_DIR":"~/x"},"formats":{"rpm":{"install_template":"RUN dnf install -y{{range .Packages}} {{.}}{{end}}"}},"inline":[],"layer":"web","packages":{"rpm":{"package":["nginx"]}},"parent":"base:quay.io/fedora/fedora:43","path_append":["~/.local/bin"],"shell":{"init":"echo hi"},"stages":{},"tasks":[{"arg":"/srv","spec":{"mkdir":"/srv"},"verb":"mkdir"}],"var":{"V":"1"}}"#,
-        "84c4fc3cb1b39ded4ce395afa4a37f9c4fd04b02b36848ecd8542b39ba39ced9",
+        "3567935593088ab1d6093db49ae86cffb66d499ed41b92db520a3ebef580eb7f",
     );
 }
 
@@ -213,7 +213,7 @@ fn stage() {
         },
         NodeKind::Stage,
         r#"{"builder":"npm","builder_node":"image:builder","context":{"build":["rpm"],"build_distro":"fedora","distro":["fedora:43","fedora"],"gid":1000,"home":"/home/user","uid":1000,"user":"user","user_policy":"auto"},"def":{"copy_artifact":[{"chown":true,"dst":"{{.Home}}","src":"{{.Home}}"}],"detect_file":["package.json"],"stage_template":"FROM {{.BuilderRef}} AS {{.StageName}}\nRUN npm install -g\n"},"layer":"web","layer_files":["package.json"],"section":null}"#,
-        "1cd8a6a68e1fdc77e2cc26002159c0f0fca8e3739d882a08d43040ee8738b542",
+        "d8b554428ec05da9d8b45f512c53d2bacffebf7f98fa1af0e3bdb5293e9e7251",
     );
 }
 
@@ -258,7 +258,7 @@ fn image() {
         },
         NodeKind::Image,
         r#"{"capabilities":{"oci_label":{},"preserve_user":false},"env":[{"A":"1"}],"eval":[],"image_eval":[],"init":null,"init_def":null,"init_header":null,"label_layers":[{"name":"web","own":true,"port":["8080"]}],"meta":{},"name":"web","parent":"layer:web@web","port":["8080"],"produce":["web"],"resolved":{"build":["rpm"],"distro":["fedora:43"],"gid":1000,"home":"/home/user","name":"web","registry":"ghcr.io/acme","tag":"latest","uid":1000,"user":"user","user_adopted":false},"services":[],"tag":"ghcr.io/acme/web:latest"}"#,
-        "a64734d4372278ca7e3364e663bc2985fa86af4248896274662fe35e43f60319",
+        "d315c964c606540792bc354084c15cb2df6dd57bffa7a45ebb7232699110d2d6",
     );
 }
 
@@ -368,4 +368,27 @@ fn boot() {
         r#"{"checks":[{"command":"true"}],"cpus":2,"disk_size":10737418240,"firmware":"uefi-insecure","graphics":[],"machine":null,"nic_model":null,"port_forwards":[],"ram_mib":2048,"ready":{"console":null,"timeout_s":600},"seed":true,"ssh":{"key":"generate","port":2222,"user":"ov"},"video":[],"vm":"vm"}"#,
         "3b3eac6dc29b150f860214e272aa39272d6c7c729d592c3cc1be75d23ea4ca0f",
     );
+}
+
+#[test]
+fn engine_platform() {
+    // Every kind that makes an engine image hashes the engine's platform;
+    // pinned like the specs, since it is part of those keys.
+    let key = |major: &str| {
+        let mut ing = Ingredients::for_spec(&layer_spec().into());
+        ing.engine(&ov_rules::engine::EnginePlatform {
+            kind: "podman".into(),
+            major: major.into(),
+            os: "linux".into(),
+            arch: "amd64".into(),
+        });
+        let (k, m) = ing.finish();
+        assert_eq!(m.entries.last().unwrap().name, "engine");
+        k.to_string()
+    };
+    assert_eq!(
+        key("4"),
+        "d0f165dd2d29a81ce0047ccd4fa7d26d8bec09dc38298d18f0d0134ff10e6fdf"
+    );
+    assert_ne!(key("4"), key("5"));
 }

@@ -130,6 +130,13 @@ pub fn build(
             .parse()
             .map_err(bad_input)?,
         vm_ram_mib: super::configure_vm_host(&settings)?,
+        image_cache: match &args.image_cache {
+            Some(url) => Some(std::sync::Arc::new(
+                crate::run::image_cache::ImageCache::new(url, args.image_cache_mode)
+                    .map_err(|e| bad_input(format!("--image-cache: {e}")))?,
+            )),
+            None => None,
+        },
     };
     let outcome = crate::run::run(ws, dirs, &args.targets, &opts)?;
     if outcome.interrupted {

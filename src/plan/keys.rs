@@ -6,10 +6,15 @@
 //! node's tree digest; from the executor on, the recorded output of a built
 //! node), so a dependency rebuilt to the same output does not cascade. Until
 //! a node has been built, its key stands in for its output.
+//!
+//! A node that makes an engine image also hashes the engine's
+//! [`EnginePlatform`] (kind, major version, OS, architecture): the same
+//! Containerfile gives another image on another engine.
 
 use crate::plan::inputs::SourceTree;
 use crate::plan::Plan;
 use ov_cache::{Digest, NodeKey};
+use ov_rules::engine::EnginePlatform;
 use ov_rules::{Ingredients, Manifest, NodeKind};
 use petgraph::graph::NodeIndex;
 use petgraph::visit::EdgeRef;
@@ -37,6 +42,7 @@ pub fn output_bytes(output: &str) -> [u8; 32] {
 pub fn compute(
     plan: &Plan,
     trees: &HashMap<String, SourceTree>,
+    engine: &EnginePlatform,
     mut known_output: impl FnMut(NodeIndex, &NodeKey) -> Option<[u8; 32]>,
 ) -> Keys {
     let g = &plan.graph;
@@ -49,7 +55,7 @@ pub fn compute(
     let order = petgraph::algo::toposort(g, None).unwrap_or_else(|_| g.node_indices().collect());
     let dirs = source_dirs(plan);
     for ix in order {
-        let (key, manifest) = node_key(plan, trees, &dirs, ix, |d| stand_in[d.index()]);
+        let (key, manifest) = node_key(plan, trees, &dirs, engine, ix, |d| stand_in[d.index()]);
         stand_in[ix.index()] = match source_output(plan, trees, ix) {
             Some(o) => o,
             None => known_output(ix, &key).unwrap_or(*key.as_bytes()),
@@ -58,6 +64,12 @@ pub fn compute(
         manifests[ix.index()] = manifest;
     }
     Keys { keys, manifests }
+}
+
+/// True for the kinds whose output is an engine image, whose keys hash
+/// the engine's platform.
+pub fn uses_engine(spec: &ov_rules::NodeSpec) -> bool {
+    spec.tags_node_image()
 }
 
 /// Layer name → the directory its source node hashes, as shown to users.
@@ -88,12 +100,16 @@ pub fn node_key(
     plan: &Plan,
     trees: &HashMap<String, SourceTree>,
     dirs: &HashMap<String, String>,
+    engine: &EnginePlatform,
     ix: NodeIndex,
     dep_output: impl Fn(NodeIndex) -> [u8; 32],
 ) -> (NodeKey, Manifest) {
     let g = &plan.graph;
     let node = &g[ix];
     let mut ing = Ingredients::for_spec(&node.spec);
+    if uses_engine(&node.spec) {
+        ing.engine(engine);
+    }
     let tree = node.layer.as_ref().and_then(|l| trees.get(l));
     if node.kind() == NodeKind::Source {
         if let Some(t) = tree {
@@ -120,4 +136,36 @@ pub fn node_key(
         }
     }
     ing.finish()
+}
+
+/// The record id under which the store remembers the engine's platform,
+/// so `--dry-run` and `ov explain` key engine nodes as the build will
+/// without asking the engine. No node id looks like it (theirs are
+/// `<kind>:<name>`, and no kind is called `engine`).
+const PLATFORM_RECORD: &str = "engine:platform";
+
+/// The platform the last build met, if any build recorded one.
+pub fn remembered_platform(store: &ov_cache::Store) -> Option<EnginePlatform> {
+    let (_, r) = store.last(PLATFORM_RECORD).ok().flatten()?;
+    serde_json::from_str(&r.output).ok()
+}
+
+/// Remembers the platform a build met (a no-op when it is the one remembered).
+pub fn remember_platform(
+    store: &ov_cache::Store,
+    platform: &EnginePlatform,
+) -> Result<(), ov_cache::Error> {
+    let text = serde_json::to_string(platform).unwrap_or_default();
+    let r = ov_cache::ActionResult {
+        node_id: PLATFORM_RECORD.into(),
+        kind: "engine".into(),
+        output: text.clone(),
+        blobs: Vec::new(),
+        duration_ms: 0,
+        finished_unix_ms: 0,
+        manifest: Vec::new(),
+        meta: serde_json::Value::Null,
+    };
+    let key = NodeKey::from_bytes(*blake3::hash(text.as_bytes()).as_bytes());
+    store.record_last(PLATFORM_RECORD, &key, &r)
 }

@@ -8,6 +8,7 @@ use crate::plan::keys;
 use crate::workspace::{Dirs, Workspace};
 use ov_cache::NodeKey;
 use ov_cache::{ActionResult, Lookup, Store};
+use ov_rules::engine::EnginePlatform;
 use ov_rules::rule::Caching;
 use petgraph::graph::NodeIndex;
 use std::collections::HashSet;
@@ -50,7 +51,8 @@ pub fn predict(mut ws: Workspace, dirs: &Dirs) -> anyhow::Result<Predicted> {
     let mut checked = HashSet::new();
     if let Some(store) = &store {
         let plan = &ws.plan;
-        ws.keys = keys::compute(plan, &ws.trees, |ix, key| {
+        let platform = keys::remembered_platform(store).unwrap_or_else(EnginePlatform::unknown);
+        ws.keys = keys::compute(plan, &ws.trees, &platform, |ix, key| {
             let node = &plan.graph[ix];
             // A base is re-resolved on every build; predict what it found last.
             if node.spec.caching() == Caching::EveryBuild {

@@ -13,6 +13,7 @@ pub mod calver;
 mod claim;
 pub mod collect;
 mod debris;
+pub mod image_cache;
 pub mod node;
 mod owned;
 mod tags;
@@ -23,7 +24,7 @@ use crate::workspace::{Dirs, Workspace};
 use anyhow::Context as _;
 use node::Done;
 use ov_cache::Store;
-use ov_rules::engine::Engine;
+use ov_rules::engine::{Engine, EnginePlatform};
 use ov_rules::images::ImageSnapshot;
 use ov_rules::rule::{ContainerEngine, EngineQuirks, NodeOutput, ResourceClass};
 use ov_rules::NodeKind;
@@ -53,6 +54,8 @@ pub struct BuildOptions {
     pub image_check: ImageCheck,
     /// RAM the build's VM boots may hold at once, in MiB.
     pub vm_ram_mib: u64,
+    /// An OCI registry that caches images (`--image-cache`).
+    pub image_cache: Option<Arc<image_cache::ImageCache>>,
 }
 
 /// How a build checks that cached nodes' images are still in the engine
@@ -113,17 +116,22 @@ pub struct Shared {
     pub progress: Arc<Progress>,
     /// Builds and imports started.
     pub engine_builds: AtomicUsize,
+    /// Images of hits loaded back from their OCI parts.
+    pub images_restored: AtomicUsize,
     /// Recorded durations of cached nodes.
     pub saved_ms: AtomicU64,
     /// Engine calls spent removing what dead runs left (not this build's
     /// own cost, so not in `engine_calls`).
     pub cleanup_calls: AtomicUsize,
+    /// The OCI registry caching images, if any.
+    pub image_cache: Option<Arc<image_cache::ImageCache>>,
     /// The engine's images when the build started (after the cleanup of
     /// dead runs); unset when the engine could not list them.
     pub images: OnceLock<ImageSnapshot>,
     connect: EngineSource,
     image_check: ImageCheck,
     engine: OnceCell<Arc<dyn ContainerEngine>>,
+    platform: OnceCell<EnginePlatform>,
 }
 
 /// Where a build's engine comes from.
@@ -148,6 +156,28 @@ impl Shared {
                         .map(|e| Arc::new(e) as Arc<dyn ContainerEngine>),
                     EngineSource::Given(engine) => Ok(engine.clone()),
                 }
+            })
+            .await
+            .cloned()
+    }
+
+    /// The engine's platform, which keys engine nodes: asked once per
+    /// build, and remembered in the store for `--dry-run`'s predictions.
+    pub async fn platform(&self) -> Result<EnginePlatform, ov_rules::engine::EngineError> {
+        self.platform
+            .get_or_try_init(|| async {
+                let p = self.engine().await?.platform().await?;
+                if !self.read_only {
+                    let (store, q) = (self.store.clone(), p.clone());
+                    let kept =
+                        tokio::task::spawn_blocking(move || keys::remember_platform(&store, &q))
+                            .await;
+                    if let Ok(Err(e)) = kept {
+                        self.progress
+                            .warn(&format!("could not remember the engine's platform: {e}"));
+                    }
+                }
+                Ok(p)
             })
             .await
             .cloned()
@@ -277,6 +307,9 @@ pub fn run_on(
         calver: calver::now(),
         progress: progress.clone(),
         engine_builds: AtomicUsize::new(0),
+        images_restored: AtomicUsize::new(0),
+        image_cache: opts.image_cache.clone(),
+        platform: OnceCell::new(),
         saved_ms: AtomicU64::new(0),
         images: OnceLock::new(),
         cleanup_calls: AtomicUsize::new(0),
@@ -427,6 +460,7 @@ pub fn run_on(
     }
     report.context("scheduling the build")?;
     summary.engine_builds = shared.engine_builds.load(Ordering::Relaxed);
+    summary.images_restored = shared.images_restored.load(Ordering::Relaxed);
     summary.time_saved_ms = shared.saved_ms.load(Ordering::Relaxed);
     summary.cleanup_calls = shared.cleanup_calls.load(Ordering::Relaxed);
     summary.engine_calls = shared

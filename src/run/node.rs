@@ -12,7 +12,8 @@ use super::Shared;
 use crate::plan::keys;
 use ov_cache::{ActionResult, BlobRef, Lookup};
 use ov_cache::{Digest, NodeKey};
-use ov_rules::engine::ImageId;
+use ov_rules::engine::{EnginePlatform, ImageId};
+use ov_rules::oci;
 use ov_rules::rule::{Caching, ExecCtx, ExecError, NodeOutput, Restore};
 use ov_rules::NodeSpec;
 use petgraph::graph::NodeIndex;
@@ -123,9 +124,16 @@ pub async fn run(
         );
         return Ok(Done::Checked);
     }
+    let platform = if keys::uses_engine(&node.spec) {
+        sh.platform()
+            .await
+            .map_err(|e| Failure::new(format!("{}: {e}", node.id)))?
+    } else {
+        EnginePlatform::unknown()
+    };
     let (key, manifest) = {
         let outputs = sh.outputs.lock().map_err(|_| Failure::new("poisoned"))?;
-        keys::node_key(&sh.ws.plan, &sh.ws.trees, &sh.dirs, ix, |d| {
+        keys::node_key(&sh.ws.plan, &sh.ws.trees, &sh.dirs, &platform, ix, |d| {
             keys::source_output(&sh.ws.plan, &sh.ws.trees, d)
                 .or_else(|| {
                     outputs[d.index()]
@@ -155,14 +163,15 @@ pub async fn run(
         _claim = super::claim::claim(&sh, ix, &key, &cancel).await?;
     }
     if cacheable {
-        if let Some(done) = look_up(&sh, ix, &key, holder.as_ref(), last_image.as_ref()).await? {
+        let (h, l) = (holder.as_ref(), last_image.as_ref());
+        if let Some(done) = look_up(&sh, ix, &key, h, l, &cancel).await? {
             return Ok(done);
         }
         if !sh.read_only {
             _claim = super::claim::claim(&sh, ix, &key, &cancel).await?;
         }
         // Whoever held the claim before us has likely recorded the key.
-        if let Some(done) = look_up(&sh, ix, &key, holder.as_ref(), last_image.as_ref()).await? {
+        if let Some(done) = look_up(&sh, ix, &key, h, l, &cancel).await? {
             return Ok(done);
         }
     }
@@ -240,9 +249,21 @@ pub async fn run(
         let (before, last) = (holder.as_ref(), last_image.as_ref());
         super::tags::settle(&sh, ix, &image.tag, &out, false, before, last).await?;
     }
-    let recorded = record(&sh, ix, key, manifest, &out, took, true).await;
-    let _ = std::fs::remove_dir_all(&scratch);
     let mut out = out;
+    let export_started = Instant::now();
+    let parts = store_parts(&sh, ix, &*engine, &out).await;
+    if let (Some(p), Some(m)) = (&parts, out.meta.as_object_mut()) {
+        // What keeping the image cost, for `ov explain` and BUILD.md's figures.
+        m.insert(
+            "oci_export".into(),
+            json!({"ms": export_started.elapsed().as_millis() as u64, "layers": p.layers.len()}),
+        );
+    }
+    let recorded = record(&sh, ix, key, manifest, &out, parts.as_ref(), took, true).await;
+    if let (Ok(_), Some(_), Some(cache)) = (&recorded, &parts, &sh.image_cache) {
+        cache.publish(&sh, &key).await;
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
     out.stored = recorded?;
     sh.set_output(ix, out);
     Ok(Done::Built)
@@ -256,13 +277,22 @@ async fn look_up(
     key: &NodeKey,
     holder: Option<&ImageId>,
     last_image: Option<&ImageId>,
+    cancel: &CancellationToken,
 ) -> Result<Option<Done>, Failure> {
     let node = &sh.ws.plan.graph[ix];
-    let store = sh.store.clone();
-    let k = *key;
-    match blocking(move || store.get_action(&k)).await? {
+    let get = || {
+        let (store, k) = (sh.store.clone(), *key);
+        blocking(move || store.get_action(&k))
+    };
+    let mut found = get().await?;
+    if let (Ok(Lookup::Miss), Some(cache)) = (&found, &sh.image_cache) {
+        if node.spec.restore() == Restore::Oci && cache.fetch(sh, key).await {
+            found = get().await?;
+        }
+    }
+    match found {
         Ok(Lookup::Hit(r)) => {
-            if let Some(out) = reuse(sh, ix, key, &r).await? {
+            if let Some(out) = reuse(sh, ix, key, &r, cancel).await? {
                 if let NodeSpec::Image(image) = &node.spec {
                     super::tags::settle(sh, ix, &image.tag, &out, false, holder, last_image)
                         .await?;
@@ -306,7 +336,7 @@ async fn settle_base(
         .is_some_and(|(k, r)| k == key && r.output == out.digest);
     // Unchanged: leave the record (and the store's generation) alone.
     if !same {
-        if let Err(f) = record(sh, ix, key, manifest, &out, took, false).await {
+        if let Err(f) = record(sh, ix, key, manifest, &out, None, took, false).await {
             sh.progress
                 .warn(&format!("{}: {}", sh.ws.plan.graph[ix].id, f.message));
         }
@@ -317,13 +347,15 @@ async fn settle_base(
 
 /// Turns a cache hit back into an output, checking what lives outside the
 /// store: an image must still be in the engine, else the rule says what
-/// to do ([`Restore`]: run again, or re-import a blob from the CAS, as a
-/// bootstrap rootfs is). `None` means "rebuild".
+/// to do ([`Restore`]: run again, re-import a blob from the CAS, as a
+/// bootstrap rootfs is, or load the image's OCI parts). `None` means
+/// "rebuild".
 async fn reuse(
     sh: &Arc<Shared>,
     ix: NodeIndex,
     key: &NodeKey,
     r: &ActionResult,
+    cancel: &CancellationToken,
 ) -> Result<Option<NodeOutput>, Failure> {
     let image = r.meta.get("image").and_then(Json::as_str).map(ImageId::new);
     let mut out = NodeOutput {
@@ -354,6 +386,10 @@ async fn reuse(
     let blob = match node.spec.restore() {
         Restore::Rerun => None,
         Restore::Import { blob } => r.blobs.iter().find(|b| b.name == blob),
+        Restore::Oci => {
+            let loaded = restore_parts(sh, ix, key, r, &image, &*engine, cancel).await?;
+            return Ok(loaded.then_some(out));
+        }
     };
     let Some(blob) = blob else {
         sh.progress.warn(&format!(
@@ -394,13 +430,119 @@ async fn reuse(
     Ok(Some(out))
 }
 
-/// Stores the node's files, then its result, then the last-run pointer.
+/// Loads the OCI parts hit `r` recorded back into the engine as the node
+/// tag, with the recorded id `image`. False (said as a warning) when there
+/// are none or they do not load: the node is rebuilt.
+async fn restore_parts(
+    sh: &Arc<Shared>,
+    ix: NodeIndex,
+    key: &NodeKey,
+    r: &ActionResult,
+    image: &ImageId,
+    engine: &dyn ov_rules::rule::ContainerEngine,
+    cancel: &CancellationToken,
+) -> Result<bool, Failure> {
+    let node = &sh.ws.plan.graph[ix];
+    let blobs: Vec<_> = r
+        .blobs
+        .iter()
+        .map(|b| (b.name.clone(), b.digest, b.size))
+        .collect();
+    let store = sh.store.clone();
+    let parts = blocking(move || oci::recorded(&blobs, &store)).await?;
+    let parts = match parts {
+        Some(Ok(p)) => p,
+        Some(Err(e)) => {
+            sh.progress.warn(&format!(
+                "{}: image {image} left the engine and its stored parts are unusable ({e}); rebuilding",
+                node.id
+            ));
+            return Ok(false);
+        }
+        None => {
+            sh.progress.warn(&format!(
+                "{}: image {image} is cached but no longer in the engine; rebuilding",
+                node.id
+            ));
+            return Ok(false);
+        }
+    };
+    // The load creates the node tag: journaled like a build's, so a run
+    // killed mid-load leaves nothing gc does not know of.
+    super::debris::note(&sh.scratch, key)
+        .map_err(|e| Failure::new(format!("{}: {e}", sh.scratch.display())))?;
+    let tag = format!("localhost/ov-node:{key}");
+    let scratch = sh.scratch.join(format!("load-{}", key.short(16)));
+    let loaded = oci::load(
+        engine,
+        &parts,
+        &tag,
+        image,
+        sh.store.clone(),
+        &scratch,
+        cancel,
+    )
+    .await;
+    let _ = std::fs::remove_dir_all(&scratch);
+    if let Err(e) = loaded {
+        if cancel.is_cancelled() {
+            return Err(Failure {
+                message: "cancelled".into(),
+                output: String::new(),
+                cancelled: true,
+            });
+        }
+        sh.progress.warn(&format!(
+            "{}: cannot load image {image} from the cache ({e}); rebuilding",
+            node.id
+        ));
+        return Ok(false);
+    }
+    if let Err(e) = super::owned::mark(&sh.store, key) {
+        sh.progress
+            .warn(&format!("{}: cannot note its node tag: {e}", node.id));
+    }
+    sh.images_restored
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    Ok(true)
+}
+
+/// Exports the image a node just built into the CAS as OCI parts, when its
+/// rule restores hits that way. A failure costs the cache only that: it
+/// is said, and a later hit without the image rebuilds it.
+async fn store_parts(
+    sh: &Arc<Shared>,
+    ix: NodeIndex,
+    engine: &dyn ov_rules::rule::ContainerEngine,
+    out: &NodeOutput,
+) -> Option<oci::Parts> {
+    let node = &sh.ws.plan.graph[ix];
+    let image = out.image.as_ref()?;
+    if sh.read_only || node.spec.restore() != Restore::Oci {
+        return None;
+    }
+    match oci::export(engine, image.as_str(), sh.store.clone()).await {
+        Ok(p) => Some(p),
+        Err(e) => {
+            sh.progress.warn(&format!(
+                "{}: cannot keep image {image} in the cache ({e}); if it leaves the engine it is rebuilt",
+                node.id
+            ));
+            None
+        }
+    }
+}
+
+/// Stores the node's files (and the OCI parts of its image, stored
+/// already), then its result, then the last-run pointer.
+#[allow(clippy::too_many_arguments)]
 async fn record(
     sh: &Arc<Shared>,
     ix: NodeIndex,
     key: NodeKey,
     manifest: ov_rules::Manifest,
     out: &NodeOutput,
+    parts: Option<&oci::Parts>,
     took: Duration,
     cache: bool,
 ) -> Result<Vec<(String, ov_cache::BlobDigest)>, Failure> {
@@ -428,7 +570,18 @@ async fn record(
         node_id: node.id.clone(),
         kind: node.kind().to_string(),
         output: out.digest.clone(),
-        blobs: Vec::new(),
+        blobs: parts
+            .map(|p| {
+                p.named()
+                    .into_iter()
+                    .map(|(name, part)| BlobRef {
+                        name,
+                        digest: part.digest,
+                        size: part.size,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
         duration_ms: took.as_millis() as u64,
         finished_unix_ms: now_ms(),
         manifest: manifest

@@ -38,6 +38,9 @@ pub struct Summary {
     pub skipped: usize,
     /// Engine builds (Containerfile builds and imports) this run started.
     pub engine_builds: usize,
+    /// Images of cache hits put back into the engine from their OCI parts
+    /// in the cache (not builds: nothing ran).
+    pub images_restored: usize,
     /// Container engine API calls this run made for itself (the connect
     /// included).
     pub engine_calls: usize,

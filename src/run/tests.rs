@@ -5,9 +5,12 @@
 use super::{run_on, BuildOptions, Cancel, EngineSource, ImageCheck, Outcome};
 use crate::run::progress::Mode;
 use crate::workspace::{Dirs, Workspace};
+use bytes::Bytes;
 use futures_util::future::BoxFuture;
+use futures_util::stream::BoxStream;
+use futures_util::StreamExt;
 use ov_cache::Store;
-use ov_rules::engine::{BuildRequest, EngineError, ImageId, RunOutput, RunSpec};
+use ov_rules::engine::{BuildRequest, EngineError, EnginePlatform, ImageId, RunOutput, RunSpec};
 use ov_rules::images::{ImageSnapshot, ListedImage};
 use ov_rules::rule::ContainerEngine;
 use std::collections::HashMap;
@@ -32,6 +35,67 @@ struct Fake {
     /// A build cancels the run with this token (Ctrl-C mid-build) and
     /// waits for the cancel to reach it.
     interrupt: Mutex<Option<CancellationToken>>,
+    /// The major version the engine reports.
+    major: Mutex<String>,
+    /// Exports fail (an engine without the call).
+    no_export: std::sync::atomic::AtomicBool,
+    /// Images loaded from archives.
+    loads: AtomicUsize,
+}
+
+/// The docker-archive the fake exports for image `id`: one layer holding
+/// the id, and a config naming it (so a load can give the id back).
+fn fake_archive(id: &ImageId) -> Vec<u8> {
+    let mut layer = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(id.as_str().len() as u64);
+    h.set_mode(0o644);
+    layer
+        .append_data(&mut h, "id", id.as_str().as_bytes())
+        .unwrap();
+    let layer = layer.into_inner().unwrap();
+    let diff = ov_cache::BlobDigest::of_bytes(&layer);
+    let config = serde_json::to_vec(&serde_json::json!({
+        "ov-fake": id.as_str(),
+        "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{diff}")]},
+    }))
+    .unwrap();
+    let index = serde_json::to_vec(&serde_json::json!([
+        {"Config": "c.json", "RepoTags": [], "Layers": [format!("{diff}.tar")]}
+    ]))
+    .unwrap();
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in [
+        (format!("{diff}.tar"), &layer),
+        ("c.json".to_string(), &config),
+        ("manifest.json".to_string(), &index),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o444);
+        b.append_data(&mut h, name, &data[..]).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+/// The tag and image id a docker-archive made by [`fake_archive`] (and
+/// reassembled from its parts) loads as.
+fn fake_load(archive: &[u8]) -> (String, ImageId) {
+    let mut files = HashMap::new();
+    for e in tar::Archive::new(archive).entries().unwrap() {
+        let mut e = e.unwrap();
+        let name = e.path().unwrap().to_string_lossy().into_owned();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+        files.insert(name, data);
+    }
+    let index: serde_json::Value = serde_json::from_slice(&files["manifest.json"]).unwrap();
+    let config: serde_json::Value =
+        serde_json::from_slice(&files[index[0]["Config"].as_str().unwrap()]).unwrap();
+    (
+        index[0]["RepoTags"][0].as_str().unwrap().to_string(),
+        ImageId::new(config["ov-fake"].as_str().unwrap()),
+    )
 }
 
 impl Fake {
@@ -41,6 +105,7 @@ impl Fake {
             .lock()
             .unwrap()
             .insert(BASE.into(), ImageId::new("sha256:ba5e"));
+        *fake.major.lock().unwrap() = "4".into();
         Arc::new(fake)
     }
 
@@ -186,6 +251,49 @@ impl ContainerEngine for Fake {
         self.call();
         Box::pin(async { Ok(0) })
     }
+    fn platform(&self) -> BoxFuture<'_, Result<EnginePlatform, EngineError>> {
+        let major = self.major.lock().unwrap().clone();
+        Box::pin(async move {
+            Ok(EnginePlatform {
+                kind: "podman".into(),
+                major,
+                os: "linux".into(),
+                arch: "amd64".into(),
+            })
+        })
+    }
+    fn export_image<'a>(&'a self, reference: &'a str) -> BoxStream<'a, Result<Bytes, EngineError>> {
+        self.call();
+        let found = self.lookup(reference);
+        let item = match found {
+            Some(id) if !self.no_export.load(Ordering::Relaxed) => {
+                Ok(Bytes::from(fake_archive(&id)))
+            }
+            _ => Err(EngineError::Build {
+                message: format!("cannot export {reference}"),
+                log: String::new(),
+            }),
+        };
+        futures_util::stream::iter([item]).boxed()
+    }
+    fn load_image<'a>(
+        &'a self,
+        archive: BoxStream<'static, Result<Bytes, std::io::Error>>,
+        _: &'a CancellationToken,
+    ) -> BoxFuture<'a, Result<(), EngineError>> {
+        self.call();
+        Box::pin(async move {
+            let chunks: Vec<_> = archive.collect().await;
+            let mut all = Vec::new();
+            for c in chunks {
+                all.extend_from_slice(&c?);
+            }
+            let (tag, id) = fake_load(&all);
+            self.tags.lock().unwrap().insert(tag, id);
+            self.loads.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        })
+    }
     fn cheap_image_list(&self) -> bool {
         true
     }
@@ -252,6 +360,7 @@ impl Project {
             endpoint: "unused".into(),
             refresh: Vec::new(),
             image_check: ImageCheck::Auto,
+            image_cache: None,
         };
         let engine = EngineSource::Given(fake.clone());
         run_on(ws, &self.dirs, &[], &opts, engine, cancel).unwrap()
@@ -304,9 +413,56 @@ fn a_failed_node_records_nothing_and_its_dependents_do_not_run() {
 }
 
 #[test]
-fn a_hit_whose_image_left_the_engine_runs_again() {
+fn a_hit_whose_image_left_the_engine_is_loaded_from_its_parts() {
     let p = Project::new();
     let fake = Fake::new();
+    p.build(&fake, Project::no_cancel());
+    let (b_key_tag, b_image) = {
+        let store = Store::open(&p.dirs.cache.join("store")).unwrap();
+        let (key, r) = store.last("layer:b@app").unwrap().unwrap();
+        let names: Vec<&str> = r.blobs.iter().map(|b| b.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "oci/manifest.json",
+                "oci/config.json",
+                "oci/layer/0000.tar",
+                "log"
+            ]
+        );
+        (format!("localhost/ov-node:{key}"), r.output)
+    };
+    fake.forget(&b_key_tag);
+    let out = p.build(&fake, Project::no_cancel());
+    assert_eq!(fake.builds_of("# Layer: b"), 1, "b is not built again");
+    assert_eq!(fake.loads.load(Ordering::Relaxed), 1);
+    assert_eq!(out.summary.images_restored, 1);
+    assert_eq!(out.summary.engine_builds, 0);
+    assert_eq!((out.summary.built, out.summary.cached_local), (0, 4));
+    assert_eq!(
+        fake.lookup(&b_key_tag).map(|i| i.to_string()),
+        Some(b_image),
+        "loaded under its node tag with its recorded id"
+    );
+}
+
+#[test]
+fn a_new_engine_major_version_rebuilds_every_image_node() {
+    let p = Project::new();
+    let fake = Fake::new();
+    p.build(&fake, Project::no_cancel());
+    *fake.major.lock().unwrap() = "5".into();
+    let out = p.build(&fake, Project::no_cancel());
+    assert_eq!(out.summary.built, 4, "the preamble, a, b and the image");
+    let again = p.build(&fake, Project::no_cancel());
+    assert_eq!(again.summary.built, 0);
+}
+
+#[test]
+fn a_hit_whose_image_left_the_engine_without_parts_runs_again() {
+    let p = Project::new();
+    let fake = Fake::new();
+    fake.no_export.store(true, Ordering::Relaxed);
     p.build(&fake, Project::no_cancel());
     let b_key_tag = {
         let store = Store::open(&p.dirs.cache.join("store")).unwrap();

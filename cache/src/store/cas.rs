@@ -30,6 +30,17 @@ impl Store {
         self.put_stream(&mut src, path)
     }
 
+    /// Stores what `src` yields, streaming (an image layer read straight out
+    /// of the engine's export), and returns its digest and size; `name`
+    /// names the source in errors.
+    pub fn put_blob_reader(
+        &self,
+        src: &mut dyn Read,
+        name: &str,
+    ) -> Result<(BlobDigest, u64), Error> {
+        self.put_stream(src, Path::new(name))
+    }
+
     /// Streams `src` (named `src_name` in errors) into the content store.
     fn put_stream(&self, src: &mut dyn Read, src_name: &Path) -> Result<(BlobDigest, u64), Error> {
         // Never `.size()`, nor `cacache::write_hash_sync` (which sets it):

@@ -5,9 +5,13 @@
 //! can be tested against a fake. [`Engine`] is the real one; the methods
 //! mirror its own, which say what each call does.
 
-use crate::engine::{BuildRequest, Engine, EngineError, ImageId, RunOutput, RunSpec};
+use crate::engine::{
+    BuildRequest, Engine, EngineError, EnginePlatform, ImageId, RunOutput, RunSpec,
+};
 use crate::images::ImageSnapshot;
+use bytes::Bytes;
 use futures_util::future::BoxFuture;
+use futures_util::stream::BoxStream;
 use std::path::Path;
 use tokio_util::sync::CancellationToken;
 
@@ -57,6 +61,16 @@ pub trait ContainerEngine: Send + Sync {
         &'a self,
         run_id: Option<&'a str>,
     ) -> BoxFuture<'a, Result<usize, EngineError>>;
+    /// What of the engine can change the images it builds (for keys).
+    fn platform(&self) -> BoxFuture<'_, Result<EnginePlatform, EngineError>>;
+    /// The image `reference` as a docker-archive tar, streamed.
+    fn export_image<'a>(&'a self, reference: &'a str) -> BoxStream<'a, Result<Bytes, EngineError>>;
+    /// Loads a docker-archive tar; it tags what its `manifest.json` names.
+    fn load_image<'a>(
+        &'a self,
+        archive: BoxStream<'static, Result<Bytes, std::io::Error>>,
+        cancel: &'a CancellationToken,
+    ) -> BoxFuture<'a, Result<(), EngineError>>;
     /// True when one list of every image is cheaper than a check per node.
     fn cheap_image_list(&self) -> bool;
     /// API calls made so far.
@@ -118,6 +132,19 @@ impl ContainerEngine for Engine {
         run_id: Option<&'a str>,
     ) -> BoxFuture<'a, Result<usize, EngineError>> {
         Box::pin(Engine::remove_run_containers(self, run_id))
+    }
+    fn platform(&self) -> BoxFuture<'_, Result<EnginePlatform, EngineError>> {
+        Box::pin(Engine::platform(self))
+    }
+    fn export_image<'a>(&'a self, reference: &'a str) -> BoxStream<'a, Result<Bytes, EngineError>> {
+        Engine::export_image(self, reference)
+    }
+    fn load_image<'a>(
+        &'a self,
+        archive: BoxStream<'static, Result<Bytes, std::io::Error>>,
+        cancel: &'a CancellationToken,
+    ) -> BoxFuture<'a, Result<(), EngineError>> {
+        Box::pin(Engine::load_image(self, archive, cancel))
     }
     fn cheap_image_list(&self) -> bool {
         Engine::cheap_image_list(self)

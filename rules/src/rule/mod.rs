@@ -88,6 +88,9 @@ pub enum Restore {
         /// The blob's name in the result.
         blob: &'static str,
     },
+    /// The image is stored as OCI parts (see [`crate::oci`]) when the node
+    /// runs, and a hit loads them back with the recorded image id.
+    Oci,
 }
 
 /// A node kind's rule: its spec is `Self`.

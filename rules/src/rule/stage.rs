@@ -41,6 +41,11 @@ impl Rule for StageSpec {
         ResourceClass::Engine
     }
 
+    fn restore(&self) -> super::Restore {
+        // Stored as OCI parts: a hit whose image left the engine loads them.
+        super::Restore::Oci
+    }
+
     fn tags_node_image(&self) -> bool {
         true
     }
