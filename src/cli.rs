@@ -148,6 +148,18 @@ pub struct BuildArgs {
     /// Run these nodes even when cached (package repositories move).
     #[arg(long, value_name = "NODE")]
     pub refresh: Vec<String>,
+    /// A remote cache speaking Bazel's HTTP cache protocol (bazel-remote,
+    /// nginx WebDAV, …) [default: $OV_REMOTE_CACHE, else setting cache.remote].
+    #[arg(long, value_name = "URL", env = "OV_REMOTE_CACHE", hide_env_values = true)]
+    pub remote_cache: Option<String>,
+    /// read: look results up only (untrusted builds); readwrite: also upload
+    /// what this build ran [default: setting cache.remote_mode, else readwrite].
+    #[arg(long, value_name = "MODE", env = "OV_REMOTE_CACHE_MODE", value_parser = ["read", "readwrite"])]
+    pub remote_cache_mode: Option<String>,
+    /// Extra CA certificates (PEM) for an https remote cache
+    /// [default: $OV_REMOTE_CACHE_CA].
+    #[arg(long, value_name = "FILE", env = "OV_REMOTE_CACHE_CA")]
+    pub remote_cache_ca: Option<PathBuf>,
 }
 
 /// `ov explain`.

@@ -41,6 +41,18 @@ pub const SETTINGS: &[Setting] = &[
         choices: &["auto", "list", "each"],
     },
     Setting {
+        key: "cache.remote",
+        help: "a remote cache URL (Bazel HTTP cache protocol; --remote-cache and OV_REMOTE_CACHE win); credentials belong in OV_REMOTE_CACHE_TOKEN, OV_REMOTE_CACHE_USER/PASSWORD or ~/.netrc",
+        default: "",
+        choices: &[],
+    },
+    Setting {
+        key: "cache.remote_mode",
+        help: "read: only look results up; readwrite: also upload what a build ran (--remote-cache-mode and OV_REMOTE_CACHE_MODE win)",
+        default: "readwrite",
+        choices: &["read", "readwrite"],
+    },
+    Setting {
         key: "build.jobs",
         help: "default for -j/--jobs (0 = number of cores)",
         default: "0",
@@ -236,6 +248,19 @@ fn check(s: &Setting, value: &str) -> Result<(), String> {
     }
     if s.key == "build.jobs" && value.parse::<usize>().is_err() {
         return Err("a whole number".into());
+    }
+    if s.key == "cache.remote" && !value.is_empty() {
+        let mode = ov_cache::remote::Mode::Read;
+        let url = ov_cache::remote::Config::new(value, mode, None, None, None)
+            .map_err(|e| format!("an http:// or https:// URL ({e})"))?;
+        // The settings file is plain text that `settings list` prints.
+        if url.auth.is_some() {
+            return Err(
+                "a URL without credentials (put them in OV_REMOTE_CACHE_TOKEN, \
+                 OV_REMOTE_CACHE_USER and OV_REMOTE_CACHE_PASSWORD, or ~/.netrc)"
+                    .into(),
+            );
+        }
     }
     Ok(())
 }

@@ -15,6 +15,7 @@ pub mod collect;
 mod debris;
 pub mod node;
 mod owned;
+pub mod remote;
 mod tags;
 
 use crate::plan::keys;
@@ -51,6 +52,8 @@ pub struct BuildOptions {
     pub refresh: Vec<String>,
     /// How cached nodes' images are checked in the engine.
     pub image_check: ImageCheck,
+    /// The remote cache, if any.
+    pub remote: Option<remote::RemoteOptions>,
 }
 
 /// How a build checks that cached nodes' images are still in the engine
@@ -117,6 +120,8 @@ pub struct Shared {
     /// The engine's images when the build started (after the cleanup of
     /// dead runs); unset when the engine could not list them.
     pub images: OnceLock<ImageSnapshot>,
+    /// The remote cache, when one is set.
+    pub remote: Option<remote::Remote>,
     connect: EngineSource,
     image_check: ImageCheck,
     engine: OnceCell<Arc<dyn ContainerEngine>>,
@@ -229,6 +234,7 @@ pub fn run_on(
     let refresh = ws.refresh_set(&opts.refresh)?;
     let n = ws.plan.graph.node_count();
     let progress = Arc::new(Progress::new(opts.progress));
+    let remote = opts.remote.as_ref().map(remote::Remote::new).transpose()?;
     if let Some(cause) = &read_only_cause {
         // As Bazel does with a read-only disk cache: use it, write nothing.
         progress.warn(&format!(
@@ -253,6 +259,7 @@ pub fn run_on(
         engine_builds: AtomicUsize::new(0),
         saved_ms: AtomicU64::new(0),
         images: OnceLock::new(),
+        remote,
         cleanup_calls: AtomicUsize::new(0),
         connect: engine,
         image_check: opts.image_check,
@@ -344,6 +351,7 @@ pub fn run_on(
                     match outcome {
                         Done::Built => summary.built += 1,
                         Done::Cached => summary.cached_local += 1,
+                        Done::Remote => summary.cached_remote += 1,
                         Done::Checked => {}
                     }
                     if node(ix).kind() != NodeKind::Source {
@@ -377,6 +385,7 @@ pub fn run_on(
             },
         )
         .await;
+        summary.remote = remote::finish(&shared).await;
         // Whatever happened, no container of this run outlives it, and no
         // image it tagged but never recorded.
         let mut clean = true;

@@ -29,6 +29,8 @@ pub enum Done {
     Built,
     /// Its key was in the local store.
     Cached,
+    /// Its key was restored from the remote cache.
+    Remote,
     /// A node that is always re-checked (an external base, a source tree).
     Checked,
 }
@@ -39,6 +41,7 @@ impl Done {
         match self {
             Done::Built => "built",
             Done::Cached => "cached",
+            Done::Remote => "remote",
             Done::Checked => "checked",
         }
     }
@@ -165,6 +168,18 @@ pub async fn run(
         if let Some(done) = look_up(&sh, ix, &key, holder.as_ref(), last_image.as_ref()).await? {
             return Ok(done);
         }
+        // Restored into the local store, a remote hit goes through the
+        // local checks like any hit (an image must still be in the engine).
+        if super::remote::restore(&sh, ix, &key).await {
+            if let Some(done) =
+                look_up(&sh, ix, &key, holder.as_ref(), last_image.as_ref()).await?
+            {
+                return Ok(match done {
+                    Done::Cached => Done::Remote,
+                    other => other,
+                });
+            }
+        }
     }
     let listed = match (&node.spec, sh.images.get()) {
         (NodeSpec::Base(base), Some(images)) => base.from_snapshot(images),
@@ -240,6 +255,9 @@ pub async fn run(
         super::tags::settle(&sh, ix, &image.tag, &out, false, before, last).await?;
     }
     let recorded = record(&sh, ix, key, manifest, &out, took, true).await;
+    if recorded.is_ok() {
+        super::remote::upload_later(&sh, ix, key);
+    }
     let _ = std::fs::remove_dir_all(&scratch);
     let mut out = out;
     out.stored = recorded?;

@@ -251,6 +251,7 @@ impl Project {
             endpoint: "unused".into(),
             refresh: Vec::new(),
             image_check: ImageCheck::Auto,
+            remote: None,
         };
         let engine = EngineSource::Given(fake.clone());
         run_on(ws, &self.dirs, &[], &opts, engine, cancel).unwrap()
