@@ -140,7 +140,16 @@ fn a_round_trip_through_a_server_restores_the_result_and_its_blobs() {
 
 /// Publishes a result, turns `fault` on, and fetches into a fresh store:
 /// the error, how long it took, and the store.
-fn fetch_under(fault: Fault) -> (RemoteError, Duration, tempfile::TempDir, Store, ActionResult) {
+struct Fetched {
+    err: RemoteError,
+    took: Duration,
+    _dir: tempfile::TempDir,
+    store: Store,
+    key: NodeKey,
+    result: ActionResult,
+}
+
+fn fetch_under(fault: Fault) -> Fetched {
     let rt = runtime();
     let server = FaultServer::start();
     let (_a, store, key, result) = stocked();
@@ -152,7 +161,14 @@ fn fetch_under(fault: Fault) -> (RemoteError, Duration, tempfile::TempDir, Store
     let err = rt
         .block_on(c.fetch(&other, &key))
         .expect_err("a misbehaving server gave a hit");
-    (err, started.elapsed(), dir, other, result)
+    Fetched {
+        err,
+        took: started.elapsed(),
+        _dir: dir,
+        store: other,
+        key,
+        result,
+    }
 }
 
 fn assert_nothing_kept(store: &Store, key: &NodeKey, result: &ActionResult) {
@@ -167,53 +183,45 @@ fn assert_nothing_kept(store: &Store, key: &NodeKey, result: &ActionResult) {
 
 #[test]
 fn a_server_answering_500_is_a_server_failure() {
-    let (err, took, _d, store, result) = fetch_under(Fault::Status500);
-    assert!(err.is_server_failure(), "{err}");
-    assert!(err.to_string().contains("500"), "{err}");
-    assert!(took < TIMEOUT, "{took:?}");
-    assert!(content_files(&store).is_empty());
-    let _ = result;
+    let f = fetch_under(Fault::Status500);
+    assert!(f.err.is_server_failure(), "{}", f.err);
+    assert!(f.err.to_string().contains("500"), "{}", f.err);
+    assert!(f.took < TIMEOUT, "{:?}", f.took);
+    assert!(content_files(&f.store).is_empty());
 }
 
 #[test]
 fn a_connection_dropped_without_an_answer_is_a_server_failure() {
-    let (err, took, _d, store, _) = fetch_under(Fault::Reset);
-    assert!(err.is_server_failure(), "{err}");
-    assert!(took < TIMEOUT, "{took:?}");
-    assert!(content_files(&store).is_empty());
+    let f = fetch_under(Fault::Reset);
+    assert!(f.err.is_server_failure(), "{}", f.err);
+    assert!(f.took < TIMEOUT, "{:?}", f.took);
+    assert!(content_files(&f.store).is_empty());
 }
 
 #[test]
 fn a_slow_server_costs_one_time_out() {
-    let (err, took, _d, store, _) = fetch_under(Fault::Slow(Duration::from_secs(30)));
-    assert!(err.is_server_failure(), "{err}");
-    assert!(err.to_string().contains("timed out"), "{err}");
-    assert!(took >= TIMEOUT && took < TIMEOUT * 3, "{took:?}");
-    assert!(content_files(&store).is_empty());
+    let f = fetch_under(Fault::Slow(Duration::from_secs(30)));
+    assert!(f.err.is_server_failure(), "{}", f.err);
+    assert!(f.err.to_string().contains("timed out"), "{}", f.err);
+    assert!(f.took >= TIMEOUT && f.took < TIMEOUT * 3, "{:?}", f.took);
+    assert!(content_files(&f.store).is_empty());
 }
 
 #[test]
 fn a_truncated_blob_never_enters_the_store() {
-    let (err, _, _d, store, result) = fetch_under(Fault::Truncate);
-    // The record is small enough to be cut too: either way the entry fails.
-    assert!(
-        matches!(err, RemoteError::Transport(_) | RemoteError::Rejected(_)),
-        "{err}"
-    );
-    let key_of = |s: &Store| s.get_action(&NodeKey::of_bytes(b"none")).unwrap();
-    assert_eq!(key_of(&store), Lookup::Miss);
-    assert_nothing_kept(&store, &NodeKey::of_bytes(b"none"), &result);
+    let f = fetch_under(Fault::Truncate { over: 64 << 10 });
+    // A body cut short, with the connection, is the server failing.
+    assert!(f.err.is_server_failure(), "{}", f.err);
+    assert_nothing_kept(&f.store, &f.key, &f.result);
 }
 
 #[test]
 fn wrong_bytes_are_refused_and_never_enter_the_store() {
-    let (err, _, _d, store, result) = fetch_under(Fault::WrongBytes);
-    assert!(matches!(err, RemoteError::Rejected(_)), "{err}");
-    assert!(!err.is_server_failure());
-    assert!(err.to_string().contains("hash"), "{err}");
-    assert_nothing_kept(&store, &NodeKey::of_bytes(b"none"), &result);
-    // The small record is refused first: nothing of the entry is kept at all.
-    assert!(content_files(&store).is_empty(), "{:?}", content_files(&store));
+    let f = fetch_under(Fault::WrongBytes { over: 64 << 10 });
+    assert!(matches!(f.err, RemoteError::Rejected(_)), "{}", f.err);
+    assert!(!f.err.is_server_failure());
+    assert!(f.err.to_string().contains("hash"), "{}", f.err);
+    assert_nothing_kept(&f.store, &f.key, &f.result);
 }
 
 #[test]
@@ -422,7 +430,7 @@ fn wrong_bytes_from_the_server_leave_the_build_local_and_the_store_sound() {
     let a = ov_for(p.path()).env("OV_REMOTE_CACHE", &server.url);
     let built = build(&a, &[]);
     assert_eq!(remote_counts(&built)["uploads"], 5, "{:?}", built.summary());
-    server.set(Fault::WrongBytes);
+    server.set(Fault::WrongBytes { over: 0 });
     let b = ov_for(p.path()).env("OV_REMOTE_CACHE", &server.url);
     let r = build(&b, &["--remote-cache-mode", "read"]);
     assert_eq!(r.code, Some(0), "{}", r.stderr);

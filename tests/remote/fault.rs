@@ -20,10 +20,13 @@ pub enum Fault {
     Status500,
     /// Every request: the connection is reset once the request is read.
     Reset,
-    /// Blob bodies (`GET /…/cas/…`) end after half their length.
-    Truncate,
-    /// Blob bodies have the right length, with their first byte flipped.
-    WrongBytes,
+    /// Blob bodies (`GET /…/cas/…`) longer than `over` bytes end after half
+    /// their length (with `over` above a record's size, the record of an
+    /// entry still arrives and its large blob is cut).
+    Truncate { over: usize },
+    /// Blob bodies longer than `over` bytes have the right length, with
+    /// their middle byte flipped.
+    WrongBytes { over: usize },
     /// Every request: no answer for this long.
     Slow(Duration),
 }
@@ -146,11 +149,16 @@ fn serve(conn: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
             let Some(mut data) = found else {
                 return respond(&mut out, "404 Not Found", b"", &method);
             };
-            let blob = path.contains("/cas/") && method == "GET";
-            if blob && fault == Fault::WrongBytes && !data.is_empty() {
-                data[0] ^= 0xff;
+            let over = match fault {
+                Fault::Truncate { over } | Fault::WrongBytes { over } => over,
+                _ => usize::MAX,
+            };
+            let blob = path.contains("/cas/") && method == "GET" && data.len() > over;
+            if blob && matches!(fault, Fault::WrongBytes { .. }) {
+                let middle = data.len() / 2;
+                data[middle] ^= 0xff;
             }
-            if blob && fault == Fault::Truncate {
+            if blob && matches!(fault, Fault::Truncate { .. }) {
                 write!(
                     out,
                     "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
