@@ -13,7 +13,10 @@ use ov_cache::{ActionResult, BlobRef, Digest, NodeKey, Store};
 use std::time::Instant;
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     let [url, file, work] = &args[..] else {
         eprintln!("usage: cargo bench --bench remote -- URL FILE WORKDIR");
         std::process::exit(2);
@@ -21,7 +24,9 @@ fn main() {
     let work = std::path::Path::new(work);
     let a = Store::open(&work.join("a/store")).expect("store a");
     let b = Store::open(&work.join("b/store")).expect("store b");
-    let (digest, size) = a.put_blob_file(std::path::Path::new(file)).expect("store the file");
+    let (digest, size) = a
+        .put_blob_file(std::path::Path::new(file))
+        .expect("store the file");
     let key = NodeKey::of_bytes(format!("bench {digest} {url}").as_bytes());
     let result = ActionResult {
         node_id: "bench".into(),
@@ -37,18 +42,22 @@ fn main() {
         manifest: vec![],
         meta: serde_json::json!({}),
     };
-    let cache = RemoteCache::new(
-        Config::new(url, Mode::ReadWrite, None, None, None).expect("a cache URL"),
-    )
-    .expect("a client");
+    let cache =
+        RemoteCache::new(Config::new(url, Mode::ReadWrite, None, None, None).expect("a cache URL"))
+            .expect("a client");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("a runtime");
     let t = Instant::now();
-    rt.block_on(cache.publish(&a, &key, &result)).expect("upload");
+    rt.block_on(cache.publish(&a, &key, &result))
+        .expect("upload");
     let up = t.elapsed().as_secs_f64();
-    assert_eq!(cache.bytes_uploaded(), size, "the blob was already on the server");
+    assert_eq!(
+        cache.bytes_uploaded(),
+        size,
+        "the blob was already on the server"
+    );
     let t = Instant::now();
     let got = rt.block_on(cache.fetch(&b, &key)).expect("download");
     let down = t.elapsed().as_secs_f64();

@@ -150,7 +150,12 @@ pub struct BuildArgs {
     pub refresh: Vec<String>,
     /// A remote cache speaking Bazel's HTTP cache protocol (bazel-remote,
     /// nginx WebDAV, …) [default: $OV_REMOTE_CACHE, else setting cache.remote].
-    #[arg(long, value_name = "URL", env = "OV_REMOTE_CACHE", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "OV_REMOTE_CACHE",
+        hide_env_values = true
+    )]
     pub remote_cache: Option<String>,
     /// read: look results up only (untrusted builds); readwrite: also upload
     /// what this build ran [default: setting cache.remote_mode, else readwrite].

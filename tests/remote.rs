@@ -9,8 +9,8 @@ use crate::build::{build, ov_for, Built};
 use crate::util::{local_fixture, Project};
 use fault::{Fault, FaultServer};
 use ov_cache::remote::{Config, Mode, RemoteCache, RemoteError, SigningKey};
-use ov_cache::{ActionResult, BlobDigest, BlobRef, Lookup, NodeKey, Store};
 use ov_cache::Digest as _;
+use ov_cache::{ActionResult, BlobDigest, BlobRef, Lookup, NodeKey, Store};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -106,7 +106,12 @@ fn assert_store_sound(store: &Store) {
             .iter()
             .map(|c| c.to_string_lossy().into_owned())
             .collect();
-        assert_eq!(BlobDigest::of_bytes(&bytes).to_string(), name, "{}", p.display());
+        assert_eq!(
+            BlobDigest::of_bytes(&bytes).to_string(),
+            name,
+            "{}",
+            p.display()
+        );
     }
 }
 
@@ -327,7 +332,10 @@ fn nginx_base(name: &str) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos();
-    format!("http://127.0.0.1:8081/{name}-{}-{nanos}/", std::process::id())
+    format!(
+        "http://127.0.0.1:8081/{name}-{}-{nanos}/",
+        std::process::id()
+    )
 }
 
 fn remote_counts(b: &Built) -> serde_json::Value {
@@ -341,7 +349,12 @@ fn remote_counts(b: &Built) -> serde_json::Value {
 fn assert_restored_everything(b: &Built, nodes: usize) {
     assert_eq!(b.code, Some(0), "{}\n{:#?}", b.stderr, b.events);
     assert_eq!(b.count("built"), 0, "{:?}", b.nodes("built"));
-    assert_eq!(b.count("cached_remote") as usize, nodes, "{:?}", b.summary());
+    assert_eq!(
+        b.count("cached_remote") as usize,
+        nodes,
+        "{:?}",
+        b.summary()
+    );
     assert_eq!(b.count("engine_builds"), 0);
     let r = remote_counts(b);
     assert_eq!(r["hits"], nodes, "{r}");
@@ -364,15 +377,30 @@ fn a_second_machine_restores_a_debian_build_from_nginx() {
     assert!(r["bytes_up"].as_u64().unwrap() > 0, "{r}");
 
     let b = ov_for(p.path());
-    let restored = build(&b, &["--remote-cache", &base, "--remote-cache-mode", "read"]);
+    let restored = build(
+        &b,
+        &["--remote-cache", &base, "--remote-cache-mode", "read"],
+    );
     assert_restored_everything(&restored, 5);
     assert!(remote_counts(&restored)["bytes_down"].as_u64().unwrap() > 0);
     // Every result and every blob it names (the eval's report, the logs)
     // came from the remote into B's store, whole and verified.
     let store = Store::open(&b.cache_dir().join("store")).unwrap();
-    for node in ["preamble:app", "layer:a@app", "layer:b@app", "image:app", "eval:app"] {
-        let (key, r) = store.last(node).unwrap().unwrap_or_else(|| panic!("{node} not recorded"));
-        assert!(matches!(store.get_action(&key).unwrap(), Lookup::Hit(_)), "{node}");
+    for node in [
+        "preamble:app",
+        "layer:a@app",
+        "layer:b@app",
+        "image:app",
+        "eval:app",
+    ] {
+        let (key, r) = store
+            .last(node)
+            .unwrap()
+            .unwrap_or_else(|| panic!("{node} not recorded"));
+        assert!(
+            matches!(store.get_action(&key).unwrap(), Lookup::Hit(_)),
+            "{node}"
+        );
         for blob in &r.blobs {
             store.read_blob(&blob.digest).unwrap();
         }
@@ -382,7 +410,10 @@ fn a_second_machine_restores_a_debian_build_from_nginx() {
     }
     assert_store_sound(&store);
     // A no-op on B is then local.
-    let again = build(&b, &["--remote-cache", &base, "--remote-cache-mode", "read"]);
+    let again = build(
+        &b,
+        &["--remote-cache", &base, "--remote-cache-mode", "read"],
+    );
     assert_eq!(again.count("cached_local"), 5, "{:?}", again.summary());
     assert_eq!(remote_counts(&again)["hits"], 0);
 }
@@ -409,7 +440,10 @@ fn a_failing_server_costs_one_warning_and_shows_no_credential() {
     assert!(!all.contains("hunter2"), "{all}");
     let auths = server.authorizations();
     assert!(!auths.is_empty() && auths.len() <= 2, "{auths:?}");
-    assert!(auths.iter().all(|a| a == "Basic Y2k6aHVudGVyMg=="), "{auths:?}");
+    assert!(
+        auths.iter().all(|a| a == "Basic Y2k6aHVudGVyMg=="),
+        "{auths:?}"
+    );
     // Plain progress, and bad input, hide it too.
     let plain = ov.run(&["build", "--progress", "plain"]);
     assert!(!format!("{}{}", plain.stdout, plain.stderr).contains("hunter2"));
@@ -420,7 +454,9 @@ fn a_failing_server_costs_one_warning_and_shows_no_credential() {
         .env("OV_REMOTE_CACHE_TOKEN", "tok-s3cr3t");
     let t = build(&token, &[]);
     assert!(!format!("{}{:?}", t.stderr, t.events).contains("tok-s3cr3t"));
-    assert!(server.authorizations().contains(&"Bearer tok-s3cr3t".to_string()));
+    assert!(server
+        .authorizations()
+        .contains(&"Bearer tok-s3cr3t".to_string()));
 }
 
 #[test]
@@ -442,5 +478,205 @@ fn wrong_bytes_from_the_server_leave_the_build_local_and_the_store_sound() {
     assert_eq!(counts["errors"], 5, "{counts}");
     assert_eq!(counts["hits"], 0, "{counts}");
     let verify = b.ok(&["cache", "verify"]);
-    assert!(!verify.stdout.to_lowercase().contains("corrupt"), "{}", verify.stdout);
+    assert!(
+        !verify.stdout.to_lowercase().contains("corrupt"),
+        "{}",
+        verify.stdout
+    );
+}
+
+#[test]
+fn remote_cache_settings_that_cannot_work_are_bad_input_without_their_secrets() {
+    let p = Project::copy_of(&local_fixture("deb-tasks"));
+    let ov = crate::util::Ov::new(p.path());
+    let missing_ca = ov.bad(&[
+        "build",
+        "--remote-cache",
+        "https://u:hunter2@cache.example/",
+        "--remote-cache-ca",
+        "/nonexistent/ca.pem",
+    ]);
+    assert!(
+        missing_ca.stderr.contains("/nonexistent/ca.pem"),
+        "{}",
+        missing_ca.stderr
+    );
+    assert!(
+        !missing_ca.stderr.contains("hunter2"),
+        "{}",
+        missing_ca.stderr
+    );
+    let not_pem = p.path().join("overthink.yml");
+    let r = ov.bad(&[
+        "build",
+        "--remote-cache",
+        "https://cache.example/",
+        "--remote-cache-ca",
+        not_pem.to_str().unwrap(),
+    ]);
+    assert!(r.stderr.contains("PEM"), "{}", r.stderr);
+    ov.bad(&[
+        "build",
+        "--remote-cache",
+        "http://h/",
+        "--remote-cache-mode",
+        "write",
+    ]);
+    let set = ov.bad(&[
+        "settings",
+        "set",
+        "cache.remote",
+        "http://ci:hunter2@cache.example/",
+    ]);
+    assert!(!set.stderr.contains("hunter2"), "{}", set.stderr);
+    assert!(
+        set.stderr.contains("OV_REMOTE_CACHE_TOKEN"),
+        "{}",
+        set.stderr
+    );
+    ov.ok(&[
+        "settings",
+        "set",
+        "cache.remote",
+        "http://cache.example/ov/",
+    ]);
+    ov.ok(&["settings", "set", "cache.remote_mode", "read"]);
+    ov.bad(&["settings", "set", "cache.remote_mode", "write"]);
+}
+
+/// Runs openssl with `args` in `dir`, failing the test if it fails.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn an_https_cache_is_trusted_through_the_ca_file_and_only_so() {
+    // A CA and a certificate for 127.0.0.1 it signed.
+    let tls = tempfile::tempdir().unwrap();
+    let d = tls.path();
+    openssl(
+        d,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=ov test CA",
+        ],
+    );
+    openssl(
+        d,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "leaf.key",
+            "-out",
+            "leaf.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    );
+    std::fs::write(d.join("ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    openssl(
+        d,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "leaf.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "ext",
+        ],
+    );
+    // An entry, laid out as files for `openssl s_server -WWW`, which serves
+    // GETs from its working directory over TLS.
+    let rt = runtime();
+    let server = FaultServer::start();
+    let (_a, store, key, result) = stocked();
+    rt.block_on(client(&server.url, None).publish(&store, &key, &result))
+        .unwrap();
+    let www = tempfile::tempdir().unwrap();
+    for (path, bytes) in server.files() {
+        let to = www.path().join(path.trim_start_matches('/'));
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::write(to, bytes).unwrap();
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut s_server = Command::new("openssl")
+        .args([
+            "s_server",
+            "-quiet",
+            "-WWW",
+            "-accept",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .arg("-cert")
+        .arg(d.join("leaf.pem"))
+        .arg("-key")
+        .arg(d.join("leaf.key"))
+        .current_dir(www.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "s_server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let url = format!("https://127.0.0.1:{port}/");
+    let fetch = |ca: Option<PathBuf>| {
+        let mut cfg = Config::new(&url, Mode::Read, None, None, None).unwrap();
+        cfg.timeout = Duration::from_secs(10);
+        cfg.ca_file = ca;
+        let (_d, s) = fresh_store();
+        rt.block_on(RemoteCache::new(cfg).unwrap().fetch(&s, &key))
+    };
+    let untrusted = fetch(None);
+    let trusted = fetch(Some(d.join("ca.pem")));
+    let _ = s_server.kill();
+    let _ = s_server.wait();
+    let err = untrusted.expect_err("a certificate from an unknown CA was taken");
+    assert!(err.is_server_failure(), "{err}");
+    assert!(
+        err.to_string().to_lowercase().contains("certificate"),
+        "{err}"
+    );
+    assert_eq!(trusted.unwrap().as_ref(), Some(&result));
 }

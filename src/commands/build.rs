@@ -120,7 +120,12 @@ pub fn build(
             .get("engine.image_check")?
             .parse()
             .map_err(bad_input)?,
-        remote: remote_options(&args.remote_cache, &args.remote_cache_mode, &args.remote_cache_ca, &settings)?,
+        remote: remote_options(
+            &args.remote_cache,
+            &args.remote_cache_mode,
+            &args.remote_cache_ca,
+            &settings,
+        )?,
     };
     let outcome = crate::run::run(ws, dirs, &args.targets, &opts)?;
     if outcome.interrupted {
@@ -156,6 +161,13 @@ fn remote_options(
         .parse()
         .map_err(|e: String| bad_input(format!("remote cache mode: {e}")))?;
     let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    crate::run::remote::options(Some(&url), mode, ca.clone(), &var)
-        .map_err(|e| bad_input(ov_cache::redact(&e)))
+    let opts = crate::run::remote::options(Some(&url), mode, ca.clone(), &var)
+        .map_err(|e| bad_input(ov_cache::redact(&e)))?;
+    // A CA file that is missing or not PEM is a setting to fix, said
+    // before anything builds.
+    if let Some(o) = &opts {
+        ov_cache::remote::RemoteCache::new(o.config.clone())
+            .map_err(|e| bad_input(ov_cache::redact(&e.to_string())))?;
+    }
+    Ok(opts)
 }

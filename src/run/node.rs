@@ -171,8 +171,7 @@ pub async fn run(
         // Restored into the local store, a remote hit goes through the
         // local checks like any hit (an image must still be in the engine).
         if super::remote::restore(&sh, ix, &key).await {
-            if let Some(done) =
-                look_up(&sh, ix, &key, holder.as_ref(), last_image.as_ref()).await?
+            if let Some(done) = look_up(&sh, ix, &key, holder.as_ref(), last_image.as_ref()).await?
             {
                 return Ok(match done {
                     Done::Cached => Done::Remote,

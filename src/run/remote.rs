@@ -224,12 +224,8 @@ pub fn options(
     let Some(url) = url.filter(|u| !u.is_empty()) else {
         return Ok(None);
     };
-    let basic = var("OV_REMOTE_CACHE_USER").map(|u| {
-        (
-            u,
-            var("OV_REMOTE_CACHE_PASSWORD").unwrap_or_default(),
-        )
-    });
+    let basic = var("OV_REMOTE_CACHE_USER")
+        .map(|u| (u, var("OV_REMOTE_CACHE_PASSWORD").unwrap_or_default()));
     let netrc_path = var("NETRC")
         .map(std::path::PathBuf::from)
         .or_else(|| dirs::home_dir().map(|h| h.join(".netrc")));

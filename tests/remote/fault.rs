@@ -85,6 +85,15 @@ impl FaultServer {
         v
     }
 
+    /// Every path it holds with its bytes.
+    pub fn files(&self) -> Vec<(String, Vec<u8>)> {
+        let s = self.state.lock().unwrap();
+        s.files
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
     /// The `Authorization` headers received.
     pub fn authorizations(&self) -> Vec<String> {
         self.state.lock().unwrap().authorizations.clone()
@@ -142,7 +151,16 @@ fn serve(conn: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
             let mut s = state.lock().unwrap();
             let existed = s.files.insert(path, body).is_some();
             drop(s);
-            respond(&mut out, if existed { "204 No Content" } else { "201 Created" }, b"", "PUT")
+            respond(
+                &mut out,
+                if existed {
+                    "204 No Content"
+                } else {
+                    "201 Created"
+                },
+                b"",
+                "PUT",
+            )
         }
         "GET" | "HEAD" => {
             let found = state.lock().unwrap().files.get(&path).cloned();

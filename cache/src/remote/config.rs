@@ -108,15 +108,10 @@ impl Config {
         if parsed.query().is_some() || parsed.fragment().is_some() {
             return Err(bad("a cache URL takes no query or fragment"));
         }
-        let host = parsed
-            .host_str()
-            .ok_or_else(|| bad("no host"))?
-            .to_string();
-        let from_url = (!parsed.username().is_empty()).then(|| {
-            Auth::Basic {
-                user: percent_decode(parsed.username()),
-                password: percent_decode(parsed.password().unwrap_or("")),
-            }
+        let host = parsed.host_str().ok_or_else(|| bad("no host"))?.to_string();
+        let from_url = (!parsed.username().is_empty()).then(|| Auth::Basic {
+            user: percent_decode(parsed.username()),
+            password: percent_decode(parsed.password().unwrap_or("")),
         });
         let _ = parsed.set_username("");
         let _ = parsed.set_password(None);
@@ -169,8 +164,14 @@ mod tests {
 
     #[test]
     fn credentials_leave_the_url() {
-        let c = Config::new("http://ci:p%40ss@cache.example:8080/base", Mode::Read, None, None, None)
-            .unwrap();
+        let c = Config::new(
+            "http://ci:p%40ss@cache.example:8080/base",
+            Mode::Read,
+            None,
+            None,
+            None,
+        )
+        .unwrap();
         assert_eq!(c.url.as_str(), "http://cache.example:8080/base/");
         assert_eq!(
             c.auth,
@@ -196,14 +197,23 @@ mod tests {
             .unwrap()
             .auth
         };
-        assert_eq!(c(Some("tok"), Some(("u", "p"))), Some(Auth::Bearer("tok".into())));
+        assert_eq!(
+            c(Some("tok"), Some(("u", "p"))),
+            Some(Auth::Bearer("tok".into()))
+        );
         assert_eq!(
             c(None, Some(("u", "p"))),
-            Some(Auth::Basic { user: "u".into(), password: "p".into() })
+            Some(Auth::Basic {
+                user: "u".into(),
+                password: "p".into()
+            })
         );
         assert_eq!(
             c(None, None),
-            Some(Auth::Basic { user: "n".into(), password: "np".into() })
+            Some(Auth::Basic {
+                user: "n".into(),
+                password: "np".into()
+            })
         );
         assert_eq!(format!("{:?}", Auth::Bearer("tok".into())), "Bearer(***)");
     }
@@ -215,7 +225,9 @@ mod tests {
             ("http://h/?token=x", "no query"),
             ("not a url", "relative URL"),
         ] {
-            let e = Config::new(url, Mode::Read, None, None, None).unwrap_err().to_string();
+            let e = Config::new(url, Mode::Read, None, None, None)
+                .unwrap_err()
+                .to_string();
             assert!(e.contains(why), "{e}");
         }
         let e = Config::new("ftp://u:hunter2@h/", Mode::Read, None, None, None)

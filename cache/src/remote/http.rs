@@ -41,9 +41,8 @@ impl Http {
             .read_timeout(cfg.timeout)
             .pool_max_idle_per_host(cfg.parallel.max(1));
         if let Some(path) = &cfg.ca_file {
-            let pem = std::fs::read(path).map_err(|e| {
-                RemoteError::Local(crate::Error::io(path, e))
-            })?;
+            let pem =
+                std::fs::read(path).map_err(|e| RemoteError::Local(crate::Error::io(path, e)))?;
             let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
                 RemoteError::Rejected(format!("{}: not a PEM CA bundle: {e}", path.display()))
             })?;
@@ -140,7 +139,10 @@ impl Http {
 
     /// Puts a small body.
     pub(crate) async fn put_small(&self, url: &Url, body: Vec<u8>) -> Result<(), RemoteError> {
-        let r = self.request(Method::PUT, url).timeout(self.timeout).body(body);
+        let r = self
+            .request(Method::PUT, url)
+            .timeout(self.timeout)
+            .body(body);
         let resp = self.send("PUT", url, r).await?;
         match resp.status() {
             s if s.is_success() => Ok(()),
@@ -158,7 +160,9 @@ impl Http {
         size: u64,
     ) -> Result<u64, RemoteError> {
         let url = self.url("cas", &d.to_string());
-        let resp = self.send("GET", &url, self.request(Method::GET, &url)).await?;
+        let resp = self
+            .send("GET", &url, self.request(Method::GET, &url))
+            .await?;
         match resp.status() {
             s if s.is_success() => {}
             StatusCode::NOT_FOUND => {
@@ -201,9 +205,9 @@ impl Http {
         }
         .await;
         drop(tx);
-        let written = writer
-            .await
-            .map_err(|e| RemoteError::Local(crate::Error::io(store.root(), std::io::Error::other(e))))?;
+        let written = writer.await.map_err(|e| {
+            RemoteError::Local(crate::Error::io(store.root(), std::io::Error::other(e)))
+        })?;
         pumped?;
         let written = written.map_err(RemoteError::Local)?;
         if written.len != size {
@@ -222,7 +226,9 @@ impl Http {
         let d = *d;
         tokio::task::spawn_blocking(move || written.install(&store, &d))
             .await
-            .map_err(|e| RemoteError::Local(crate::Error::io(PathBuf::new(), std::io::Error::other(e))))?
+            .map_err(|e| {
+                RemoteError::Local(crate::Error::io(PathBuf::new(), std::io::Error::other(e)))
+            })?
             .map_err(RemoteError::Local)?;
         Ok(received)
     }
@@ -392,7 +398,8 @@ fn verified(
                 }
                 if eof {
                     s.done = true;
-                    let got = BlobDigest::from_bytes(std::mem::take(&mut s.hasher).finalize().into());
+                    let got =
+                        BlobDigest::from_bytes(std::mem::take(&mut s.hasher).finalize().into());
                     if got != d || s.read != size {
                         damaged.store(true, Ordering::Relaxed);
                         s.ready.clear();

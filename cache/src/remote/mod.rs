@@ -178,14 +178,19 @@ impl RemoteCache {
             .blobs
             .iter()
             .filter(|b| {
-                std::fs::metadata(store.content_path(&b.digest)).map(|m| m.len()).ok() != Some(b.size)
+                std::fs::metadata(store.content_path(&b.digest))
+                    .map(|m| m.len())
+                    .ok()
+                    != Some(b.size)
             })
             .map(|b| (b.digest, b.size))
             .collect();
         wanted.sort();
         wanted.dedup();
         futures_util::future::try_join_all(
-            wanted.iter().map(|(d, size)| self.get_blob(store, d, *size)),
+            wanted
+                .iter()
+                .map(|(d, size)| self.get_blob(store, d, *size)),
         )
         .await?;
         let (s, k, r) = (store.clone(), *key, result.clone());
@@ -210,7 +215,9 @@ impl RemoteCache {
         blobs.sort();
         blobs.dedup();
         futures_util::future::try_join_all(
-            blobs.iter().map(|(d, size)| self.put_blob_if_missing(store, d, *size)),
+            blobs
+                .iter()
+                .map(|(d, size)| self.put_blob_if_missing(store, d, *size)),
         )
         .await?;
         let record = serde_json::to_vec(&Record {
@@ -218,7 +225,9 @@ impl RemoteCache {
             key: key.to_string(),
             result: result.clone(),
         })
-        .map_err(|e| RemoteError::Local(crate::Error::io(store.root(), std::io::Error::other(e))))?;
+        .map_err(|e| {
+            RemoteError::Local(crate::Error::io(store.root(), std::io::Error::other(e)))
+        })?;
         let record_digest = BlobDigest::of_bytes(&record);
         let record_size = record.len() as u64;
         {
@@ -226,6 +235,7 @@ impl RemoteCache {
             let url = self.http.url("cas", &record_digest.to_string());
             if !self.http.head(&url).await? {
                 self.http.put_small(&url, record).await?;
+                self.up.fetch_add(record_size, Ordering::Relaxed);
             }
         }
         let digest = |d: &BlobDigest, size: u64| proto::Digest {
@@ -257,7 +267,10 @@ impl RemoteCache {
         };
         let _p = self.permit().await;
         self.http
-            .put_small(&self.http.url("ac", &key.to_string()), entry.encode_to_vec())
+            .put_small(
+                &self.http.url("ac", &key.to_string()),
+                entry.encode_to_vec(),
+            )
             .await
     }
 
@@ -283,7 +296,11 @@ impl RemoteCache {
         size: u64,
     ) -> Result<(), RemoteError> {
         let _p = self.permit().await;
-        if self.http.head(&self.http.url("cas", &d.to_string())).await? {
+        if self
+            .http
+            .head(&self.http.url("cas", &d.to_string()))
+            .await?
+        {
             return Ok(());
         }
         let n = self.http.put_blob(store, d, size).await?;

@@ -70,7 +70,9 @@ pub fn lookup(text: &str, host: &str) -> Option<(String, String)> {
     if started {
         close(current, &mut login, &mut password);
     }
-    found.or(default).filter(|(l, p)| !l.is_empty() || !p.is_empty())
+    found
+        .or(default)
+        .filter(|(l, p)| !l.is_empty() || !p.is_empty())
 }
 
 #[cfg(test)]
