@@ -5,7 +5,7 @@
 # Target (from the issue): upload and download of a 1 GiB blob at least
 # 0.8x curl's throughput each way. Each run makes a fresh random blob (so
 # the server lacks it), then in turn: ov uploads it and downloads it into an
-# empty store (benches/remote.rs: HEAD, streamed PUT with the digest
+# empty store (cache/benches/remote.rs: HEAD, streamed PUT with the digest
 # re-checked; GET streamed to disk with the digest checked before the blob
 # enters the store), and curl PUTs it (`-T`) and GETs it to a file. Figures
 # are medians of OV_BENCH_RUNS runs (default 3), the tools interleaved.
@@ -26,8 +26,8 @@ sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a - b }'; }
 bash scripts/setup-cache-server.sh >&2
 BASE=http://127.0.0.1:${OV_CACHE_SERVER_PORT:-8081}
 SERVER_ROOT=${OV_CACHE_SERVER_DIR:-/var/lib/ov-setup/nginx-cache}/cache
-cargo bench --bench remote --no-run --quiet 2>/dev/null || cargo bench --bench remote --no-run
-BIN=$(cargo bench --bench remote --no-run --message-format=json 2>/dev/null |
+cargo bench -p ov-cache --bench remote --no-run >&2
+BIN=$(cargo bench -p ov-cache --bench remote --no-run --message-format=json 2>/dev/null |
   sed -n 's/.*"executable":"\([^"]*remote-[^"]*\)".*/\1/p' | tail -1)
 [[ -x $BIN ]] || { log "cannot find the bench binary"; exit 1; }
 

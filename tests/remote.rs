@@ -213,6 +213,25 @@ fn a_slow_server_costs_one_time_out() {
 }
 
 #[test]
+fn transfers_slower_than_the_time_out_but_moving_complete() {
+    // 3 MiB at 64 KiB per 50 ms: about 2.4 s each way, longer than the
+    // time-out, which bounds a stall, not a transfer.
+    let rt = runtime();
+    let server = FaultServer::start();
+    server.set(Fault::Trickle);
+    let (_a, store, key, result) = stocked();
+    let c = client(&server.url, None);
+    let started = Instant::now();
+    rt.block_on(c.publish(&store, &key, &result)).unwrap();
+    assert!(started.elapsed() > TIMEOUT, "{:?}", started.elapsed());
+    let (_b, other) = fresh_store();
+    let started = Instant::now();
+    let got = rt.block_on(c.fetch(&other, &key)).unwrap();
+    assert!(started.elapsed() > TIMEOUT, "{:?}", started.elapsed());
+    assert_eq!(got.as_ref(), Some(&result));
+}
+
+#[test]
 fn a_truncated_blob_never_enters_the_store() {
     let f = fetch_under(Fault::Truncate { over: 64 << 10 });
     // A body cut short, with the connection, is the server failing.

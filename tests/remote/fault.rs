@@ -29,7 +29,12 @@ pub enum Fault {
     WrongBytes { over: usize },
     /// Every request: no answer for this long.
     Slow(Duration),
+    /// Bodies both ways move at 64 KiB per 50 ms: slow, never stalled.
+    Trickle,
 }
+
+/// A piece of a trickled body.
+const TRICKLE: usize = 64 << 10;
 
 #[derive(Default)]
 struct State {
@@ -141,31 +146,30 @@ fn serve(conn: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
         _ => {}
     }
     if method == "PUT" {
-        reader.read_exact(&mut body)?;
+        if fault == Fault::Trickle {
+            for piece in body.chunks_mut(TRICKLE) {
+                std::thread::sleep(Duration::from_millis(50));
+                reader.read_exact(piece)?;
+            }
+        } else {
+            reader.read_exact(&mut body)?;
+        }
     }
     if fault == Fault::Status500 {
-        return respond(&mut out, "500 Internal Server Error", b"", &method);
+        return respond(&mut out, "500 Internal Server Error", b"", &method, fault == Fault::Trickle);
     }
     match method.as_str() {
         "PUT" => {
             let mut s = state.lock().unwrap();
             let existed = s.files.insert(path, body).is_some();
             drop(s);
-            respond(
-                &mut out,
-                if existed {
-                    "204 No Content"
-                } else {
-                    "201 Created"
-                },
-                b"",
-                "PUT",
-            )
+            let status = if existed { "204 No Content" } else { "201 Created" };
+            respond(&mut out, status, b"", "PUT", false)
         }
         "GET" | "HEAD" => {
             let found = state.lock().unwrap().files.get(&path).cloned();
             let Some(mut data) = found else {
-                return respond(&mut out, "404 Not Found", b"", &method);
+                return respond(&mut out, "404 Not Found", b"", &method, fault == Fault::Trickle);
             };
             let over = match fault {
                 Fault::Truncate { over } | Fault::WrongBytes { over } => over,
@@ -187,9 +191,9 @@ fn serve(conn: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
                 socket_reset(&out);
                 return Ok(());
             }
-            respond(&mut out, "200 OK", &data, &method)
+            respond(&mut out, "200 OK", &data, &method, fault == Fault::Trickle)
         }
-        _ => respond(&mut out, "405 Method Not Allowed", b"", &method),
+        _ => respond(&mut out, "405 Method Not Allowed", b"", &method, fault == Fault::Trickle),
     }
 }
 
@@ -199,14 +203,26 @@ fn socket_reset(s: &TcpStream) {
     let _ = s.shutdown(std::net::Shutdown::Both);
 }
 
-fn respond(out: &mut TcpStream, status: &str, body: &[u8], method: &str) -> std::io::Result<()> {
+fn respond(
+    out: &mut TcpStream,
+    status: &str,
+    body: &[u8],
+    method: &str,
+    trickle: bool,
+) -> std::io::Result<()> {
     write!(
         out,
         "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     )?;
     if method != "HEAD" {
-        out.write_all(body)?;
+        for piece in body.chunks(TRICKLE) {
+            if trickle {
+                out.flush()?;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            out.write_all(piece)?;
+        }
     }
     out.flush()
 }

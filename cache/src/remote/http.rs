@@ -35,10 +35,10 @@ impl Http {
     pub(crate) fn new(cfg: &Config) -> Result<Http, RemoteError> {
         let mut b = reqwest::Client::builder()
             .user_agent(concat!("ov/", env!("CARGO_PKG_VERSION")))
+            // No client-wide read time-out: reqwest's runs from the start of
+            // a request to its answer, which would cut off any upload longer
+            // than it. Each call bounds its own stalls instead (see `stall`).
             .connect_timeout(cfg.timeout)
-            // Per read, not per request: a multi-GB body may take minutes
-            // but must never stall for longer than this.
-            .read_timeout(cfg.timeout)
             .pool_max_idle_per_host(cfg.parallel.max(1));
         if let Some(path) = &cfg.ca_file {
             let pem =
@@ -46,6 +46,12 @@ impl Http {
             let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
                 RemoteError::Rejected(format!("{}: not a PEM CA bundle: {e}", path.display()))
             })?;
+            if certs.is_empty() {
+                return Err(RemoteError::Rejected(format!(
+                    "{}: holds no PEM certificate",
+                    path.display()
+                )));
+            }
             for c in certs {
                 b = b.add_root_certificate(c);
             }
@@ -96,6 +102,52 @@ impl Http {
             method,
             url: url.to_string(),
             status: status.as_u16(),
+        }
+    }
+
+    /// `f`, unless it takes longer than the time-out: one step of a
+    /// transfer (an answer, a chunk) that does not come is a stall.
+    async fn stall<T>(
+        &self,
+        method: &'static str,
+        url: &Url,
+        f: impl std::future::Future<Output = T>,
+    ) -> Result<T, RemoteError> {
+        tokio::time::timeout(self.timeout, f)
+            .await
+            .map_err(|_| self.stalled(method, url))
+    }
+
+    fn stalled(&self, method: &'static str, url: &Url) -> RemoteError {
+        RemoteError::Transport(format!(
+            "{method} {url}: operation timed out (no progress for {:.1}s)",
+            self.timeout.as_secs_f64()
+        ))
+    }
+
+    /// `f`, an upload whose body counts its chunks in `moved`, unless a
+    /// whole time-out passes without a chunk taken (or, once all are sent,
+    /// without the answer).
+    async fn watch<T>(
+        &self,
+        method: &'static str,
+        url: &Url,
+        moved: &AtomicU64,
+        f: impl std::future::Future<Output = T>,
+    ) -> Result<T, RemoteError> {
+        tokio::pin!(f);
+        let mut seen = moved.load(Ordering::Relaxed);
+        loop {
+            match tokio::time::timeout(self.timeout, &mut f).await {
+                Ok(v) => return Ok(v),
+                Err(_) => {
+                    let now = moved.load(Ordering::Relaxed);
+                    if now == seen {
+                        return Err(self.stalled(method, url));
+                    }
+                    seen = now;
+                }
+            }
         }
     }
 
@@ -160,9 +212,8 @@ impl Http {
         size: u64,
     ) -> Result<u64, RemoteError> {
         let url = self.url("cas", &d.to_string());
-        let resp = self
-            .send("GET", &url, self.request(Method::GET, &url))
-            .await?;
+        let r = self.request(Method::GET, &url);
+        let resp = self.stall("GET", &url, self.send("GET", &url, r)).await??;
         match resp.status() {
             s if s.is_success() => {}
             StatusCode::NOT_FOUND => {
@@ -187,7 +238,7 @@ impl Http {
         let mut received = 0u64;
         let mut stream = resp.bytes_stream();
         let pumped: Result<(), RemoteError> = async {
-            while let Some(chunk) = stream.next().await {
+            while let Some(chunk) = self.stall("GET", &url, stream.next()).await? {
                 let chunk =
                     chunk.map_err(|e| transport(&format!("GET {url}"), &e.without_url()))?;
                 received += chunk.len() as u64;
@@ -249,12 +300,19 @@ impl Http {
             .await
             .map_err(|e| RemoteError::Local(crate::Error::io(&path, e)))?;
         let damaged = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let body = reqwest::Body::wrap_stream(verified(file, *d, size, damaged.clone()));
+        let moved = std::sync::Arc::new(AtomicU64::new(0));
+        let body = verified(file, *d, size, damaged.clone());
+        let counted = {
+            let moved = moved.clone();
+            body.inspect(move |_| {
+                moved.fetch_add(1, Ordering::Relaxed);
+            })
+        };
         let r = self
             .request(Method::PUT, &url)
             .header(reqwest::header::CONTENT_LENGTH, size)
-            .body(body);
-        let sent = self.send("PUT", &url, r).await;
+            .body(reqwest::Body::wrap_stream(counted));
+        let sent = self.watch("PUT", &url, &moved, self.send("PUT", &url, r)).await;
         if damaged.load(Ordering::Relaxed) {
             let _ = store.evict_blob(d);
             return Err(RemoteError::Local(crate::Error::Corrupt {
@@ -262,7 +320,7 @@ impl Http {
                 reason: "it does not match its digest; it was not uploaded".into(),
             }));
         }
-        match sent?.status() {
+        match sent??.status() {
             s if s.is_success() => Ok(size),
             s => Err(Self::status("PUT", &url, s)),
         }

@@ -1,7 +1,7 @@
 //! One upload and one download of a blob through ov's remote cache client,
 //! timed, for `bench/remote.sh` (which times curl against the same server).
 //!
-//! `cargo bench --bench remote -- URL FILE WORKDIR`: stores FILE in a store
+//! `cargo bench -p ov-cache --bench remote -- URL FILE WORKDIR`: stores FILE in a store
 //! under WORKDIR, publishes it as one entry to the cache at URL (the blob
 //! must be new there), then fetches the entry into a second, empty store.
 //! Prints `upload_s`, `download_s` and `peak_rss_kib` (VmHWM of this
@@ -18,7 +18,7 @@ fn main() {
         .filter(|a| a != "--bench")
         .collect();
     let [url, file, work] = &args[..] else {
-        eprintln!("usage: cargo bench --bench remote -- URL FILE WORKDIR");
+        eprintln!("usage: cargo bench -p ov-cache --bench remote -- URL FILE WORKDIR");
         std::process::exit(2);
     };
     let work = std::path::Path::new(work);
