@@ -156,20 +156,36 @@ fn serve(conn: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
         }
     }
     if fault == Fault::Status500 {
-        return respond(&mut out, "500 Internal Server Error", b"", &method, fault == Fault::Trickle);
+        return respond(
+            &mut out,
+            "500 Internal Server Error",
+            b"",
+            &method,
+            fault == Fault::Trickle,
+        );
     }
     match method.as_str() {
         "PUT" => {
             let mut s = state.lock().unwrap();
             let existed = s.files.insert(path, body).is_some();
             drop(s);
-            let status = if existed { "204 No Content" } else { "201 Created" };
+            let status = if existed {
+                "204 No Content"
+            } else {
+                "201 Created"
+            };
             respond(&mut out, status, b"", "PUT", false)
         }
         "GET" | "HEAD" => {
             let found = state.lock().unwrap().files.get(&path).cloned();
             let Some(mut data) = found else {
-                return respond(&mut out, "404 Not Found", b"", &method, fault == Fault::Trickle);
+                return respond(
+                    &mut out,
+                    "404 Not Found",
+                    b"",
+                    &method,
+                    fault == Fault::Trickle,
+                );
             };
             let over = match fault {
                 Fault::Truncate { over } | Fault::WrongBytes { over } => over,
@@ -193,7 +209,13 @@ fn serve(conn: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
             }
             respond(&mut out, "200 OK", &data, &method, fault == Fault::Trickle)
         }
-        _ => respond(&mut out, "405 Method Not Allowed", b"", &method, fault == Fault::Trickle),
+        _ => respond(
+            &mut out,
+            "405 Method Not Allowed",
+            b"",
+            &method,
+            fault == Fault::Trickle,
+        ),
     }
 }
 

@@ -312,7 +312,9 @@ impl Http {
             .request(Method::PUT, &url)
             .header(reqwest::header::CONTENT_LENGTH, size)
             .body(reqwest::Body::wrap_stream(counted));
-        let sent = self.watch("PUT", &url, &moved, self.send("PUT", &url, r)).await;
+        let sent = self
+            .watch("PUT", &url, &moved, self.send("PUT", &url, r))
+            .await;
         if damaged.load(Ordering::Relaxed) {
             let _ = store.evict_blob(d);
             return Err(RemoteError::Local(crate::Error::Corrupt {

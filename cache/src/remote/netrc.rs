@@ -24,8 +24,7 @@ pub fn lookup(text: &str, host: &str) -> Option<(String, String)> {
     let mut lines = text.lines();
     let mut tokens: Vec<String> = Vec::new();
     while let Some(line) = lines.next() {
-        let mut words = line.split_whitespace();
-        while let Some(w) = words.next() {
+        for w in line.split_whitespace() {
             if w == "macdef" {
                 // The macro runs to the next blank line.
                 for l in lines.by_ref() {
