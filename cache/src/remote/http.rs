@@ -5,20 +5,22 @@
 use super::error::{transport, RemoteError};
 use super::Config;
 use crate::{BlobDigest, Store};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::StreamExt;
 use reqwest::{Method, StatusCode, Url};
 use sha2::Digest as _;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use tokio::io::AsyncReadExt;
 
 /// Chunks read from the store for an upload.
 const CHUNK: usize = 1 << 20;
 
 /// Chunks of a download in flight between the network and the disk.
 const IN_FLIGHT: usize = 32;
+
+/// Chunks of an upload read ahead of the network.
+const READ_AHEAD: usize = 4;
 
 /// Numbers the temp files of downloads.
 static NEXT_TMP: AtomicU64 = AtomicU64::new(0);
@@ -296,8 +298,7 @@ impl Http {
     ) -> Result<u64, RemoteError> {
         let url = self.url("cas", &d.to_string());
         let path = store.content_path(d);
-        let file = tokio::fs::File::open(&path)
-            .await
+        let file = std::fs::File::open(&path)
             .map_err(|e| RemoteError::Local(crate::Error::io(&path, e)))?;
         let damaged = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let moved = std::sync::Arc::new(AtomicU64::new(0));
@@ -396,83 +397,62 @@ fn write_hashed(
     Ok(written)
 }
 
-/// The file as a stream of chunks, re-hashed as it goes; the last chunk is
-/// yielded only once the whole file matched `d` and `size`, else the
-/// stream ends in an error (and `damaged` is set), which aborts the
-/// request before the server has the whole body.
+/// The file as a stream of chunks, read and re-hashed on a blocking thread
+/// a few chunks ahead of the network; the last chunk is sent only once the
+/// whole file matched `d` and `size`, else the stream ends in an error (and
+/// `damaged` is set), which aborts the request before the server has the
+/// whole body.
 fn verified(
-    file: tokio::fs::File,
+    mut file: std::fs::File,
     d: BlobDigest,
     size: u64,
     damaged: std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
-    struct State {
-        file: tokio::fs::File,
-        hasher: sha2::Sha256,
-        /// The latest chunk, held until the next read shows it is not the
-        /// last one (or until the whole file has checked).
-        held: Option<Bytes>,
-        ready: std::collections::VecDeque<Bytes>,
-        read: u64,
-        done: bool,
-    }
-    let state = State {
-        file,
-        hasher: sha2::Sha256::new(),
-        held: None,
-        ready: Default::default(),
-        read: 0,
-        done: false,
-    };
-    futures_util::stream::unfold(state, move |mut s| {
-        let damaged = damaged.clone();
-        async move {
-            loop {
-                if let Some(b) = s.ready.pop_front() {
-                    return Some((Ok(b), s));
-                }
-                if s.done {
-                    return None;
-                }
-                let mut buf = BytesMut::with_capacity(CHUNK);
-                let mut eof = false;
-                while buf.len() < CHUNK {
-                    match s.file.read_buf(&mut buf).await {
-                        Ok(0) => {
-                            eof = true;
-                            break;
-                        }
-                        Ok(_) => {}
-                        Err(e) => {
-                            s.done = true;
-                            return Some((Err(e), s));
-                        }
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(READ_AHEAD);
+    tokio::task::spawn_blocking(move || {
+        let mut hasher = sha2::Sha256::new();
+        // The latest chunk, held until the next read shows it is not the
+        // last one.
+        let mut held: Option<Bytes> = None;
+        let mut read = 0u64;
+        loop {
+            let mut buf = vec![0u8; CHUNK];
+            let mut n = 0;
+            while n < CHUNK {
+                match std::io::Read::read(&mut file, &mut buf[n..]) {
+                    Ok(0) => break,
+                    Ok(k) => n += k,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        let _ = tx.blocking_send(Err(e));
+                        return;
                     }
                 }
-                if !buf.is_empty() {
-                    s.hasher.update(&buf);
-                    s.read += buf.len() as u64;
-                    if let Some(earlier) = s.held.replace(buf.freeze()) {
-                        s.ready.push_back(earlier);
-                    }
-                }
-                if eof {
-                    s.done = true;
-                    let got =
-                        BlobDigest::from_bytes(std::mem::take(&mut s.hasher).finalize().into());
-                    if got != d || s.read != size {
-                        damaged.store(true, Ordering::Relaxed);
-                        s.ready.clear();
-                        return Some((
-                            Err(std::io::Error::other(format!(
-                                "blob {d} in the store does not match its digest"
-                            ))),
-                            s,
-                        ));
-                    }
-                    s.ready.extend(s.held.take());
+            }
+            if n == 0 {
+                break;
+            }
+            buf.truncate(n);
+            hasher.update(&buf);
+            read += n as u64;
+            if let Some(earlier) = held.replace(Bytes::from(buf)) {
+                if tx.blocking_send(Ok(earlier)).is_err() {
+                    // The request was dropped.
+                    return;
                 }
             }
         }
+        let got = BlobDigest::from_bytes(hasher.finalize().into());
+        if got != d || read != size {
+            damaged.store(true, Ordering::Relaxed);
+            let _ = tx.blocking_send(Err(std::io::Error::other(format!(
+                "blob {d} in the store does not match its digest"
+            ))));
+        } else if let Some(last) = held {
+            let _ = tx.blocking_send(Ok(last));
+        }
+    });
+    futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
     })
 }
