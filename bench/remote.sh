@@ -8,7 +8,9 @@
 # empty store (cache/benches/remote.rs: HEAD, streamed PUT with the digest
 # re-checked; GET streamed to disk with the digest checked before the blob
 # enters the store), and curl PUTs it (`-T`) and GETs it to a file. Figures
-# are medians of OV_BENCH_RUNS runs (default 3), the tools interleaved.
+# are medians of OV_BENCH_RUNS runs (default 3), the tools interleaved;
+# each upload starts after a `sync`, so neither tool pays for writing back
+# the other's (or the blob's) dirty pages.
 # Also prints the peak RSS of ov's process for the whole round trip.
 #
 # Environment: OV_BENCH_RUNS, OV_BENCH_SIZE_MIB (default 1024),
@@ -38,9 +40,11 @@ for ((r = 1; r <= RUNS; r++)); do
   blob=$WORK/blob
   head -c "$((SIZE_MIB << 20))" /dev/urandom >"$blob"
   sum=$(sha256sum "$blob" | cut -d' ' -f1)
+  sync
   prefix=bench-$$-$r
   run_ov() {
     rm -rf "$WORK/ov"
+    # The bench syncs after storing the blob, before it times the upload.
     out=$("$BIN" "$BASE/$prefix-ov/" "$blob" "$WORK/ov")
     ov_up+=("$(sed -n 's/.*upload_s=\([0-9.]*\).*/\1/p' <<<"$out")")
     ov_down+=("$(sed -n 's/.*download_s=\([0-9.]*\).*/\1/p' <<<"$out")")
@@ -49,6 +53,7 @@ for ((r = 1; r <= RUNS; r++)); do
   }
   run_curl() {
     local t0 t1
+    sync
     t0=$(now)
     curl -sf -T "$blob" "$BASE/$prefix-curl/cas/$sum" -o /dev/null
     t1=$(now)
