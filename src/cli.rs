@@ -244,6 +244,23 @@ pub struct BuildArgs {
         env = "OV_IMAGE_CACHE_MODE"
     )]
     pub image_cache_mode: crate::run::image_cache::Mode,
+    /// A remote cache speaking Bazel's HTTP cache protocol (bazel-remote,
+    /// nginx WebDAV, …) [default: $OV_REMOTE_CACHE, else setting cache.remote].
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "OV_REMOTE_CACHE",
+        hide_env_values = true
+    )]
+    pub remote_cache: Option<String>,
+    /// read: look results up only (untrusted builds); readwrite: also upload
+    /// what this build ran [default: setting cache.remote_mode, else readwrite].
+    #[arg(long, value_name = "MODE", env = "OV_REMOTE_CACHE_MODE", value_parser = ["read", "readwrite"])]
+    pub remote_cache_mode: Option<String>,
+    /// Extra CA certificates (PEM) for an https remote cache
+    /// [default: $OV_REMOTE_CACHE_CA].
+    #[arg(long, value_name = "FILE", env = "OV_REMOTE_CACHE_CA")]
+    pub remote_cache_ca: Option<PathBuf>,
 }
 
 impl BuildArgs {
@@ -258,6 +275,9 @@ impl BuildArgs {
             refresh: Vec::new(),
             image_cache: None,
             image_cache_mode: crate::run::image_cache::Mode::Readwrite,
+            remote_cache: None,
+            remote_cache_mode: None,
+            remote_cache_ca: None,
         }
     }
 }

@@ -59,6 +59,18 @@ pub const SETTINGS: &[Setting] = &[
         choices: &[],
     },
     Setting {
+        key: "cache.remote",
+        help: "a remote cache URL (Bazel HTTP cache protocol; --remote-cache and OV_REMOTE_CACHE win); credentials belong in OV_REMOTE_CACHE_TOKEN, OV_REMOTE_CACHE_USER/PASSWORD or ~/.netrc",
+        default: "",
+        choices: &[],
+    },
+    Setting {
+        key: "cache.remote_mode",
+        help: "read: only look results up; readwrite: also upload what a build ran (--remote-cache-mode and OV_REMOTE_CACHE_MODE win)",
+        default: "readwrite",
+        choices: &["read", "readwrite"],
+    },
+    Setting {
         key: "build.jobs",
         help: "default for -j/--jobs (0 = number of cores)",
         default: "0",
@@ -257,6 +269,19 @@ fn check(s: &Setting, value: &str) -> Result<(), String> {
     }
     if s.key == "vm.ram_budget" && ov_rules::rule::boot::spec::parse_size(value).is_none() {
         return Err("a size such as 4G or 8192M".into());
+    }
+    if s.key == "cache.remote" && !value.is_empty() {
+        let mode = ov_cache::remote::Mode::Read;
+        let url = ov_cache::remote::Config::new(value, mode, None, None, None)
+            .map_err(|e| format!("an http:// or https:// URL ({e})"))?;
+        // The settings file is plain text that `settings list` prints.
+        if url.auth.is_some() {
+            return Err(
+                "a URL without credentials (put them in OV_REMOTE_CACHE_TOKEN, \
+                 OV_REMOTE_CACHE_USER and OV_REMOTE_CACHE_PASSWORD, or ~/.netrc)"
+                    .into(),
+            );
+        }
     }
     Ok(())
 }

@@ -44,6 +44,10 @@
 //!   init header is the repository's, remote layers answer to short names,
 //!   and it builds end to end (a user from the preamble, a `~` env, an npm
 //!   stage) and rebuilds as nothing.
+//! - `remote`: the remote cache: the client against a server that fails in
+//!   each way it can (500, dropped connections, stalls, cut bodies, wrong
+//!   bytes), signed entries, and a second machine restoring a Debian build
+//!   from the nginx WebDAV cache that `scripts/setup-cache-server.sh` starts.
 //! - `regression`: one test per bug found, named after the bug (ignored,
 //!   with the reason, while the bug is open).
 //! - `stages`: a builder stage (build.yml's npm stage on a builder image
@@ -82,6 +86,7 @@ mod oci;
 mod preamble;
 mod realistic;
 mod regression;
+mod remote;
 mod secrets;
 mod stages;
 mod store;

@@ -16,6 +16,9 @@
 //!   durations), with `ov cache stats|verify|gc` ([`Store::stats`],
 //!   [`Store::verify`], [`Store::gc`], [`parse_size`]). Every read is verified
 //!   and whatever is damaged is evicted, never returned;
+//! - [`remote`], the remote cache: Bazel's HTTP cache protocol (`/ac/`,
+//!   `/cas/`), streamed, every download verified before it enters the
+//!   local store, entries optionally signed;
 //! - [`redact`], the one function that hides secrets (URL passwords,
 //!   token-like query parameters) in every message ov prints;
 //! - [`atomic_write`], the one way this crate puts a file of its own in place
@@ -37,6 +40,7 @@ mod error;
 mod fingerprint;
 mod hashing;
 mod redact;
+pub mod remote;
 mod statcache;
 mod store;
 mod tree;

@@ -124,7 +124,7 @@ pub fn build(
         keep_going: args.keep_going,
         progress: args.progress,
         endpoint: engine_endpoint(&settings)?,
-        refresh: args.refresh,
+        refresh: args.refresh.clone(),
         image_check: settings
             .get("engine.image_check")?
             .parse()
@@ -137,6 +137,12 @@ pub fn build(
             )),
             None => None,
         },
+        remote: remote_options(
+            &args.remote_cache,
+            &args.remote_cache_mode,
+            &args.remote_cache_ca,
+            &settings,
+        )?,
     };
     let outcome = crate::run::run(ws, dirs, &args.targets, &opts)?;
     if outcome.interrupted {
@@ -150,4 +156,35 @@ pub fn build(
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The remote cache, from the flags (or their variables), else the
+/// settings; credentials and the signing key from the environment.
+fn remote_options(
+    url: &Option<String>,
+    mode: &Option<String>,
+    ca: &Option<std::path::PathBuf>,
+    settings: &crate::settings::Settings,
+) -> anyhow::Result<Option<crate::run::remote::RemoteOptions>> {
+    let url = match url {
+        Some(u) => u.clone(),
+        None => settings.get("cache.remote")?,
+    };
+    let mode = match mode {
+        Some(m) => m.clone(),
+        None => settings.get("cache.remote_mode")?,
+    };
+    let mode = mode
+        .parse()
+        .map_err(|e: String| bad_input(format!("remote cache mode: {e}")))?;
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let opts = crate::run::remote::options(Some(&url), mode, ca.clone(), &var)
+        .map_err(|e| bad_input(ov_cache::redact(&e)))?;
+    // A CA file that is missing or not PEM is a setting to fix, said
+    // before anything builds.
+    if let Some(o) = &opts {
+        ov_cache::remote::RemoteCache::new(o.config.clone())
+            .map_err(|e| bad_input(ov_cache::redact(&e.to_string())))?;
+    }
+    Ok(opts)
 }

@@ -16,6 +16,7 @@ mod debris;
 pub mod image_cache;
 pub mod node;
 mod owned;
+pub mod remote;
 mod tags;
 
 use crate::plan::keys;
@@ -56,6 +57,8 @@ pub struct BuildOptions {
     pub vm_ram_mib: u64,
     /// An OCI registry that caches images (`--image-cache`).
     pub image_cache: Option<Arc<image_cache::ImageCache>>,
+    /// The remote cache, if any.
+    pub remote: Option<remote::RemoteOptions>,
 }
 
 /// How a build checks that cached nodes' images are still in the engine
@@ -128,6 +131,8 @@ pub struct Shared {
     /// The engine's images when the build started (after the cleanup of
     /// dead runs); unset when the engine could not list them.
     pub images: OnceLock<ImageSnapshot>,
+    /// The remote cache, when one is set.
+    pub remote: Option<remote::Remote>,
     connect: EngineSource,
     image_check: ImageCheck,
     engine: OnceCell<Arc<dyn ContainerEngine>>,
@@ -284,6 +289,7 @@ pub fn run_on(
     let refresh = ws.refresh_set(&opts.refresh)?;
     let n = ws.plan.graph.node_count();
     let progress = Arc::new(Progress::new(opts.progress));
+    let remote = opts.remote.as_ref().map(remote::Remote::new).transpose()?;
     if let Some(cause) = &read_only_cause {
         // As Bazel does with a read-only disk cache: use it, write nothing.
         progress.warn(&format!(
@@ -312,6 +318,7 @@ pub fn run_on(
         platform: OnceCell::new(),
         saved_ms: AtomicU64::new(0),
         images: OnceLock::new(),
+        remote,
         cleanup_calls: AtomicUsize::new(0),
         connect: engine,
         image_check: opts.image_check,
@@ -403,6 +410,7 @@ pub fn run_on(
                     match outcome {
                         Done::Built => summary.built += 1,
                         Done::Cached => summary.cached_local += 1,
+                        Done::Remote => summary.cached_remote += 1,
                         Done::Checked => {}
                     }
                     if node(ix).kind() != NodeKind::Source {
@@ -436,6 +444,7 @@ pub fn run_on(
             },
         )
         .await;
+        summary.remote = remote::finish(&shared).await;
         // Whatever happened, no container of this run outlives it, and no
         // image it tagged but never recorded.
         let mut clean = true;

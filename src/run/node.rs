@@ -30,6 +30,8 @@ pub enum Done {
     Built,
     /// Its key was in the local store.
     Cached,
+    /// Its key was restored from the remote cache.
+    Remote,
     /// A node that is always re-checked (an external base, a source tree).
     Checked,
 }
@@ -40,6 +42,7 @@ impl Done {
         match self {
             Done::Built => "built",
             Done::Cached => "cached",
+            Done::Remote => "remote",
             Done::Checked => "checked",
         }
     }
@@ -174,6 +177,16 @@ pub async fn run(
         if let Some(done) = look_up(&sh, ix, &key, h, l, &cancel).await? {
             return Ok(done);
         }
+        // Restored into the local store, a remote hit goes through the
+        // local checks like any hit (an image must still be in the engine).
+        if super::remote::restore(&sh, ix, &key).await {
+            if let Some(done) = look_up(&sh, ix, &key, h, l, &cancel).await? {
+                return Ok(match done {
+                    Done::Cached => Done::Remote,
+                    other => other,
+                });
+            }
+        }
     }
     let listed = match (&node.spec, sh.images.get()) {
         (NodeSpec::Base(base), Some(images)) => base.from_snapshot(images),
@@ -262,6 +275,9 @@ pub async fn run(
     let recorded = record(&sh, ix, key, manifest, &out, parts.as_ref(), took, true).await;
     if let (Ok(_), Some(_), Some(cache)) = (&recorded, &parts, &sh.image_cache) {
         cache.publish(&sh, &key).await;
+    }
+    if recorded.is_ok() {
+        super::remote::upload_later(&sh, ix, key);
     }
     let _ = std::fs::remove_dir_all(&scratch);
     out.stored = recorded?;

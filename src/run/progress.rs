@@ -51,6 +51,9 @@ pub struct Summary {
     pub time_saved_ms: u64,
     /// Wall time of the build.
     pub elapsed_ms: u64,
+    /// The remote cache's figures, when one is set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote: Option<crate::run::remote::RemoteCounts>,
 }
 
 /// The display.
@@ -204,7 +207,7 @@ impl Progress {
             }
             _ => self.plain(&format!(
                 "{} built, {} cached ({} local, {} remote), {} failed, {} skipped in {}; \
-                 {} saved by the cache",
+                 {} saved by the cache{}",
                 s.built,
                 s.cached_local + s.cached_remote,
                 s.cached_local,
@@ -213,6 +216,15 @@ impl Progress {
                 s.skipped,
                 secs(Duration::from_millis(s.elapsed_ms)),
                 secs(Duration::from_millis(s.time_saved_ms)),
+                s.remote.as_ref().map_or(String::new(), |r| format!(
+                    "; remote cache: {} hits, {} misses, {} errors, {} uploads, {} down, {} up",
+                    r.hits,
+                    r.misses,
+                    r.errors,
+                    r.uploads,
+                    ov_cache::format_size(r.bytes_down),
+                    ov_cache::format_size(r.bytes_up),
+                )),
             )),
         }
     }

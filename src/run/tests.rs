@@ -361,6 +361,7 @@ impl Project {
             refresh: Vec::new(),
             image_check: ImageCheck::Auto,
             image_cache: None,
+            remote: None,
         };
         let engine = EngineSource::Given(fake.clone());
         run_on(ws, &self.dirs, &[], &opts, engine, cancel).unwrap()
