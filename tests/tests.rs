@@ -76,3 +76,4 @@ mod regression;
 mod secrets;
 mod stages;
 mod store;
+mod vm_disk;

@@ -87,7 +87,7 @@ impl NodeKind {
             NodeKind::Layer => 2,
             NodeKind::Image => 3,
             NodeKind::Eval => 1,
-            NodeKind::Disk => 1,
+            NodeKind::Disk => 2,
             NodeKind::CloudImage => 1,
             NodeKind::Seed => 1,
             NodeKind::Boot => 1,

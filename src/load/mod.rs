@@ -15,6 +15,7 @@ mod literal;
 mod parse_cache;
 mod remote;
 mod vm;
+mod vm_disk;
 
 pub use remote::RemoteRef;
 

@@ -342,7 +342,7 @@ fn ctrl_c_mid_build_records_nothing_and_leaves_no_node_tag() {
 #[test]
 fn vm_kinds_fail_with_an_error_naming_the_node() {
     use ov_rules::rule::{
-        BootSpec, CloudImageSpec, DiskSource, DiskSpec, EngineQuirks, ExecCtx, ExecError, SeedSpec,
+        BootSpec, CloudImageSpec, EngineQuirks, ExecCtx, ExecError, SeedSpec,
     };
     use ov_rules::NodeSpec;
     use serde_json::Value as Json;
@@ -352,18 +352,6 @@ fn vm_kinds_fail_with_an_error_naming_the_node() {
             CloudImageSpec {
                 url: Some("https://example.org/x.qcow2".into()),
                 checksum: None,
-            }
-            .into(),
-        ),
-        (
-            "disk:vm",
-            DiskSpec {
-                source_kind: DiskSource::Bootc,
-                disk_size: Json::Null,
-                rootfs: None,
-                root_size: None,
-                kernel_args: None,
-                format: "qcow2".into(),
             }
             .into(),
         ),

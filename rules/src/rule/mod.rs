@@ -34,7 +34,7 @@ pub use bootstrap::BootstrapSpec;
 pub use cloud_image::CloudImageSpec;
 pub(crate) use ctx::at;
 pub use ctx::{EngineQuirks, ExecCtx, ExecError, NodeOutput};
-pub use disk::{DiskSource, DiskSpec};
+pub use disk::{Bootloader, DiskFormat, DiskFrom, DiskSpec, RootFs, Transport};
 pub use eval::EvalSpec;
 pub use image::{ImageSpec, LabelLayer};
 pub use layer::{LayerSpec, StageUse};
