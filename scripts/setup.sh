@@ -322,6 +322,8 @@ if [[ $WITH_BASE != 0 ]]; then
 fi
 step_end smoke "$smoke"
 
+bash "$(dirname "${BASH_SOURCE[0]}")/setup-disk.sh"
+
 # The Rust toolchain comes with the machine (rustup); make sure it is on PATH.
 if ! command -v cargo >/dev/null 2>&1 && [[ -x "$HOME/.cargo/bin/cargo" ]]; then
   export PATH="$HOME/.cargo/bin:$PATH"
