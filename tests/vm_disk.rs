@@ -161,13 +161,21 @@ fn assert_clean(cache: &Path, after: &str) {
     while !disk_loops().is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert_eq!(disk_loops(), Vec::<String>::new(), "loop devices after {after}");
+    assert_eq!(
+        disk_loops(),
+        Vec::<String>::new(),
+        "loop devices after {after}"
+    );
     assert_eq!(
         leftover_mounts(cache),
         Vec::<String>::new(),
         "mounts after {after}"
     );
-    assert_eq!(raw_files(cache), Vec::<PathBuf>::new(), "sparse files after {after}");
+    assert_eq!(
+        raw_files(cache),
+        Vec::<PathBuf>::new(),
+        "sparse files after {after}"
+    );
 }
 
 /// Starts `ov build disk:vm` and returns once its disk script has its loop
@@ -221,9 +229,11 @@ fn a_bootstrap_vm_builds_a_uefi_disk_from_nothing_and_rebuilds_as_nothing() {
     let (disk, meta) = vm.disk_file(dir.path());
     assert_eq!(meta["format"], "qcow2");
     assert_eq!(meta["virtual_size"], 4u64 << 30);
-    let info: serde_json::Value =
-        serde_json::from_str(&sh(&format!("qemu-img info --output=json {}", disk.display())))
-            .unwrap();
+    let info: serde_json::Value = serde_json::from_str(&sh(&format!(
+        "qemu-img info --output=json {}",
+        disk.display()
+    )))
+    .unwrap();
     assert_eq!(info["format"], "qcow2");
     assert_eq!(info["virtual-size"], 4u64 << 30);
     // The partition table and file systems, read from a raw copy: nothing
@@ -255,15 +265,29 @@ fn a_bootstrap_vm_builds_a_uefi_disk_from_nothing_and_rebuilds_as_nothing() {
     let fs = format!("{}?offset={root}", raw.display());
     let boot = sh(&format!("debugfs -R 'ls -l /boot' '{fs}' 2>/dev/null"));
     assert!(boot.contains("vmlinuz-"), "no kernel in /boot:\n{boot}");
-    assert!(boot.contains("initrd.img-"), "no initramfs in /boot:\n{boot}");
-    let grub = sh(&format!("debugfs -R 'cat /boot/grub/grub.cfg' '{fs}' 2>/dev/null"));
-    assert!(grub.contains("root=UUID="), "grub.cfg boots by UUID:\n{grub}");
-    assert!(!grub.contains("/dev/loop"), "grub.cfg names the build's loop device");
+    assert!(
+        boot.contains("initrd.img-"),
+        "no initramfs in /boot:\n{boot}"
+    );
+    let grub = sh(&format!(
+        "debugfs -R 'cat /boot/grub/grub.cfg' '{fs}' 2>/dev/null"
+    ));
+    assert!(
+        grub.contains("root=UUID="),
+        "grub.cfg boots by UUID:\n{grub}"
+    );
+    assert!(
+        !grub.contains("/dev/loop"),
+        "grub.cfg names the build's loop device"
+    );
     assert!(grub.contains("console=ttyS0"), "kernel_args reach grub.cfg");
     let cat = |p: &str| sh(&format!("debugfs -R 'cat {p}' '{fs}' 2>/dev/null"));
     assert_eq!(cat("/etc/hostname").trim(), "vm");
     assert!(cat("/etc/fstab").contains("/boot/efi"));
-    assert!(cat("/etc/motd").contains("ov example vm"), "the layer's motd");
+    assert!(
+        cat("/etc/motd").contains("ov example vm"),
+        "the layer's motd"
+    );
     // The second build runs nothing.
     let again = build(&vm.ov(), &["disk:vm"]);
     assert_eq!(again.code, Some(0), "{}", again.stderr);
@@ -309,7 +333,10 @@ fn each_edit_reruns_only_what_reads_it() {
             "source:layers/vm-builder",
         ]
     );
-    p.write("layers/vm-builder/guest-motd", "Welcome to the ov example vm.\n");
+    p.write(
+        "layers/vm-builder/guest-motd",
+        "Welcome to the ov example vm.\n",
+    );
     assert_eq!(changed(&before, &ov.graph(&[])), Vec::<String>::new());
 
     // Only the disk's size: the disk and the boot.
@@ -323,7 +350,11 @@ fn each_edit_reruns_only_what_reads_it() {
     p.edit("build.yml", "GRUB_TIMEOUT=1", "GRUB_TIMEOUT=0");
 
     // The guest's packages: the rootfs and what follows it.
-    p.edit("vm.yml", "package: [cloud-init]", "package: [cloud-init, less]");
+    p.edit(
+        "vm.yml",
+        "package: [cloud-init]",
+        "package: [cloud-init, less]",
+    );
     assert_eq!(
         changed(&before, &ov.graph(&[])),
         ["boot:vm", "bootstrap:vm/vm", "disk:vm"]
@@ -333,9 +364,24 @@ fn each_edit_reruns_only_what_reads_it() {
 #[test]
 fn bad_disk_fields_are_load_errors_at_their_line() {
     let cases: &[(&str, &str, &[&str])] = &[
-        ("disk_size: 4G", "disk_size: 4Q", &["vm.yml:", "`disk_size`", "`4Q` is not a size"]),
-        ("disk_size: 4G", "disk_size: 0G", &["vm.yml:", "`disk_size`", "zero bytes"]),
-        ("rootfs: ext4", "rootfs: ext3", &["vm.yml:", "`source.rootfs` `ext3` is not one of ext4, xfs, btrfs"]),
+        (
+            "disk_size: 4G",
+            "disk_size: 4Q",
+            &["vm.yml:", "`disk_size`", "`4Q` is not a size"],
+        ),
+        (
+            "disk_size: 4G",
+            "disk_size: 0G",
+            &["vm.yml:", "`disk_size`", "zero bytes"],
+        ),
+        (
+            "rootfs: ext4",
+            "rootfs: ext3",
+            &[
+                "vm.yml:",
+                "`source.rootfs` `ext3` is not one of ext4, xfs, btrfs",
+            ],
+        ),
         (
             "kernel_args: console=ttyS0",
             "kernel_args: 'console=ttyS0 $(reboot)'",
@@ -344,10 +390,21 @@ fn bad_disk_fields_are_load_errors_at_their_line() {
         (
             "rootfs: ext4",
             "rootfs: ext4\n            disk_format: vmdk",
-            &["vm.yml:", "`source.disk_format` `vmdk` is not one of qcow2, raw"],
+            &[
+                "vm.yml:",
+                "`source.disk_format` `vmdk` is not one of qcow2, raw",
+            ],
         ),
-        ("        disk_size: 4G\n", "", &["vm.yml:", "needs `disk_size`"]),
-        ("user: debian", "user: 'Deb Ian'", &["vm.yml:", "`ssh.user`"]),
+        (
+            "        disk_size: 4G\n",
+            "",
+            &["vm.yml:", "needs `disk_size`"],
+        ),
+        (
+            "user: debian",
+            "user: 'Deb Ian'",
+            &["vm.yml:", "`ssh.user`"],
+        ),
     ];
     for (from, to, want) in cases {
         let p = Project::copy_of(&example_vm());
@@ -381,11 +438,16 @@ fn a_disk_smaller_than_the_rootfs_is_refused_before_it_runs() {
     let b = build(&vm.ov_on(p.path()), &["disk:vm"]);
     assert_ne!(b.code, Some(0));
     assert!(
-        b.stderr.contains("disk_size 600 MiB is smaller than the rootfs bootstrap:vm/vm made"),
+        b.stderr
+            .contains("disk_size 600 MiB is smaller than the rootfs bootstrap:vm/vm made"),
         "{}",
         b.stderr
     );
-    assert_eq!(b.nodes("built"), Vec::<String>::new(), "the rootfs was cached");
+    assert_eq!(
+        b.nodes("built"),
+        Vec::<String>::new(),
+        "the rootfs was cached"
+    );
     assert_clean(&vm.cache, "a refused disk");
 }
 
@@ -406,7 +468,8 @@ fn a_rootfs_without_a_kernel_is_a_clear_error() {
     let b = build(&vm.ov_on(p.path()), &["disk:vm"]);
     assert_ne!(b.code, Some(0));
     assert!(
-        b.stderr.contains("the rootfs bootstrap:vm/vm made has no kernel: no /boot/vmlinuz*"),
+        b.stderr
+            .contains("the rootfs bootstrap:vm/vm made has no kernel: no /boot/vmlinuz*"),
         "{}",
         b.stderr
     );

@@ -7,8 +7,8 @@
 use ov_cache::{Digest, TreeDigest};
 use ov_rules::rule::{
     bootstrap::BootstrapSpec, eval::EvalSpec, image, layer, preamble, BaseSpec, BootSpec,
-    Bootloader, CloudImageSpec, DiskFormat, DiskFrom, DiskSpec, RootFs, SeedSpec,
-    SourceSpec, Transport,
+    Bootloader, CloudImageSpec, DiskFormat, DiskFrom, DiskSpec, RootFs, SeedSpec, SourceSpec,
+    Transport,
 };
 use ov_rules::{Ingredients, NodeKind, NodeSpec};
 use serde_json::json;
@@ -305,7 +305,7 @@ fn disk() {
         },
         NodeKind::Disk,
         r#"{"format":"qcow2","from":{"image_node":"image:app","kind":"bootc","transport":"registry"},"kernel_args":null,"root_size":null,"rootfs":"xfs","size":10737418240,"vm":"vm"}"#,
-        "0",
+        "15839c1256efd24c4516d70dbcd87cea9d99ad623054878d4cc85ce9a532747f",
     );
 }
 
@@ -332,7 +332,7 @@ fn bootstrap_disk() {
         },
         NodeKind::Disk,
         r#"{"format":"raw","from":{"bootloader":{"fstab":"f","initramfs":null,"install":"i"},"builder_node":"image:vm-builder","kind":"bootstrap","rootfs_node":"bootstrap:vm/vm","ssh_user":"debian"},"kernel_args":"console=ttyS0","root_size":null,"rootfs":"ext4","size":4294967296,"vm":"vm"}"#,
-        "0",
+        "63120e7e7635250c581710a5f82abc2c79aaa31e5f4f09b1aa53a82bd34f51ec",
     );
 }
 

@@ -12,13 +12,7 @@ use ov_rules::rule::{DiskFormat, RootFs, Transport};
 
 /// Reads the disk fields of VM entry `node` (`what` names it) whose source
 /// is `source` of kind `kind`.
-pub fn decode(
-    cx: &mut Cx,
-    what: &str,
-    node: &Node,
-    source: &Node,
-    kind: VmSourceKind,
-) -> VmDisk {
+pub fn decode(cx: &mut Cx, what: &str, node: &Node, source: &Node, kind: VmSourceKind) -> VmDisk {
     let mut disk = VmDisk {
         size: size(cx, what, "disk_size", node.get("disk_size")),
         root_size: size(cx, what, "source.root_size", source.get("root_size")),
@@ -30,7 +24,10 @@ pub fn decode(
     {
         cx.error(
             node,
-            format!("{what}: a {} disk needs `disk_size` (such as 20G)", kind_name(kind)),
+            format!(
+                "{what}: a {} disk needs `disk_size` (such as 20G)",
+                kind_name(kind)
+            ),
         );
     }
     if let Some(v) = source.get("rootfs") {
@@ -39,12 +36,26 @@ pub fn decode(
         }
     }
     if let Some(v) = source.get("disk_format") {
-        if let Some(f) = one_of(cx, what, "source.disk_format", v, DiskFormat::parse, &DiskFormat::NAMES) {
+        if let Some(f) = one_of(
+            cx,
+            what,
+            "source.disk_format",
+            v,
+            DiskFormat::parse,
+            &DiskFormat::NAMES,
+        ) {
             disk.format = f;
         }
     }
     if let Some(v) = source.get("transport") {
-        if let Some(t) = one_of(cx, what, "source.transport", v, Transport::parse, &Transport::NAMES) {
+        if let Some(t) = one_of(
+            cx,
+            what,
+            "source.transport",
+            v,
+            Transport::parse,
+            &Transport::NAMES,
+        ) {
             disk.transport = t;
         }
     }

@@ -20,8 +20,8 @@ use crate::plan::inputs::SourceTree;
 use crate::plan::resolve::{BaseRef, ResolvedImage};
 use indexmap::IndexMap;
 use ov_rules::rule::{
-    image, layer, BaseSpec, BootSpec, Bootloader, BootstrapSpec, CloudImageSpec, DiskFrom, DiskSpec,
-    EvalSpec, ImageSpec, LayerSpec, SeedSpec, SourceSpec, StageSpec, StageUse,
+    image, layer, BaseSpec, BootSpec, Bootloader, BootstrapSpec, CloudImageSpec, DiskFrom,
+    DiskSpec, EvalSpec, ImageSpec, LayerSpec, SeedSpec, SourceSpec, StageSpec, StageUse,
 };
 use ov_rules::{NodeKind, NodeSpec};
 use petgraph::graph::{DiGraph, NodeIndex};
@@ -1074,15 +1074,13 @@ fn plan_vm_rootfs(
 ) -> NodeIndex {
     let builder = src.get("builder").and_then(Json::as_str).unwrap_or("");
     let distro = src.get("distro").and_then(Json::as_str);
-    let distro_def = distro
-        .and_then(|d| project.build.distros.get(d))
-        .map(|d| {
-            let mut d = d.clone();
-            if let Some(o) = d.as_object_mut() {
-                o.remove("bootloader");
-            }
-            d
-        });
+    let distro_def = distro.and_then(|d| project.build.distros.get(d)).map(|d| {
+        let mut d = d.clone();
+        if let Some(o) = d.as_object_mut() {
+            o.remove("bootloader");
+        }
+        d
+    });
     const ROOTFS_FIELDS: [&str; 6] = [
         "builder",
         "builder_image",

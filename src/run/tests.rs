@@ -341,9 +341,7 @@ fn ctrl_c_mid_build_records_nothing_and_leaves_no_node_tag() {
 
 #[test]
 fn vm_kinds_fail_with_an_error_naming_the_node() {
-    use ov_rules::rule::{
-        BootSpec, CloudImageSpec, EngineQuirks, ExecCtx, ExecError, SeedSpec,
-    };
+    use ov_rules::rule::{BootSpec, CloudImageSpec, EngineQuirks, ExecCtx, ExecError, SeedSpec};
     use ov_rules::NodeSpec;
     use serde_json::Value as Json;
     let specs: Vec<(&str, NodeSpec)> = vec![

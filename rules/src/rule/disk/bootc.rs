@@ -114,7 +114,11 @@ pub(super) async fn run(spec: &DiskSpec, ctx: &mut ExecCtx<'_>) -> Result<NodeOu
             node_id: ctx.node_id,
             cancel: ctx.cancel,
         },
-        &raw, DiskFormat::Raw, spec.format).await?;
+        &raw,
+        DiskFormat::Raw,
+        spec.format,
+    )
+    .await?;
     super::finish(&disk, spec.format, run.output, image_node)
 }
 

@@ -119,10 +119,231 @@ async fn info_size(ctx: Runner<'_>, path: &Path, format: DiskFormat) -> Result<u
     serde_json::from_str::<Json>(&text)
         .ok()
         .and_then(|j| j.get("virtual-size").and_then(Json::as_u64))
-        .ok_or_else(|| {
-            ExecError::Failed {
-                message: format!("{}: qemu-img info gave no virtual size", ctx.node_id),
-                output: text,
-            }
+        .ok_or_else(|| ExecError::Failed {
+            message: format!("{}: qemu-img info gave no virtual size", ctx.node_id),
+            output: text,
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{DiskSpec, RootFs};
+    use super::*;
+    use crate::engine::{BuildRequest, EngineError, ImageId, RunOutput, RunSpec};
+    use crate::images::ImageSnapshot;
+    use crate::rule::{ContainerEngine, EngineQuirks, NodeOutput, Rule};
+    use futures_util::future::BoxFuture;
+    use serde_json::json;
+    use std::collections::HashMap;
+    use tokio_util::sync::CancellationToken;
+
+    /// A cloud-image disk never reaches the engine.
+    struct NoEngine;
+
+    macro_rules! never {
+        () => {
+            Box::pin(async { unreachable!("a cloud-image disk used the engine") })
+        };
+    }
+
+    impl ContainerEngine for NoEngine {
+        fn image_id<'a>(
+            &'a self,
+            _: &'a str,
+        ) -> BoxFuture<'a, Result<Option<ImageId>, EngineError>> {
+            never!()
+        }
+        fn tag<'a>(&'a self, _: &'a ImageId, _: &'a str) -> BoxFuture<'a, Result<(), EngineError>> {
+            never!()
+        }
+        fn build<'a>(
+            &'a self,
+            _: BuildRequest,
+            _: &'a CancellationToken,
+            _: &'a mut (dyn FnMut(&str) + Send),
+        ) -> BoxFuture<'a, Result<ImageId, EngineError>> {
+            never!()
+        }
+        fn pull<'a>(
+            &'a self,
+            _: &'a str,
+            _: &'a CancellationToken,
+        ) -> BoxFuture<'a, Result<(), EngineError>> {
+            never!()
+        }
+        fn import<'a>(
+            &'a self,
+            _: &'a Path,
+            _: &'a str,
+        ) -> BoxFuture<'a, Result<ImageId, EngineError>> {
+            never!()
+        }
+        fn run<'a>(
+            &'a self,
+            _: &'a RunSpec,
+            _: &'a CancellationToken,
+        ) -> BoxFuture<'a, Result<RunOutput, EngineError>> {
+            never!()
+        }
+        fn images(&self) -> BoxFuture<'_, Result<ImageSnapshot, EngineError>> {
+            never!()
+        }
+        fn remove_tag<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<bool, EngineError>> {
+            never!()
+        }
+        fn run_ids(&self) -> BoxFuture<'_, Result<Vec<String>, EngineError>> {
+            never!()
+        }
+        fn remove_run_containers<'a>(
+            &'a self,
+            _: Option<&'a str>,
+        ) -> BoxFuture<'a, Result<usize, EngineError>> {
+            never!()
+        }
+        fn cheap_image_list(&self) -> bool {
+            true
+        }
+        fn calls(&self) -> usize {
+            0
+        }
+        fn containers_created(&self) -> usize {
+            0
+        }
+    }
+
+    fn qemu_img(args: &[&str]) -> String {
+        let out = std::process::Command::new("qemu-img")
+            .args(args)
+            .output()
+            .expect("qemu-img (scripts/setup-disk.sh installs it)");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Builds the disk of a VM whose cloud image is a fresh `size`-byte
+    /// image in `src` format, asking for `disk_size` in `format`.
+    fn disk_from(
+        src: DiskFormat,
+        image_size: &str,
+        disk_size: Option<u64>,
+        format: DiskFormat,
+    ) -> (tempfile::TempDir, Result<NodeOutput, ExecError>) {
+        let dir = tempfile::tempdir().unwrap();
+        let img = dir.path().join("img");
+        qemu_img(&[
+            "create",
+            "-q",
+            "-f",
+            src.as_str(),
+            &img.to_string_lossy(),
+            image_size,
+        ]);
+        let store = ov_cache::Store::open(&dir.path().join("store")).unwrap();
+        let (digest, _) = store.put_blob_file(&img).unwrap();
+        let mut deps = HashMap::new();
+        deps.insert(
+            "cloud-image:vm".to_string(),
+            NodeOutput {
+                meta: json!({"format": src.as_str()}),
+                stored: vec![(CLOUD_IMAGE_BLOB.into(), digest)],
+                ..Default::default()
+            },
+        );
+        let spec = DiskSpec {
+            vm: "vm".into(),
+            from: DiskFrom::CloudImage {
+                image_node: "cloud-image:vm".into(),
+            },
+            size: disk_size,
+            rootfs: RootFs::Ext4,
+            root_size: None,
+            kernel_args: None,
+            format,
+        };
+        let scratch = dir.path().join("scratch");
+        std::fs::create_dir_all(&scratch).unwrap();
+        let key = <ov_cache::NodeKey as ov_cache::Digest>::from_bytes([1; 32]);
+        let cancel = CancellationToken::new();
+        let mut on_line = |_: &str| {};
+        let mut ctx = ExecCtx {
+            engine: &NoEngine,
+            node_id: "disk:vm",
+            key: &key,
+            deps: &deps,
+            layer_dir: None,
+            project_root: dir.path(),
+            scratch: &scratch,
+            run_id: "1-1",
+            cancel: &cancel,
+            quirks: &EngineQuirks::default(),
+            on_line: &mut on_line,
+            blobs: &store,
+            vm_state: dir.path(),
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let out = rt.block_on(spec.execute(&mut ctx));
+        (dir, out)
+    }
+
+    fn info(path: &Path) -> Json {
+        serde_json::from_str(&qemu_img(&[
+            "info",
+            "--output=json",
+            &path.to_string_lossy(),
+        ]))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_qcow2_cloud_image_grows_to_disk_size() {
+        let (_dir, out) = disk_from(DiskFormat::Qcow2, "1G", Some(2 << 30), DiskFormat::Qcow2);
+        let out = out.unwrap();
+        assert_eq!(out.files.len(), 1);
+        let (name, path) = &out.files[0];
+        assert_eq!(name, "disk");
+        assert_eq!(out.meta["format"], "qcow2");
+        assert_eq!(out.meta["virtual_size"], 2u64 << 30);
+        let i = info(path);
+        assert_eq!(i["format"], "qcow2");
+        assert_eq!(i["virtual-size"], 2u64 << 30);
+        assert!(out.digest.starts_with("blake3:"));
+    }
+
+    #[test]
+    fn a_raw_cloud_image_becomes_qcow2_and_keeps_its_size_without_disk_size() {
+        let (_dir, out) = disk_from(DiskFormat::Raw, "64M", None, DiskFormat::Qcow2);
+        let out = out.unwrap();
+        let i = info(&out.files[0].1);
+        assert_eq!(i["format"], "qcow2");
+        assert_eq!(i["virtual-size"], 64u64 << 20);
+    }
+
+    #[test]
+    fn a_raw_disk_is_asked_for() {
+        let (_dir, out) = disk_from(DiskFormat::Qcow2, "64M", Some(128 << 20), DiskFormat::Raw);
+        let out = out.unwrap();
+        assert_eq!(out.meta["format"], "raw");
+        let i = info(&out.files[0].1);
+        assert_eq!(i["format"], "raw");
+        assert_eq!(i["virtual-size"], 128u64 << 20);
+    }
+
+    #[test]
+    fn a_disk_size_smaller_than_the_image_is_refused() {
+        let (_dir, out) = disk_from(DiskFormat::Qcow2, "1G", Some(512 << 20), DiskFormat::Qcow2);
+        let e = out.unwrap_err().to_string();
+        assert!(
+            e.contains(
+                "vm `vm`: disk_size 512 MiB is smaller than the cloud image cloud-image:vm (1 GiB)"
+            ),
+            "{e}"
+        );
+    }
 }

@@ -203,7 +203,8 @@ pub fn show_size(bytes: u64) -> String {
 pub fn is_kernel_args(s: &str) -> bool {
     s.chars().all(|c| {
         c == ' '
-            || (c.is_ascii_graphic() && !matches!(c, '"' | '\'' | '`' | '$' | '\\' | '|' | '&' | ';'))
+            || (c.is_ascii_graphic()
+                && !matches!(c, '"' | '\'' | '`' | '$' | '\\' | '|' | '&' | ';'))
     })
 }
 
@@ -211,8 +212,7 @@ pub fn is_kernel_args(s: &str) -> bool {
 /// sudoers file name (the bootloader templates put `{{.SSHUser}}` there).
 pub fn is_user_name(s: &str) -> bool {
     let mut c = s.chars();
-    c.next()
-        .is_some_and(|f| f.is_ascii_lowercase() || f == '_')
+    c.next().is_some_and(|f| f.is_ascii_lowercase() || f == '_')
         && s.len() <= 32
         && c.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-'))
 }
@@ -234,10 +234,7 @@ mod tests {
     #[test]
     fn bad_sizes_are_refused() {
         for s in ["", "G", "20X", "-1G", "1.5G", "20 G B", "ten"] {
-            assert!(
-                matches!(parse_size(s), Err(SizeError::Malformed(_))),
-                "{s}"
-            );
+            assert!(matches!(parse_size(s), Err(SizeError::Malformed(_))), "{s}");
         }
         assert_eq!(parse_size("0G"), Err(SizeError::Zero("0G".into())));
         assert!(matches!(
