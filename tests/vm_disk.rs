@@ -75,7 +75,11 @@ pub fn shared_vm() -> &'static SharedVm {
     static VM: OnceLock<SharedVm> = OnceLock::new();
     VM.get_or_init(|| {
         let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("vm-cache");
-        let _ = std::fs::remove_dir_all(&cache);
+        // OV_TEST_VM_WARM=1 reuses the last run's cache dir (for working on
+        // these tests); otherwise the build starts from nothing.
+        if std::env::var_os("OV_TEST_VM_WARM").is_none() {
+            let _ = std::fs::remove_dir_all(&cache);
+        }
         std::fs::create_dir_all(&cache).unwrap();
         let project = Project::copy_of(&example_vm());
         let mut vm = SharedVm {
@@ -152,6 +156,16 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// The error of the node that failed in `b`.
+fn failure(b: &Built) -> String {
+    assert_ne!(b.code, Some(0), "the build passed");
+    b.events
+        .iter()
+        .find(|e| e["event"] == "fail")
+        .map(|e| e["error"].as_str().unwrap_or_default().to_string())
+        .unwrap_or_else(|| panic!("no fail event; stderr:\n{}", b.stderr))
 }
 
 /// Asserts a disk build left nothing behind in `cache`.
@@ -344,6 +358,24 @@ fn each_edit_reruns_only_what_reads_it() {
     assert_eq!(changed(&before, &ov.graph(&[])), ["boot:vm", "disk:vm"]);
     p.edit("vm.yml", "disk_size: 5G", "disk_size: 4G");
 
+    // Only the RAM: the boot.
+    p.edit("vm.yml", "ram: 2G", "ram: 3G");
+    assert_eq!(changed(&before, &ov.graph(&[])), ["boot:vm"]);
+    p.edit("vm.yml", "ram: 3G", "ram: 2G");
+
+    // Only the kernel's arguments: the disk (they go into grub.cfg).
+    p.edit(
+        "vm.yml",
+        "kernel_args: console=ttyS0",
+        "kernel_args: console=ttyS0 quiet",
+    );
+    assert_eq!(changed(&before, &ov.graph(&[])), ["boot:vm", "disk:vm"]);
+    p.edit(
+        "vm.yml",
+        "kernel_args: console=ttyS0 quiet",
+        "kernel_args: console=ttyS0",
+    );
+
     // A bootloader template the disk step runs: the disk, not the rootfs.
     p.edit("build.yml", "GRUB_TIMEOUT=0", "GRUB_TIMEOUT=1");
     assert_eq!(changed(&before, &ov.graph(&[])), ["boot:vm", "disk:vm"]);
@@ -436,12 +468,10 @@ fn a_disk_smaller_than_the_rootfs_is_refused_before_it_runs() {
     let p = Project::copy_of(vm.project.path());
     p.edit("vm.yml", "disk_size: 4G", "disk_size: 600M");
     let b = build(&vm.ov_on(p.path()), &["disk:vm"]);
-    assert_ne!(b.code, Some(0));
+    let e = failure(&b);
     assert!(
-        b.stderr
-            .contains("disk_size 600 MiB is smaller than the rootfs bootstrap:vm/vm made"),
-        "{}",
-        b.stderr
+        e.contains("vm `vm`: disk_size 600 MiB is smaller than the rootfs bootstrap:vm/vm made"),
+        "{e}"
     );
     assert_eq!(
         b.nodes("built"),
@@ -466,12 +496,10 @@ fn a_rootfs_without_a_kernel_is_a_clear_error() {
     );
     p.edit("vm.yml", "builder: debootstrap-vm", "builder: tiny");
     let b = build(&vm.ov_on(p.path()), &["disk:vm"]);
-    assert_ne!(b.code, Some(0));
+    let e = failure(&b);
     assert!(
-        b.stderr
-            .contains("the rootfs bootstrap:vm/vm made has no kernel: no /boot/vmlinuz*"),
-        "{}",
-        b.stderr
+        e.contains("vm `vm`: the rootfs bootstrap:vm/vm made has no kernel: no /boot/vmlinuz*"),
+        "{e}"
     );
     assert_clean(&vm.cache, "a rootfs with no kernel");
 }
@@ -498,8 +526,8 @@ fn interrupted_disk_builds_leave_nothing_and_a_20g_disk_builds_in_little_memory(
     wait(&mut child, 10);
     // The dead run's container still runs the script; the next build
     // removes it and what it held.
-    let rss = dir_for_rss();
-    let mut cmd = ov.command(&["build", "--progress", "json", "disk:vm"]);
+    let rss = tempfile::tempdir().unwrap();
+    let cmd = ov.command(&["build", "--progress", "json", "disk:vm"]);
     let mut timed = Command::new("/usr/bin/time");
     timed
         .args(["-f", "%M", "-o"])
@@ -512,7 +540,6 @@ fn interrupted_disk_builds_leave_nothing_and_a_20g_disk_builds_in_little_memory(
             None => timed.env_remove(k),
         };
     }
-    let _ = &mut cmd;
     let out = timed.output().unwrap();
     assert!(
         out.status.success(),
@@ -529,13 +556,7 @@ fn interrupted_disk_builds_leave_nothing_and_a_20g_disk_builds_in_little_memory(
         .parse()
         .unwrap();
     assert!(kib < 100 * 1024, "peak RSS {kib} KiB");
-    let dir = tempfile::tempdir().unwrap();
     let store = ov_cache::Store::open(&vm.cache.join("store")).unwrap();
     let (_, result) = store.last("disk:vm").unwrap().unwrap();
     assert_eq!(result.meta["virtual_size"], 20u64 << 30);
-    drop(dir);
-}
-
-fn dir_for_rss() -> tempfile::TempDir {
-    tempfile::tempdir().unwrap()
 }

@@ -19,7 +19,7 @@ pub fn decode(cx: &mut Cx, what: &str, node: &Node, source: &Node, kind: VmSourc
         ..VmDisk::default()
     };
     if disk.size.is_none()
-        && !node.get("disk_size").is_some_and(|n| !n.is_null())
+        && node.get("disk_size").is_none_or(|n| n.is_null())
         && matches!(kind, VmSourceKind::Bootstrap | VmSourceKind::Bootc)
     {
         cx.error(

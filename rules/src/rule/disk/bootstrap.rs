@@ -26,6 +26,10 @@ use std::time::Duration;
 pub const WORK: &str = "/ov";
 /// The root partition's mount point, the templates' `{{.Mnt}}`.
 pub const MNT: &str = "/mnt";
+/// With `OV_KEEP_DISK_SCRIPT=DIR`, a bootstrap disk's script and rootfs
+/// tarball are kept in DIR (`disk-<vm>.sh`, `rootfs-<vm>.tar`), so the
+/// benchmark can run the very same steps without ov.
+pub const KEEP_SCRIPT_ENV: &str = "OV_KEEP_DISK_SCRIPT";
 /// The exit code the script uses for a rootfs without a kernel.
 const NO_KERNEL: i64 = 64;
 /// The exit code the script uses for a rootfs that does not fit.
@@ -180,6 +184,9 @@ pub(super) async fn run(spec: &DiskSpec, ctx: &mut ExecCtx<'_>) -> Result<NodeOu
         bootloader,
     )
     .map_err(|e| ExecError::Spec(format!("vm `{vm}`: {e}")))?;
+    if let Some(dir) = std::env::var_os(KEEP_SCRIPT_ENV) {
+        keep(Path::new(&dir), vm, &script, &tarball)?;
+    }
     let run = ctx
         .engine
         .run(
@@ -238,6 +245,18 @@ pub(super) async fn run(spec: &DiskSpec, ctx: &mut ExecCtx<'_>) -> Result<NodeOu
     )
     .await?;
     super::finish(&disk, spec.format, run.output, rootfs_node)
+}
+
+/// Keeps the script and the tarball in `dir` (see [`KEEP_SCRIPT_ENV`]).
+fn keep(dir: &Path, vm: &str, script: &str, tarball: &Path) -> Result<(), ExecError> {
+    std::fs::create_dir_all(dir).map_err(super::super::at(dir))?;
+    let sh = dir.join(format!("disk-{vm}.sh"));
+    std::fs::write(&sh, script).map_err(super::super::at(&sh))?;
+    let tar = dir.join(format!("rootfs-{vm}.tar"));
+    let _ = std::fs::remove_file(&tar);
+    std::fs::hard_link(tarball, &tar)
+        .or_else(|_| std::fs::copy(tarball, &tar).map(|_| ()))
+        .map_err(super::super::at(&tar))
 }
 
 /// The container's mounts: the host's `/dev` (loop devices and their

@@ -103,7 +103,11 @@ impl Rule for DiskSpec {
     const KIND: NodeKind = NodeKind::Disk;
 
     fn resources(&self) -> ResourceClass {
-        ResourceClass::Privileged
+        match self.from {
+            // qemu-img on the host; no device, no container.
+            DiskFrom::CloudImage { .. } => ResourceClass::Cpu,
+            DiskFrom::Bootstrap { .. } | DiskFrom::Bootc { .. } => ResourceClass::Privileged,
+        }
     }
 
     async fn execute(&self, ctx: &mut ExecCtx<'_>) -> Result<NodeOutput, ExecError> {
