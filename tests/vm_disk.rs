@@ -428,11 +428,6 @@ fn bad_disk_fields_are_load_errors_at_their_line() {
             ],
         ),
         (
-            "        disk_size: 4G\n",
-            "",
-            &["vm.yml:", "needs `disk_size`"],
-        ),
-        (
             "user: debian",
             "user: 'Deb Ian'",
             &["vm.yml:", "`ssh.user`"],

@@ -150,7 +150,7 @@ pub fn decode(cx: &mut Cx, name: &str, node: &Node) -> Option<Vm> {
     if kind == VmSourceKind::CloudImage && source.get("url").and_then(Node::as_str).is_none() {
         cx.error(source, format!("{what}: a cloud_image source needs `url`"));
     }
-    let disk = super::vm_disk::decode(cx, &what, node, source, kind);
+    let disk = super::vm_disk::decode(cx, &what, node, source);
     let mut source_json = source.to_json();
     if let Json::Object(o) = &mut source_json {
         o.remove("kind");

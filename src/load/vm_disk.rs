@@ -5,31 +5,20 @@
 //! Anything else is an error at its line, before anything builds.
 
 use super::decode::Cx;
-use crate::load::model::{VmDisk, VmSourceKind};
+use crate::load::model::VmDisk;
 use crate::load::yaml::Node;
 use ov_rules::rule::disk::{is_kernel_args, is_user_name, parse_size};
 use ov_rules::rule::{DiskFormat, RootFs, Transport};
 
 /// Reads the disk fields of VM entry `node` (`what` names it) whose source
-/// is `source` of kind `kind`.
-pub fn decode(cx: &mut Cx, what: &str, node: &Node, source: &Node, kind: VmSourceKind) -> VmDisk {
+/// is `source`. A missing `disk_size` is not an error here: as in ov, only
+/// building a bootstrap or bootc disk needs one (the disk node says so).
+pub fn decode(cx: &mut Cx, what: &str, node: &Node, source: &Node) -> VmDisk {
     let mut disk = VmDisk {
         size: size(cx, what, "disk_size", node.get("disk_size")),
         root_size: size(cx, what, "source.root_size", source.get("root_size")),
         ..VmDisk::default()
     };
-    if disk.size.is_none()
-        && node.get("disk_size").is_none_or(|n| n.is_null())
-        && matches!(kind, VmSourceKind::Bootstrap | VmSourceKind::Bootc)
-    {
-        cx.error(
-            node,
-            format!(
-                "{what}: a {} disk needs `disk_size` (such as 20G)",
-                kind_name(kind)
-            ),
-        );
-    }
     if let Some(v) = source.get("rootfs") {
         if let Some(r) = one_of(cx, what, "source.rootfs", v, RootFs::parse, &RootFs::NAMES) {
             disk.rootfs = r;
@@ -96,16 +85,6 @@ pub fn decode(cx: &mut Cx, what: &str, node: &Node, source: &Node, kind: VmSourc
         }
     }
     disk
-}
-
-fn kind_name(kind: VmSourceKind) -> &'static str {
-    match kind {
-        VmSourceKind::Bootstrap => "bootstrap",
-        VmSourceKind::Bootc => "bootc",
-        VmSourceKind::CloudImage => "cloud_image",
-        VmSourceKind::Clone => "clone",
-        VmSourceKind::Imported => "imported",
-    }
 }
 
 fn size(cx: &mut Cx, what: &str, field: &str, v: Option<&Node>) -> Option<u64> {

@@ -1281,7 +1281,7 @@ mod tests {
     #[test]
     fn a_vm_bootstrap_on_an_external_builder_image_depends_on_its_base() {
         let ws = mini_with_vm(
-            "  boot-vm:\n    source: {kind: bootstrap, builder: pacstrap, builder_image: quay.io/x/builder:1}\n",
+            "  boot-vm:\n    source: {kind: bootstrap, builder: pacstrap, builder_image: quay.io/x/builder:1}\n    disk_size: 10G\n",
         )
         .unwrap();
         let ix = ws.plan.find("bootstrap:vm/boot-vm").unwrap();

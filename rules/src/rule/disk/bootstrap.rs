@@ -50,8 +50,8 @@ pub struct Plan<'a> {
 }
 
 /// The whole privileged script: partition, format, unpack, templates,
-/// hostname, unmount. `template` renders one build.yml template (errors
-/// name it).
+/// hostname, unmount. A template that does not render is an error naming
+/// it.
 pub fn script(plan: &Plan<'_>, templates: &Bootloader) -> Result<String, String> {
     let data = crate::template::from_json(&json!({
         "Mnt": MNT,
