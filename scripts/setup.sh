@@ -329,6 +329,7 @@ bash "$(dirname "${BASH_SOURCE[0]}")/setup-seed.sh"
 # VM boots: qemu, OVMF, libvirtd and the test guest (see the script's header).
 bash "$(dirname "${BASH_SOURCE[0]}")/setup-vm.sh"
 bash "$(dirname "${BASH_SOURCE[0]}")/setup-cache-server.sh"
+bash "$(dirname "${BASH_SOURCE[0]}")/setup-disk.sh"
 
 # The Rust toolchain comes with the machine (rustup); make sure it is on PATH.
 if ! command -v cargo >/dev/null 2>&1 && [[ -x "$HOME/.cargo/bin/cargo" ]]; then

@@ -90,4 +90,5 @@ mod remote;
 mod secrets;
 mod stages;
 mod store;
+mod vm_disk;
 mod vm_seed;

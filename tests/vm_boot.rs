@@ -11,7 +11,7 @@
 use ov_rules::rule::boot::host::{AccelChoice, HostChoice};
 use ov_rules::rule::boot::hypervisor::{self, BackendKind, GuestState};
 use ov_rules::rule::boot::spec::{BootSpec, Firmware, KeySource, Ready, SshAccess};
-use ov_rules::rule::{BlobPlacer, ContainerEngine, EngineQuirks, ExecCtx, ExecError, NodeOutput};
+use ov_rules::rule::{BlobPlacer, EngineQuirks, ExecCtx, ExecError, NoEngine, NodeOutput};
 use serde_json::json;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -30,129 +30,6 @@ fn guest(name: &str) -> PathBuf {
         p.display()
     );
     p
-}
-
-/// Boots never reach the container engine.
-struct NoEngine;
-
-macro_rules! never {
-    () => {
-        unreachable!("a boot node called the container engine")
-    };
-}
-
-impl ContainerEngine for NoEngine {
-    fn image_id<'a>(
-        &'a self,
-        _: &'a str,
-    ) -> futures_util::future::BoxFuture<
-        'a,
-        Result<Option<ov_rules::engine::ImageId>, ov_rules::engine::EngineError>,
-    > {
-        never!()
-    }
-    fn tag<'a>(
-        &'a self,
-        _: &'a ov_rules::engine::ImageId,
-        _: &'a str,
-    ) -> futures_util::future::BoxFuture<'a, Result<(), ov_rules::engine::EngineError>> {
-        never!()
-    }
-    fn build<'a>(
-        &'a self,
-        _: ov_rules::engine::BuildRequest,
-        _: &'a CancellationToken,
-        _: &'a mut (dyn FnMut(&str) + Send),
-    ) -> futures_util::future::BoxFuture<
-        'a,
-        Result<ov_rules::engine::ImageId, ov_rules::engine::EngineError>,
-    > {
-        never!()
-    }
-    fn pull<'a>(
-        &'a self,
-        _: &'a str,
-        _: &'a CancellationToken,
-    ) -> futures_util::future::BoxFuture<'a, Result<(), ov_rules::engine::EngineError>> {
-        never!()
-    }
-    fn import<'a>(
-        &'a self,
-        _: &'a Path,
-        _: &'a str,
-    ) -> futures_util::future::BoxFuture<
-        'a,
-        Result<ov_rules::engine::ImageId, ov_rules::engine::EngineError>,
-    > {
-        never!()
-    }
-    fn run<'a>(
-        &'a self,
-        _: &'a ov_rules::engine::RunSpec,
-        _: &'a CancellationToken,
-    ) -> futures_util::future::BoxFuture<
-        'a,
-        Result<ov_rules::engine::RunOutput, ov_rules::engine::EngineError>,
-    > {
-        never!()
-    }
-    fn images(
-        &self,
-    ) -> futures_util::future::BoxFuture<
-        '_,
-        Result<ov_rules::images::ImageSnapshot, ov_rules::engine::EngineError>,
-    > {
-        never!()
-    }
-    fn platform(
-        &self,
-    ) -> futures_util::future::BoxFuture<
-        '_,
-        Result<ov_rules::engine::EnginePlatform, ov_rules::engine::EngineError>,
-    > {
-        never!()
-    }
-    fn export_image<'a>(
-        &'a self,
-        _: &'a str,
-    ) -> futures_util::stream::BoxStream<'a, Result<bytes::Bytes, ov_rules::engine::EngineError>>
-    {
-        never!()
-    }
-    fn load_image<'a>(
-        &'a self,
-        _: futures_util::stream::BoxStream<'static, Result<bytes::Bytes, std::io::Error>>,
-        _: &'a CancellationToken,
-    ) -> futures_util::future::BoxFuture<'a, Result<(), ov_rules::engine::EngineError>> {
-        never!()
-    }
-    fn remove_tag<'a>(
-        &'a self,
-        _: &'a str,
-    ) -> futures_util::future::BoxFuture<'a, Result<bool, ov_rules::engine::EngineError>> {
-        never!()
-    }
-    fn run_ids(
-        &self,
-    ) -> futures_util::future::BoxFuture<'_, Result<Vec<String>, ov_rules::engine::EngineError>>
-    {
-        never!()
-    }
-    fn remove_run_containers<'a>(
-        &'a self,
-        _: Option<&'a str>,
-    ) -> futures_util::future::BoxFuture<'a, Result<usize, ov_rules::engine::EngineError>> {
-        never!()
-    }
-    fn cheap_image_list(&self) -> bool {
-        never!()
-    }
-    fn calls(&self) -> usize {
-        0
-    }
-    fn containers_created(&self) -> usize {
-        0
-    }
 }
 
 /// A store stand-in that places the guest disk for the `disk` dependency,

@@ -91,7 +91,7 @@ impl NodeKind {
             NodeKind::Layer => 3,
             NodeKind::Image => 5,
             NodeKind::Eval => 1,
-            NodeKind::Disk => 1,
+            NodeKind::Disk => 2,
             NodeKind::CloudImage => 2,
             NodeKind::Seed => 2,
             NodeKind::Boot => 1,

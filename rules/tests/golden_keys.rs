@@ -8,7 +8,8 @@ use ov_cache::{Digest, TreeDigest};
 use ov_rules::rule::cloud_image::Checksum;
 use ov_rules::rule::{
     bootstrap::BootstrapSpec, eval::EvalSpec, image, layer, preamble, BaseSpec, BootSpec,
-    CloudImageSpec, DiskSource, DiskSpec, SeedSpec, SourceSpec,
+    Bootloader, CloudImageSpec, DiskFormat, DiskFrom, DiskSpec, RootFs, SeedSpec, SourceSpec,
+    Transport,
 };
 use ov_rules::vm::cloud_init::CloudInit;
 use ov_rules::{Ingredients, NodeKind, NodeSpec};
@@ -43,7 +44,7 @@ fn rule_versions() {
             "ov/image/v5",
             "ov/eval/v1",
             "ov/cloud-image/v2",
-            "ov/disk/v1",
+            "ov/disk/v2",
             "ov/seed/v2",
             "ov/boot/v1",
         ]
@@ -304,16 +305,47 @@ fn cloud_image() {
 fn disk() {
     golden(
         DiskSpec {
-            source_kind: DiskSource::Bootc,
-            disk_size: json!("10G"),
-            rootfs: None,
+            vm: "vm".into(),
+            from: DiskFrom::Bootc {
+                image_node: "image:app".into(),
+                transport: Transport::Registry,
+            },
+            size: Some(10 << 30),
+            rootfs: RootFs::Xfs,
             root_size: None,
             kernel_args: None,
-            format: "qcow2".into(),
+            format: DiskFormat::Qcow2,
         },
         NodeKind::Disk,
-        r#"{"disk_size":"10G","format":"qcow2","kernel_args":null,"root_size":null,"rootfs":null,"source_kind":"bootc"}"#,
-        "7e27c4b14d6b993c596051188498712d24e7b05c8704ae28648be60d4a9a010f",
+        r#"{"format":"qcow2","from":{"image_node":"image:app","kind":"bootc","transport":"registry"},"kernel_args":null,"root_size":null,"rootfs":"xfs","size":10737418240,"vm":"vm"}"#,
+        "15839c1256efd24c4516d70dbcd87cea9d99ad623054878d4cc85ce9a532747f",
+    );
+}
+
+#[test]
+fn bootstrap_disk() {
+    golden(
+        DiskSpec {
+            vm: "vm".into(),
+            from: DiskFrom::Bootstrap {
+                rootfs_node: "bootstrap:vm/vm".into(),
+                builder_node: "image:vm-builder".into(),
+                bootloader: Bootloader {
+                    fstab: Some("f".into()),
+                    install: Some("i".into()),
+                    initramfs: None,
+                },
+                ssh_user: Some("debian".into()),
+            },
+            size: Some(4 << 30),
+            rootfs: RootFs::Ext4,
+            root_size: None,
+            kernel_args: Some("console=ttyS0".into()),
+            format: DiskFormat::Raw,
+        },
+        NodeKind::Disk,
+        r#"{"format":"raw","from":{"bootloader":{"fstab":"f","initramfs":null,"install":"i"},"builder_node":"image:vm-builder","kind":"bootstrap","rootfs_node":"bootstrap:vm/vm","ssh_user":"debian"},"kernel_args":"console=ttyS0","root_size":null,"rootfs":"ext4","size":4294967296,"vm":"vm"}"#,
+        "63120e7e7635250c581710a5f82abc2c79aaa31e5f4f09b1aa53a82bd34f51ec",
     );
 }
 

@@ -16,6 +16,7 @@ mod parse_cache;
 mod remote;
 pub(crate) mod vm;
 mod vm_boot;
+mod vm_disk;
 mod vm_seed;
 
 pub use remote::RemoteRef;

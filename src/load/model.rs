@@ -210,6 +210,27 @@ pub struct Vm {
     /// The public key the VM's default instance gets, resolved per
     /// `key_source` once the project is loaded (see `vm::resolve_keys`).
     pub ssh_public_key: Option<String>,
+    /// The disk fields, typed.
+    pub disk: VmDisk,
+}
+
+/// A VM's disk fields, checked and typed at load.
+#[derive(Clone, Debug, Default)]
+pub struct VmDisk {
+    /// `disk_size` in bytes.
+    pub size: Option<u64>,
+    /// `source.rootfs` (ext4 unless set).
+    pub rootfs: ov_rules::rule::RootFs,
+    /// `source.root_size` in bytes.
+    pub root_size: Option<u64>,
+    /// `source.kernel_args`.
+    pub kernel_args: Option<String>,
+    /// `source.disk_format` (qcow2 unless set).
+    pub format: ov_rules::rule::DiskFormat,
+    /// `source.transport` (bootc).
+    pub transport: ov_rules::rule::Transport,
+    /// `ssh.user`, which bootloader templates see.
+    pub ssh_user: Option<String>,
 }
 
 /// `source.kind` of a VM.

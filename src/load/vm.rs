@@ -174,6 +174,7 @@ pub fn decode(cx: &mut Cx, name: &str, node: &Node) -> Option<Vm> {
     } else {
         Checksum::Sidecar
     };
+    let disk = super::vm_disk::decode(cx, &what, node, source);
     let mut source_json = source.to_json();
     if let Json::Object(o) = &mut source_json {
         o.remove("kind");
@@ -192,6 +193,7 @@ pub fn decode(cx: &mut Cx, name: &str, node: &Node) -> Option<Vm> {
         key_via_cloud_init,
         checksum,
         ssh_public_key: None,
+        disk,
     })
 }
 

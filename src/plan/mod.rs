@@ -20,8 +20,8 @@ use crate::plan::inputs::SourceTree;
 use crate::plan::resolve::{BaseRef, ResolvedImage};
 use indexmap::IndexMap;
 use ov_rules::rule::{
-    image, layer, BaseSpec, BootSpec, BootstrapSpec, CloudImageSpec, DiskSource, DiskSpec,
-    EvalSpec, ImageSpec, LayerSpec, SeedSpec, SourceSpec, StageSpec, StageUse,
+    image, layer, BaseSpec, BootSpec, Bootloader, BootstrapSpec, CloudImageSpec, DiskFrom,
+    DiskSpec, EvalSpec, ImageSpec, LayerSpec, SeedSpec, SourceSpec, StageSpec, StageUse,
 };
 use ov_rules::{NodeKind, NodeSpec};
 use petgraph::graph::{DiGraph, NodeIndex};
@@ -986,10 +986,8 @@ const SKILLS_URL: &str =
     "https://github.com/overthinkos/overthink-plugins/blob/main/ov-images/skills";
 
 fn plan_vm(project: &Project, name: &str, vm: &crate::load::model::Vm, p: &mut Plan) {
-    let spec = &vm.spec;
-    let get = |k: &str| spec.get(k).cloned().unwrap_or(Json::Null);
     let src = &vm.source;
-    let (disk_dep, source_kind) = match vm.source_kind {
+    let (disk_dep, from) = match vm.source_kind {
         VmSourceKind::CloudImage => {
             let ix = p.add(PlanNode {
                 id: format!("cloud-image:{name}"),
@@ -1012,7 +1010,8 @@ fn plan_vm(project: &Project, name: &str, vm: &crate::load::model::Vm, p: &mut P
                 .into(),
                 layer: None,
             });
-            (ix, DiskSource::CloudImage)
+            let image_node = p.graph[ix].id.clone();
+            (ix, DiskFrom::CloudImage { image_node })
         }
         VmSourceKind::Bootc => {
             let Some(image) = &vm.image else { return };
@@ -1020,52 +1019,144 @@ fn plan_vm(project: &Project, name: &str, vm: &crate::load::model::Vm, p: &mut P
                 Some(&ix) => ix,
                 None => p.base(&image.value, project),
             };
-            (ix, DiskSource::Bootc)
+            let image_node = p.graph[ix].id.clone();
+            (
+                ix,
+                DiskFrom::Bootc {
+                    image_node,
+                    transport: vm.disk.transport,
+                },
+            )
         }
         VmSourceKind::Bootstrap => {
             // The builder runs in `builder_image` (the loader requires it),
-            // as an image's bootstrap runs in its builder image.
+            // as an image's bootstrap runs in its builder image; the disk
+            // is built in the same image.
             let Some(image) = &vm.image else { return };
-            let builder = src.get("builder").and_then(Json::as_str).unwrap_or("");
-            let dep = match p.images.get(&image.value) {
+            let builder_ix = match p.images.get(&image.value) {
                 Some(&ix) => ix,
                 None => p.base(&image.value, project),
             };
-            let ix = p.add(PlanNode {
-                id: format!("bootstrap:vm/{name}"),
-                label: format!("{builder} for vm {name}"),
-                spec: BootstrapSpec {
-                    builder: builder.to_string(),
-                    builder_node: p.graph[dep].id.clone(),
-                    builder_def: project.build.builders.get(builder).cloned(),
-                    distro: None,
-                    distro_def: None,
-                    source: Some(src.clone()),
-                }
-                .into(),
-                layer: None,
-            });
-            p.edge(dep, ix);
-            (ix, DiskSource::Bootstrap)
+            let builder_node = p.graph[builder_ix].id.clone();
+            let rootfs = plan_vm_rootfs(project, name, src, &builder_node, p);
+            p.edge(builder_ix, rootfs);
+            let bootloader = src
+                .get("distro")
+                .and_then(Json::as_str)
+                .and_then(|d| project.build.distros.get(d))
+                .and_then(|d| d.get("bootloader"));
+            let template = |k: &str| {
+                bootloader
+                    .and_then(|b| b.get(k))
+                    .and_then(Json::as_str)
+                    .map(str::to_string)
+            };
+            let from = DiskFrom::Bootstrap {
+                rootfs_node: p.graph[rootfs].id.clone(),
+                builder_node,
+                bootloader: Bootloader {
+                    fstab: template("fstab_template"),
+                    install: template("install_template"),
+                    initramfs: template("initramfs_template"),
+                },
+                ssh_user: vm.disk.ssh_user.clone(),
+            };
+            let disk = plan_disk(name, vm, from, rootfs, p);
+            // The disk script runs in the builder image too.
+            p.edge(builder_ix, disk);
+            plan_boot(name, vm, disk, p);
+            return;
         }
         // Lifecycle kinds copy or adopt an existing VM: nothing to build.
         VmSourceKind::Clone | VmSourceKind::Imported => return,
     };
+    let disk = plan_disk(name, vm, from, disk_dep, p);
+    plan_boot(name, vm, disk, p);
+}
+
+/// A bootstrap VM's rootfs node: build.yml's builder run with the VM's
+/// distro and packages. It keys on what the builder reads only (the
+/// distro's bootloader templates and the VM's disk fields are the disk's),
+/// so a change to those reruns the disk and not the rootfs.
+fn plan_vm_rootfs(
+    project: &Project,
+    name: &str,
+    src: &Json,
+    builder_node: &str,
+    p: &mut Plan,
+) -> NodeIndex {
+    let builder = src.get("builder").and_then(Json::as_str).unwrap_or("");
+    let distro = src.get("distro").and_then(Json::as_str);
+    let distro_def = distro.and_then(|d| project.build.distros.get(d)).map(|d| {
+        let mut d = d.clone();
+        if let Some(o) = d.as_object_mut() {
+            o.remove("bootloader");
+        }
+        d
+    });
+    const ROOTFS_FIELDS: [&str; 6] = [
+        "builder",
+        "builder_image",
+        "distro",
+        "package",
+        "bootstrap_arch",
+        "bootstrap_variant",
+    ];
+    let source: serde_json::Map<String, Json> = src
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(k, _)| ROOTFS_FIELDS.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    p.add(PlanNode {
+        id: format!("bootstrap:vm/{name}"),
+        label: format!("{builder} for vm {name}"),
+        spec: BootstrapSpec {
+            builder: builder.to_string(),
+            builder_node: builder_node.to_string(),
+            builder_def: project.build.builders.get(builder).cloned(),
+            distro: distro.map(str::to_string),
+            distro_def,
+            source: Some(Json::Object(source)),
+        }
+        .into(),
+        layer: None,
+    })
+}
+
+/// A VM's disk node, made from `from` after node `dep`.
+fn plan_disk(
+    name: &str,
+    vm: &crate::load::model::Vm,
+    from: DiskFrom,
+    dep: NodeIndex,
+    p: &mut Plan,
+) -> NodeIndex {
+    let d = &vm.disk;
     let disk = p.add(PlanNode {
         id: format!("disk:{name}"),
         label: format!("disk {name}"),
         spec: DiskSpec {
-            source_kind,
-            disk_size: get("disk_size"),
-            rootfs: src.get("rootfs").cloned(),
-            root_size: src.get("root_size").cloned(),
-            kernel_args: src.get("kernel_args").cloned(),
-            format: "qcow2".into(),
+            vm: name.to_string(),
+            from,
+            size: d.size,
+            rootfs: d.rootfs,
+            root_size: d.root_size,
+            kernel_args: d.kernel_args.clone(),
+            format: d.format,
         }
         .into(),
         layer: None,
     });
-    p.edge(disk_dep, disk);
+    p.edge(dep, disk);
+    disk
+}
+
+/// A VM's seed (when it has cloud-init) and boot nodes, after its disk.
+fn plan_boot(name: &str, vm: &crate::load::model::Vm, disk: NodeIndex, p: &mut Plan) {
+    let spec = &vm.spec;
+    let src = &vm.source;
     let seed = crate::load::vm::wants_seed(vm).then(|| {
         let text = |v: Option<&Json>| {
             v.and_then(Json::as_str)
@@ -1209,7 +1300,7 @@ mod tests {
     #[test]
     fn a_vm_bootstrap_on_an_external_builder_image_depends_on_its_base() {
         let ws = mini_with_vm(
-            "  boot-vm:\n    source: {kind: bootstrap, builder: pacstrap, builder_image: quay.io/x/builder:1}\n",
+            "  boot-vm:\n    source: {kind: bootstrap, builder: pacstrap, builder_image: quay.io/x/builder:1}\n    disk_size: 10G\n",
         )
         .unwrap();
         let ix = ws.plan.find("bootstrap:vm/boot-vm").unwrap();

@@ -607,6 +607,9 @@ async fn clean_dead_runs(sh: &Shared, dirs: &Dirs) -> bool {
     let keep = live_journals(dirs, &sh.run_id);
     let mut removed = false;
     for dir in dead {
+        // Its containers are gone; a disk it was building may still hold
+        // a loop device on a file in its scratch dir.
+        ov_rules::rule::disk::loops::release_under(&dir);
         let keys = debris::journaled(&dir);
         if !keys.is_empty() {
             let Some(engine) = &engine else { continue };

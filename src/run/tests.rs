@@ -498,59 +498,6 @@ fn ctrl_c_mid_build_records_nothing_and_leaves_no_node_tag() {
 }
 
 #[test]
-fn vm_kinds_fail_with_an_error_naming_the_node() {
-    use ov_rules::rule::{DiskSource, DiskSpec, EngineQuirks, ExecCtx, ExecError};
-    use ov_rules::NodeSpec;
-    use serde_json::Value as Json;
-    let specs: Vec<(&str, NodeSpec)> = vec![(
-        "disk:vm",
-        DiskSpec {
-            source_kind: DiskSource::Bootc,
-            disk_size: Json::Null,
-            rootfs: None,
-            root_size: None,
-            kernel_args: None,
-            format: "qcow2".into(),
-        }
-        .into(),
-    )];
-    let fake = Fake::new();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let store = ov_cache::Store::open(&dir.path().join("store")).unwrap();
-    for (id, spec) in specs {
-        let key = <ov_cache::NodeKey as ov_cache::Digest>::from_bytes([1; 32]);
-        let deps = HashMap::new();
-        let cancel = CancellationToken::new();
-        let mut on_line = |_: &str| {};
-        let mut ctx = ExecCtx {
-            engine: &*fake,
-            node_id: id,
-            key: &key,
-            deps: &deps,
-            layer_dir: None,
-            project_root: dir.path(),
-            scratch: dir.path(),
-            run_id: "1-1",
-            cancel: &cancel,
-            quirks: &EngineQuirks::default(),
-            on_line: &mut on_line,
-            blobs: &store,
-            vm_state: dir.path(),
-            downloads: dir.path(),
-        };
-        let e = rt.block_on(spec.execute(&mut ctx)).unwrap_err();
-        assert!(matches!(e, ExecError::Spec(_)), "{id}: {e}");
-        let text = e.to_string();
-        assert!(
-            text.starts_with(&format!("{id}: {} nodes are built", spec.kind())),
-            "{text}"
-        );
-    }
-    assert_eq!(fake.calls(), 0, "nothing reached the engine");
-}
-
-#[test]
 fn a_dependency_s_stored_file_is_placed_by_name_and_an_unknown_name_is_an_error() {
     use ov_rules::rule::{EngineQuirks, ExecCtx, NodeOutput};
     let dir = tempfile::tempdir().unwrap();

@@ -348,7 +348,7 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let l = layer(b"shared");
         store.put_blob_bytes(&l).unwrap();
-        let (archive, _) = podman_archive(&[l.clone()]);
+        let (archive, _) = podman_archive(std::slice::from_ref(&l));
         let parts = split(&archive[..], &store).unwrap();
         assert_eq!(parts.layers[0].size, l.len() as u64);
     }

@@ -186,3 +186,89 @@ impl BlobPlacer for ov_cache::Store {
         placed.map_err(|e| std::io::Error::other(e.to_string()))
     }
 }
+
+/// An engine for rules that must never reach one (disks from cloud images,
+/// boots): every call panics naming the method, so a test of such a rule
+/// fails loudly if it touches the engine.
+pub struct NoEngine;
+
+macro_rules! never {
+    ($what:literal) => {
+        panic!(concat!("this rule called the container engine: ", $what))
+    };
+}
+
+impl ContainerEngine for NoEngine {
+    fn image_id<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<Option<ImageId>, EngineError>> {
+        never!("image_id")
+    }
+    fn tag<'a>(&'a self, _: &'a ImageId, _: &'a str) -> BoxFuture<'a, Result<(), EngineError>> {
+        never!("tag")
+    }
+    fn build<'a>(
+        &'a self,
+        _: BuildRequest,
+        _: &'a CancellationToken,
+        _: &'a mut (dyn FnMut(&str) + Send),
+    ) -> BoxFuture<'a, Result<ImageId, EngineError>> {
+        never!("build")
+    }
+    fn pull<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a CancellationToken,
+    ) -> BoxFuture<'a, Result<(), EngineError>> {
+        never!("pull")
+    }
+    fn import<'a>(
+        &'a self,
+        _: &'a Path,
+        _: &'a str,
+    ) -> BoxFuture<'a, Result<ImageId, EngineError>> {
+        never!("import")
+    }
+    fn run<'a>(
+        &'a self,
+        _: &'a RunSpec,
+        _: &'a CancellationToken,
+    ) -> BoxFuture<'a, Result<RunOutput, EngineError>> {
+        never!("run")
+    }
+    fn images(&self) -> BoxFuture<'_, Result<ImageSnapshot, EngineError>> {
+        never!("images")
+    }
+    fn remove_tag<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<bool, EngineError>> {
+        never!("remove_tag")
+    }
+    fn run_ids(&self) -> BoxFuture<'_, Result<Vec<String>, EngineError>> {
+        never!("run_ids")
+    }
+    fn remove_run_containers<'a>(
+        &'a self,
+        _: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<usize, EngineError>> {
+        never!("remove_run_containers")
+    }
+    fn platform(&self) -> BoxFuture<'_, Result<EnginePlatform, EngineError>> {
+        never!("platform")
+    }
+    fn export_image<'a>(&'a self, _: &'a str) -> BoxStream<'a, Result<Bytes, EngineError>> {
+        never!("export_image")
+    }
+    fn load_image<'a>(
+        &'a self,
+        _: BoxStream<'static, Result<Bytes, std::io::Error>>,
+        _: &'a CancellationToken,
+    ) -> BoxFuture<'a, Result<(), EngineError>> {
+        never!("load_image")
+    }
+    fn cheap_image_list(&self) -> bool {
+        never!("cheap_image_list")
+    }
+    fn calls(&self) -> usize {
+        0
+    }
+    fn containers_created(&self) -> usize {
+        0
+    }
+}

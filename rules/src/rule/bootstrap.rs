@@ -115,6 +115,29 @@ pub fn template_data(distro_def: &Json) -> Json {
     })
 }
 
+/// What a VM's bootstrap script sees (ov's `BuildBootstrapVM`): the
+/// distro's base packages for its bootstrapper and the VM's own
+/// `source.package` as `.Packages` (the second-stage install), and
+/// `source.bootstrap_arch`/`bootstrap_variant` as `.Arch`/`.Variant`.
+pub fn vm_template_data(distro_def: &Json, source: &Json) -> Json {
+    let mut data = template_data(distro_def);
+    let mut packages: Vec<Json> = Vec::new();
+    for section in ["pacstrap", "debootstrap"] {
+        if let Some(Json::Array(a)) = distro_def.get(section).and_then(|s| s.get("base_package")) {
+            packages.extend(a.iter().cloned());
+            break;
+        }
+    }
+    if let Some(Json::Array(a)) = source.get("package") {
+        packages.extend(a.iter().cloned());
+    }
+    data["Packages"] = Json::Array(packages);
+    for (key, field) in [("Arch", "bootstrap_arch"), ("Variant", "bootstrap_variant")] {
+        data[key] = source.get(field).cloned().unwrap_or(json!(""));
+    }
+    data
+}
+
 async fn run(spec: &BootstrapSpec, ctx: &mut ExecCtx<'_>) -> Result<NodeOutput, ExecError> {
     let builder = &spec.builder;
     let image = ctx.dep_image(&spec.builder_node)?.clone();
@@ -136,7 +159,11 @@ async fn run(spec: &BootstrapSpec, ctx: &mut ExecCtx<'_>) -> Result<NodeOutput, 
             "build.yml builder `{builder}`: output_artifact `{artifact}` must be under /out/"
         )));
     };
-    let data = template_data(spec.distro_def.as_ref().unwrap_or(&Json::Null));
+    let distro_def = spec.distro_def.as_ref().unwrap_or(&Json::Null);
+    let data = match &spec.source {
+        Some(source) => vm_template_data(distro_def, source),
+        None => template_data(distro_def),
+    };
     // The script template puts packages on bash's command line unquoted.
     if let Some(p) = data["Packages"].as_array().into_iter().flatten().find(|p| {
         !p.as_str()
@@ -235,5 +262,23 @@ mod tests {
             d.pointer("/Distro/Debootstrap/IncludePackages"),
             Some(&json!(["ca-certificates"]))
         );
+    }
+
+    #[test]
+    fn a_vms_packages_are_the_base_packages_and_its_own() {
+        let distro = json!({
+            "bootstrap": {"package": ["curl"]},
+            "debootstrap": {"suite": "bookworm", "base_package": ["systemd-sysv", "linux-image-amd64"]},
+        });
+        let d = vm_template_data(
+            &distro,
+            &json!({"package": ["openssh-server"], "bootstrap_variant": "minbase"}),
+        );
+        assert_eq!(
+            d["Packages"],
+            json!(["systemd-sysv", "linux-image-amd64", "openssh-server"])
+        );
+        assert_eq!(d["Variant"], json!("minbase"));
+        assert_eq!(d["Arch"], json!(""));
     }
 }

@@ -27,14 +27,14 @@ pub mod seed;
 pub mod source;
 pub mod stage;
 
-pub use backend::{BlobPlacer, ContainerEngine};
+pub use backend::{BlobPlacer, ContainerEngine, NoEngine};
 pub use base::BaseSpec;
 pub use boot::BootSpec;
 pub use bootstrap::BootstrapSpec;
 pub use cloud_image::CloudImageSpec;
 pub(crate) use ctx::at;
 pub use ctx::{EngineQuirks, ExecCtx, ExecError, NodeOutput};
-pub use disk::{DiskSource, DiskSpec};
+pub use disk::{Bootloader, DiskFormat, DiskFrom, DiskSpec, RootFs, Transport};
 pub use eval::EvalSpec;
 pub use image::{ImageSpec, LabelLayer};
 pub use layer::{LayerSpec, StageUse};
@@ -123,15 +123,6 @@ pub trait Rule: Serialize {
         &self,
         ctx: &mut ExecCtx<'_>,
     ) -> impl Future<Output = Result<NodeOutput, ExecError>> + Send;
-}
-
-/// The error of a kind whose executor comes with the VM work.
-pub(crate) fn not_yet(ctx: &ExecCtx<'_>, kind: NodeKind) -> ExecError {
-    ExecError::Spec(format!(
-        "{}: {kind} nodes are built from the VM milestone on; build the images it needs with \
-         `ov build <image>`",
-        ctx.node_id
-    ))
 }
 
 /// A node's spec, one variant per [`NodeKind`].
