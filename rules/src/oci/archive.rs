@@ -30,9 +30,8 @@ enum Entry {
 }
 
 /// Reads the docker-archive `tar` of one image, storing its config and
-/// each layer in `store` as it streams past (a layer the CAS already holds
-/// under the digest its name claims is skipped, and checked below against
-/// the config), then an OCI image manifest listing them.
+/// each layer in `store` as it streams past (checked below against the
+/// config's diff ids), then an OCI image manifest listing them.
 pub fn split(tar: impl Read, store: &Store) -> Result<Parts, OciError> {
     let mut entries: HashMap<PathBuf, Entry> = HashMap::new();
     let mut archive = tar::Archive::new(tar);
@@ -67,19 +66,13 @@ pub fn split(tar: impl Read, store: &Store) -> Result<Parts, OciError> {
             // metadata, which the config and manifest.json supersede.
             continue;
         }
-        let claimed = path
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .and_then(|s| s.parse::<BlobDigest>().ok());
-        let part = match claimed.filter(|d| store.has_blob(d)) {
-            Some(digest) => Part { digest, size },
-            None => {
-                let (digest, size) = store
-                    .put_blob_reader(&mut e, &name)
-                    .map_err(|x| OciError::Store(x.to_string()))?;
-                Part { digest, size }
-            }
-        };
+        // Stored even when the CAS has the digest: storing repairs a
+        // damaged copy, and a result must never name a blob whose bytes
+        // are wrong (a rebuild after a corrupt store would record one).
+        let (digest, size) = store
+            .put_blob_reader(&mut e, &name)
+            .map_err(|x| OciError::Store(x.to_string()))?;
+        let part = Part { digest, size };
         entries.insert(path, Entry::Stored(part));
     }
     let resolve = |mut p: PathBuf| -> Option<&Entry> {
@@ -343,14 +336,29 @@ mod tests {
     }
 
     #[test]
-    fn a_layer_already_stored_is_not_read_again() {
+    fn a_damaged_stored_layer_is_repaired_by_the_next_export() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let l = layer(b"shared");
-        store.put_blob_bytes(&l).unwrap();
+        let d = store.put_blob_bytes(&l).unwrap();
+        // Bit rot in the store's only file.
+        let file = walkdir::WalkDir::new(dir.path().join("content-v2"))
+            .into_iter()
+            .flatten()
+            .find(|e| e.file_type().is_file())
+            .unwrap()
+            .into_path();
+        let mut bytes = std::fs::read(&file).unwrap();
+        bytes[0] ^= 1;
+        let mut perms = std::fs::metadata(&file).unwrap().permissions();
+        #[allow(clippy::permissions_set_readonly_false)]
+        perms.set_readonly(false);
+        std::fs::set_permissions(&file, perms).unwrap();
+        std::fs::write(&file, bytes).unwrap();
         let (archive, _) = podman_archive(std::slice::from_ref(&l));
         let parts = split(&archive[..], &store).unwrap();
-        assert_eq!(parts.layers[0].size, l.len() as u64);
+        assert_eq!(parts.layers[0].digest, d);
+        assert_eq!(store.read_blob(&d).unwrap(), l, "the damaged copy was kept");
     }
 
     #[test]
