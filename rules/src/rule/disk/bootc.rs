@@ -8,9 +8,7 @@
 use super::super::{ExecCtx, ExecError, NodeOutput};
 use super::{DiskFormat, DiskFrom, DiskSpec, RootFs, Transport};
 use crate::containerfile::quote::sh_sq;
-use crate::engine::RunSpec;
 use std::path::Path;
-use std::time::Duration;
 
 /// Where the node's scratch dir appears in the container.
 pub const WORK: &str = "/ov";
@@ -84,21 +82,7 @@ pub(super) async fn run(spec: &DiskSpec, ctx: &mut ExecCtx<'_>) -> Result<NodeOu
         kernel_args: spec.kernel_args.as_deref(),
         transport: *transport,
     });
-    let run = ctx
-        .engine
-        .run(
-            &RunSpec {
-                image: image.hex().to_string(),
-                script: format!("/bin/bash -c {}", sh_sq(&script)),
-                privileged: true,
-                user: Some("0".into()),
-                binds: binds(ctx.scratch),
-                run_id: ctx.run_id.to_string(),
-                timeout: Some(Duration::from_secs(3600)),
-            },
-            ctx.cancel,
-        )
-        .await?;
+    let run = super::privileged_run(ctx, &image, &script, binds(ctx.scratch)).await?;
     if run.exit_code != 0 {
         return Err(ExecError::Failed {
             message: format!(

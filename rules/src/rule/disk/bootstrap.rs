@@ -16,11 +16,9 @@
 use super::super::{ExecCtx, ExecError, NodeOutput};
 use super::{Bootloader, DiskFormat, DiskFrom, DiskSpec, ESP_MIB};
 use crate::containerfile::quote::sh_sq;
-use crate::engine::RunSpec;
 use crate::rule::bootstrap::ROOTFS_BLOB;
 use serde_json::json;
 use std::path::Path;
-use std::time::Duration;
 
 /// Where the node's scratch dir appears in the container.
 pub const WORK: &str = "/ov";
@@ -187,21 +185,7 @@ pub(super) async fn run(spec: &DiskSpec, ctx: &mut ExecCtx<'_>) -> Result<NodeOu
     if let Some(dir) = std::env::var_os(KEEP_SCRIPT_ENV) {
         keep(Path::new(&dir), vm, &script, &tarball)?;
     }
-    let run = ctx
-        .engine
-        .run(
-            &RunSpec {
-                image: image.hex().to_string(),
-                script: format!("/bin/bash -c {}", sh_sq(&script)),
-                privileged: true,
-                user: Some("0".into()),
-                binds: binds(ctx.scratch),
-                run_id: ctx.run_id.to_string(),
-                timeout: Some(Duration::from_secs(3600)),
-            },
-            ctx.cancel,
-        )
-        .await?;
+    let run = super::privileged_run(ctx, &image, &script, binds(ctx.scratch)).await?;
     (ctx.on_line)(&format!("disk script exited {}", run.exit_code));
     match run.exit_code {
         0 => {}

@@ -186,6 +186,30 @@ pub fn virtual_size(path: &Path, format: DiskFormat) -> Result<u64, ExecError> {
     }
 }
 
+/// Runs a disk `script` with bash as root in a privileged container of
+/// `image` (loop devices and mounts need it), with `binds`, for at most an
+/// hour: what the bootstrap and bootc disk steps share.
+async fn privileged_run(
+    ctx: &mut ExecCtx<'_>,
+    image: &crate::engine::ImageId,
+    script: &str,
+    binds: Vec<String>,
+) -> Result<crate::engine::RunOutput, ExecError> {
+    let spec = crate::engine::RunSpec {
+        image: image.hex().to_string(),
+        script: format!(
+            "/bin/bash -c {}",
+            crate::containerfile::quote::sh_sq(script)
+        ),
+        privileged: true,
+        user: Some("0".into()),
+        binds,
+        run_id: ctx.run_id.to_string(),
+        timeout: Some(std::time::Duration::from_secs(3600)),
+    };
+    Ok(ctx.engine.run(&spec, ctx.cancel).await?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
