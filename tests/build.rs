@@ -121,6 +121,7 @@ fn spawn_until_eval_starts(ov: &Ov) -> std::process::Child {
 #[test]
 fn cold_build_then_a_no_op_runs_no_engine_build() {
     let p = Project::copy_of(&local_fixture("deb-tasks"));
+    let tag = p.own_tag("app");
     let ov = ov_for(p.path());
     let cold = built_ok(&ov);
     assert_eq!(
@@ -141,7 +142,7 @@ fn cold_build_then_a_no_op_runs_no_engine_build() {
     assert_eq!(again.count("failed"), 0);
     // The image is there under its tag, and dry-run agrees nothing would run.
     let out = Command::new("podman")
-        .args(["image", "exists", "localhost/ov-test/app:test"])
+        .args(["image", "exists", &tag])
         .status()
         .unwrap();
     assert!(out.success(), "the image tag was not created");

@@ -213,13 +213,13 @@ fn fields_the_preamble_reads_are_checked_where_written() {
 #[test]
 fn the_built_image_runs_as_its_user_in_its_home() {
     let p = project();
+    let img = &p.own_tag("app");
     let ov = ov_for(p.path());
     let cold = built_ok(&ov);
     assert_eq!(
         cold.nodes("built"),
         vec!["image:app", "layer:tools@app", "preamble:app"]
     );
-    let img = "localhost/ov-test/app:test";
     assert_eq!(
         podman_run(img, "id"),
         "uid=1500(dev) gid=1600(dev) groups=1600(dev)\n"

@@ -10,6 +10,7 @@ use crate::util::{local_fixture, podman_run, trust_host_local_cas, Project};
 #[test]
 fn an_npm_stage_runs_on_the_builder_image_and_its_output_lands_in_the_layer() {
     let p = Project::copy_of(&local_fixture("npm-stage"));
+    let app = p.own_tag("app");
     trust_host_local_cas(&p.path().join("layers/npm-tool"));
     let ov = ov_for(p.path());
     let cold = built_ok(&ov);
@@ -22,7 +23,7 @@ fn an_npm_stage_runs_on_the_builder_image_and_its_output_lands_in_the_layer() {
     // The package npm installed is in the final image, in the image
     // user's home (the stage's NPM_CONFIG_PREFIX), owned by that user.
     let manifest = podman_run(
-        "localhost/ov-test/app:test",
+        &app,
         "cat /home/user/.npm-global/lib/node_modules/is-number/package.json && \
          stat -c %u:%g /home/user/.npm-global/lib/node_modules/is-number",
     );
@@ -30,7 +31,7 @@ fn an_npm_stage_runs_on_the_builder_image_and_its_output_lands_in_the_layer() {
     assert!(manifest.trim_end().ends_with("1000:1000"), "{manifest}");
     // Nothing of the builder image came along: the app has no npm.
     assert_eq!(
-        podman_run("localhost/ov-test/app:test", "command -v npm || echo none").trim(),
+        podman_run(&app, "command -v npm || echo none").trim(),
         "none"
     );
 
@@ -53,10 +54,7 @@ fn an_npm_stage_runs_on_the_builder_image_and_its_output_lands_in_the_layer() {
             "stage:hello-npm-npm@app"
         ]
     );
-    let odd = podman_run(
-        "localhost/ov-test/app:test",
-        "ls /home/user/.npm-global/lib/node_modules",
-    );
+    let odd = podman_run(&app, "ls /home/user/.npm-global/lib/node_modules");
     assert!(odd.contains("is-odd"), "{odd}");
 }
 
@@ -67,10 +65,11 @@ fn an_npm_stage_runs_on_the_builder_image_and_its_output_lands_in_the_layer() {
 #[test]
 fn an_inline_cargo_builder_installs_the_layers_crate_as_the_image_user() {
     let p = Project::copy_of(&local_fixture("cargo-inline"));
+    let app = p.own_tag("cargo-app");
     let ov = ov_for(p.path());
     built_ok(&ov);
     let out = podman_run(
-        "localhost/ov-test/cargo-app:test",
+        &app,
         "/home/user/.cargo/bin/hello-cargo && stat -c %u:%g /home/user/.cargo/bin/hello-cargo",
     );
     assert_eq!(out, "hello from cargo\n1000:1000\n");

@@ -40,6 +40,20 @@ pub fn local_fixture(name: &str) -> PathBuf {
 /// A throwaway copy of a project, for tests that change files.
 pub struct Project {
     dir: TempDir,
+    /// Tags `own_tag` gave out, removed from the engine with the project.
+    own_tags: std::sync::Mutex<Vec<String>>,
+}
+
+impl Drop for Project {
+    fn drop(&mut self) {
+        let tags = std::mem::take(self.own_tags.get_mut().unwrap_or_else(|e| e.into_inner()));
+        if !tags.is_empty() {
+            let _ = std::process::Command::new("podman")
+                .arg("untag")
+                .args(&tags)
+                .output();
+        }
+    }
 }
 
 impl Project {
@@ -47,7 +61,10 @@ impl Project {
     pub fn copy_of(src: &Path) -> Project {
         let dir = TempDir::with_prefix("ov-test-project-").expect("temp dir");
         copy_tree(src, dir.path());
-        Project { dir }
+        Project {
+            dir,
+            own_tags: Default::default(),
+        }
     }
 
     /// A copy of `tests/fixtures/mini`, a small valid project.
@@ -86,6 +103,33 @@ impl Project {
             "{rel} should hold `{from}` exactly once:\n{text}"
         );
         self.write(rel, text.replacen(from, to, 1))
+    }
+
+    /// Gives the project's images a tag of their own (instead of the
+    /// fixtures' shared `test`) and returns `image`'s reference. Tests that
+    /// run or inspect a built image by its tag need this: tests run in
+    /// parallel, and another test building a fixture with the same image
+    /// name moves a shared tag to its own image between our build and our
+    /// check.
+    pub fn own_tag(&self, image: &str) -> String {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let unique = format!(
+            "t{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        self.edit("overthink.yml", "tag: test", &format!("tag: {unique}"));
+        let text = self.read("overthink.yml");
+        let registry = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("registry: "))
+            .expect("the fixture names a registry");
+        let reference = format!("{registry}/{image}:{unique}");
+        self.own_tags
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(reference.clone());
+        reference
     }
 
     /// The text of `rel`.
@@ -614,6 +658,7 @@ impl Project {
         let examples = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/web"));
         let p = Project {
             dir: TempDir::with_prefix("ov-test-project-").expect("temp dir"),
+            own_tags: Default::default(),
         };
         copy_tree(&examples.join("layers/web"), &p.path().join("layers/web"));
         p.edit(
