@@ -27,12 +27,12 @@
 //! when a target is missed.
 
 mod common;
-use common::{have, median, ms, verdict};
+use common::{have, median, ms, ov_binary, verdict};
 use ov::workspace::{Dirs, Workspace};
 use ov_cache::StatCache;
 use ov_rules::NodeKind;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -273,29 +273,6 @@ fn write_ninja(root: &Path, ws: &Workspace) -> usize {
     g.node_count()
 }
 
-fn release_ov() -> PathBuf {
-    if let Some(p) = option_env!("CARGO_BIN_EXE_ov") {
-        if Path::new(p).is_file() {
-            return PathBuf::from(p);
-        }
-    }
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| manifest.join("target"));
-    let bin = target.join("release").join("ov");
-    if !bin.is_file() {
-        let ok = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args(["build", "--release", "--bin", "ov"])
-            .current_dir(manifest)
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        assert!(ok, "could not build the release ov binary");
-    }
-    bin
-}
-
 /// Runs a command to completion with stdout discarded; returns its wall time.
 fn timed(cmd: &mut Command) -> Duration {
     let t = Instant::now();
@@ -357,7 +334,7 @@ fn main() {
             std::process::exit(2);
         }
     }
-    let ov_bin = release_ov();
+    let ov_bin = ov_binary();
     eprintln!("foundation bench: ov binary {}", ov_bin.display());
     let tmp = tempfile::Builder::new()
         .prefix("ov-bench-")

@@ -16,8 +16,8 @@
 //! picks the engine as it does for ov.
 
 mod common;
-use common::{env_num, have, median, ms, verdict};
-use std::path::{Path, PathBuf};
+use common::{env_num, have, median, ms, ov_binary, verdict};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -76,20 +76,6 @@ fn generate(root: &Path, layers: usize) -> Vec<String> {
     }
     write(&root.join("image.yml"), &images);
     names
-}
-
-fn release_ov() -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let ok = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "--release", "--bin", "ov"])
-        .current_dir(manifest)
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "could not build the release ov binary");
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| manifest.join("target"));
-    target.join("release").join("ov")
 }
 
 /// One `ov build --progress json`: wall time, and the summary's figures.
@@ -197,7 +183,7 @@ fn main() {
     let scale: f64 = env_num("OV_BENCH_SCALE").unwrap_or(1.0);
     let runs: usize = env_num("OV_BENCH_RUNS").unwrap_or(15).max(1);
     let layers = ((200.0 * scale).round() as usize).max(1);
-    let ov = release_ov();
+    let ov = ov_binary();
     let root = tempfile::TempDir::with_prefix("ov-bench-noop-").unwrap();
     let (project, cache) = (root.path().join("project"), root.path().join("cache"));
     let images = generate(&project, layers);

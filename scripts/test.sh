@@ -1,19 +1,39 @@
 #!/usr/bin/env bash
-# Set-up, then every check CI runs: format, lints, the whole test suite.
+# Set-up, then every check CI runs: format, lints, benchmark smoke runs and
+# the whole test suite. Each phase's time is printed once more at the end
+# (also when a phase fails), so the tail of a CI log says where time went.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
 export PATH="$HOME/.cargo/bin:$PATH"
-cargo fmt --all -- --check
-cargo clippy --workspace --all-targets -- -D warnings
-# A smoke run of the benchmark at a tenth of its size keeps it compiling and
-# running; the full run is `bash bench/run.sh`.
-OV_BENCH_SCALE=0.1 OV_BENCH_RUNS=3 cargo bench --bench foundation
-OV_BENCH_SCALE=0.1 OV_BENCH_RUNS=1 cargo bench --bench scheduler
-# Ten layers built for real, then three no-op builds (the full 200 layers
-# take minutes: `bash bench/noop.sh`).
-OV_BENCH_SCALE=0.05 OV_BENCH_RUNS=3 cargo bench --bench noop
+
+TIMES=()
+START=$SECONDS
+report() {
+  local rc=$?
+  printf '\ntest.sh: phase times (total %d s, exit %d)\n' "$((SECONDS - START))" "$rc"
+  printf '  %s\n' "${TIMES[@]}"
+}
+trap report EXIT
+# phase NAME CMD...: runs CMD and notes how long it took.
+phase() {
+  local name=$1 t=$SECONDS
+  shift
+  "$@"
+  TIMES+=("$(printf '%-10s %5d s' "$name" "$((SECONDS - t))")")
+}
+
+phase setup bash scripts/setup.sh
+phase fmt cargo fmt --all -- --check
+phase clippy cargo clippy --workspace --all-targets -- -D warnings
+# Smoke runs of the benchmarks at a fraction of their size, in the dev
+# profile the tests share (a release build of the workspace would cost CI
+# minutes): they keep the benchmarks compiling and running. The real runs
+# are `bash bench/run.sh`.
+phase bench-fnd env OV_BENCH_SCALE=0.1 OV_BENCH_RUNS=3 cargo bench --profile dev --bench foundation
+phase bench-sch env OV_BENCH_SCALE=0.1 OV_BENCH_RUNS=1 cargo bench --profile dev --bench scheduler
+# Ten layers built for real, then three no-op builds.
+phase bench-noop env OV_BENCH_SCALE=0.05 OV_BENCH_RUNS=3 cargo bench --profile dev --bench noop
 # The test suite runs last, so its summary closes the output. Its build
 # tests drive the podman service setup.sh started; two test threads keep
 # two engine builds going at once without starving the 2-core CI machine.
-cargo test --workspace -- --test-threads 2
+phase tests cargo test --workspace -- --test-threads 2

@@ -357,30 +357,54 @@ fn a_full_disk_is_named_and_leaves_the_store_sound() {
     let ov = ov_for(p.path());
     let cache = ov.cache_dir().to_path_buf();
     let mut index_full = false;
+    let mut eval_full = false;
     // Leave ever more room, so each write of a build (blobs, records, the
-    // index, last-run records) is in turn the one that finds the disk full.
-    for pages in 0..32u64 {
-        let _fs = Mount::tmpfs(&cache, "2m");
-        ov.ok(&["cache", "stats"]);
+    // index, last-run records, the eval's report) is in turn the one that
+    // finds the disk full. The file system stays between runs: what a run
+    // recorded stays cached, so each run redoes only the nodes still
+    // unrecorded and must not lose the others; once a run records more,
+    // the room starts again from none, so every node's writes are swept.
+    let _fs = Mount::tmpfs(&cache, "2m");
+    ov.ok(&["cache", "stats"]);
+    let mut recorded = 0;
+    let mut pages = 0u64;
+    for _ in 0..200 {
         fill_but(&cache, pages);
-
         let b = build(&ov, &[]);
+        let cached = b.count("cached_local");
+        assert!(
+            cached >= recorded,
+            "a full disk lost cached nodes: {:?}",
+            b.summary()
+        );
+        let now = cached + b.count("built");
+        eprintln!("{pages} pages free: {} recorded, {:?}", now, b.summary());
         if b.code == Some(0) {
-            assert!(pages > 0, "a build fit on a full disk");
+            assert!(recorded > 0 || pages > 0, "a build fit on a full disk");
             break;
         }
+        pages = if now > recorded { 0 } else { pages + 1 };
+        recorded = now;
         assert_eq!(b.code, Some(1), "{}", b.stderr);
         let fail = b.events.iter().find(|e| e["event"] == "fail").unwrap();
         let err = fail["error"].as_str().unwrap();
         assert_eq!(err.matches("No space left on device").count(), 1, "{err}");
         assert!(err.contains(&cache.display().to_string()), "{err}");
         index_full |= err.contains("index bucket");
+        eval_full |= err.contains("eval-report");
         // Nothing half-written: no temp files, and the store verifies.
         assert_eq!(files_under(&cache.join("store/tmp")), Vec::<PathBuf>::new());
         assert_eq!(files_under(&cache.join("tmp")), Vec::<PathBuf>::new());
         ov.ok(&["cache", "verify"]).stdout_has(&["all sound"]);
     }
+    let _ = std::fs::remove_file(cache.join("filler"));
+    assert_eq!(
+        built_ok(&ov).count("built"),
+        0,
+        "the last run left nodes unrecorded"
+    );
     assert!(index_full, "no run found the disk full at the index");
+    assert!(eval_full, "no run found the disk full at the eval's report");
 }
 
 /// Fills the filesystem of `dir` but for `pages` pages of 4 KiB.

@@ -1,6 +1,7 @@
 //! Helpers both benchmarks use: finding a peer tool, reading knobs from the
 //! environment, and reporting.
 
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -38,4 +39,28 @@ pub fn verdict(ok: bool) -> &'static str {
     } else {
         "FAIL"
     }
+}
+
+/// The `ov` binary cargo built with this bench, in the bench's own profile:
+/// `cargo bench` gives the release binary, and `cargo bench --profile dev`
+/// (CI's smoke run, which shares the test build) the debug one. Run by
+/// hand outside cargo, it falls back to building the release binary.
+#[allow(dead_code)]
+pub fn ov_binary() -> PathBuf {
+    if let Some(p) = option_env!("CARGO_BIN_EXE_ov") {
+        if Path::new(p).is_file() {
+            return PathBuf::from(p);
+        }
+    }
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let ok = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["build", "--release", "--bin", "ov"])
+        .current_dir(manifest)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "could not build the release ov binary");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| manifest.join("target"));
+    target.join("release").join("ov")
 }
