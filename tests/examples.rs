@@ -2,22 +2,11 @@
 //! base `scripts/setup.sh` imports, and the images they make work.
 
 use crate::build::{built_ok, ov_for};
+use crate::util::{podman, supervised_nginx};
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::Duration;
 
 fn example(name: &str) -> PathBuf {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/examples")).join(name)
-}
-
-fn podman(args: &[&str]) -> String {
-    let out = Command::new("podman").args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "podman {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[test]
@@ -67,33 +56,9 @@ fn web_serves_nginx_under_supervisord() {
     let ov = ov_for(&example("web"));
     let cold = built_ok(&ov);
     assert!(cold.nodes("built").contains(&"eval:web".to_string()));
-    let name = format!("ov-test-web-{}", std::process::id());
-    podman(&[
-        "run",
-        "-d",
-        "--name",
-        &name,
-        "localhost/ov-examples/web:dev",
-    ]);
-    let mut status = String::new();
-    for _ in 0..30 {
-        std::thread::sleep(Duration::from_millis(500));
-        let out = Command::new("podman")
-            .args(["exec", &name, "supervisorctl", "status", "nginx"])
-            .output()
-            .unwrap();
-        status = String::from_utf8_lossy(&out.stdout).into_owned();
-        if status.contains("RUNNING") {
-            break;
-        }
-    }
-    let page = Command::new("podman")
-        .args(["exec", &name, "cat", "/srv/www/index.html"])
-        .output()
-        .unwrap();
-    podman(&["rm", "-f", &name]);
+    let (status, page) = supervised_nginx("localhost/ov-examples/web:dev");
     assert!(status.contains("RUNNING"), "nginx is not running: {status}");
-    assert!(String::from_utf8_lossy(&page.stdout).contains("ov-example-web-page"));
+    assert!(page.contains("ov-example-web-page"), "{page}");
     // The web layer's `shell:` block, as ov's generator writes it
     // (install_build.go shellSnippetDestination; the heredoc adds a newline).
     let snippet = podman(&[

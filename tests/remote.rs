@@ -6,7 +6,7 @@
 mod fault;
 
 use crate::build::{build, ov_for, Built};
-use crate::util::{local_fixture, Project};
+use crate::util::{local_fixture, podman, supervised_nginx, Project};
 use fault::{Fault, FaultServer};
 use ov_cache::remote::{Config, Mode, RemoteCache, RemoteError, SigningKey};
 use ov_cache::Digest as _;
@@ -704,4 +704,83 @@ fn an_https_cache_is_trusted_through_the_ca_file_and_only_so() {
         "{err}"
     );
     assert_eq!(trusted.unwrap().as_ref(), Some(&result));
+}
+
+/// The A/B case on `examples/web`: machine A builds and uploads;
+/// its images leave the engine; machine B, with a fresh cache dir and a
+/// read-only remote, builds with no engine build, loads the images back
+/// from the blobs it fetched, re-runs the eval checks on them, and the
+/// restored image runs.
+#[test]
+fn a_second_machine_restores_examples_web_without_an_engine_build() {
+    let base = nginx_base("web");
+    let p = Project::copy_of(Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/web"
+    )));
+    let tag = p.own_tag("web");
+    // A marker in the lowest layer makes every image above the preamble
+    // this test's own, so removing them touches no other test's build.
+    let marker = tag.rsplit(':').next().unwrap().to_string();
+    p.append(
+        "layers/supervisord/layer.yml",
+        &format!("  task:\n    - write: /etc/ov-test-run\n      content: {marker}\n      mode: \"0644\"\n"),
+    );
+    let a = ov_for(p.path());
+    let built = build(&a, &["--remote-cache", &base]);
+    assert_eq!(built.code, Some(0), "{}", built.stderr);
+    let nodes = built.count("built") as usize;
+    let r = remote_counts(&built);
+    assert_eq!(r["uploads"], nodes, "{r}");
+    assert_eq!(r["errors"], 0, "{r}");
+
+    // The images leave the engine: the user's tag, then each own node
+    // image, top first (a parent with a child cannot go).
+    let store = Store::open(&a.cache_dir().join("store")).unwrap();
+    let _ = Command::new("podman").args(["rmi", &tag]).output();
+    for id in ["image:web", "layer:web@web", "layer:supervisord@web"] {
+        let (_, r) = store.last(id).unwrap().expect(id);
+        let rmi = Command::new("podman")
+            .args(["rmi", "-f", &r.output])
+            .output()
+            .unwrap();
+        assert!(rmi.status.success(), "{id}: {rmi:?}");
+    }
+
+    let b = ov_for(p.path());
+    let read = [
+        "--remote-cache",
+        base.as_str(),
+        "--remote-cache-mode",
+        "read",
+    ];
+    let restored = build(&b, &read);
+    assert_restored_everything(&restored, nodes);
+    assert_eq!(
+        restored.count("images_restored"),
+        3,
+        "{:?}",
+        restored.summary()
+    );
+    // The eval checks run again, on the images that came back.
+    let mut args = read.to_vec();
+    args.extend(["--refresh", "eval:web"]);
+    let checked = build(&b, &args);
+    assert_eq!(checked.code, Some(0), "{}", checked.stderr);
+    assert_eq!(checked.nodes("built"), ["eval:web"]);
+    assert_eq!(checked.count("engine_builds"), 0);
+    // And the restored image runs: supervisord starts nginx, and the
+    // marker shows it is this test's image.
+    let (status, page) = supervised_nginx(&tag);
+    assert!(status.contains("RUNNING"), "nginx is not running: {status}");
+    assert!(page.contains("ov-example-web-page"), "{page}");
+    let out = podman(&[
+        "run",
+        "--rm",
+        "--entrypoint",
+        "cat",
+        &tag,
+        "/etc/ov-test-run",
+    ]);
+    assert_eq!(out.trim(), marker);
 }

@@ -105,12 +105,12 @@ impl Project {
         self.write(rel, text.replacen(from, to, 1))
     }
 
-    /// Gives the project's images a tag of their own (instead of the
-    /// fixtures' shared `test`) and returns `image`'s reference. Tests that
-    /// run or inspect a built image by its tag need this: tests run in
-    /// parallel, and another test building a fixture with the same image
-    /// name moves a shared tag to its own image between our build and our
-    /// check.
+    /// Gives the project's images a tag of their own (instead of its
+    /// default tag, which other tests' copies share) and returns `image`'s
+    /// reference. Tests that run or inspect a built image by its tag need
+    /// this: tests run in parallel, and another test building a project
+    /// with the same image name moves a shared tag to its own image
+    /// between our build and our check.
     pub fn own_tag(&self, image: &str) -> String {
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let unique = format!(
@@ -118,7 +118,13 @@ impl Project {
             std::process::id(),
             NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         );
-        self.edit("overthink.yml", "tag: test", &format!("tag: {unique}"));
+        let text = self.read("overthink.yml");
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with("tag: "))
+            .expect("the project sets a default tag");
+        let indent = &line[..line.len() - line.trim_start().len()];
+        self.edit("overthink.yml", line, &format!("{indent}tag: {unique}"));
         let text = self.read("overthink.yml");
         let registry = text
             .lines()
@@ -609,6 +615,61 @@ pub fn podman_run(image: &str, script: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `podman ARGS`' stdout; the test fails when podman does.
+pub fn podman(args: &[&str]) -> String {
+    let out = Command::new("podman").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "podman {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Starts `image` (examples/web's, or a restored copy) with its own
+/// entrypoint, waits up to 15 s for supervisord to report nginx RUNNING,
+/// and returns that status line and the served page's file; the
+/// container is removed before the checks.
+pub fn supervised_nginx(image: &str) -> (String, String) {
+    let name = format!(
+        "ov-test-web-{}-{}",
+        std::process::id(),
+        image
+            .rsplit(':')
+            .next()
+            .unwrap_or("")
+            .replace(['/', '.'], "_")
+    );
+    let started = Command::new("podman")
+        .args(["run", "-d", "--name", &name, image])
+        .output()
+        .unwrap();
+    assert!(
+        started.status.success(),
+        "podman run {image}: {}",
+        String::from_utf8_lossy(&started.stderr)
+    );
+    let exec = |args: &[&str]| {
+        let out = Command::new("podman")
+            .args(["exec", &name])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let mut status = String::new();
+    for _ in 0..30 {
+        std::thread::sleep(Duration::from_millis(500));
+        status = exec(&["supervisorctl", "status", "nginx"]);
+        if status.contains("RUNNING") {
+            break;
+        }
+    }
+    let page = exec(&["cat", "/srv/www/index.html"]);
+    let _ = Command::new("podman").args(["rm", "-f", &name]).output();
+    (status, page)
 }
 
 pub fn acme_repo(repo_cache: &Path) {
