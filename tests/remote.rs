@@ -336,8 +336,9 @@ fn signed_entries_check_with_the_key_and_only_with_it() {
 // --- whole builds -----------------------------------------------------------
 
 /// Starts (or finds running) the nginx cache of `scripts/setup-cache-server.sh`
-/// and returns a fresh base URL on it, so tests share no entries.
-fn nginx_base(name: &str) -> String {
+/// and returns a base URL on it named `name`, made unique to this run when
+/// `fresh` (so tests share no entries).
+pub fn nginx_base(name: &str, fresh: bool) -> String {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/setup-cache-server.sh");
     let out = Command::new("bash").arg(&script).output().unwrap();
     assert!(
@@ -347,6 +348,9 @@ fn nginx_base(name: &str) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    if !fresh {
+        return format!("http://127.0.0.1:8081/{name}/");
+    }
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -384,7 +388,7 @@ fn assert_restored_everything(b: &Built, nodes: usize) {
 
 #[test]
 fn a_second_machine_restores_a_debian_build_from_nginx() {
-    let base = nginx_base("deb-tasks");
+    let base = nginx_base("deb-tasks", true);
     let p = Project::copy_of(&local_fixture("deb-tasks"));
     let a = ov_for(p.path());
     let built = build(&a, &["--remote-cache", &base]);
@@ -713,7 +717,7 @@ fn an_https_cache_is_trusted_through_the_ca_file_and_only_so() {
 /// restored image runs.
 #[test]
 fn a_second_machine_restores_examples_web_without_an_engine_build() {
-    let base = nginx_base("web");
+    let base = nginx_base("web", true);
     let p = Project::copy_of(Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/examples/web"

@@ -32,6 +32,12 @@ pub struct SharedVm {
     pub cache: PathBuf,
     /// The cold build's events.
     pub cold: Built,
+    /// The remote cache (on the nginx server of
+    /// `scripts/setup-cache-server.sh`) the cold build uploaded to.
+    pub remote: String,
+    /// `OV_STATE_DIR`: the VM's instance dir, with its generated SSH key,
+    /// stays the same across the tests' runs, so the seed's key does too.
+    pub state: PathBuf,
     /// Serialises the tests that build in this cache dir.
     lock: Mutex<()>,
 }
@@ -42,6 +48,7 @@ impl SharedVm {
         Ov::new(project)
             .without_cache_flag()
             .env("OV_CACHE_DIR", &self.cache)
+            .env("OV_STATE_DIR", &self.state)
             .with_timeout(VM_TIMEOUT)
     }
 
@@ -82,9 +89,17 @@ pub fn shared_vm() -> &'static SharedVm {
         }
         std::fs::create_dir_all(&cache).unwrap();
         let project = Project::copy_of(&example_vm());
+        // A warm cache dir uploads nothing new: it keeps one remote too.
+        let remote = if std::env::var_os("OV_TEST_VM_WARM").is_some() {
+            crate::remote::nginx_base("vm-warm", false)
+        } else {
+            crate::remote::nginx_base("vm", true)
+        };
         let mut vm = SharedVm {
             project,
+            state: cache.join("state"),
             cache,
+            remote,
             cold: Built {
                 code: None,
                 events: Vec::new(),
@@ -92,7 +107,7 @@ pub fn shared_vm() -> &'static SharedVm {
             },
             lock: Mutex::new(()),
         };
-        vm.cold = build(&vm.ov(), &["disk:vm"]);
+        vm.cold = build(&vm.ov(), &["disk:vm", "--remote-cache", &vm.remote]);
         assert_eq!(
             vm.cold.code,
             Some(0),
@@ -554,4 +569,161 @@ fn interrupted_disk_builds_leave_nothing_and_a_20g_disk_builds_in_little_memory(
     let store = ov_cache::Store::open(&vm.cache.join("store")).unwrap();
     let (_, result) = store.last("disk:vm").unwrap().unwrap();
     assert_eq!(result.meta["virtual_size"], 20u64 << 30);
+}
+
+/// The blob `name` of the result `cache`'s store last recorded for `id`.
+fn recorded(cache: &Path, id: &str, name: &str) -> (ov_cache::NodeKey, ov_cache::BlobDigest) {
+    let store = ov_cache::Store::open(&cache.join("store")).unwrap();
+    let (key, result) = store
+        .last(id)
+        .unwrap()
+        .unwrap_or_else(|| panic!("{id} is not recorded in {}", cache.display()));
+    let blob = result
+        .blobs
+        .iter()
+        .find(|b| b.name == name)
+        .unwrap_or_else(|| panic!("{id} has no blob {name}"));
+    (key, blob.digest)
+}
+
+/// libvirt's domains, running or not.
+fn domains() -> String {
+    sh("virsh -c qemu:///system list --all --name")
+}
+
+/// examples/vm end to end: its disk boots under TCG through libvirt until
+/// SSH answers with the generated key, the deploy-scope checks pass over
+/// SSH, and the VM powers off cleanly; the report is what is cached, so a
+/// second build boots nothing. Then a second machine (a fresh cache dir,
+/// the same SSH key, a read-only remote cache that the cold build and this
+/// boot uploaded to) gets the disk and the boot report without building
+/// or booting anything.
+#[test]
+fn the_example_vm_boots_to_ssh_passes_its_checks_once_and_another_machine_restores_it() {
+    let vm = shared_vm();
+    let _g = vm.lock();
+    let ov = vm.ov();
+    let booted = build(&ov, &["boot:vm", "--remote-cache", &vm.remote]);
+    assert_eq!(booted.code, Some(0), "{}", booted.stderr);
+    assert_eq!(booted.nodes("built"), ["boot:vm", "seed:vm"]);
+    let store = ov_cache::Store::open(&vm.cache.join("store")).unwrap();
+    let (_, report) = recorded(&vm.cache, "boot:vm", "report");
+    let report: serde_json::Value =
+        serde_json::from_slice(&store.read_blob(&report).unwrap()).unwrap();
+    assert_eq!(report["ready_by"], "ssh", "{report:#}");
+    assert_eq!(report["stopped"], "clean", "{report:#}");
+    let checks = report["checks"].as_array().unwrap();
+    let ids: Vec<&str> = checks.iter().map(|c| c["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["motd", "sshd"]);
+    assert!(checks.iter().all(|c| c["ok"] == true), "{report:#}");
+    assert!(!domains().contains("ov-vm"), "a domain was left");
+
+    let again = build(&ov, &["boot:vm"]);
+    assert_eq!(again.code, Some(0), "{}", again.stderr);
+    assert_eq!(again.nodes("built"), Vec::<String>::new());
+
+    let b = Ov::new(vm.project.path())
+        .env("OV_STATE_DIR", &vm.state)
+        .with_timeout(VM_TIMEOUT);
+    let restored = build(
+        &b,
+        &[
+            "boot:vm",
+            "--remote-cache",
+            &vm.remote,
+            "--remote-cache-mode",
+            "read",
+        ],
+    );
+    assert_eq!(restored.code, Some(0), "{}", restored.stderr);
+    assert_eq!(restored.nodes("built"), Vec::<String>::new());
+    assert_eq!(restored.count("engine_builds"), 0);
+    assert!(
+        restored.count("cached_remote") >= 2,
+        "{:?}",
+        restored.summary()
+    );
+    assert!(restored.warnings().is_empty(), "{:?}", restored.warnings());
+    // B has A's disk and A's report, by the same keys and digests.
+    for (id, blob) in [("disk:vm", "disk"), ("boot:vm", "report")] {
+        assert_eq!(
+            recorded(b.cache_dir(), id, blob),
+            recorded(&vm.cache, id, blob),
+            "{id}"
+        );
+    }
+}
+
+/// Destroys an `ov vm create`d instance however its test ends.
+struct Created<'a>(&'a Ov, &'a str);
+
+impl Drop for Created<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.run(&["vm", "destroy", "vm", "-i", self.1, "--disk"]);
+    }
+}
+
+/// `ov vm create` starts a long-lived VM on an overlay of the cached disk
+/// (nothing is built again); it comes up with its cloud-init seed (the
+/// runcmd's file is there) and answers `ov vm ssh` with the generated
+/// key; `ov vm list` shows it, `stop --force` turns it off and `destroy
+/// --disk` removes the domain and its state dir.
+#[test]
+fn ov_vm_create_runs_the_example_vm_until_it_is_stopped_and_destroyed() {
+    let vm = shared_vm();
+    let _g = vm.lock();
+    let ov = vm.ov();
+    let created = ov.ok(&["vm", "create", "vm", "-i", "t1", "--ram", "1536M"]);
+    let _guard = Created(&ov, "t1");
+    created.stdout_has(&["created ov-vm-t1"]);
+    assert!(
+        !created.stderr.contains("built "),
+        "create rebuilt something:\n{}",
+        created.stderr
+    );
+    let instance = vm.state.join("vm/ov-vm-t1");
+    for f in ["disk.qcow2", "seed.iso", "OVMF_VARS.fd"] {
+        assert!(
+            instance.join(f).is_file(),
+            "{f} is not in {}",
+            instance.display()
+        );
+    }
+
+    // Under TCG the guest takes a minute or two to answer ssh.
+    let started = Instant::now();
+    let marker = loop {
+        let r = ov.run(&[
+            "vm",
+            "ssh",
+            "vm",
+            "-i",
+            "t1",
+            "--",
+            "cat",
+            "/run/ov-example-vm",
+        ]);
+        if r.code == Some(0) {
+            break r.stdout;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "ov vm ssh never answered: {}\nconsole:\n{}",
+            r.stderr,
+            ov.run(&["vm", "console", "vm", "-i", "t1"]).stdout
+        );
+        std::thread::sleep(Duration::from_secs(5));
+    };
+    assert_eq!(marker.trim(), "ov-example-vm", "cloud-init's runcmd ran");
+    ov.ok(&["vm", "list"]).stdout_has(&["ov-vm-t1\trunning"]);
+    ov.ok(&["vm", "console", "vm", "-i", "t1"])
+        .stdout_has(&["Linux version"]);
+
+    ov.ok(&["vm", "stop", "vm", "-i", "t1", "--force"]);
+    ov.ok(&["vm", "list"]).stdout_has(&["ov-vm-t1\tshut off"]);
+    ov.ok(&["vm", "destroy", "vm", "-i", "t1", "--disk"])
+        .stdout_has(&["destroyed ov-vm-t1"]);
+    assert!(!ov.ok(&["vm", "list"]).stdout.contains("ov-vm-t1"));
+    assert!(!instance.exists(), "{} is left", instance.display());
+    assert!(!domains().contains("ov-vm-t1"));
 }
