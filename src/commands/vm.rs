@@ -13,7 +13,7 @@ use anyhow::Context as _;
 use ov_cache::{Lookup, Store};
 use ov_rules::rule::boot::hypervisor::{self, GuestState, Hypervisor, Lifetime};
 use ov_rules::rule::boot::machine::{Machine, Uefi, DEFAULT_MACHINE};
-use ov_rules::rule::boot::spec::{self, KeySource, PortForward};
+use ov_rules::rule::boot::spec::{self, PortForward};
 use ov_rules::rule::boot::{host, make_overlay, BootSpec, BUILD_INSTANCE};
 use ov_rules::vm::Instance;
 use std::io::Write;
@@ -143,7 +143,7 @@ pub fn run(root: &Path, dirs: &Dirs, cmd: VmCmd, out: &mut dyn Write) -> anyhow:
             let ws = Workspace::open(root, dirs)?;
             let spec = boot_spec(&ws, &target.name)?;
             let key = saved_key(&inst, &vm_state)
-                .or_else(|| generated_or_path(&spec, &inst, &vm_state))
+                .or_else(|| ov_rules::rule::boot::private_key(&spec, &vm_state, &inst))
                 .ok_or_else(|| bad_input(format!("no ssh key for {}", inst.domain())))?;
             let ssh = ov_rules::rule::boot::ssh::Ssh {
                 port: spec.ssh.port,
@@ -164,17 +164,6 @@ pub fn run(root: &Path, dirs: &Dirs, cmd: VmCmd, out: &mut dyn Write) -> anyhow:
 fn saved_key(inst: &Instance, vm_state: &Path) -> Option<PathBuf> {
     let p = std::fs::read_to_string(inst.dir(vm_state).join("ssh_key_path")).ok()?;
     Some(PathBuf::from(p.trim()))
-}
-
-fn generated_or_path(spec: &BootSpec, inst: &Instance, vm_state: &Path) -> Option<PathBuf> {
-    let generated = inst.ssh_key(vm_state);
-    if generated.is_file() {
-        return Some(generated);
-    }
-    match &spec.ssh.key {
-        KeySource::Path(p) => Some(PathBuf::from(p.strip_suffix(".pub").unwrap_or(p))),
-        _ => None,
-    }
 }
 
 /// Places the file `name` of node `id`'s stored result at `dest`.

@@ -2,7 +2,7 @@
 //! `generate` keeps an ed25519 pair in the instance's state dir (made once,
 //! reused after), a path names a public key file, `none` injects nothing,
 //! and `auto` takes the user's own `~/.ssh` key. Only public halves go into
-//! seeds; [`private_key_for`] tells a booting node which private key logs in.
+//! seeds (the boot rule's `private_key` finds the private half that logs in).
 
 use super::Instance;
 use serde::{Deserialize, Serialize};
@@ -150,31 +150,6 @@ pub fn public_key(
     }
 }
 
-/// The private key that logs into `instance` set up with `source`, if it
-/// is on this machine: the generated one, or the file next to the public
-/// key (`id_ed25519` for `id_ed25519.pub`).
-pub fn private_key_for(instance: &Instance, root: &Path, source: &KeySource) -> Option<PathBuf> {
-    let beside = |public: &Path| -> Option<PathBuf> {
-        let name = public.file_name()?.to_str()?.strip_suffix(".pub")?;
-        Some(public.with_file_name(name)).filter(|p| p.is_file())
-    };
-    let generated = || Some(instance.ssh_key(root)).filter(|p| p.is_file());
-    match source {
-        KeySource::None => None,
-        KeySource::Generate => generated(),
-        KeySource::Path(p) => beside(p),
-        KeySource::Auto => match home()
-            .map(|h| user_keys(&h))
-            .unwrap_or_default()
-            .into_iter()
-            .find(|p| p.is_file())
-        {
-            Some(public) => beside(&public),
-            None => generated(),
-        },
-    }
-}
-
 /// The instance's ed25519 pair, made on first use. The private key is the
 /// truth: when it exists, its public half is derived from it (and the
 /// `.pub` file rewritten if missing), so two builds racing to make the
@@ -285,10 +260,6 @@ mod tests {
         assert_eq!(generate(&inst, root.path()).unwrap().line, a.line);
         std::fs::remove_file(inst.ssh_pub_key(root.path())).unwrap();
         assert_eq!(generate(&inst, root.path()).unwrap().line, a.line);
-        assert_eq!(
-            private_key_for(&inst, root.path(), &KeySource::Generate),
-            Some(private)
-        );
         // Another instance has its own pair.
         let b = Instance::new("web", Some("two")).unwrap();
         assert_ne!(generate(&b, root.path()).unwrap().line, a.line);
@@ -303,10 +274,6 @@ mod tests {
         assert_eq!(
             public_key(&src, &inst, dir.path()).unwrap().unwrap().line,
             made.line
-        );
-        assert_eq!(
-            private_key_for(&inst, dir.path(), &src),
-            Some(inst.ssh_key(dir.path()))
         );
         let junk = dir.path().join("junk.pub");
         std::fs::write(&junk, "not a key\n").unwrap();

@@ -119,7 +119,8 @@ pub fn make_overlay(
 /// The private key a boot reaches its guest with: the instance's
 /// generated key, the VM's default instance's (where the seed put it), or
 /// the one next to `key_source: PATH`'s public key, or the user's own.
-fn private_key(spec: &BootSpec, vm_state: &Path, inst: &Instance) -> Option<PathBuf> {
+/// `ov vm ssh` logs in with the same key a build's boot does.
+pub fn private_key(spec: &BootSpec, vm_state: &Path, inst: &Instance) -> Option<PathBuf> {
     let default = Instance::new(&spec.vm, None).ok()?;
     let generated = [inst.ssh_key(vm_state), default.ssh_key(vm_state)];
     match &spec.ssh.key {
