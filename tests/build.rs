@@ -486,6 +486,12 @@ fn lock_pins_the_local_base_without_pulling_and_a_bad_pin_is_bad_input() {
 #[test]
 fn a_dependency_rebuilt_to_the_same_output_does_not_rerun_its_dependents() {
     let p = Project::copy_of(&local_fixture("deb-tasks"));
+    // Layer a, and all that stands on it, this test's own: the rebuild
+    // below gets the same image only from podman's build cache, and
+    // another test's `cache gc` may remove the untagged build-step images
+    // of the fixture's shared layers at any moment.
+    let own = p.own_tag("app");
+    p.append("layers/a/a.txt", &format!("{own}\n"));
     let ov = ov_for(p.path());
     built_ok(&ov);
     // Rerun layer a; the engine rebuilds the same steps on the same parent

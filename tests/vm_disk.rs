@@ -605,7 +605,12 @@ fn the_example_vm_boots_to_ssh_passes_its_checks_once_and_another_machine_restor
     let ov = vm.ov();
     let booted = build(&ov, &["boot:vm", "--remote-cache", &vm.remote]);
     assert_eq!(booted.code, Some(0), "{}", booted.stderr);
-    assert_eq!(booted.nodes("built"), ["boot:vm", "seed:vm"]);
+    // The seed too, unless `ov vm create`'s test made it first.
+    let built = booted.nodes("built");
+    assert!(
+        built == ["boot:vm", "seed:vm"] || built == ["boot:vm"],
+        "{built:?}"
+    );
     let store = ov_cache::Store::open(&vm.cache.join("store")).unwrap();
     let (_, report) = recorded(&vm.cache, "boot:vm", "report");
     let report: serde_json::Value =
@@ -676,9 +681,10 @@ fn ov_vm_create_runs_the_example_vm_until_it_is_stopped_and_destroyed() {
     let created = ov.ok(&["vm", "create", "vm", "-i", "t1", "--ram", "1536M"]);
     let _guard = Created(&ov, "t1");
     created.stdout_has(&["created ov-vm-t1"]);
+    // The disk is the cached one (the seed is made if no build made it).
     assert!(
-        !created.stderr.contains("built "),
-        "create rebuilt something:\n{}",
+        created.stderr.contains("cached  disk:vm") && !created.stderr.contains("built   disk:vm"),
+        "create rebuilt the disk:\n{}",
         created.stderr
     );
     let instance = vm.state.join("vm/ov-vm-t1");
