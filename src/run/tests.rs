@@ -32,6 +32,9 @@ struct Fake {
     calls: AtomicUsize,
     /// A build whose Containerfile contains this fails.
     fail: Mutex<Option<String>>,
+    /// The first build whose Containerfile contains this fails as podman
+    /// does when an image of its build cache is removed under it.
+    storage_race: Mutex<Option<String>>,
     /// A build cancels the run with this token (Ctrl-C mid-build) and
     /// waits for the cancel to reach it.
     interrupt: Mutex<Option<CancellationToken>>,
@@ -172,6 +175,19 @@ impl ContainerEngine for Fake {
                 ctrl_c.cancel();
                 cancel.cancelled().await;
                 return Err(EngineError::Cancelled);
+            }
+            let race = self
+                .storage_race
+                .lock()
+                .unwrap()
+                .take_if(|r| req.containerfile.contains(r.as_str()));
+            if race.is_some() {
+                return Err(EngineError::Build {
+                    message: "checking if cached image exists from a previous build: \
+                              getting top layer info: layer not known"
+                        .into(),
+                    log: String::new(),
+                });
             }
             let fail = self.fail.lock().unwrap().clone();
             if fail.is_some_and(|f| req.containerfile.contains(&f)) {
@@ -391,6 +407,27 @@ fn a_cached_node_makes_no_build_call() {
     assert_eq!(second.summary.built, 0);
     assert_eq!(second.summary.cached_local, 4);
     assert_eq!(second.summary.engine_builds, 0);
+}
+
+/// Podman fails a build whose cached step image was removed under it (by
+/// another build's clean-up or `ov cache gc`): the build is tried once
+/// more, and the node is built, not failed.
+#[test]
+fn a_build_whose_cache_image_vanished_under_it_is_tried_again() {
+    let p = Project::new();
+    let fake = Fake::new();
+    *fake.storage_race.lock().unwrap() = Some("# Layer: a".into());
+    let out = p.build(&fake, Project::no_cancel());
+    assert_eq!(out.summary.failed, 0);
+    assert_eq!(out.summary.built, 4);
+    assert_eq!(fake.builds_of("# Layer: a"), 2, "one retry");
+    assert!(p.recorded("layer:a@app"));
+    // Any other build error is not retried.
+    let p = Project::new();
+    let fake = Fake::new();
+    *fake.fail.lock().unwrap() = Some("# Layer: a".into());
+    p.build(&fake, Project::no_cancel());
+    assert_eq!(fake.builds_of("# Layer: a"), 1);
 }
 
 #[test]

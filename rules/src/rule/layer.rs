@@ -148,19 +148,33 @@ pub(super) async fn build_containerfile(
         crate::images::NODE_LABEL.to_string(),
         ctx.node_id.to_string(),
     )]);
-    let result = ctx
-        .engine
-        .build(
-            BuildRequest {
-                containerfile: containerfile.clone(),
-                context,
-                tag: tag.clone(),
-                labels,
-            },
-            ctx.cancel,
-            &mut sink,
-        )
-        .await;
+    let mut result = Err(EngineError::Cancelled);
+    for attempt in 0..2 {
+        result = ctx
+            .engine
+            .build(
+                BuildRequest {
+                    containerfile: containerfile.clone(),
+                    context: context.clone(),
+                    tag: tag.clone(),
+                    labels: labels.clone(),
+                },
+                ctx.cancel,
+                &mut sink,
+            )
+            .await;
+        match &result {
+            Err(EngineError::Build { message, .. })
+                if attempt == 0 && storage_changed_under_the_build(message) =>
+            {
+                sink(&format!(
+                    "ov: the engine's storage changed under the build ({}); building again",
+                    message.trim()
+                ));
+            }
+            _ => break,
+        }
+    }
     let id = match result {
         Ok(id) => id,
         Err(EngineError::Build { message, log }) => {
@@ -178,6 +192,14 @@ pub(super) async fn build_containerfile(
         log: format!("{containerfile}\n{log}"),
         ..Default::default()
     })
+}
+
+/// True for the error podman gives when an image it meant to reuse from
+/// its build cache was removed while the build looked at it (another
+/// build's clean-up, `ov cache gc`, `podman rmi` at the same moment). The
+/// next attempt sees the storage as it is now, so one retry is enough.
+fn storage_changed_under_the_build(message: &str) -> bool {
+    message.contains("layer not known")
 }
 
 async fn run(spec: &LayerSpec, ctx: &mut ExecCtx<'_>) -> Result<NodeOutput, ExecError> {
