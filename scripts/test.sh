@@ -37,13 +37,13 @@ phase bench-noop env OV_BENCH_SCALE=0.05 OV_BENCH_RUNS=3 cargo bench --profile d
 # tests drive the podman service setup.sh started; two test threads keep
 # two engine builds going at once without starving the 2-core CI machine.
 phase test-build cargo test --workspace --no-run
-# The longest tests run in a second process beside the rest, one at a
-# time, from the start: the examples/vm chain (a cold debootstrap rootfs,
-# the disk, two TCG boots and a second machine's restore: ten minutes,
-# serialised on one cache dir), which would otherwise run last by name and
-# alone, then the examples and builder stages (apt, npm and cargo installs).
-# Its output follows the rest's.
-SIDE=(examples:: stages:: vm_disk::)
+# The examples/vm chain (a cold debootstrap rootfs, the disk, two TCG
+# boots and a second machine's restore: ten minutes, serialised on one
+# cache dir) runs in a second process beside the rest from the start; by
+# name it would run last and alone. (Moving more tests there made that
+# process the longer one: the machine's two cores are the limit.) Its
+# output follows the rest's.
+SIDE=(vm_disk::)
 SIDE_LOG=$(mktemp)
 # Its own session, so an early exit stops the whole group (cargo and the
 # test binary under it).

@@ -641,7 +641,12 @@ fn the_example_vm_boots_to_ssh_passes_its_checks_once_and_another_machine_restor
         ],
     );
     assert_eq!(restored.code, Some(0), "{}", restored.stderr);
-    assert_eq!(restored.nodes("built"), Vec::<String>::new());
+    // Nothing is booted or built, but for the seed when `ov vm create`'s
+    // test made it before this boot (create uploads nothing, and a local
+    // hit is not uploaded): a seed is cheap and its bytes do not vary, so
+    // B's seed has A's output and the boot above it still restores.
+    let built = restored.nodes("built");
+    assert!(built.is_empty() || built == ["seed:vm"], "{built:?}");
     assert_eq!(restored.count("engine_builds"), 0);
     assert!(
         restored.count("cached_remote") >= 2,
