@@ -269,9 +269,17 @@ fn kill_9_mid_build_loses_nothing_and_the_next_build_cleans_up() {
     );
     let ov = ov_for(p.path());
     let mut child = spawn_until_eval_starts(&ov);
-    // Let the eval container start, then kill ov outright.
-    std::thread::sleep(Duration::from_secs(3));
+    // Wait until the eval's container exists (a loaded machine takes its
+    // time to create it), then kill ov outright.
     let pid = child.id();
+    let started = std::time::Instant::now();
+    while containers_of_run(pid) == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the eval container never appeared"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     Command::new("kill")
         .args(["-9", &pid.to_string()])
         .status()
