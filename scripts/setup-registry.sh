@@ -58,16 +58,9 @@ if [[ ! -f $conf || $(cat "$conf") != "$want" ]]; then
   changed=1
 fi
 
-# alive PID: exists, not a zombie (PID 1 may not reap), and is the registry.
-alive() {
-  local pid=$1 stat state
-  [[ $pid =~ ^[0-9]+$ ]] || return 1
-  stat=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
-  state=${stat##*) }
-  state=${state%% *}
-  [[ $state != Z && $state != X ]] || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'docker-registry serve'
-}
+# shellcheck source=scripts/proc.sh
+source "$(dirname "${BASH_SOURCE[0]}")/proc.sh"
+alive() { pid_is "$1" 'docker-registry serve'; }
 answers() { [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://$ADDR/v2/") == 200 ]]; }
 
 pid=$(cat "$PIDFILE" 2>/dev/null || true)
@@ -91,7 +84,7 @@ if ! alive "$pid" || ((changed)); then
 fi
 for _ in $(seq 100); do
   answers && { log "running (pid $pid) on $ADDR"; exit 0; }
-  alive "$pid" || { tail -n 20 "$LOG" >&2; die "the registry exited; log above"; }
+  pid_running "$pid" || { tail -n 20 "$LOG" >&2; die "the registry exited; log above"; }
   sleep 0.1
 done
 die "no answer on http://$ADDR/v2/ after 10 s"

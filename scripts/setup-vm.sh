@@ -135,17 +135,9 @@ conf_sha=$(sha256sum "$QEMU_CONF" | cut -d' ' -f1)
 
 # --- 4. libvirtd ------------------------------------------------------------
 
-# alive PID: exists, is libvirtd and is not a zombie (PID 1 here does not
-# reap, and kill -0 succeeds on zombies).
-alive() {
-  local pid=$1 stat state
-  [[ $pid =~ ^[0-9]+$ ]] || return 1
-  stat=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
-  state=${stat##*) }
-  state=${state%% *}
-  [[ $state != Z && $state != X ]] || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q libvirtd
-}
+# shellcheck source=scripts/proc.sh
+source "$(dirname "${BASH_SOURCE[0]}")/proc.sh"
+alive() { pid_is "$1" libvirtd; }
 pid=$(cat "$LIBVIRT_PID" 2>/dev/null || true)
 if alive "$pid" && [[ $(cat "$CONF_STAMP" 2>/dev/null) == "$conf_sha" ]]; then
   log "daemon: libvirtd already running (pid $pid)"

@@ -164,17 +164,9 @@ conf_sha=$(sha256sum "$CONTAINERS_CONF" | cut -d' ' -f1)
 
 # --- 3. podman API service --------------------------------------------------
 
-# alive PID: the process exists, is not a zombie (PID 1 here does not reap
-# reliably, and kill -0 succeeds on zombies) and is a podman service.
-alive() {
-  local pid=$1 stat state
-  [[ $pid =~ ^[0-9]+$ ]] || return 1
-  stat=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
-  state=${stat##*) }
-  state=${state%% *}
-  [[ $state != Z && $state != X ]] || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'podman system service'
-}
+# shellcheck source=scripts/proc.sh
+source "$(dirname "${BASH_SOURCE[0]}")/proc.sh"
+alive() { pid_is "$1" 'podman system service'; }
 # The running service: the pidfile's, else one started by hand on our socket.
 service_pid() {
   local pid
@@ -182,7 +174,7 @@ service_pid() {
   if alive "$pid"; then echo "$pid"; return 0; fi
   for d in /proc/[0-9]*; do
     pid=${d#/proc/}
-    if alive "$pid" && tr '\0' ' ' <"$d/cmdline" 2>/dev/null | grep -qF "$SOCK"; then
+    if alive "$pid" && pid_is "$pid" "$SOCK"; then
       echo "$pid"
       return 0
     fi
@@ -224,7 +216,8 @@ if [[ -z $action ]]; then
 fi
 deadline=$(awk -v t="$EPOCHREALTIME" -v d="$PING_TIMEOUT" 'BEGIN { printf "%d", t + d }')
 until ping_ok; do
-  if ! alive "$pid"; then
+  # pid_running, not alive: a service just started may not have exec'd yet.
+  if ! pid_running "$pid"; then
     log_tail
     die "podman service exited; last lines of $SERVICE_LOG above"
   fi

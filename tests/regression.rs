@@ -380,3 +380,59 @@ fn a_settings_file_that_is_not_json_is_bad_input_at_its_position() {
         run.stderr_has(&["settings.json:1:21:", "not a settings file"]);
     }
 }
+
+/// Runs `script` in bash with `scripts/proc.sh` sourced; its exit status.
+fn with_proc_sh(script: &str) -> std::process::Output {
+    let proc_sh = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/proc.sh");
+    std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!("set -euo pipefail; source {proc_sh}; {script}"))
+        .output()
+        .expect("bash runs")
+}
+
+#[test]
+fn setup_says_a_daemon_it_just_started_exited_before_the_daemon_execs() {
+    // The setup scripts start a daemon with `&` and then wait for it,
+    // checking each turn that it is still alive. Until the child execs, its
+    // command line is the script's own, so a check that matched the daemon's
+    // command line failed the set-up ("the registry exited") while the
+    // registry was starting fine. The child here waits before it execs.
+    let out = with_proc_sh(
+        // The pattern is spelt so that this script's own text (the child's
+        // command line before it execs) does not contain it.
+        "s=sle; (sleep 0.5; exec ${s}ep 5) & p=$!; \
+         pid_running $p || { echo 'not running before exec'; exit 1; }; \
+         if pid_is $p \"${s}ep 5\"; then echo 'matched before exec'; exit 1; fi; \
+         sleep 1; pid_is $p \"${s}ep 5\" || { echo 'no match after exec'; exit 1; }; \
+         kill $p",
+    );
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn setup_takes_a_zombie_or_a_reused_pid_for_a_dead_daemon() {
+    // PID 1 here may not reap, so a dead daemon can stay a zombie: `kill -0`
+    // succeeds on it. A pid file may also name a pid some other program got.
+    let out = with_proc_sh(
+        "bash -c 'sleep 0.1 & echo $! >&2; exec sleep 3' 2>/tmp/ov-proc-zombie.$$ & parent=$!; \
+         sleep 1; z=$(cat /tmp/ov-proc-zombie.$$); rm -f /tmp/ov-proc-zombie.$$; \
+         if pid_running $z; then echo 'zombie counted as running'; exit 1; fi; \
+         pid_running $parent || { echo 'parent not running'; exit 1; }; \
+         if pid_is $parent 'docker-registry serve'; then echo 'other program matched'; exit 1; fi; \
+         pid_is $parent 'sleep 3' || { echo 'own program not matched'; exit 1; }; \
+         if pid_running not-a-pid; then echo 'garbage pid running'; exit 1; fi; \
+         kill $parent",
+    );
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
