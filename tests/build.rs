@@ -361,7 +361,7 @@ fn cache_stats_and_gc_shrink_the_store() {
     // generation; gc changes the store's answers, so the memo must not hide it.
     std::thread::sleep(Duration::from_millis(2100));
     ov.ok(&["build", "--dry-run"]);
-    assert!(ov.cache_dir().join("dry-run.v1").is_file());
+    assert!(ov.cache_dir().join("dry-run.v2").is_file());
     let before = ov.ok(&["build", "--dry-run"]).stdout;
     assert!(before.ends_with("\n0 nodes would run\n"), "{before}");
     ov.ok(&["cache", "gc", "--max-size", "0"]);

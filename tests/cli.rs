@@ -374,7 +374,7 @@ fn a_no_op_dry_run_replays_its_output_until_an_input_changes() {
     backdate(project.path());
     let ov = Ov::new(project.path());
     let first = ov.ok(&["build", "--dry-run"]).stdout;
-    assert!(ov.cache_dir().join("dry-run.v1").is_file());
+    assert!(ov.cache_dir().join("dry-run.v2").is_file());
     assert_eq!(ov.ok(&["build", "--dry-run"]).stdout, first);
     // Another target list is another output.
     let web = ov.ok(&["build", "--dry-run", "web"]).stdout;
@@ -409,7 +409,7 @@ fn a_copied_project_has_the_same_keys() {
 /// the dry run's memo (the fixtures were last edited long ago, so their
 /// inputs have settled and the memo is written).
 fn dry_run_caches() -> BTreeSet<String> {
-    ["dry-run.v1", "parse-cache.v1", "stat-cache.v1"]
+    ["dry-run.v2", "parse-cache.v1", "stat-cache.v1"]
         .into_iter()
         .map(String::from)
         .collect()

@@ -28,6 +28,9 @@
 //! - `fuzz`: arbitrary bytes and arbitrary YAML in each kind of file.
 //! - `generate`: the rendered Containerfile steps of every image of the
 //!   shared fixtures against golden files (`OV_BLESS=1` rewrites them).
+//! - `incremental`: the dry run's memo against plans from scratch after
+//!   random edit sequences (file contents, adds, removes, renames, YAML,
+//!   `ov.lock`); an edit of layer files answered without a full plan.
 //! - `inject`: no project string adds an instruction to a Containerfile
 //!   or a command to a shell; what cannot be escaped is refused with
 //!   file:line:col.
@@ -81,6 +84,7 @@ mod fidelity;
 mod fuzz;
 mod generate;
 mod golden;
+mod incremental;
 mod inject;
 mod oci;
 mod preamble;

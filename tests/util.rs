@@ -338,7 +338,7 @@ impl Ov {
     /// Asserts the cache dir holds nothing but ov's caches.
     pub fn assert_only_caches(&self) {
         let names = dir_names(self.cache_dir());
-        let allowed: BTreeSet<String> = ["stat-cache.v1", "parse-cache.v1", "dry-run.v1"]
+        let allowed: BTreeSet<String> = ["stat-cache.v1", "parse-cache.v1", "dry-run.v2"]
             .into_iter()
             .map(String::from)
             .collect();

@@ -47,6 +47,21 @@ impl Ingredients {
         Self::new(spec.kind(), &spec.to_json())
     }
 
+    /// Starts a key from ingredients hashed earlier, in their order: the
+    /// (name, digest) pairs a [`Manifest`] lists for them. With the same
+    /// pairs and the same later ingredients, the key is the one
+    /// [`new`](Self::new) gave.
+    pub fn replay<'a>(entries: impl IntoIterator<Item = (&'a str, &'a [u8; 32])>) -> Self {
+        let mut ing = Ingredients {
+            hasher: blake3::Hasher::new(),
+            manifest: Manifest::default(),
+        };
+        for (name, digest) in entries {
+            ing.push(name, digest);
+        }
+        ing
+    }
+
     fn push(&mut self, name: &str, digest: &[u8; 32]) {
         self.hasher.update(&(name.len() as u64).to_le_bytes());
         self.hasher.update(name.as_bytes());
@@ -113,6 +128,30 @@ mod tests {
         let mut i = Ingredients::new(NodeKind::Layer, &json!({"a": 1}));
         f(&mut i);
         i.finish().0
+    }
+
+    #[test]
+    fn a_replayed_manifest_gives_the_same_key() {
+        let mut i = Ingredients::new(NodeKind::Layer, &json!({"a": 1}));
+        i.value("engine", &json!({"os": "linux"}));
+        let (whole, manifest) = {
+            let mut j = Ingredients::new(NodeKind::Layer, &json!({"a": 1}));
+            j.value("engine", &json!({"os": "linux"}));
+            j.dep("image:x", &[7; 32]);
+            j.finish()
+        };
+        let head: Vec<(String, [u8; 32])> = manifest.entries[..3]
+            .iter()
+            .map(|e| {
+                let d: TreeDigest = e.digest.parse().unwrap();
+                (e.name.clone(), *d.as_bytes())
+            })
+            .collect();
+        let mut r = Ingredients::replay(head.iter().map(|(n, d)| (n.as_str(), d)));
+        r.dep("image:x", &[7; 32]);
+        assert_eq!(r.finish().0, whole);
+        i.dep("image:x", &[8; 32]);
+        assert_ne!(i.finish().0, whole);
     }
 
     #[test]

@@ -3,9 +3,8 @@
 
 use super::{bad_input, diags_text, engine_endpoint, load_settings, open_predicted, print_diags};
 use crate::cli::BuildArgs;
+use crate::plan::memo;
 use crate::workspace::{Dirs, Workspace};
-use ov_cache::Digest;
-use std::fmt::Write as _;
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
@@ -19,10 +18,11 @@ pub fn dry_run(
     refresh: &[String],
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    // A no-op dry run replays the last one's output once it has checked, by
-    // stats alone, that none of its inputs changed. `--refresh` names must
-    // be checked against a plan, so it plans.
-    let memo = crate::plan::memo::Memo::new(root, dirs, targets);
+    // The memo answers when the project's structure is unchanged: by stats
+    // alone when nothing changed, else by re-keying what an edit of layer
+    // files reaches. `--refresh` names must be checked against a plan, so
+    // it plans.
+    let memo = memo::Memo::new(root, dirs, targets);
     let replay = if refresh.is_empty() {
         memo.replay()
     } else {
@@ -42,30 +42,24 @@ pub fn dry_run(
     let mut would_run = 0;
     for &ix in &nodes {
         let n = &ws.plan.graph[ix];
-        let status = if refresh.contains(&ix) {
-            would_run += 1;
-            "run"
-        } else if ws.cached.contains(&ix) {
-            "cached"
-        } else if ws.checked.contains(&ix) {
-            "check"
-        } else {
-            would_run += 1;
-            "run"
-        };
-        let _ = writeln!(
-            buf,
-            "{:<6} {:<12} {} {}",
-            status,
+        let (word, runs) = memo::status(
+            refresh.contains(&ix),
+            ws.cached.contains(&ix),
+            ws.checked.contains(&ix),
+        );
+        would_run += usize::from(runs);
+        memo::line(
+            &mut buf,
+            word,
             n.kind().as_str(),
-            ws.keys.keys[ix.index()].short(12),
-            n.id
+            &ws.keys.keys[ix.index()],
+            &n.id,
         );
     }
-    let _ = writeln!(buf, "{would_run} nodes would run");
+    memo::summary(&mut buf, would_run);
     out.write_all(buf.as_bytes())?;
     if refresh.is_empty() {
-        memo.save(&ws, &buf, &warnings);
+        memo.save(&ws, &nodes, &warnings);
     }
     // Freeing a large plan costs more than printing it; the process is
     // about to exit anyway.

@@ -62,49 +62,65 @@ pub fn hash_layer_dirs(
         .map(|(_, d)| *d)
         .filter(|d| !d.as_os_str().is_empty())
         .collect();
-    let mut hashed = hash_trees(&roots, cache, |_| true)?.into_iter();
+    let mut hashed = hash_dirs(&roots, cache)?.into_iter();
     let mut out = HashMap::with_capacity(found.len());
     for (name, dir) in found {
         let t = if dir.as_os_str().is_empty() {
-            HashedTree::default()
+            source_tree(HashedTree::default())
         } else {
-            hashed.next().unwrap_or_default()
+            hashed
+                .next()
+                .unwrap_or_else(|| source_tree(HashedTree::default()))
         };
-        let mut files: Vec<SourceFile> = t
-            .files
-            .into_iter()
-            .map(|f| SourceFile {
-                rel: f.rel,
-                mode: f.fingerprint.mode & 0o111,
-                digest: f.digest,
-                fingerprint: f.fingerprint,
-            })
-            .collect();
-        if !t.links.is_empty() {
-            for l in t.links {
-                let mut bytes = b"symlink:".to_vec();
-                bytes.extend(&l.target);
-                files.push(SourceFile {
-                    rel: l.rel,
-                    mode: 0o120000,
-                    digest: FileDigest::of_bytes(&bytes),
-                    fingerprint: l.fingerprint,
-                });
-            }
-            files.sort_by(|a, b| a.rel.cmp(&b.rel));
-        }
-        let digest = tree_digest(&files);
-        out.insert(
-            name.to_string(),
-            SourceTree {
-                files,
-                digest,
-                root: t.root,
-                dirs: t.dirs,
-            },
-        );
+        out.insert(name.to_string(), t);
     }
     Ok(out)
+}
+
+/// Hashes the directories `roots` (each one layer's), in one parallel pass.
+pub fn hash_dirs(
+    roots: &[&Path],
+    cache: &mut StatCache,
+) -> Result<Vec<SourceTree>, ov_cache::Error> {
+    Ok(hash_trees(roots, cache, |_| true)?
+        .into_iter()
+        .map(source_tree)
+        .collect())
+}
+
+/// A hashed tree as the planner keeps it: symbolic links as files whose
+/// contents are their targets.
+fn source_tree(t: HashedTree) -> SourceTree {
+    let mut files: Vec<SourceFile> = t
+        .files
+        .into_iter()
+        .map(|f| SourceFile {
+            rel: f.rel,
+            mode: f.fingerprint.mode & 0o111,
+            digest: f.digest,
+            fingerprint: f.fingerprint,
+        })
+        .collect();
+    if !t.links.is_empty() {
+        for l in t.links {
+            let mut bytes = b"symlink:".to_vec();
+            bytes.extend(&l.target);
+            files.push(SourceFile {
+                rel: l.rel,
+                mode: 0o120000,
+                digest: FileDigest::of_bytes(&bytes),
+                fingerprint: l.fingerprint,
+            });
+        }
+        files.sort_by(|a, b| a.rel.cmp(&b.rel));
+    }
+    let digest = tree_digest(&files);
+    SourceTree {
+        files,
+        digest,
+        root: t.root,
+        dirs: t.dirs,
+    }
 }
 
 /// blake3 over (path, mode, digest) of every file, in path order.

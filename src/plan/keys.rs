@@ -28,6 +28,9 @@ pub struct Keys {
     pub keys: Vec<NodeKey>,
     /// `manifests[i]` lists what went into `keys[i]`.
     pub manifests: Vec<Manifest>,
+    /// `outputs[i]` is what node `i` contributed to its dependents' keys:
+    /// its output digest when known, else its key.
+    pub outputs: Vec<[u8; 32]>,
 }
 
 /// The 32 bytes a finished node contributes to its dependents' keys: a
@@ -63,7 +66,11 @@ pub fn compute(
         keys[ix.index()] = key;
         manifests[ix.index()] = manifest;
     }
-    Keys { keys, manifests }
+    Keys {
+        keys,
+        manifests,
+        outputs: stand_in,
+    }
 }
 
 /// True for the kinds whose output is an engine image, whose keys hash

@@ -1,48 +1,115 @@
-//! The dry run's memo: `ov build --dry-run` keeps its finished output in
-//! `<cache-dir>/dry-run.v1` together with a [`Witness`] of every input it
-//! depended on. The next dry run with the same ov, project, targets and
-//! repo cache only stats those inputs (in parallel) and, when none changed,
-//! prints the remembered output without loading anything.
+//! The dry run's memo: what the last full plan found, kept fine-grained in
+//! `<cache-dir>/dry-run.v2`, so that the next dry run pays only for what
+//! changed since.
 //!
-//! What the witness covers, and why that is every input of the output:
+//! A full plan (load, resolve, hash, plan, key) is ~0.6 s on a project of
+//! 2,000 layers; most of it goes to building and canonicalising the specs
+//! of ~8,000 nodes. Yet the edit people make between two builds is most
+//! often one file of one layer, and that changes no spec at all: only that
+//! layer's tree digest, and through it the keys downstream. So the memo
+//! keeps, per phase, the result and the fingerprints of what it read:
 //!
-//! - every YAML file the load parsed and `ov.lock` (present or not): the
-//!   model;
-//! - every discover root (present or not) and every directory walked under
-//!   it: which layers exist;
-//! - the copy sources validation looks for and the init header files the
-//!   planner reads;
-//! - every hashed layer tree: its root, each subdirectory and each file
-//!   and link (the fingerprint it was hashed at). A directory's mtime moves
-//!   when an entry is added, removed or renamed, so a new file is seen too.
+//! - **structure**: every YAML file parsed, `ov.lock`, the discover roots
+//!   and the directories walked under them, copy sources, init headers
+//!   (a [`Witness`]). These decide the model, the graph and every spec.
+//! - **trees**: per layer directory, its digest, a witness of its listing
+//!   and files, and its *shape* (the names and kinds of its entries: what
+//!   validation and builder detection read of it).
+//! - **nodes**, in dependency order: each node's id and kind, the key
+//!   ingredients that come from its spec (already hashed: rule, spec,
+//!   engine), its tree, its dependencies; and the results: key, what it
+//!   contributes to dependents (its output digest, or its key), whether
+//!   the store holds it.
+//! - the store's generation file and engine platform, which the "cached"
+//!   answers and the predicted keys come from.
 //!
-//! - the store's generation file (`<cache-dir>/store/generation`), which
-//!   the store replaces whenever its answers change, since "cached" lines
-//!   depend on them.
+//! The next dry run checks the structure by stats alone. If it changed,
+//! it plans in full (and remembers that). Otherwise only the trees whose
+//! witness changed are hashed again; a tree whose shape changed also means
+//! a full plan. Keys are then recomputed from the stored ingredients, in
+//! dependency order, only where a tree or a dependency's contribution
+//! changed (or for all nodes when the store changed), asking the store
+//! only about those keys: a node whose recomputed contribution is the old
+//! one stops the invalidation there (early cutoff). Why an engine of our
+//! own and not salsa or DICE is in BUILD.md ("Incremental planning").
 //!
-//! A memo is only written when every fingerprint in it had settled (see
-//! [`ov_cache::Fingerprint::settled`]) before the run began, so no change
-//! made while the run read its inputs can hide behind an equal fingerprint.
-//! The file is written atomically and carries a format tag and a checksum;
-//! one that is missing, damaged, of another format or for another context
-//! is ignored (and replaced by the next full run).
+//! Every result is rendered by the same code as a full plan's, and a full
+//! plan checks, before it saves, that the stored ingredients give back
+//! each of its keys. A memo is only written when every fingerprint in it
+//! had settled (see [`ov_cache::Fingerprint::settled`]) before the run
+//! began, so no change made while the run read its inputs can hide behind
+//! an equal fingerprint. The file is written atomically and carries a
+//! format tag and a checksum; one that is missing, torn, damaged, of
+//! another format or for another context costs a full plan, nothing more.
 
-use crate::workspace::{Dirs, Workspace};
-use ov_cache::{atomic_write, Fingerprint, Witness, WitnessBuilder};
+use crate::plan::inputs::{hash_dirs, SourceTree};
+use crate::plan::keys;
+use crate::plan::predict::Predicted;
+use crate::workspace::Dirs;
+use ov_cache::{atomic_write, Digest, Fingerprint, Lookup, NodeKey, Store, TreeDigest, Witness};
+use ov_cache::{StatCache, WitnessBuilder};
+use ov_rules::rule::Caching;
+use ov_rules::Ingredients;
+use petgraph::graph::NodeIndex;
+use petgraph::visit::EdgeRef;
+use petgraph::Direction;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 /// The memo's file name in the cache dir.
-pub const FILE: &str = "dry-run.v1";
+pub const FILE: &str = "dry-run.v2";
 
 /// The file's first bytes; a memo of another format is not read.
-const MAGIC: &[u8; 16] = b"ov-dry-run-v1\n\0\0";
+const MAGIC: &[u8; 16] = b"ov-dry-run-v2\n\0\0";
 
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
+struct NodeMemo {
+    id: String,
+    kind: String,
+    /// The ingredients taken from the spec, hashed: (name, digest).
+    head: Vec<(String, [u8; 32])>,
+    /// For a source node: the label it is keyed under and its tree.
+    source: Option<(String, u32)>,
+    /// Dependencies (indices into the node list), sorted by id.
+    deps: Vec<u32>,
+    /// Its [`Caching`] is `EveryBuild`: the last result of its id, not of
+    /// its key, predicts its output.
+    every_build: bool,
+    /// Its [`Caching`] is `Hashed`: re-checked on every build.
+    hashed: bool,
+    key: [u8; 32],
+    /// What it contributes to its dependents' keys.
+    output: [u8; 32],
+    cached: bool,
+    checked: bool,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+struct TreeMemo {
+    dir: PathBuf,
+    witness: Witness,
+    shape: [u8; 32],
+    digest: [u8; 32],
+    /// Holds a symbolic link: validation reads where each one points, so
+    /// any change to such a tree means a full plan.
+    has_links: bool,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
 struct Stored {
     context: [u8; 32],
-    witness: Witness,
-    stdout: String,
+    structure: Witness,
+    store_exists: bool,
+    generation: Option<Fingerprint>,
+    platform: [u8; 32],
+    trees: Vec<TreeMemo>,
+    nodes: Vec<NodeMemo>,
+    /// The nodes a dry run of this context prints, in order.
+    selected: Vec<u32>,
+    /// What the plan warned about (it depends on the structure only).
     stderr: String,
 }
 
@@ -56,11 +123,11 @@ pub struct Memo {
     started_ns: i128,
 }
 
-/// Output remembered from an earlier identical dry run.
+/// A dry run answered from the memo.
 pub struct Replay {
-    /// What it printed on stdout.
+    /// What to print on stdout.
     pub stdout: String,
-    /// What it printed on stderr (warnings).
+    /// What to print on stderr (warnings).
     pub stderr: String,
 }
 
@@ -91,11 +158,143 @@ fn context(root: &Path, dirs: &Dirs, targets: &[String]) -> Option<[u8; 32]> {
     field(cwd.as_os_str().as_encoded_bytes());
     field(root.as_os_str().as_encoded_bytes());
     field(dirs.repo_cache.as_os_str().as_encoded_bytes());
+    field(dirs.state.as_os_str().as_encoded_bytes());
     field(&(targets.len() as u64).to_le_bytes());
     for t in targets {
         field(t.as_bytes());
     }
     Some(*h.finalize().as_bytes())
+}
+
+/// What a dry run says of a node: the word and whether it would run.
+pub fn status(refresh: bool, cached: bool, checked: bool) -> (&'static str, bool) {
+    if refresh {
+        ("run", true)
+    } else if cached {
+        ("cached", false)
+    } else if checked {
+        ("check", false)
+    } else {
+        ("run", true)
+    }
+}
+
+/// One line of a dry run.
+pub fn line(out: &mut String, status: &str, kind: &str, key: &NodeKey, id: &str) {
+    let _ = writeln!(out, "{:<6} {:<12} {} {}", status, kind, key.short(12), id);
+}
+
+/// The last line of a dry run.
+pub fn summary(out: &mut String, would_run: usize) {
+    let _ = writeln!(out, "{would_run} nodes would run");
+}
+
+fn render(nodes: &[NodeMemo], selected: &[u32]) -> String {
+    let mut out = String::with_capacity(selected.len() * 64);
+    let mut would_run = 0;
+    for &i in selected {
+        let n = &nodes[i as usize];
+        let (word, runs) = status(false, n.cached, n.checked);
+        would_run += usize::from(runs);
+        line(&mut out, word, &n.kind, &NodeKey::from_bytes(n.key), &n.id);
+    }
+    summary(&mut out, would_run);
+    out
+}
+
+/// The store's generation file's fingerprint (`None`: absent).
+fn generation(store: &Path) -> Option<Fingerprint> {
+    std::fs::metadata(Store::generation_path(store))
+        .ok()
+        .map(|m| Fingerprint::of(&m))
+}
+
+fn platform_digest(store: Option<&Store>) -> [u8; 32] {
+    let p = store.and_then(keys::remembered_platform);
+    let text = serde_json::to_string(&p).unwrap_or_default();
+    *blake3::hash(text.as_bytes()).as_bytes()
+}
+
+/// The names and kinds of a tree's entries: what validation and builder
+/// detection read of a layer directory besides its YAML.
+fn shape(t: &SourceTree) -> [u8; 32] {
+    let mut h = blake3::Hasher::new();
+    h.update(&[u8::from(t.root.is_some())]);
+    for f in &t.files {
+        h.update(&(f.rel.len() as u64).to_le_bytes());
+        h.update(f.rel.as_bytes());
+        h.update(&[u8::from(f.mode == 0o120000)]);
+    }
+    h.update(b"/");
+    for (rel, _) in &t.dirs {
+        h.update(&(rel.len() as u64).to_le_bytes());
+        h.update(rel.as_bytes());
+    }
+    *h.finalize().as_bytes()
+}
+
+fn tree_memo(dir: &Path, t: &SourceTree) -> Option<TreeMemo> {
+    let mut b = WitnessBuilder::default();
+    b.dir(dir, t.root);
+    for (rel, fp) in &t.dirs {
+        b.entry(dir, rel, Some(*fp));
+    }
+    for f in &t.files {
+        b.entry(dir, &f.rel, Some(f.fingerprint));
+    }
+    Some(TreeMemo {
+        dir: dir.to_path_buf(),
+        witness: b.finish()?,
+        shape: shape(t),
+        digest: *t.digest.as_bytes(),
+        has_links: t.files.iter().any(|f| f.mode == 0o120000),
+    })
+}
+
+/// The key of `nodes[i]` from its stored ingredients and its dependencies'
+/// current contributions.
+fn key_of(nodes: &[NodeMemo], trees: &[TreeMemo], i: usize) -> NodeKey {
+    let n = &nodes[i];
+    let mut ing = Ingredients::replay(n.head.iter().map(|(name, d)| (name.as_str(), d)));
+    if let Some((label, t)) = &n.source {
+        ing.source(label, TreeDigest::from_bytes(trees[*t as usize].digest));
+    }
+    for &d in &n.deps {
+        let dep = &nodes[d as usize];
+        ing.dep(&dep.id, &dep.output);
+    }
+    ing.finish().0
+}
+
+/// Sets a node's key and results anew; whether what it contributes to its
+/// dependents changed.
+fn rekey(nodes: &mut [NodeMemo], trees: &[TreeMemo], store: Option<&Store>, i: usize) -> bool {
+    // As `predict` keys a full plan: a source's output is its tree; else
+    // the store's answer for the node's id (every-build nodes) or key.
+    let key = key_of(nodes, trees, i);
+    let n = &nodes[i];
+    let (mut output, mut cached) = (*key.as_bytes(), false);
+    let mut checked = n.hashed && store.is_some();
+    if let Some((_, t)) = &n.source {
+        output = trees[*t as usize].digest;
+    } else if let Some(s) = store {
+        if n.every_build {
+            if let Ok(Some((_, r))) = s.last(&n.id) {
+                output = keys::output_bytes(&r.output);
+                checked = true;
+            }
+        } else if let Ok(Lookup::Hit(r)) = s.get_action(&key) {
+            output = keys::output_bytes(&r.output);
+            cached = true;
+        }
+    }
+    let n = &mut nodes[i];
+    let moved = n.output != output;
+    n.key = *key.as_bytes();
+    n.output = output;
+    n.cached = cached;
+    n.checked = checked;
+    moved
 }
 
 impl Memo {
@@ -110,9 +309,7 @@ impl Memo {
         }
     }
 
-    /// The remembered output, if the memo is for this context and no input
-    /// changed since it was written.
-    pub fn replay(&self) -> Option<Replay> {
+    fn load(&self) -> Option<Stored> {
         let context = self.context?;
         let bytes = std::fs::read(&self.path).ok()?;
         let rest = bytes.strip_prefix(MAGIC.as_slice())?;
@@ -121,33 +318,11 @@ impl Memo {
             return None;
         }
         let stored: Stored = postcard::from_bytes(payload).ok()?;
-        if stored.context != context || !stored.witness.unchanged() {
-            return None;
-        }
-        Some(Replay {
-            stdout: stored.stdout,
-            stderr: stored.stderr,
-        })
+        (stored.context == context).then_some(stored)
     }
 
-    /// Remembers the output of a full dry run over `ws`, when that is safe
-    /// (see the module docs). The memo is only a speed-up: failing to
-    /// write it is not an error.
-    pub fn save(&self, ws: &Workspace, stdout: &str, stderr: &str) {
-        let Some(context) = self.context else { return };
-        let Some(witness) = witness(ws, &self.store) else {
-            return;
-        };
-        if !witness.settled(self.started_ns) {
-            return;
-        }
-        let stored = Stored {
-            context,
-            witness,
-            stdout: stdout.to_string(),
-            stderr: stderr.to_string(),
-        };
-        let Ok(payload) = postcard::to_allocvec(&stored) else {
+    fn write(&self, stored: &Stored) {
+        let Ok(payload) = postcard::to_allocvec(stored) else {
             return;
         };
         let mut bytes = Vec::with_capacity(MAGIC.len() + 32 + payload.len());
@@ -156,44 +331,235 @@ impl Memo {
         bytes.extend_from_slice(&payload);
         let _ = atomic_write(&self.path, &bytes);
     }
+
+    /// The dry run's output from the memo, when the structure of the
+    /// project is unchanged since it was written: layer trees that changed
+    /// are hashed again and the keys they reach recomputed. `None` means a
+    /// full plan is needed.
+    pub fn replay(&self) -> Option<Replay> {
+        let mut stored = self.load()?;
+        let store_exists = self.store.is_dir();
+        if store_exists != stored.store_exists || !stored.structure.unchanged() {
+            return None;
+        }
+        let gen_now = generation(&self.store);
+        let store_changed = gen_now != stored.generation;
+        let store = if store_exists {
+            Some(Store::open(&self.store).ok()?)
+        } else {
+            None
+        };
+        // The platform is recorded in the store, so it can only have moved
+        // with the store's generation.
+        if store_changed && platform_digest(store.as_ref()) != stored.platform {
+            return None;
+        }
+        let changed: Vec<usize> = stored
+            .trees
+            .par_iter()
+            .enumerate()
+            .filter(|(_, t)| !t.witness.unchanged())
+            .map(|(i, _)| i)
+            .collect();
+        if changed.is_empty() && !store_changed {
+            return Some(Replay {
+                stdout: render(&stored.nodes, &stored.selected),
+                stderr: stored.stderr,
+            });
+        }
+        if changed.iter().any(|&i| stored.trees[i].has_links) {
+            return None;
+        }
+        let roots: Vec<&Path> = changed
+            .iter()
+            .map(|&i| stored.trees[i].dir.as_path())
+            .collect();
+        let fresh = hash_dirs(&roots, &mut StatCache::in_memory()).ok()?;
+        let mut moved_tree = vec![false; stored.trees.len()];
+        for (&i, t) in changed.iter().zip(&fresh) {
+            let m = tree_memo(&stored.trees[i].dir, t)?;
+            if m.shape != stored.trees[i].shape || m.has_links {
+                return None;
+            }
+            moved_tree[i] = m.digest != stored.trees[i].digest;
+            stored.trees[i] = m;
+        }
+        // Dependency order: a node's dependencies come before it.
+        let mut moved = vec![false; stored.nodes.len()];
+        for i in 0..stored.nodes.len() {
+            let n = &stored.nodes[i];
+            let dirty = store_changed
+                || n.source
+                    .as_ref()
+                    .is_some_and(|(_, t)| moved_tree[*t as usize])
+                || n.deps.iter().any(|&d| moved[d as usize]);
+            // Early cutoff: dependents only see what a node contributes.
+            if dirty {
+                moved[i] = rekey(&mut stored.nodes, &stored.trees, store.as_ref(), i);
+            }
+        }
+        let stdout = render(&stored.nodes, &stored.selected);
+        stored.generation = gen_now;
+        let settled = stored.generation.is_none_or(|g| g.settled(self.started_ns))
+            && changed
+                .iter()
+                .all(|&i| stored.trees[i].witness.settled(self.started_ns));
+        if settled {
+            self.write(&stored);
+        }
+        Some(Replay {
+            stdout,
+            stderr: stored.stderr,
+        })
+    }
+
+    /// Remembers a full dry run over `ws` of the nodes `selected` (in the
+    /// order printed), when that is safe (see the module docs). The memo
+    /// is only a speed-up: failing to write it is not an error.
+    pub fn save(&self, ws: &Predicted, selected: &[NodeIndex], stderr: &str) {
+        let Some(context) = self.context else { return };
+        let Some(stored) = snapshot(ws, &self.store, context, selected, stderr) else {
+            return;
+        };
+        let settled = stored.structure.settled(self.started_ns)
+            && stored.generation.is_none_or(|g| g.settled(self.started_ns))
+            && stored
+                .trees
+                .iter()
+                .all(|t| t.witness.settled(self.started_ns));
+        if settled {
+            self.write(&stored);
+        }
+    }
 }
 
-/// Every input of `ws`'s plan and keys (see the module docs); `None` when
-/// one cannot be recorded.
-fn witness(ws: &Workspace, store: &Path) -> Option<Witness> {
+/// The memo of a full plan; `None` when an input cannot be recorded or the
+/// stored ingredients would not give back the plan's keys.
+fn snapshot(
+    ws: &Predicted,
+    store_dir: &Path,
+    context: [u8; 32],
+    selected: &[NodeIndex],
+    stderr: &str,
+) -> Option<Stored> {
     let project = &ws.project;
-    let mut b = WitnessBuilder::default();
-    // "cached" lines come from the store: its generation file is replaced
-    // whenever its answers change (and appears with the first build).
-    b.path_now(&ov_cache::Store::generation_path(store));
-    // Trees first: their fingerprints were taken as they were hashed, and
-    // paths they hold need no second stat below.
+    let g = &ws.plan.graph;
+
+    // One tree per layer directory.
+    let mut trees = Vec::new();
+    let mut tree_of_layer: HashMap<&str, u32> = HashMap::new();
+    let mut tree_of_dir: HashMap<&Path, u32> = HashMap::new();
     for (name, tree) in &ws.trees {
-        let dir = &project.layers.get(name)?.dir;
+        let dir = project.layers.get(name)?.dir.as_path();
         if dir.as_os_str().is_empty() {
             continue;
         }
-        b.dir(dir, tree.root);
-        for (rel, fp) in &tree.dirs {
-            b.entry(dir, rel, Some(*fp));
-        }
-        for f in &tree.files {
-            b.entry(dir, &f.rel, Some(f.fingerprint));
-        }
+        let ix = match tree_of_dir.get(dir) {
+            Some(ix) => *ix,
+            None => {
+                trees.push(tree_memo(dir, tree)?);
+                let ix = (trees.len() - 1) as u32;
+                tree_of_dir.insert(dir, ix);
+                ix
+            }
+        };
+        tree_of_layer.insert(name, ix);
     }
+
+    let mut b = WitnessBuilder::default();
     for f in &project.inputs.files {
         b.path_now(f);
     }
     for d in &project.inputs.dirs {
         b.dir_now(d);
     }
+    // Validation only asks whether a copy source exists and what it is. In
+    // a hashed tree, its shape says that (and its witness sees the
+    // contents change); only a source elsewhere needs its own witness.
+    let in_a_tree = |p: &Path| p.ancestors().skip(1).any(|a| tree_of_dir.contains_key(a));
     for path in crate::load::validate::copy_source_paths(project) {
-        b.path_now(&path);
+        if !in_a_tree(&path) {
+            b.path_now(&path);
+        }
     }
     for path in crate::plan::header_files(project) {
         b.path_now(&path);
     }
-    b.finish()
+    let structure = b.finish()?;
+
+    let order = petgraph::algo::toposort(g, None).ok()?;
+    let mut pos = vec![0u32; g.node_count()];
+    for (p, ix) in order.iter().enumerate() {
+        pos[ix.index()] = p as u32;
+    }
+    let mut nodes = Vec::with_capacity(order.len());
+    for &ix in &order {
+        let node = &g[ix];
+        let manifest = &ws.keys.manifests[ix.index()];
+        let head = manifest
+            .entries
+            .iter()
+            .take_while(|e| {
+                !(e.name.starts_with("source ")
+                    || e.name.starts_with("dep ")
+                    || e.name.starts_with("file "))
+            })
+            .map(|e| {
+                Some((
+                    e.name.clone(),
+                    *e.digest.parse::<TreeDigest>().ok()?.as_bytes(),
+                ))
+            })
+            .collect::<Option<Vec<_>>>()?;
+        let source = match keys::source_output(&ws.plan, &ws.trees, ix) {
+            Some(_) => {
+                let layer = node.layer.as_deref()?;
+                Some((node.label.clone(), *tree_of_layer.get(layer)?))
+            }
+            None => None,
+        };
+        let mut deps: Vec<NodeIndex> = g
+            .edges_directed(ix, Direction::Incoming)
+            .map(|e| e.source())
+            .collect();
+        deps.sort_by(|a, b| g[*a].id.cmp(&g[*b].id));
+        nodes.push(NodeMemo {
+            id: node.id.clone(),
+            kind: node.kind().as_str().to_string(),
+            head,
+            source,
+            deps: deps.iter().map(|d| pos[d.index()]).collect(),
+            every_build: node.spec.caching() == Caching::EveryBuild,
+            hashed: node.spec.caching() == Caching::Hashed,
+            key: *ws.keys.keys[ix.index()].as_bytes(),
+            output: ws.keys.outputs[ix.index()],
+            cached: ws.cached.contains(&ix),
+            checked: ws.checked.contains(&ix),
+        });
+    }
+    // The stored ingredients must give back every key: if they do not,
+    // a replay would key differently from this plan.
+    let faithful = (0..nodes.len())
+        .into_par_iter()
+        .all(|i| *key_of(&nodes, &trees, i).as_bytes() == nodes[i].key);
+    if !faithful {
+        debug_assert!(
+            false,
+            "the memo's ingredients do not give back the plan's keys"
+        );
+        return None;
+    }
+    Some(Stored {
+        context,
+        structure,
+        store_exists: store_dir.is_dir(),
+        generation: generation(store_dir),
+        platform: platform_digest(ws.store()),
+        trees,
+        nodes,
+        selected: selected.iter().map(|ix| pos[ix.index()]).collect(),
+        stderr: stderr.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -236,7 +602,14 @@ mod tests {
         dirs: Dirs,
     }
 
-    /// A settled copy of the mini fixture whose memo holds `out`/`err`.
+    /// What a dry run of the whole project prints, by a full plan.
+    fn full(s: &Setup) -> String {
+        let mut out = Vec::new();
+        crate::commands::build::dry_run(&s.root, &s.dirs, &[], &[], &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    /// A settled copy of the mini fixture whose memo a full plan wrote.
     fn remembered() -> Setup {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().join("project");
@@ -249,42 +622,54 @@ mod tests {
             repo_cache: tmp.path().join("repos"),
             state: tmp.path().join("state"),
         };
-        // The first plan makes the VM's key pair (an input of the plan);
-        // all inputs are then older than the settling time.
-        Workspace::open(&root, &dirs).unwrap();
-        backdate(&root);
-        backdate(&dirs.state);
-        let memo = Memo::new(&root, &dirs, &[]);
-        assert!(memo.replay().is_none(), "nothing is remembered yet");
-        let ws = Workspace::open(&root, &dirs).unwrap();
-        memo.save(&ws, "out\n", "err\n");
-        Setup {
+        let s = Setup {
             _tmp: tmp,
             root,
             dirs,
-        }
+        };
+        // The first plan makes the VM's key pair (an input of the plan);
+        // all inputs are then older than the settling time.
+        crate::workspace::Workspace::open(&s.root, &s.dirs).unwrap();
+        backdate(&s.root);
+        backdate(&s.dirs.state);
+        assert!(replay(&s, &[]).is_none(), "nothing is remembered yet");
+        full(&s);
+        assert!(
+            s.dirs.cache.join(FILE).exists(),
+            "the full plan wrote no memo"
+        );
+        s
     }
 
-    fn replays(s: &Setup, targets: &[String]) -> bool {
-        Memo::new(&s.root, &s.dirs, targets).replay().is_some()
+    fn replay(s: &Setup, targets: &[String]) -> Option<Replay> {
+        Memo::new(&s.root, &s.dirs, targets).replay()
     }
 
     #[test]
-    fn replays_what_was_saved() {
+    fn replays_what_a_full_plan_printed() {
         let s = remembered();
-        let r = Memo::new(&s.root, &s.dirs, &[]).replay().unwrap();
-        assert_eq!((r.stdout.as_str(), r.stderr.as_str()), ("out\n", "err\n"));
+        let r = replay(&s, &[]).unwrap();
+        let _ = std::fs::remove_file(s.dirs.cache.join(FILE));
+        assert_eq!(r.stdout, full(&s));
         // Other targets are another output.
-        assert!(!replays(&s, &["app".to_string()]));
+        assert!(replay(&s, &["app".to_string()]).is_none());
     }
 
     #[test]
-    fn any_change_to_an_input_is_seen() {
+    fn an_edited_layer_file_is_answered_and_keyed_as_a_full_plan_keys_it() {
+        let s = remembered();
+        let before = replay(&s, &[]).unwrap().stdout;
+        std::fs::write(s.root.join("layers/greeting/hello.txt"), "changed").unwrap();
+        let r = replay(&s, &[]).expect("a layer file's contents need no full plan");
+        assert_ne!(r.stdout, before, "the edit moved no key");
+        std::fs::remove_file(s.dirs.cache.join(FILE)).unwrap();
+        assert_eq!(r.stdout, full(&s));
+    }
+
+    #[test]
+    fn a_change_of_structure_needs_a_full_plan() {
         type Change = fn(&Path);
         let changes: &[(&str, Change)] = &[
-            ("layer file edited", |r| {
-                std::fs::write(r.join("layers/greeting/hello.txt"), "changed").unwrap()
-            }),
             ("layer.yml edited", |r| {
                 let p = r.join("layers/web/layer.yml");
                 let text = std::fs::read_to_string(&p).unwrap();
@@ -300,6 +685,11 @@ mod tests {
             ("file removed from a layer", |r| {
                 std::fs::remove_file(r.join("layers/greeting/hello.txt")).unwrap()
             }),
+            ("file replaced by a symlink", |r| {
+                let p = r.join("layers/greeting/hello.txt");
+                std::fs::remove_file(&p).unwrap();
+                std::os::unix::fs::symlink("layer.yml", &p).unwrap()
+            }),
             ("root YAML edited", |r| {
                 let p = r.join("image.yml");
                 let text = std::fs::read_to_string(&p).unwrap();
@@ -314,40 +704,90 @@ mod tests {
         ];
         for (what, change) in changes {
             let s = remembered();
-            assert!(replays(&s, &[]), "{what}: not remembered to begin with");
+            assert!(
+                replay(&s, &[]).is_some(),
+                "{what}: not remembered to begin with"
+            );
             change(&s.root);
-            assert!(!replays(&s, &[]), "{what} went unseen");
+            assert!(replay(&s, &[]).is_none(), "{what} went unseen");
         }
     }
 
     #[test]
-    fn a_change_in_the_store_voids_it() {
+    fn a_change_in_the_store_re_asks_it_about_every_key() {
         let s = remembered();
-        // An empty store answers nothing new.
-        let store = s.dirs.cache.join("store");
-        std::fs::create_dir_all(&store).unwrap();
-        assert!(replays(&s, &[]));
-        std::fs::write(ov_cache::Store::generation_path(&store), "1\n").unwrap();
-        assert!(!replays(&s, &[]));
+        let result = |id: &str, kind: &str| ov_cache::ActionResult {
+            node_id: id.into(),
+            kind: kind.into(),
+            output: "sha256:feed".into(),
+            blobs: Vec::new(),
+            duration_ms: 1,
+            finished_unix_ms: 1,
+            manifest: Vec::new(),
+            meta: serde_json::Value::Null,
+        };
+        // A store that appears is a full plan (it turns source nodes into
+        // "check"): make one, with an entry no node has.
+        let store = Store::open(&s.dirs.cache.join("store")).unwrap();
+        store
+            .put_action(&NodeKey::from_bytes([9; 32]), &result("x", "layer"))
+            .unwrap();
+        backdate(&s.dirs.cache.join("store"));
+        assert!(replay(&s, &[]).is_none());
+        full(&s);
+        // Record the layer node of `greeting` as built: its line turns from
+        // "run" to "cached" only if the replay asks the store again.
+        let stored = Memo::new(&s.root, &s.dirs, &[]).load().unwrap();
+        let node = stored
+            .nodes
+            .iter()
+            .find(|n| n.kind == "layer" && n.id.contains("greeting"))
+            .unwrap();
+        let before = replay(&s, &[]).unwrap().stdout;
+        let is = |out: &str, word: &str| {
+            out.lines()
+                .any(|l| l.starts_with(word) && l.ends_with(&node.id))
+        };
+        assert!(is(&before, "run"), "{before}");
+        store
+            .put_action(
+                &NodeKey::from_bytes(node.key),
+                &result(&node.id, &node.kind),
+            )
+            .unwrap();
+        backdate(&s.dirs.cache.join("store"));
+        let replayed = replay(&s, &[]).expect("a store change needs no full plan");
+        assert!(is(&replayed.stdout, "cached"), "{}", replayed.stdout);
+        std::fs::remove_file(s.dirs.cache.join(FILE)).unwrap();
+        assert_eq!(replayed.stdout, full(&s));
     }
 
     #[test]
-    fn a_damaged_memo_is_ignored() {
+    fn a_torn_or_damaged_memo_costs_only_a_full_plan() {
         let s = remembered();
         let path = s.dirs.cache.join(FILE);
         let good = std::fs::read(&path).unwrap();
         let mut flipped = good.clone();
         let last = flipped.len() - 1;
         flipped[last] ^= 1;
-        for bad in [
-            flipped,
-            good[..good.len() / 2].to_vec(),
-            b"garbage".to_vec(),
-            Vec::new(),
-        ] {
-            std::fs::write(&path, bad).unwrap();
-            assert!(!replays(&s, &[]));
+        // A kill -9 can leave no torn file (the write is atomic), but a
+        // file cut anywhere must still be refused, not misread.
+        let mut bad: Vec<Vec<u8>> = (0..good.len())
+            .step_by(good.len() / 64 + 1)
+            .map(|n| good[..n].to_vec())
+            .collect();
+        bad.extend([flipped, b"garbage".to_vec()]);
+        for b in bad {
+            std::fs::write(&path, &b).unwrap();
+            assert!(
+                replay(&s, &[]).is_none(),
+                "a memo of {} bytes was read",
+                b.len()
+            );
         }
+        std::fs::remove_file(&path).unwrap();
+        let planned = full(&s);
+        assert_eq!(replay(&s, &[]).unwrap().stdout, planned);
     }
 
     #[test]
@@ -355,10 +795,9 @@ mod tests {
         let s = remembered();
         std::fs::remove_file(s.dirs.cache.join(FILE)).unwrap();
         // Just written: a change in the same timestamp tick could hide.
+        std::fs::write(s.root.join("image.yml.extra"), "x").unwrap();
         std::fs::write(s.root.join("layers/greeting/hello.txt"), "fresh").unwrap();
-        let memo = Memo::new(&s.root, &s.dirs, &[]);
-        let ws = Workspace::open(&s.root, &s.dirs).unwrap();
-        memo.save(&ws, "out\n", "");
+        full(&s);
         assert!(!s.dirs.cache.join(FILE).exists());
     }
 }

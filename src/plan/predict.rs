@@ -32,6 +32,11 @@ impl std::ops::Deref for Predicted {
 }
 
 impl Predicted {
+    /// The store the keys were predicted from (`None`: no store yet).
+    pub fn store(&self) -> Option<&Store> {
+        self.store.as_ref()
+    }
+
     /// The last recorded run of `ix` (any key), for explaining what changed.
     pub fn last(&self, ix: NodeIndex) -> Option<(NodeKey, ActionResult)> {
         let id = &self.ws.plan.graph[ix].id;
