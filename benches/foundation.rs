@@ -11,7 +11,12 @@
 //!   a split file list, and one process alone) (target: ov ≥ 0.9× all-core
 //!   b3sum throughput);
 //! - peak RSS of the ov dry-run process, replayed and fully planned
-//!   (target: ≤ 150 MiB).
+//!   (target: ≤ 150 MiB);
+//! - the first dry run after editing one layer file, one image's layer
+//!   list in image.yml, and build.yml's install template, against
+//!   `ninja -n` after touching the same file (targets: ≤ 1.0×, ≤ 1.5×, and
+//!   no slower than a full plan; peak RSS ≤ 60 MiB), and after a one-file
+//!   edit of a project of 60 images and 200 layers (target: ≤ 50 ms).
 //!
 //! A warm no-op dry run replays the memo of the one before (see
 //! `ov::plan::memo`); the bench also times a dry run with the memo removed, which
@@ -322,6 +327,146 @@ fn peak_rss_kib(cmd: &[&std::ffi::OsStr]) -> Option<u64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+/// Ages every file of `root` a minute, as a checkout not edited in the
+/// last minute is: ov trusts (and its memo records) only files last changed
+/// at least 2 s before a run began.
+fn age(root: &Path) {
+    let aged = Command::new("find")
+        .arg(root)
+        .args(["-exec", "touch", "-h", "-d", "1 minute ago", "{}", "+"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(aged, "could not age the generated project's files");
+}
+
+fn ov_dry_run(ov_bin: &Path, root: &Path, cache: &Path) -> Command {
+    let mut c = Command::new(ov_bin);
+    c.arg("-C")
+        .arg(root)
+        .arg("--cache-dir")
+        .arg(cache)
+        .args(["build", "--dry-run"]);
+    c
+}
+
+fn rss_of(c: &Command) -> Option<u64> {
+    let mut args = vec![c.get_program()];
+    args.extend(c.get_args());
+    peak_rss_kib(&args)
+}
+
+/// Flips one byte of `path`: new contents, same size.
+fn flip(path: &Path) {
+    let mut b = std::fs::read(path).unwrap();
+    b[0] ^= 1;
+    std::fs::write(path, b).unwrap();
+}
+
+/// One kind of edit: each run makes it (or undoes it), then times an ov
+/// dry run and `ninja -n` (which sees the file newer than its outputs).
+struct EditTimes {
+    ov: Duration,
+    ninja: Duration,
+    rss: Option<u64>,
+}
+
+/// The first dry run after each kind of edit, against `ninja -n`: one
+/// layer file; one image's layer list in image.yml; build.yml's install
+/// template (every layer's step changes). Every edit is new to ov: the
+/// file was just written, so no memo is saved over it and each run
+/// starts from the memo of the unedited project.
+fn edit_runs(ov_bin: &Path, root: &Path, cache: &Path, runs: usize) -> [EditTimes; 3] {
+    let layer_file = root.join("layers").join(layer_name(7)).join("data0.bin");
+    let image_yml = root.join("image.yml");
+    let build_yml = root.join("build.yml");
+    let images = std::fs::read_to_string(&image_yml).unwrap();
+    let builds = std::fs::read_to_string(&build_yml).unwrap();
+    // img000's list without its first layer, and the install template with
+    // one more flag.
+    let start = images.find("    layer: [").unwrap() + "    layer: [".len();
+    let comma = start + images[start..].find(", ").unwrap();
+    let images_b = format!("{}{}", &images[..start], &images[comma + 2..]);
+    let builds_b = builds.replace(
+        "apt-get install -y",
+        "apt-get install -y --no-install-recommends",
+    );
+    assert_ne!(builds, builds_b);
+    // Undoing a YAML edit puts back the file's mtime too, so the project
+    // is again the one the memo knows (as a revert that restores the file
+    // would): otherwise every later run would see an edited structure.
+    let mtime = |p: &Path| std::fs::metadata(p).unwrap().modified().unwrap();
+    let (images_t, builds_t) = (mtime(&image_yml), mtime(&build_yml));
+    let put = |p: &Path, text: &str, undo: Option<std::time::SystemTime>| {
+        write(p, text);
+        if let Some(t) = undo {
+            std::fs::File::options()
+                .write(true)
+                .open(p)
+                .unwrap()
+                .set_modified(t)
+                .unwrap();
+        }
+    };
+    let mut toggle = [false; 3];
+    let mut edit = |k: usize| {
+        toggle[k] = !toggle[k];
+        match (k, toggle[k]) {
+            (0, _) => flip(&layer_file),
+            (1, true) => put(&image_yml, &images_b, None),
+            (1, false) => put(&image_yml, &images, Some(images_t)),
+            (_, true) => put(&build_yml, &builds_b, None),
+            (_, false) => put(&build_yml, &builds, Some(builds_t)),
+        }
+    };
+    let mut times: [(Vec<Duration>, Vec<Duration>); 3] = Default::default();
+    for _ in 0..runs {
+        for (k, t) in times.iter_mut().enumerate() {
+            edit(k);
+            t.0.push(timed(&mut ov_dry_run(ov_bin, root, cache)));
+            t.1.push(timed(Command::new("ninja").arg("-C").arg(root).arg("-n")));
+            // Undo, so the next kind starts from the unedited project.
+            edit(k);
+            timed(&mut ov_dry_run(ov_bin, root, cache));
+        }
+    }
+    let mut out = times.map(|(mut o, mut n)| EditTimes {
+        ov: median(&mut o),
+        ninja: median(&mut n),
+        rss: None,
+    });
+    for (k, e) in out.iter_mut().enumerate() {
+        edit(k);
+        e.rss = rss_of(&ov_dry_run(ov_bin, root, cache));
+        edit(k);
+    }
+    out
+}
+
+/// The first dry run after a one-file edit on a project of the size of
+/// a real one (60 images, 200 layers).
+fn small_project_edit(ov_bin: &Path, base: &Path, runs: usize) -> Duration {
+    let root = base.join("project-60x200");
+    let cache = base.join("cache-60x200");
+    let sz = Sizes {
+        layers: 200,
+        images: 60,
+        vms: 6,
+        runs,
+    };
+    generate(&root, &sz);
+    age(&root);
+    timed(&mut ov_dry_run(ov_bin, &root, &cache));
+    timed(&mut ov_dry_run(ov_bin, &root, &cache));
+    let file = root.join("layers").join(layer_name(7)).join("data0.bin");
+    let mut t: Vec<Duration> = (0..runs)
+        .map(|_| {
+            flip(&file);
+            timed(&mut ov_dry_run(ov_bin, &root, &cache))
+        })
+        .collect();
+    median(&mut t)
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; a filter argument is not used here.
     let sz = sizes();
@@ -354,12 +499,7 @@ fn main() {
     // and at smoke scale every run would start within that window and
     // measure a full plan instead of the warm no-op. Age the project as a
     // checkout that was not edited in the last minute is.
-    let aged = Command::new("find")
-        .arg(&root)
-        .args(["-exec", "touch", "-h", "-d", "1 minute ago", "{}", "+"])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(aged, "could not age the generated project's files");
+    age(&root);
     let out = Command::new(&ov_bin)
         .arg("-C")
         .arg(&root)
@@ -501,6 +641,11 @@ fn main() {
         "-n".as_ref(),
     ]);
 
+    // (3c) the first dry run after an edit, against `ninja -n` after the
+    // same file is touched; and (3d) the same on a real-sized project.
+    let edits = edit_runs(&ov_bin, &root, &cache, sz.runs.min(7));
+    let small = small_project_edit(&ov_bin, &base, sz.runs.min(7));
+
     // (3b) cold hashing: the library with an empty in-memory stat cache vs
     // b3sum over the same files. Everything is in the page cache.
     let project = &ws.project;
@@ -554,7 +699,22 @@ fn main() {
     // Both the replayed no-op and a full plan must stay under the limit.
     let rss_ok = ov_rss.is_some_and(|r| r <= RSS_LIMIT_KIB)
         && ov_replan_rss.is_some_and(|r| r <= RSS_LIMIT_KIB);
-    let all_ok = noop_ratio <= 1.0 && hash_ratio >= 0.9 && rss_ok;
+    let edit_ratio = |e: &EditTimes| e.ov.as_secs_f64() / e.ninja.as_secs_f64();
+    let r_file = edit_ratio(&edits[0]);
+    let r_image = edit_ratio(&edits[1]);
+    // "Today's full plan" is a dry run with no memo (measured above).
+    let r_build = edits[2].ov.as_secs_f64() / ov_replan.as_secs_f64();
+    const EDIT_RSS_KIB: u64 = 60 * 1024;
+    let edit_rss = edits.iter().filter_map(|e| e.rss).max();
+    let edit_rss_ok = edits
+        .iter()
+        .all(|e| e.rss.is_some_and(|r| r <= EDIT_RSS_KIB));
+    let edits_ok = r_file <= 1.0
+        && r_image <= 1.5
+        && r_build <= 1.0
+        && edit_rss_ok
+        && small <= Duration::from_millis(50);
+    let all_ok = noop_ratio <= 1.0 && hash_ratio >= 0.9 && rss_ok && edits_ok;
     println!();
     println!(
         "ov foundation benchmark ({} cores, median of {} runs, tools interleaved)",
@@ -642,6 +802,27 @@ fn main() {
         show_rss(ov_replan_rss)
     );
     println!("{:<44} {:>12}", "peak RSS, ninja -n", show_rss(ninja_rss));
+    for (what, e) in [
+        "one layer file",
+        "image.yml layer list",
+        "build.yml template",
+    ]
+    .iter()
+    .zip(&edits)
+    {
+        println!(
+            "{:<44} {:>9.1} ms   ninja -n {:.1} ms, peak RSS {}",
+            format!("dry run after editing {what}"),
+            ms(e.ov),
+            ms(e.ninja),
+            show_rss(e.rss)
+        );
+    }
+    println!(
+        "{:<44} {:>9.1} ms",
+        "dry run after a one-file edit, 60 images/200 layers",
+        ms(small)
+    );
     println!();
     println!("{:<52} {:>8}  {:<12}", "target", "ratio", "needed");
     println!(
@@ -671,6 +852,37 @@ fn main() {
             .map_or("n/a".into(), |k| format!("{:.0}", k as f64 / 1024.0)),
         "≤ 150 MiB",
         verdict(rss_ok)
+    );
+    for (what, ratio, needed) in [
+        ("after a layer-file edit: ov / ninja -n time", r_file, 1.0),
+        ("after an image.yml edit: ov / ninja -n time", r_image, 1.5),
+        (
+            "after a build.yml edit: ov / full plan (no memo)",
+            r_build,
+            1.0,
+        ),
+    ] {
+        println!(
+            "{:<52} {:>8.2}  {:<12} {}",
+            what,
+            ratio,
+            format!("≤ {needed:.2}"),
+            verdict(ratio <= needed)
+        );
+    }
+    println!(
+        "{:<52} {:>8}  {:<12} {}",
+        "peak RSS after an edit (worst of the three)",
+        edit_rss.map_or("n/a".into(), |k| format!("{:.0}", k as f64 / 1024.0)),
+        "≤ 60 MiB",
+        verdict(edit_rss_ok)
+    );
+    println!(
+        "{:<52} {:>8.1}  {:<12} {}",
+        "60 images/200 layers, one-file edit (ms)",
+        ms(small),
+        "≤ 50 ms",
+        verdict(small <= Duration::from_millis(50))
     );
     println!("total bench time {:.1} s", t_all.elapsed().as_secs_f64());
     if std::env::var_os("OV_BENCH_KEEP").is_some() {
