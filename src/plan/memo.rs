@@ -96,6 +96,10 @@ struct TreeMemo {
     /// Holds a symbolic link: validation reads where each one points, so
     /// any change to such a tree means a full plan.
     has_links: bool,
+    /// Files of the tree that are also structure (its layer.yml), with
+    /// their fingerprints: a change to one means a full plan. Kept here,
+    /// not in the structure's witness, so a no-op stats them once.
+    structural: Vec<(String, Fingerprint)>,
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -248,6 +252,7 @@ fn tree_memo(dir: &Path, t: &SourceTree) -> Option<TreeMemo> {
         shape: shape(t),
         digest: *t.digest.as_bytes(),
         has_links: t.files.iter().any(|f| f.mode == 0o120000),
+        structural: Vec::new(),
     })
 }
 
@@ -377,8 +382,17 @@ impl Memo {
         let fresh = hash_dirs(&roots, &mut StatCache::in_memory()).ok()?;
         let mut moved_tree = vec![false; stored.trees.len()];
         for (&i, t) in changed.iter().zip(&fresh) {
-            let m = tree_memo(&stored.trees[i].dir, t)?;
+            let mut m = tree_memo(&stored.trees[i].dir, t)?;
             if m.shape != stored.trees[i].shape || m.has_links {
+                return None;
+            }
+            let fingerprint =
+                |rel: &str| t.files.iter().find(|f| f.rel == rel).map(|f| f.fingerprint);
+            m.structural = std::mem::take(&mut stored.trees[i].structural);
+            if m.structural
+                .iter()
+                .any(|(rel, fp)| fingerprint(rel) != Some(*fp))
+            {
                 return None;
             }
             moved_tree[i] = m.digest != stored.trees[i].digest;
@@ -447,6 +461,7 @@ fn snapshot(
 
     // One tree per layer directory.
     let mut trees = Vec::new();
+    let mut sources: Vec<&SourceTree> = Vec::new();
     let mut tree_of_layer: HashMap<&str, u32> = HashMap::new();
     let mut tree_of_dir: HashMap<&Path, u32> = HashMap::new();
     for (name, tree) in &ws.trees {
@@ -458,6 +473,7 @@ fn snapshot(
             Some(ix) => *ix,
             None => {
                 trees.push(tree_memo(dir, tree)?);
+                sources.push(tree);
                 let ix = (trees.len() - 1) as u32;
                 tree_of_dir.insert(dir, ix);
                 ix
@@ -468,7 +484,19 @@ fn snapshot(
 
     let mut b = WitnessBuilder::default();
     for f in &project.inputs.files {
-        b.path_now(f);
+        // A file of a hashed tree (a layer.yml that is not a link) is
+        // watched by that tree's witness.
+        let in_tree = f.parent().and_then(|d| tree_of_dir.get(d)).and_then(|&t| {
+            let rel = f.file_name()?.to_str()?;
+            let files = &sources[t as usize].files;
+            let at = files.binary_search_by(|x| x.rel.as_str().cmp(rel)).ok()?;
+            let file = &files[at];
+            (file.mode != 0o120000).then(|| (t, rel.to_string(), file.fingerprint))
+        });
+        match in_tree {
+            Some((t, rel, fp)) => trees[t as usize].structural.push((rel, fp)),
+            None => b.path_now(f),
+        }
     }
     for d in &project.inputs.dirs {
         b.dir_now(d);
