@@ -57,10 +57,6 @@ set_size "$((4000 + $$ % 90))M"
 OV_KEEP_DISK_SCRIPT=$TMP/kept ovb || die "ov build disk:vm failed; see $TMP/ov.log"
 [[ -f $TMP/kept/disk-vm.sh ]] || die "ov kept no disk script"
 
-log "cold disk: ov (a disk_size never built)"
-set_size "$((4100 + $$ % 90))M"
-t_ov=$(timed ovb)
-log "cold disk: the same script, plainly"
 W=$TMP/plain
 plain() {
   rm -rf "$W" && mkdir -p "$W" "$TMP/out"
@@ -72,17 +68,29 @@ plain() {
   rm -f "$W/disk.raw"
   cp --sparse=always "$W/disk.qcow2" "$TMP/out/disk.qcow2"
 }
-t_plain=$(timed plain)
+# Each timed run starts with the page cache written back (`sync`, untimed),
+# so no run pays for the writeback of the one before; the cold pair runs
+# twice in opposite orders (ov, plain, plain, ov) and the ratio is of sums.
+timed_synced() { sync; timed "$@"; }
+add() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a + b }'; }
+log "cold disk: ov (a disk_size never built)"
+set_size "$((4100 + $$ % 90))M"
+t_ov1=$(timed_synced ovb)
+log "cold disk: the same script, plainly (twice)"
+t_plain=$(add "$(timed_synced plain)" "$(timed_synced plain)")
+log "cold disk: ov again (another new disk_size)"
+set_size "$((4300 + $$ % 40))M"
+t_ov=$(add "$t_ov1" "$(timed_synced ovb)")
 
 log "disk_size only"
 set_size "$((4200 + $$ % 90))M"
-t_size=$(timed ovb)
+t_size=$(timed_synced ovb)
 log "a bootloader template line only"
 sed -i 's/GRUB_TIMEOUT=0/GRUB_TIMEOUT=0 # bench/' "$P/build.yml"
-t_tpl=$(timed ovb)
+t_tpl=$(timed_synced ovb)
 log "rootfs and disk again"
 sed -i 's/^            rootfs: ext4/            rootfs: ext4\n            bootstrap_arch: bench-'"$$"'/' "$P/vm.yml"
-t_full=$(timed ovb)
+t_full=$(timed_synced ovb)
 
 r_cold=$(ratio "$t_ov" "$t_plain")
 r_size=$(ratio "$t_full" "$t_size" '%.1f')
@@ -90,7 +98,7 @@ r_tpl=$(ratio "$t_full" "$t_tpl" '%.1f')
 missed=0
 verdict() { if awk -v a="$1" -v op="$2" -v b="$3" 'BEGIN { exit !((op == "le") ? a <= b : a >= b) }'; then echo met; else echo MISSED; missed=1; fi; }
 printf '| measure | ov | against | ratio | target |\n|---|---|---|---|---|\n'
-printf '| cold disk node | %s s | plain script %s s | %s | <= 1.05: %s |\n' "$t_ov" "$t_plain" "$r_cold" "$(verdict "$r_cold" le 1.05)"
+printf '| cold disk node, two runs | %s s | plain script, two runs %s s | %s | <= 1.05: %s |\n' "$t_ov" "$t_plain" "$r_cold" "$(verdict "$r_cold" le 1.05)"
 printf '| disk_size changed | %s s | rootfs + disk %s s | %sx faster | >= 4x: %s |\n' "$t_size" "$t_full" "$r_size" "$(verdict "$r_size" ge 4)"
 printf '| bootloader template changed | %s s | rootfs + disk %s s | %sx faster | >= 4x: %s |\n' "$t_tpl" "$t_full" "$r_tpl" "$(verdict "$r_tpl" ge 4)"
 if ((missed && STRICT)); then exit 1; fi

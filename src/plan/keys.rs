@@ -19,6 +19,7 @@ use ov_rules::{Ingredients, Manifest, NodeKind};
 use petgraph::graph::NodeIndex;
 use petgraph::visit::EdgeRef;
 use petgraph::Direction;
+use rayon::prelude::*;
 use std::collections::HashMap;
 
 /// Keys and manifests, indexed like the plan's nodes.
@@ -57,8 +58,17 @@ pub fn compute(
     // this correct whatever order nodes were added in.
     let order = petgraph::algo::toposort(g, None).unwrap_or_else(|_| g.node_indices().collect());
     let dirs = source_dirs(plan);
+    // Canonicalising and hashing the specs is most of the work and needs
+    // no dependency: do it on every core first.
+    let heads: Vec<[[u8; 32]; 2]> = g
+        .raw_nodes()
+        .par_iter()
+        .map(|n| Ingredients::head(&n.weight.spec))
+        .collect();
     for ix in order {
-        let (key, manifest) = node_key(plan, trees, &dirs, engine, ix, |d| stand_in[d.index()]);
+        let (key, manifest) = key_from(plan, trees, &dirs, engine, ix, &heads[ix.index()], |d| {
+            stand_in[d.index()]
+        });
         stand_in[ix.index()] = match source_output(plan, trees, ix) {
             Some(o) => o,
             None => known_output(ix, &key).unwrap_or(*key.as_bytes()),
@@ -111,9 +121,23 @@ pub fn node_key(
     ix: NodeIndex,
     dep_output: impl Fn(NodeIndex) -> [u8; 32],
 ) -> (NodeKey, Manifest) {
+    let head = Ingredients::head(&plan.graph[ix].spec);
+    key_from(plan, trees, dirs, engine, ix, &head, dep_output)
+}
+
+/// [`node_key`] with the spec's [`Ingredients::head`] computed already.
+fn key_from(
+    plan: &Plan,
+    trees: &HashMap<String, SourceTree>,
+    dirs: &HashMap<String, String>,
+    engine: &EnginePlatform,
+    ix: NodeIndex,
+    head: &[[u8; 32]; 2],
+    dep_output: impl Fn(NodeIndex) -> [u8; 32],
+) -> (NodeKey, Manifest) {
     let g = &plan.graph;
     let node = &g[ix];
-    let mut ing = Ingredients::for_spec(&node.spec);
+    let mut ing = Ingredients::from_head(head);
     if uses_engine(&node.spec) {
         ing.engine(engine);
     }
