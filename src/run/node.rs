@@ -570,6 +570,7 @@ async fn record(
     // The executors of these kinds tag their image `localhost/ov-node:<key>`.
     let owns_tag = out.image.is_some() && node.spec.tags_node_image();
     let files = out.files.clone();
+    let scratch = sh.scratch.clone();
     let log = out.log.clone();
     let mut meta = match &out.meta {
         Json::Object(m) => Json::Object(m.clone()),
@@ -618,7 +619,13 @@ async fn record(
         move || -> Result<Vec<(String, ov_cache::BlobDigest)>, ov_cache::Error> {
             let mut result = result;
             for (name, path) in &files {
-                let (digest, size) = store.put_blob_file(path)?;
+                // A file in the run's scratch dir is the node's own and is
+                // removed after this anyway: moved in, not copied.
+                let (digest, size) = if path.starts_with(&scratch) {
+                    store.put_blob_file_owned(path)?
+                } else {
+                    store.put_blob_file(path)?
+                };
                 result.blobs.push(BlobRef {
                     name: name.clone(),
                     digest,
