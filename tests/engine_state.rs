@@ -424,3 +424,58 @@ fn tag_auto_is_the_runs_calver_and_leaves_the_keys_alone() {
     );
     assert_eq!(auto, None, "`auto` itself is no tag");
 }
+
+#[test]
+fn importing_a_rootfs_leaves_no_copy_of_it_in_the_engines_tmpdir() {
+    // podman's compat import kept a copy of every imported tarball in
+    // /var/tmp/api_load.tar* (podman#28531): a restored or bootstrapped
+    // base leaked its whole size on each build. A tarball of a size no
+    // other test makes tells our copy from anyone else's.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::write(root.join("etc/marker"), std::process::id().to_string()).unwrap();
+    std::fs::write(root.join("etc/pad"), vec![b'x'; 4099]).unwrap();
+    let tarball = dir.path().join("rootfs.tar");
+    let tarred = Command::new("tar")
+        .arg("-C")
+        .arg(&root)
+        .arg("-cf")
+        .arg(&tarball)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(tarred.success());
+    let size = std::fs::metadata(&tarball).unwrap().len();
+    let copies = || {
+        std::fs::read_dir("/var/tmp")
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().starts_with("api_load.tar"))
+            .filter(|e| e.metadata().is_ok_and(|m| m.len() == size))
+            .count()
+    };
+    let before = copies();
+    let tag = format!("localhost/ov-test/import:{}", std::process::id());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let id = rt.block_on(async {
+        let engine = ov_rules::engine::Engine::connect(&ov_rules::engine::Engine::endpoint(None))
+            .await
+            .expect("the podman service scripts/setup.sh starts");
+        engine.import(&tarball, &tag).await.expect("import")
+    });
+    let read = Command::new("podman")
+        .args(["image", "inspect", "--format", "{{.Id}}", &tag])
+        .output()
+        .unwrap();
+    let _ = Command::new("podman").args(["rmi", "-f", &tag]).output();
+    assert!(
+        String::from_utf8_lossy(&read.stdout).contains(id.hex()),
+        "the tag is not on the imported image {id:?}"
+    );
+    assert_eq!(
+        copies(),
+        before,
+        "the import left a copy of the tarball in /var/tmp"
+    );
+}

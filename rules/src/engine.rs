@@ -279,6 +279,8 @@ pub struct Engine {
     calls: Arc<AtomicUsize>,
     created: Arc<AtomicUsize>,
     pong: Pong,
+    /// The unix socket, when the endpoint is one (for libpod calls).
+    socket: Option<String>,
 }
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -327,6 +329,7 @@ impl Engine {
             calls: Arc::new(AtomicUsize::new(1)),
             created: Arc::new(AtomicUsize::new(0)),
             pong,
+            socket: crate::ping::unix_path(endpoint).map(str::to_string),
         };
         // On a socket, the ping that checks the engine answers also reads
         // its headers (podman's version); elsewhere bollard pings.
@@ -715,6 +718,27 @@ impl Engine {
 
     /// Imports a rootfs tarball (plain or gzip) as image `tag`.
     pub async fn import(&self, rootfs: &Path, tag: &str) -> Result<ImageId, EngineError> {
+        // podman's compat import leaks a copy of every tarball; its own
+        // endpoint does not (see `crate::libpod`).
+        if let (Some(socket), Some(version)) = (&self.socket, &self.pong.libpod) {
+            self.calls.fetch_add(1, Ordering::Relaxed);
+            let imported = timed("import rootfs", CALL_TIMEOUT, async {
+                crate::libpod::import(socket, version, rootfs, tag)
+                    .await
+                    .map_err(|e| EngineError::Build {
+                        message: format!("import {}: {e}", rootfs.display()),
+                        log: String::new(),
+                    })
+            })
+            .await?;
+            return self.image_id(tag).await?.ok_or_else(|| EngineError::Build {
+                message: format!(
+                    "import of {} made {imported} but no image {tag}",
+                    rootfs.display()
+                ),
+                log: String::new(),
+            });
+        }
         let file = tokio::fs::File::open(rootfs).await?;
         let stream = tokio_util::io::ReaderStream::new(file).filter_map(|r| async { r.ok() });
         // podman ignores the `tag` parameter of an import; the tag must ride

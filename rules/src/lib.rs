@@ -39,6 +39,7 @@ pub mod engine;
 pub mod images;
 mod ingredients;
 mod kind;
+mod libpod;
 pub mod oci;
 pub mod ping;
 pub mod rule;

@@ -71,7 +71,7 @@ pub async fn ping_unix(path: &str) -> Result<Pong, String> {
 
 /// An error with its causes, as one line (hyper's own text is only
 /// "client error (Connect)").
-fn chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut cause = e.source();
     while let Some(c) = cause {
