@@ -147,19 +147,11 @@ fn finish(
     })
 }
 
-/// The blake3 of a file, read in 1 MiB pieces, each hashed on all cores
-/// (a 1 GB disk: 1.1 s on one core here).
+/// The blake3 of a file, memory-mapped and hashed on all cores (a 1 GB
+/// disk read in 1 MiB pieces on one core: 1.1 s here).
 fn hash_file(path: &Path) -> Result<String, ExecError> {
     let mut h = blake3::Hasher::new();
-    let mut f = std::fs::File::open(path).map_err(super::at(path))?;
-    let mut buf = vec![0; 1 << 20];
-    loop {
-        let n = f.read(&mut buf).map_err(super::at(path))?;
-        if n == 0 {
-            break;
-        }
-        h.update_rayon(&buf[..n]);
-    }
+    h.update_mmap_rayon(path).map_err(super::at(path))?;
     Ok(h.finalize().to_hex().to_string())
 }
 
