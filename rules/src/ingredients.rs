@@ -29,6 +29,29 @@ pub struct Ingredients {
     manifest: Manifest,
 }
 
+impl Manifest {
+    /// The hashed ingredients a key starts with (rule, spec, then any
+    /// values such as the engine), before its sources, dependencies and
+    /// files: with [`Ingredients::replay`] and those, they give back the
+    /// key. `None` when a digest is not 64 hex characters.
+    pub fn head(&self) -> Option<Vec<(String, [u8; 32])>> {
+        self.entries
+            .iter()
+            .take_while(|e| {
+                !(e.name.starts_with("source ")
+                    || e.name.starts_with("dep ")
+                    || e.name.starts_with("file "))
+            })
+            .map(|e| {
+                Some((
+                    e.name.clone(),
+                    *e.digest.parse::<TreeDigest>().ok()?.as_bytes(),
+                ))
+            })
+            .collect()
+    }
+}
+
 impl Ingredients {
     /// Starts a key of `kind` whose resolved spec is `spec`.
     pub fn new(kind: NodeKind, spec: &serde_json::Value) -> Self {
@@ -170,13 +193,8 @@ mod tests {
             j.dep("image:x", &[7; 32]);
             j.finish()
         };
-        let head: Vec<(String, [u8; 32])> = manifest.entries[..3]
-            .iter()
-            .map(|e| {
-                let d: TreeDigest = e.digest.parse().unwrap();
-                (e.name.clone(), *d.as_bytes())
-            })
-            .collect();
+        let head = manifest.head().unwrap();
+        assert_eq!(head.len(), 3, "rule, spec and engine");
         let mut r = Ingredients::replay(head.iter().map(|(n, d)| (n.as_str(), d)));
         r.dep("image:x", &[7; 32]);
         assert_eq!(r.finish().0, whole);

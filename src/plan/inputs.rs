@@ -6,19 +6,29 @@ use ov_cache::{hash_trees, Digest, FileDigest, Fingerprint, HashedTree, StatCach
 use std::collections::HashMap;
 use std::path::Path;
 
+/// A [`SourceFile`]'s mode when it is a symbolic link.
+pub const LINK_MODE: u32 = 0o120000;
+
 /// One file of a source tree.
 #[derive(Clone, Debug)]
 pub struct SourceFile {
     /// Path relative to the tree root, `/`-separated.
     pub rel: String,
     /// Unix mode bits that matter to a build (the executable bits), or
-    /// `0o120000` for a symbolic link.
+    /// [`LINK_MODE`] for a symbolic link.
     pub mode: u32,
     /// Content digest (of `symlink:<target>` for a link).
     pub digest: FileDigest,
     /// The fingerprint the digest was taken at (a link's own, not its
     /// target's): a later stat that matches it means the same input.
     pub fingerprint: Fingerprint,
+}
+
+impl SourceFile {
+    /// Whether it is a symbolic link.
+    pub fn is_link(&self) -> bool {
+        self.mode == LINK_MODE
+    }
 }
 
 /// A hashed directory.
@@ -38,7 +48,16 @@ pub struct SourceTree {
 impl SourceTree {
     /// Whether a file of that name sits at the tree's root.
     pub fn has_root_file(&self, name: &str) -> bool {
-        self.files.iter().any(|f| f.rel == name)
+        self.file(name).is_some()
+    }
+
+    /// The file at `rel` (files are sorted by path).
+    pub fn file(&self, rel: &str) -> Option<&SourceFile> {
+        let at = self
+            .files
+            .binary_search_by(|f| f.rel.as_str().cmp(rel))
+            .ok()?;
+        Some(&self.files[at])
     }
 }
 
@@ -107,7 +126,7 @@ fn source_tree(t: HashedTree) -> SourceTree {
             bytes.extend(&l.target);
             files.push(SourceFile {
                 rel: l.rel,
-                mode: 0o120000,
+                mode: LINK_MODE,
                 digest: FileDigest::of_bytes(&bytes),
                 fingerprint: l.fingerprint,
             });

@@ -42,7 +42,7 @@
 //! format tag and a checksum; one that is missing, torn, damaged, of
 //! another format or for another context costs a full plan, nothing more.
 
-use crate::plan::inputs::{hash_dirs, SourceTree};
+use crate::plan::inputs::{hash_dirs, SourceFile, SourceTree};
 use crate::plan::keys;
 use crate::plan::predict::Predicted;
 use crate::workspace::Dirs;
@@ -227,7 +227,7 @@ fn shape(t: &SourceTree) -> [u8; 32] {
     for f in &t.files {
         h.update(&(f.rel.len() as u64).to_le_bytes());
         h.update(f.rel.as_bytes());
-        h.update(&[u8::from(f.mode == 0o120000)]);
+        h.update(&[u8::from(f.is_link())]);
     }
     h.update(b"/");
     for (rel, _) in &t.dirs {
@@ -251,7 +251,7 @@ fn tree_memo(dir: &Path, t: &SourceTree) -> Option<TreeMemo> {
         witness: b.finish()?,
         shape: shape(t),
         digest: *t.digest.as_bytes(),
-        has_links: t.files.iter().any(|f| f.mode == 0o120000),
+        has_links: t.files.iter().any(SourceFile::is_link),
         structural: Vec::new(),
     })
 }
@@ -386,12 +386,10 @@ impl Memo {
             if m.shape != stored.trees[i].shape || m.has_links {
                 return None;
             }
-            let fingerprint =
-                |rel: &str| t.files.iter().find(|f| f.rel == rel).map(|f| f.fingerprint);
             m.structural = std::mem::take(&mut stored.trees[i].structural);
             if m.structural
                 .iter()
-                .any(|(rel, fp)| fingerprint(rel) != Some(*fp))
+                .any(|(rel, fp)| t.file(rel).map(|f| f.fingerprint) != Some(*fp))
             {
                 return None;
             }
@@ -488,10 +486,8 @@ fn snapshot(
         // watched by that tree's witness.
         let in_tree = f.parent().and_then(|d| tree_of_dir.get(d)).and_then(|&t| {
             let rel = f.file_name()?.to_str()?;
-            let files = &sources[t as usize].files;
-            let at = files.binary_search_by(|x| x.rel.as_str().cmp(rel)).ok()?;
-            let file = &files[at];
-            (file.mode != 0o120000).then(|| (t, rel.to_string(), file.fingerprint))
+            let file = sources[t as usize].file(rel)?;
+            (!file.is_link()).then(|| (t, rel.to_string(), file.fingerprint))
         });
         match in_tree {
             Some((t, rel, fp)) => trees[t as usize].structural.push((rel, fp)),
@@ -524,21 +520,7 @@ fn snapshot(
     for &ix in &order {
         let node = &g[ix];
         let manifest = &ws.keys.manifests[ix.index()];
-        let head = manifest
-            .entries
-            .iter()
-            .take_while(|e| {
-                !(e.name.starts_with("source ")
-                    || e.name.starts_with("dep ")
-                    || e.name.starts_with("file "))
-            })
-            .map(|e| {
-                Some((
-                    e.name.clone(),
-                    *e.digest.parse::<TreeDigest>().ok()?.as_bytes(),
-                ))
-            })
-            .collect::<Option<Vec<_>>>()?;
+        let head = manifest.head()?;
         let source = match keys::source_output(&ws.plan, &ws.trees, ix) {
             Some(_) => {
                 let layer = node.layer.as_deref()?;
