@@ -1,6 +1,6 @@
 //! What the user typed, as clap fills it. No logic lives here.
 
-use crate::commands::graph::Format;
+use crate::graph::Format;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -211,6 +211,9 @@ pub struct GraphArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "dot")]
     pub format: Format,
+    /// Write to FILE (whole, or not at all) instead of standard output.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<std::path::PathBuf>,
 }
 
 /// `ov build`.
@@ -227,6 +230,10 @@ pub struct BuildArgs {
     /// Keep building what does not depend on a failed node.
     #[arg(long, short = 'k')]
     pub keep_going: bool,
+    /// After the build, write the graph page (`ov graph --format html`)
+    /// with what the build did: built, cached, failed, skipped, times.
+    #[arg(long, value_name = "FILE")]
+    pub graph_out: Option<std::path::PathBuf>,
     /// How to show progress.
     #[arg(long, value_enum, default_value = "auto")]
     pub progress: crate::run::progress::Mode,
@@ -271,6 +278,7 @@ impl BuildArgs {
             dry_run: false,
             jobs: None,
             keep_going: false,
+            graph_out: None,
             progress: crate::run::progress::Mode::Auto,
             refresh: Vec::new(),
             image_cache: None,

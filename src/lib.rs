@@ -29,6 +29,7 @@
 pub mod cli;
 pub mod commands;
 pub mod diag;
+pub mod graph;
 pub mod load;
 pub mod plan;
 pub mod run;

@@ -57,9 +57,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             commands::image::generate(root, &dirs, &name, out).map(ok)
         }
         Command::Image(ImageCmd::Build(args)) => commands::build::build(root, &dirs, args, true),
-        Command::Graph(GraphArgs { targets, format }) => {
-            commands::graph::run(root, &dirs, &targets, format, out).map(ok)
-        }
+        Command::Graph(GraphArgs {
+            targets,
+            format,
+            output,
+        }) => commands::graph::run(root, &dirs, &targets, format, output.as_deref(), out).map(ok),
         Command::Build(BuildArgs {
             targets,
             dry_run: true,

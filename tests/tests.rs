@@ -74,6 +74,7 @@
 mod util;
 mod vm_boot;
 
+mod browser;
 mod build;
 mod cli;
 mod context;
@@ -84,6 +85,7 @@ mod fidelity;
 mod fuzz;
 mod generate;
 mod golden;
+mod graph_page;
 mod incremental;
 mod inject;
 mod oci;

@@ -139,6 +139,9 @@ pub fn build(
         )?,
     };
     let outcome = crate::run::run(ws, dirs, &args.targets, &opts)?;
+    if let Some(path) = &args.graph_out {
+        write_graph(&outcome, path)?;
+    }
     if outcome.interrupted {
         eprintln!(
             "interrupted: the containers this run started were removed; \
@@ -150,6 +153,23 @@ pub fn build(
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--graph-out`: the page of what the build did.
+fn write_graph(outcome: &crate::run::Outcome, path: &Path) -> anyhow::Result<()> {
+    let Some(sh) = &outcome.ws else {
+        return Ok(());
+    };
+    let keys = sh.run_keys.lock().map(|k| k.clone()).unwrap_or_default();
+    let doc = crate::graph::doc::after_build(
+        &sh.ws.plan,
+        &sh.ws.keys,
+        &outcome.order,
+        &outcome.record,
+        &keys,
+    );
+    let page = crate::graph::render(&doc, crate::graph::Format::Html);
+    super::graph::write_atomically(path, &page)
 }
 
 /// The remote cache, from the flags (or their variables), else the

@@ -14,6 +14,7 @@ pub mod predict;
 pub mod resolve;
 pub mod stage_check;
 pub mod user;
+pub mod why;
 
 use crate::load::model::{Project, VmSourceKind};
 use crate::plan::inputs::SourceTree;

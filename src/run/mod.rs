@@ -16,6 +16,7 @@ mod debris;
 pub mod image_cache;
 pub mod node;
 mod owned;
+pub mod record;
 pub mod remote;
 mod tags;
 
@@ -99,6 +100,8 @@ pub struct Shared {
     pub store: Arc<Store>,
     /// Outputs by node index, filled as nodes finish.
     pub outputs: Mutex<Vec<Option<NodeOutput>>>,
+    /// Keys and their ingredients as this run computed them, by node index.
+    pub run_keys: Mutex<Vec<Option<(ov_cache::NodeKey, ov_rules::Manifest)>>>,
     /// Nodes to run even when cached.
     pub refresh: HashSet<NodeIndex>,
     /// This run's id (`<pid>-<start ms>`), stamped on its containers.
@@ -203,6 +206,12 @@ pub struct Outcome {
     pub summary: Summary,
     /// True when Ctrl-C stopped it.
     pub interrupted: bool,
+    /// Node by node, in the order of `order`.
+    pub record: record::RunRecord,
+    /// The workspace the build ran, for pictures of what it did.
+    pub ws: Option<Arc<Shared>>,
+    /// The selected nodes, in the order they were scheduled.
+    pub order: Vec<NodeIndex>,
 }
 
 /// Refuses, before anything runs, a build whose VM boots ask for more RAM
@@ -303,6 +312,7 @@ pub fn run_on(
         ws,
         store: store.clone(),
         outputs: Mutex::new(vec![None; n]),
+        run_keys: Mutex::new(vec![None; n]),
         refresh,
         run_id: run_id.clone(),
         scratch: scratch.clone(),
@@ -365,6 +375,13 @@ pub fn run_on(
         vm_ram_mib: opts.vm_ram_mib,
     };
     let mut summary = Summary::default();
+    let mut nodes: Vec<record::NodeRun> = order
+        .iter()
+        .map(|ix| record::NodeRun {
+            id: g[*ix].id.clone(),
+            ..Default::default()
+        })
+        .collect();
     let report = rt.block_on(async {
         if ctrl_c {
             let c = cancel.clone();
@@ -388,6 +405,8 @@ pub fn run_on(
         let est: Vec<Option<Duration>> = tasks.iter().map(|t| t.estimate).collect();
         let node = |ix: usize| &g[order[ix]];
         let summary = &mut summary;
+        let nodes = &mut nodes;
+        let at = |started: Instant| started.elapsed().as_millis() as u64;
         let report = sched::run(
             &tasks,
             &runner,
@@ -398,6 +417,7 @@ pub fn run_on(
             cancel.clone(),
             |e: sched::Event<'_, Done>| match e {
                 sched::Event::Started { ix } => {
+                    nodes[ix].start_ms = at(started);
                     if node(ix).kind() != NodeKind::Source {
                         p.started(&node(ix).id, node(ix).kind().as_str(), est[ix])
                     }
@@ -407,18 +427,32 @@ pub fn run_on(
                     outcome,
                     duration,
                 } => {
-                    match outcome {
-                        Done::Built => summary.built += 1,
-                        Done::Cached => summary.cached_local += 1,
-                        Done::Remote => summary.cached_remote += 1,
-                        Done::Checked => {}
-                    }
+                    let ending = match outcome {
+                        Done::Built => {
+                            summary.built += 1;
+                            record::Ending::Built
+                        }
+                        Done::Cached => {
+                            summary.cached_local += 1;
+                            record::Ending::Cached
+                        }
+                        Done::Remote => {
+                            summary.cached_remote += 1;
+                            record::Ending::Remote
+                        }
+                        Done::Checked => record::Ending::Checked,
+                    };
+                    nodes[ix].ending = Some(ending);
+                    nodes[ix].end_ms = at(started);
                     if node(ix).kind() != NodeKind::Source {
                         p.finished(&node(ix).id, outcome.word(), duration);
                     }
                 }
                 sched::Event::Failed { ix, error, .. } => {
                     summary.failed += 1;
+                    nodes[ix].ending = Some(record::Ending::Failed);
+                    nodes[ix].end_ms = at(started);
+                    nodes[ix].message = format!("{error:#}").lines().next().map(str::to_string);
                     let output = error
                         .downcast_ref::<node::Failure>()
                         .map(|f| f.output.as_str())
@@ -439,6 +473,8 @@ pub fn run_on(
                         }
                     };
                     p.skipped(&node(ix).id, &why);
+                    nodes[ix].ending = Some(record::Ending::Skipped);
+                    nodes[ix].message = Some(why);
                 }
                 sched::Event::Cancelled { .. } => summary.skipped += 1,
             },
@@ -479,10 +515,58 @@ pub fn run_on(
         .saturating_sub(summary.cleanup_calls);
     summary.elapsed_ms = started.elapsed().as_millis() as u64;
     progress.summary(&summary);
+    let record = finish_record(
+        &shared,
+        &order,
+        nodes,
+        started_ms as u64,
+        summary.elapsed_ms,
+    );
+    if !shared.read_only {
+        if let Err(e) = record.save(&dirs.state) {
+            progress.warn(&format!(
+                "could not keep this run's record in {}: {e}",
+                dirs.state.display()
+            ));
+        }
+    }
     Ok(Outcome {
         summary,
         interrupted: cancel.is_cancelled(),
+        record,
+        ws: Some(shared),
+        order,
     })
+}
+
+/// Adds to each node's run its key and what its result keeps in the store.
+fn finish_record(
+    sh: &Shared,
+    order: &[NodeIndex],
+    mut nodes: Vec<record::NodeRun>,
+    started_unix_ms: u64,
+    elapsed_ms: u64,
+) -> record::RunRecord {
+    let keys = sh.run_keys.lock().map(|k| k.clone()).unwrap_or_default();
+    for (run, ix) in nodes.iter_mut().zip(order) {
+        let Some((key, _)) = keys.get(ix.index()).and_then(Option::as_ref) else {
+            continue;
+        };
+        run.key = Some(key.to_string());
+        if matches!(
+            run.ending,
+            Some(record::Ending::Built | record::Ending::Cached | record::Ending::Remote)
+        ) {
+            if let Ok(ov_cache::Lookup::Hit(r)) = sh.store.get_action(key) {
+                run.bytes = Some(r.blobs.iter().map(|b| b.size).sum());
+            }
+        }
+    }
+    record::RunRecord {
+        started_unix_ms,
+        elapsed_ms,
+        nodes,
+    }
 }
 
 /// Whether an I/O error says the cache dir cannot be written to at all.

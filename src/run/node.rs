@@ -146,6 +146,9 @@ pub async fn run(
                 .unwrap_or([0; 32])
         })
     };
+    if let Ok(mut keys) = sh.run_keys.lock() {
+        keys[ix.index()] = Some((key, manifest.clone()));
+    }
     let deps = dep_outputs(&sh, ix);
     let (last_image, holder) = if let NodeSpec::Image(image) = &node.spec {
         let sh2 = sh.clone();
