@@ -36,8 +36,8 @@
 set -euo pipefail
 
 PACKAGES=(
-  # ov's tests and benchmark
-  graphviz ninja-build b3sum time pkg-config
+  # ov's tests and benchmark (chromium: the graph page's browser tests)
+  graphviz ninja-build b3sum time pkg-config chromium
   # podman, rootful, with the runc runtime and netavark bridge networking
   # (crun fails on this kernel's hybrid cgroups; iptables is what netavark
   # drives for the bridge)

@@ -214,6 +214,9 @@ pub struct GraphArgs {
     /// Write to FILE (whole, or not at all) instead of standard output.
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<std::path::PathBuf>,
+    /// A remote cache to ask which nodes it holds (they show as `remote`).
+    #[command(flatten)]
+    pub remote: RemoteCacheArgs,
 }
 
 /// `ov build`.
@@ -251,6 +254,14 @@ pub struct BuildArgs {
         env = "OV_IMAGE_CACHE_MODE"
     )]
     pub image_cache_mode: crate::run::image_cache::Mode,
+    /// The remote cache.
+    #[command(flatten)]
+    pub remote: RemoteCacheArgs,
+}
+
+/// Where the remote cache is and how to use it (`ov build`, `ov graph`).
+#[derive(Args, Debug, Default)]
+pub struct RemoteCacheArgs {
     /// A remote cache speaking Bazel's HTTP cache protocol (bazel-remote,
     /// nginx WebDAV, …) [default: $OV_REMOTE_CACHE, else setting cache.remote].
     #[arg(
@@ -283,9 +294,7 @@ impl BuildArgs {
             refresh: Vec::new(),
             image_cache: None,
             image_cache_mode: crate::run::image_cache::Mode::Readwrite,
-            remote_cache: None,
-            remote_cache_mode: None,
-            remote_cache_ca: None,
+            remote: RemoteCacheArgs::default(),
         }
     }
 }

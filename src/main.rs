@@ -3,7 +3,7 @@
 //! 2 bad input) in one place.
 
 use clap::Parser;
-use ov::cli::{BuildArgs, Cli, Command, ExplainArgs, GraphArgs, ImageCmd, LockArgs};
+use ov::cli::{BuildArgs, Cli, Command, ExplainArgs, ImageCmd, LockArgs};
 use ov::commands::{self, print_diags};
 use ov::diag::InvalidProject;
 use ov::workspace::Dirs;
@@ -57,11 +57,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             commands::image::generate(root, &dirs, &name, out).map(ok)
         }
         Command::Image(ImageCmd::Build(args)) => commands::build::build(root, &dirs, args, true),
-        Command::Graph(GraphArgs {
-            targets,
-            format,
-            output,
-        }) => commands::graph::run(root, &dirs, &targets, format, output.as_deref(), out).map(ok),
+        Command::Graph(args) => commands::graph::run(root, &dirs, args, out).map(ok),
         Command::Build(BuildArgs {
             targets,
             dry_run: true,

@@ -206,3 +206,31 @@ fn a_failed_build_page_says_which_node_failed_and_what_it_skipped() {
         "{explain}"
     );
 }
+
+#[test]
+fn a_dead_remote_cache_costs_the_graph_one_warning_without_the_password() {
+    let p = Project::copy_of(&local_fixture("deb-tasks"));
+    let ov = ov_for(p.path());
+    let r = ov.ok(&[
+        "graph",
+        "--format",
+        "json",
+        "--remote-cache",
+        "http://someone:hunter2@127.0.0.1:9/cache/",
+    ]);
+    assert!(r.stderr.contains("remote cache failed"), "{}", r.stderr);
+    assert_eq!(
+        r.stderr.matches("remote cache failed").count(),
+        1,
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("hunter2"), "{}", r.stderr);
+    let doc: Value = serde_json::from_str(&r.stdout).expect("JSON");
+    let states = json_states(&doc);
+    assert!(
+        states.values().all(|s| s == "run" || s == "checked"),
+        "{states:?}"
+    );
+    assert_eq!(states["eval:app"], "run");
+}

@@ -400,6 +400,26 @@ fn a_second_machine_restores_a_debian_build_from_nginx() {
     assert!(r["bytes_up"].as_u64().unwrap() > 0, "{r}");
 
     let b = ov_for(p.path());
+    // Asked first, `ov graph` says what B's build would restore, and
+    // restores none of it. It asks no engine, so B must have resolved the
+    // external base once (any build does) for its dependents' keys.
+    b.ok(&["build", "base:localhost/bookworm-minbase:1"]);
+    let graph: serde_json::Value = serde_json::from_str(
+        &b.ok(&["graph", "--format", "json", "--remote-cache", &base])
+            .stdout,
+    )
+    .unwrap();
+    let remote: Vec<&str> = graph["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["state"] == "remote")
+        .filter_map(|n| n["id"].as_str())
+        .collect();
+    assert_eq!(remote.len(), 5, "{graph:#}");
+    assert!(remote.contains(&"eval:app"), "{remote:?}");
+    b.ok(&["build", "--dry-run"])
+        .stdout_has(&["5 nodes would run"]);
     let restored = build(
         &b,
         &["--remote-cache", &base, "--remote-cache-mode", "read"],

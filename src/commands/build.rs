@@ -131,12 +131,7 @@ pub fn build(
             )),
             None => None,
         },
-        remote: remote_options(
-            &args.remote_cache,
-            &args.remote_cache_mode,
-            &args.remote_cache_ca,
-            &settings,
-        )?,
+        remote: remote_options(&args.remote, &settings)?,
     };
     let outcome = crate::run::run(ws, dirs, &args.targets, &opts)?;
     if let Some(path) = &args.graph_out {
@@ -174,12 +169,15 @@ fn write_graph(outcome: &crate::run::Outcome, path: &Path) -> anyhow::Result<()>
 
 /// The remote cache, from the flags (or their variables), else the
 /// settings; credentials and the signing key from the environment.
-fn remote_options(
-    url: &Option<String>,
-    mode: &Option<String>,
-    ca: &Option<std::path::PathBuf>,
+pub(super) fn remote_options(
+    args: &crate::cli::RemoteCacheArgs,
     settings: &crate::settings::Settings,
 ) -> anyhow::Result<Option<crate::run::remote::RemoteOptions>> {
+    let (url, mode, ca) = (
+        &args.remote_cache,
+        &args.remote_cache_mode,
+        &args.remote_cache_ca,
+    );
     let url = match url {
         Some(u) => u.clone(),
         None => settings.get("cache.remote")?,

@@ -1,7 +1,8 @@
 //! `ov graph [TARGET…] --format F [-o FILE]`: the part of the plan the
 //! targets need, with what the next build would do with each node.
 
-use crate::graph::{doc, render, Format};
+use crate::graph::{doc, render};
+use crate::plan::predict::RemoteAsk;
 use crate::run::record::RunRecord;
 use std::path::Path;
 
@@ -15,18 +16,30 @@ pub fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
 pub fn run(
     root: &Path,
     dirs: &crate::workspace::Dirs,
-    targets: &[String],
-    format: Format,
-    output: Option<&Path>,
+    args: crate::cli::GraphArgs,
     out: &mut dyn std::io::Write,
 ) -> anyhow::Result<()> {
-    let ws = super::open_predicted(root, dirs)?;
+    let settings = super::load_settings()?;
+    let remote = match super::build::remote_options(&args.remote, &settings)? {
+        Some(o) => Some(
+            ov_cache::remote::RemoteCache::new(o.config)
+                .map_err(|e| super::bad_input(ov_cache::redact(&e.to_string())))?,
+        ),
+        None => None,
+    };
+    let endpoint = super::engine_endpoint(&settings)?;
+    let ask = remote.as_ref().map(|cache| RemoteAsk { cache, endpoint });
+    let ws = crate::workspace::Workspace::open(root, dirs)?;
     super::print_diags(&ws.warnings);
-    let nodes = ws.select(targets)?;
+    let ws = crate::plan::predict::predict_with(ws, dirs, ask.as_ref())?;
+    if let Some(why) = &ws.remote_failure {
+        eprintln!("warning: {why}");
+    }
+    let nodes = ws.select(&args.targets)?;
     let last = RunRecord::load(&dirs.state);
     let doc = doc::next_build(&ws, &nodes, last.as_ref());
-    let text = render(&doc, format);
-    match output {
+    let text = render(&doc, args.format);
+    match &args.output {
         Some(path) => write_atomically(path, &text)?,
         None => out.write_all(text.as_bytes())?,
     }

@@ -261,21 +261,24 @@ pub fn next_build(ws: &Predicted, nodes: &[NodeIndex], last: Option<&RunRecord>)
         })
         .unwrap_or_default();
     for (d, &ix) in doc.nodes.iter_mut().zip(nodes) {
-        let verdict = why::verdict(ws, ix);
-        d.state = if !verdict.runs {
-            State::Cached
-        } else if ws.checked.contains(&ix) {
-            State::Checked
-        } else {
-            State::Run
-        };
-        if d.state == State::Checked {
+        let what = format!("{} {}", d.kind.as_str(), d.label);
+        if ws.remote.contains(&ix) {
+            d.state = State::Remote;
             d.explain = vec![format!(
-                "{} {}: checked on every build (its last result is known)",
-                d.kind.as_str(),
-                d.label
+                "{what}: in the remote cache (the next build restores it)"
+            )];
+        } else if !ws.cached.contains(&ix) && ws.checked.contains(&ix) {
+            d.state = State::Checked;
+            d.explain = vec![format!(
+                "{what}: checked on every build (its last result is known)"
             )];
         } else {
+            let verdict = why::verdict(ws, ix);
+            d.state = if verdict.runs {
+                State::Run
+            } else {
+                State::Cached
+            };
             d.why = verdict.why;
             d.explain = verdict.lines;
         }

@@ -116,6 +116,46 @@ impl RemoteCache {
         store: &Store,
         key: &NodeKey,
     ) -> Result<Option<ActionResult>, RemoteError> {
+        let Some(result) = self.peek(store, key).await? else {
+            return Ok(None);
+        };
+        let mut wanted: Vec<(BlobDigest, u64)> = result
+            .blobs
+            .iter()
+            .filter(|b| {
+                std::fs::metadata(store.content_path(&b.digest))
+                    .map(|m| m.len())
+                    .ok()
+                    != Some(b.size)
+            })
+            .map(|b| (b.digest, b.size))
+            .collect();
+        wanted.sort();
+        wanted.dedup();
+        futures_util::future::try_join_all(
+            wanted
+                .iter()
+                .map(|(d, size)| self.get_blob(store, d, *size)),
+        )
+        .await?;
+        let (s, k, r) = (store.clone(), *key, result.clone());
+        blocking(move || s.put_action(&k, &r))
+            .await?
+            .map_err(RemoteError::Local)?;
+        Ok(Some(result))
+    }
+
+    /// Looks `key` up without restoring it: the entry and its record are
+    /// fetched and checked (signature, format, key, blob list) exactly as
+    /// [`Self::fetch`] checks them, but the outputs stay on the server and
+    /// nothing is recorded in `store` (only the small record blob, verified,
+    /// is kept in its CAS). `ov graph` asks this to say which nodes the next
+    /// build would restore.
+    pub async fn peek(
+        &self,
+        store: &Store,
+        key: &NodeKey,
+    ) -> Result<Option<ActionResult>, RemoteError> {
         let url = self.http.url("ac", &key.to_string());
         let ac = {
             let _p = self.permit().await;
@@ -174,29 +214,6 @@ impl RemoteCache {
                 )));
             }
         }
-        let mut wanted: Vec<(BlobDigest, u64)> = result
-            .blobs
-            .iter()
-            .filter(|b| {
-                std::fs::metadata(store.content_path(&b.digest))
-                    .map(|m| m.len())
-                    .ok()
-                    != Some(b.size)
-            })
-            .map(|b| (b.digest, b.size))
-            .collect();
-        wanted.sort();
-        wanted.dedup();
-        futures_util::future::try_join_all(
-            wanted
-                .iter()
-                .map(|(d, size)| self.get_blob(store, d, *size)),
-        )
-        .await?;
-        let (s, k, r) = (store.clone(), *key, result.clone());
-        blocking(move || s.put_action(&k, &r))
-            .await?
-            .map_err(RemoteError::Local)?;
         Ok(Some(result))
     }
 
