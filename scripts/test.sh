@@ -33,6 +33,7 @@ phase bench-fnd env OV_BENCH_SCALE=0.1 OV_BENCH_RUNS=3 cargo bench --profile dev
 phase bench-sch env OV_BENCH_SCALE=0.1 OV_BENCH_RUNS=1 cargo bench --profile dev --bench scheduler
 # Ten layers built for real, then three no-op builds.
 phase bench-noop env OV_BENCH_SCALE=0.05 OV_BENCH_RUNS=3 cargo bench --profile dev --bench noop
+phase bench-graph env OV_BENCH_SCALE=0.05 OV_BENCH_RUNS=1 cargo bench --profile dev --bench graph_page
 # The test suite runs last, so its summary closes the output. Its build
 # tests drive the podman service setup.sh started; two test threads keep
 # two engine builds going at once without starving the 2-core CI machine.

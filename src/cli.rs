@@ -235,7 +235,7 @@ pub struct BuildArgs {
     pub keep_going: bool,
     /// After the build, write the graph page (`ov graph --format html`)
     /// with what the build did: built, cached, failed, skipped, times.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "dry_run")]
     pub graph_out: Option<std::path::PathBuf>,
     /// How to show progress.
     #[arg(long, value_enum, default_value = "auto")]

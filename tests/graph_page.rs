@@ -150,6 +150,23 @@ fn the_page_of_examples_web_shows_each_nodes_state_before_and_after_a_build() {
         shown.as_u64().unwrap_or(0) < doc["nodes"].as_array().map_or(0, Vec::len) as u64,
         "the eval is hidden when only the image's needs are shown"
     );
+    // Search: the matching nodes are marked, Enter selects the first.
+    let matched = b.eval(
+        "(() => { const s = document.getElementById('search'); s.value = 'supervisord'; \
+         s.dispatchEvent(new Event('input')); \
+         s.dispatchEvent(new KeyboardEvent('keydown', {key: 'Enter'})); \
+         return Array.from(document.querySelectorAll('g.node.match')).map(e => e.dataset.nodeId); })()",
+    );
+    let matched: Vec<String> = serde_json::from_value(matched).expect("ids");
+    assert!(!matched.is_empty());
+    assert!(
+        matched.iter().all(|id| id.contains("supervisord")),
+        "{matched:?}"
+    );
+    assert_eq!(
+        b.eval("document.getElementById('d-id').textContent"),
+        matched[0].as_str()
+    );
     b.screenshot(&artifact("graph-web-next-build.png"));
 
     // DOT and Mermaid say the same states.

@@ -1,6 +1,8 @@
 //! Helpers both benchmarks use: finding a peer tool, reading knobs from the
 //! environment, and reporting.
 
+pub mod project;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
