@@ -36,7 +36,7 @@ pub fn run(
         eprintln!("warning: {why}");
     }
     let nodes = ws.select(&args.targets)?;
-    let last = RunRecord::load(&dirs.state);
+    let last = RunRecord::load(&dirs.state, &ws.project.root);
     let doc = doc::next_build(&ws, &nodes, last.as_ref());
     let text = render(&doc, args.format);
     match &args.output {

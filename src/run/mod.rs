@@ -563,6 +563,7 @@ fn finish_record(
         }
     }
     record::RunRecord {
+        project: sh.ws.project.root.clone(),
         started_unix_ms,
         elapsed_ms,
         nodes,

@@ -1,12 +1,21 @@
-//! What one build did, node by node: kept as `last-run.json` in the state
-//! dir so `ov graph` can show the last run's times and critical path, and
-//! handed to `ov build --graph-out`.
+//! What one build did, node by node: kept in the state dir, one file per
+//! project (`runs/<digest of the project's path>.json`), so `ov graph` can
+//! show that project's last run's times and critical path; and handed to
+//! `ov build --graph-out`.
 
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
-/// The file name in the state dir.
-pub const FILE: &str = "last-run.json";
+/// Where the last run of the project at `root` is kept. The state dir is
+/// shared by every project of the user; node ids are not unique across
+/// projects (`image:web`), so each project has its own record.
+pub fn path(state_dir: &Path, root: &Path) -> std::path::PathBuf {
+    let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+    let digest = blake3::hash(root.as_os_str().as_encoded_bytes());
+    state_dir
+        .join("runs")
+        .join(format!("{}.json", &digest.to_hex()[..32]))
+}
 
 /// How a node ended in a run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,6 +57,8 @@ pub struct NodeRun {
 /// A whole run, nodes in the order they were scheduled.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
+    /// The project's directory, as given.
+    pub project: std::path::PathBuf,
     /// When it began, in Unix milliseconds.
     pub started_unix_ms: u64,
     /// Its wall time.
@@ -57,17 +68,19 @@ pub struct RunRecord {
 }
 
 impl RunRecord {
-    /// Writes the record into `state_dir` atomically: a reader sees the
-    /// old record or the new one, never a torn one.
+    /// Writes the record of its project into `state_dir` atomically: a
+    /// reader sees the old record or the new one, never a torn one.
     pub fn save(&self, state_dir: &Path) -> std::io::Result<()> {
         let json = serde_json::to_vec(self)?;
-        ov_cache::atomic_write(&state_dir.join(FILE), &json).map_err(std::io::Error::other)
+        ov_cache::atomic_write(&path(state_dir, &self.project), &json)
+            .map_err(std::io::Error::other)
     }
 
-    /// The last run recorded in `state_dir`; `None` when there is none or
-    /// it cannot be read (it only adds detail to a picture).
-    pub fn load(state_dir: &Path) -> Option<RunRecord> {
-        let bytes = std::fs::read(state_dir.join(FILE)).ok()?;
+    /// The last run of the project at `root` recorded in `state_dir`;
+    /// `None` when there is none or it cannot be read (it only adds detail
+    /// to a picture).
+    pub fn load(state_dir: &Path, root: &Path) -> Option<RunRecord> {
+        let bytes = std::fs::read(path(state_dir, root)).ok()?;
         serde_json::from_slice(&bytes).ok()
     }
 }
@@ -79,8 +92,10 @@ mod tests {
     #[test]
     fn a_saved_record_reads_back_and_a_torn_one_reads_as_none() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(RunRecord::load(dir.path()), None);
+        let project = dir.path().join("p");
+        assert_eq!(RunRecord::load(dir.path(), &project), None);
         let r = RunRecord {
+            project: project.clone(),
             started_unix_ms: 7,
             elapsed_ms: 9,
             nodes: vec![NodeRun {
@@ -94,8 +109,33 @@ mod tests {
             }],
         };
         r.save(dir.path()).unwrap();
-        assert_eq!(RunRecord::load(dir.path()), Some(r));
-        std::fs::write(dir.path().join(FILE), b"{\"started_unix_ms\": 7, \"nod").unwrap();
-        assert_eq!(RunRecord::load(dir.path()), None);
+        assert_eq!(RunRecord::load(dir.path(), &project), Some(r));
+        std::fs::write(
+            path(dir.path(), &project),
+            b"{\"started_unix_ms\": 7, \"nod",
+        )
+        .unwrap();
+        assert_eq!(RunRecord::load(dir.path(), &project), None);
+    }
+
+    #[test]
+    fn each_project_keeps_its_own_last_run() {
+        // Two projects share the user's state dir and a node id.
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        let run = |project: &Path, end_ms| RunRecord {
+            project: project.to_path_buf(),
+            nodes: vec![NodeRun {
+                id: "image:web".into(),
+                ending: Some(Ending::Built),
+                end_ms,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        run(&a, 10).save(dir.path()).unwrap();
+        run(&b, 20).save(dir.path()).unwrap();
+        assert_eq!(RunRecord::load(dir.path(), &a), Some(run(&a, 10)));
+        assert_eq!(RunRecord::load(dir.path(), &b), Some(run(&b, 20)));
     }
 }
