@@ -152,9 +152,7 @@ pub fn build(
 
 /// `--graph-out`: the page of what the build did.
 fn write_graph(outcome: &crate::run::Outcome, path: &Path) -> anyhow::Result<()> {
-    let Some(sh) = &outcome.ws else {
-        return Ok(());
-    };
+    let sh = &outcome.shared;
     let keys = sh.run_keys.lock().map(|k| k.clone()).unwrap_or_default();
     let doc = crate::graph::doc::after_build(
         &sh.ws.plan,

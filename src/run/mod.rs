@@ -208,8 +208,9 @@ pub struct Outcome {
     pub interrupted: bool,
     /// Node by node, in the order of `order`.
     pub record: record::RunRecord,
-    /// The workspace the build ran, for pictures of what it did.
-    pub ws: Option<Arc<Shared>>,
+    /// The run's shared state (its workspace, the keys it computed), for
+    /// pictures of what it did.
+    pub shared: Arc<Shared>,
     /// The selected nodes, in the order they were scheduled.
     pub order: Vec<NodeIndex>,
 }
@@ -534,7 +535,7 @@ pub fn run_on(
         summary,
         interrupted: cancel.is_cancelled(),
         record,
-        ws: Some(shared),
+        shared,
         order,
     })
 }
