@@ -251,3 +251,17 @@ fn a_dead_remote_cache_costs_the_graph_one_warning_without_the_password() {
     );
     assert_eq!(states["eval:app"], "run");
 }
+
+#[test]
+fn a_graph_out_path_that_cannot_be_written_is_refused_before_the_build() {
+    let p = Project::copy_of(&local_fixture("deb-tasks"));
+    let ov = Ov::new(p.path());
+    let file = p.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    for bad in [p.path().to_path_buf(), file.join("graph.html")] {
+        let r = ov.bad(&["build", "--graph-out", bad.to_str().unwrap()]);
+        assert!(r.stderr.contains("--graph-out"), "{}", r.stderr);
+        // Nothing ran: no store was made.
+        assert!(!ov.cache_dir().join("store").exists(), "{}", r.stderr);
+    }
+}

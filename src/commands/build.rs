@@ -105,6 +105,10 @@ pub fn build(
             );
         }
     }
+    if let Some(path) = &args.graph_out {
+        // Said before a long build runs, not after it.
+        graph_out_usable(path).map_err(bad_input)?;
+    }
     let settings = load_settings()?;
     let jobs = match args.jobs {
         Some(j) => j,
@@ -148,6 +152,20 @@ pub fn build(
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Whether `--graph-out PATH` can be written: not a directory, and its
+/// folder exists or can be made.
+fn graph_out_usable(path: &Path) -> Result<(), String> {
+    if path.is_dir() {
+        return Err(format!("--graph-out {}: is a directory", path.display()));
+    }
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => {
+            std::fs::create_dir_all(dir).map_err(|e| format!("--graph-out {}: {e}", path.display()))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// `--graph-out`: the page of what the build did.
