@@ -81,7 +81,8 @@ pub fn build(
             "use `ov build --dry-run` to see what would run".into(),
         ));
     }
-    let ws = Workspace::open(root, dirs)?;
+    // The run keys each node as its dependencies finish.
+    let ws = Workspace::open_unkeyed(root, dirs)?;
     print_diags(&ws.warnings);
     if images_only {
         for t in &args.targets {

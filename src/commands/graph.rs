@@ -29,7 +29,7 @@ pub fn run(
     };
     let endpoint = super::engine_endpoint(&settings)?;
     let ask = remote.as_ref().map(|cache| RemoteAsk { cache, endpoint });
-    let ws = crate::workspace::Workspace::open(root, dirs)?;
+    let ws = crate::workspace::Workspace::open_unkeyed(root, dirs)?;
     super::print_diags(&ws.warnings);
     let ws = crate::plan::predict::predict_with(ws, dirs, ask.as_ref())?;
     if let Some(why) = &ws.remote_failure {

@@ -114,6 +114,6 @@ pub fn engine_endpoint(settings: &Settings) -> anyhow::Result<String> {
 /// The workspace with keys predicted from the store: what the next build
 /// would find cached.
 pub fn open_predicted(root: &Path, dirs: &Dirs) -> anyhow::Result<crate::plan::predict::Predicted> {
-    let ws = Workspace::open(root, dirs)?;
+    let ws = Workspace::open_unkeyed(root, dirs)?;
     crate::plan::predict::predict(ws, dirs)
 }

@@ -212,11 +212,20 @@ fn skeleton(plan: &Plan, keys: &Keys, nodes: &[NodeIndex], moment: Moment) -> Gr
                 id: n.id.clone(),
                 kind: n.kind(),
                 label: n.label.clone(),
-                key: keys.keys[ix.index()].to_string(),
+                // A build's workspace is unkeyed: its keys come from the run.
+                key: keys
+                    .keys
+                    .get(ix.index())
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
                 state: State::Run,
                 why: None,
                 explain: Vec::new(),
-                ingredients: ingredients(&keys.manifests[ix.index()]),
+                ingredients: keys
+                    .manifests
+                    .get(ix.index())
+                    .map(ingredients)
+                    .unwrap_or_default(),
                 last_ms: None,
                 message: None,
                 bytes: None,

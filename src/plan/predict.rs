@@ -51,7 +51,8 @@ impl Predicted {
     }
 }
 
-/// Re-keys `ws` against the store in `dirs` (no store: nothing is cached).
+/// Keys `ws` (opened keyed or not) against the store in `dirs` (no store:
+/// nothing is cached).
 pub fn predict(ws: Workspace, dirs: &Dirs) -> anyhow::Result<Predicted> {
     predict_with(ws, dirs, None)
 }
@@ -91,6 +92,9 @@ pub fn predict_with(
     let mut checked = HashSet::new();
     let mut in_remote = HashSet::new();
     let mut remote_failure = None;
+    if store.is_none() {
+        ws.keys = keys::compute(&ws.plan, &ws.trees, &EnginePlatform::unknown(), |_, _| None);
+    }
     if let Some(store) = &store {
         let plan = &ws.plan;
         // Keys the remote holds were made on a real platform: a machine
