@@ -35,7 +35,7 @@ mod common;
 use common::project::{
     generate, layer_name, sizes, write, Sizes, FILES_PER_LAYER, FILE_SIZE, MAX_CHAIN,
 };
-use common::{have, median, ms, ov_binary, verdict};
+use common::{have, median, ms, ov_binary, peak_rss_kib, verdict};
 use ov::workspace::{Dirs, Workspace};
 use ov_cache::StatCache;
 use ov_rules::NodeKind;
@@ -119,25 +119,6 @@ fn timed_all(cmds: &mut [Command]) -> Duration {
         assert!(c.wait().unwrap().success());
     }
     t.elapsed()
-}
-
-/// Peak RSS in KiB of one run of `cmd`, via `/usr/bin/time -f %M`.
-fn peak_rss_kib(cmd: &[&std::ffi::OsStr]) -> Option<u64> {
-    if !Path::new("/usr/bin/time").is_file() {
-        return None;
-    }
-    let out = Command::new("/usr/bin/time")
-        .arg("-f")
-        .arg("RSS=%M")
-        .args(cmd)
-        .stdout(Stdio::null())
-        .output()
-        .ok()?;
-    let err = String::from_utf8_lossy(&out.stderr);
-    err.lines()
-        .rev()
-        .find_map(|l| l.strip_prefix("RSS="))
-        .and_then(|v| v.trim().parse().ok())
 }
 
 /// Ages every file of `root` a minute, as a checkout not edited in the

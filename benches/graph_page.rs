@@ -18,7 +18,7 @@ mod common;
 
 use browser::Browser;
 use common::project::{generate, sizes, Sizes};
-use common::{have, median, ms, ov_binary, verdict};
+use common::{have, median, ms, ov_binary, peak_rss_kib, verdict};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -73,18 +73,19 @@ fn measure(ov: &Path, root: &Path, runs: usize) -> Figures {
         assert!(ok, "ov graph --format html failed");
         writes.push(t.elapsed());
     }
-    let rss_kib = Command::new("/usr/bin/time")
-        .args(["-f", "%M", "-o"])
-        .arg(root.join("rss"))
-        .arg(ov)
-        .args(["graph", "--format", "html", "-o", page_arg])
-        .current_dir(root)
-        .env("OV_CACHE_DIR", root.join("cache"))
-        .status()
-        .ok()
-        .filter(|s| s.success())
-        .and_then(|_| std::fs::read_to_string(root.join("rss")).ok())
-        .and_then(|s| s.trim().parse().ok());
+    let cache = root.join("cache");
+    let rss_kib = peak_rss_kib(&[
+        ov.as_os_str(),
+        "-C".as_ref(),
+        root.as_os_str(),
+        "--cache-dir".as_ref(),
+        cache.as_os_str(),
+        "graph".as_ref(),
+        "--format".as_ref(),
+        "html".as_ref(),
+        "-o".as_ref(),
+        page.as_os_str(),
+    ]);
     let bytes = std::fs::metadata(&page).map_or(0, |m| m.len());
     let mut b = Browser::launch();
     let (mut paints, mut readies, mut drawn) = (Vec::new(), Vec::new(), Vec::new());

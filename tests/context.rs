@@ -173,9 +173,9 @@ fn a_large_layer_file_is_sent_in_bounded_memory() {
     ov.ok(&["build"]);
     // Both measured builds rebuild the same nodes: layer `a` and what needs it.
     std::fs::write(&big, noisy_bytes(1 << 10)).unwrap();
-    let small_kib = peak_rss_kib(&ov, &["build", "--progress", "plain"]);
+    let small_kib = ov.peak_rss_kib(&["build", "--progress", "plain"]);
     std::fs::write(&big, noisy_bytes(64 << 20)).unwrap();
-    let big_kib = peak_rss_kib(&ov, &["build", "--progress", "plain"]);
+    let big_kib = ov.peak_rss_kib(&["build", "--progress", "plain"]);
     assert!(
         big_kib < small_kib + 24 * 1024,
         "a 64 MiB layer file raised ov's peak RSS from {} to {} MiB",
@@ -188,34 +188,4 @@ fn noisy_bytes(len: u32) -> Vec<u8> {
     (0..len)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8 | 1)
         .collect()
-}
-
-/// Runs `ov ARGS` under GNU time and returns its peak RSS in KiB.
-fn peak_rss_kib(ov: &Ov, args: &[&str]) -> u64 {
-    let inner = ov.command(args);
-    let rss_file = tempfile::NamedTempFile::new().unwrap();
-    let mut cmd = Command::new("/usr/bin/time");
-    cmd.args(["-f", "%M", "-o"])
-        .arg(rss_file.path())
-        .arg(inner.get_program())
-        .args(inner.get_args());
-    for (k, v) in inner.get_envs() {
-        match v {
-            Some(v) => cmd.env(k, v),
-            None => cmd.env_remove(k),
-        };
-    }
-    let out = cmd
-        .output()
-        .expect("GNU time runs (scripts/setup.sh installs it)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    std::fs::read_to_string(rss_file.path())
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
 }

@@ -254,6 +254,41 @@ impl Ov {
         cmd
     }
 
+    /// Runs `ov ARGS` under GNU time, requires it to succeed, and returns
+    /// its peak RSS in KiB.
+    pub fn peak_rss_kib(&self, args: &[&str]) -> u64 {
+        let inner = self.command(args);
+        let rss_file = tempfile::NamedTempFile::new().unwrap();
+        let mut cmd = Command::new("/usr/bin/time");
+        cmd.args(["-f", "%M", "-o"])
+            .arg(rss_file.path())
+            .arg(inner.get_program())
+            .args(inner.get_args());
+        for (k, v) in inner.get_envs() {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
+        let out = cmd
+            .output()
+            .expect("GNU time runs (scripts/setup.sh installs it)");
+        assert!(
+            out.status.success(),
+            "ov {} failed:\n{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::read_to_string(rss_file.path())
+            .unwrap()
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
     /// Leaves `--cache-dir` off the command line (to test `OV_CACHE_DIR`).
     pub fn without_cache_flag(mut self) -> Ov {
         self.pass_cache_flag = false;

@@ -536,35 +536,8 @@ fn interrupted_disk_builds_leave_nothing_and_a_20g_disk_builds_in_little_memory(
     wait(&mut child, 10);
     // The dead run's container still runs the script; the next build
     // removes it and what it held.
-    let rss = tempfile::tempdir().unwrap();
-    let cmd = ov.command(&["build", "--progress", "json", "disk:vm"]);
-    let mut timed = Command::new("/usr/bin/time");
-    timed
-        .args(["-f", "%M", "-o"])
-        .arg(rss.path().join("rss"))
-        .arg(cmd.get_program())
-        .args(cmd.get_args());
-    for (k, v) in cmd.get_envs() {
-        match v {
-            Some(v) => timed.env(k, v),
-            None => timed.env_remove(k),
-        };
-    }
-    let out = timed.output().unwrap();
-    assert!(
-        out.status.success(),
-        "the build after kill -9 failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let kib = ov.peak_rss_kib(&["build", "--progress", "json", "disk:vm"]);
     assert_clean(&vm.cache, "kill -9 and the next build");
-    let kib: u64 = std::fs::read_to_string(rss.path().join("rss"))
-        .unwrap()
-        .trim()
-        .lines()
-        .last()
-        .unwrap()
-        .parse()
-        .unwrap();
     assert!(kib < 100 * 1024, "peak RSS {kib} KiB");
     let store = ov_cache::Store::open(&vm.cache.join("store")).unwrap();
     let (_, result) = store.last("disk:vm").unwrap().unwrap();

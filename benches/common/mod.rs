@@ -66,3 +66,23 @@ pub fn ov_binary() -> PathBuf {
         .unwrap_or_else(|| manifest.join("target"));
     target.join("release").join("ov")
 }
+
+#[allow(dead_code)]
+/// Peak RSS in KiB of one run of `cmd`, via `/usr/bin/time -f %M`.
+pub fn peak_rss_kib(cmd: &[&std::ffi::OsStr]) -> Option<u64> {
+    if !Path::new("/usr/bin/time").is_file() {
+        return None;
+    }
+    let out = Command::new("/usr/bin/time")
+        .arg("-f")
+        .arg("RSS=%M")
+        .args(cmd)
+        .stdout(Stdio::null())
+        .output()
+        .ok()?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    err.lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("RSS="))
+        .and_then(|v| v.trim().parse().ok())
+}

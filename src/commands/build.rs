@@ -181,7 +181,8 @@ fn write_graph(outcome: &crate::run::Outcome, path: &Path) -> anyhow::Result<()>
         &keys,
     );
     let page = crate::graph::render(&doc, crate::graph::Format::Html);
-    super::graph::write_atomically(path, &page)
+    ov_cache::atomic_write(path, page.as_bytes())?;
+    Ok(())
 }
 
 /// The remote cache, from the flags (or their variables), else the

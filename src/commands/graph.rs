@@ -6,12 +6,6 @@ use crate::plan::predict::RemoteAsk;
 use crate::run::record::RunRecord;
 use std::path::Path;
 
-/// Writes `text` to `path` whole or not at all.
-pub fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
-    ov_cache::atomic_write(path, text.as_bytes())?;
-    Ok(())
-}
-
 /// `ov graph`.
 pub fn run(
     root: &Path,
@@ -40,7 +34,8 @@ pub fn run(
     let doc = doc::next_build(&ws, &nodes, last.as_ref());
     let text = render(&doc, args.format);
     match &args.output {
-        Some(path) => write_atomically(path, &text)?,
+        // Whole or not at all.
+        Some(path) => ov_cache::atomic_write(path, text.as_bytes())?,
         None => out.write_all(text.as_bytes())?,
     }
     // Freeing a large plan costs more than building its output; the

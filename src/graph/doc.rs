@@ -257,10 +257,10 @@ fn skeleton(plan: &Plan, keys: &Keys, nodes: &[NodeIndex], moment: Moment) -> Gr
 }
 
 /// What the next build would do with `nodes`, and the last run's times
-/// and critical path from `last` (matched by node id).
-pub fn next_build(ws: &Predicted, nodes: &[NodeIndex], last: Option<&RunRecord>) -> GraphDoc {
+/// and critical path from `last_run` (matched by node id).
+pub fn next_build(ws: &Predicted, nodes: &[NodeIndex], last_run: Option<&RunRecord>) -> GraphDoc {
     let mut doc = skeleton(&ws.plan, &ws.keys, nodes, Moment::NextBuild);
-    let last_ms: HashMap<&str, u64> = last
+    let last_ms: HashMap<&str, u64> = last_run
         .map(|r| {
             r.nodes
                 .iter()
@@ -271,6 +271,8 @@ pub fn next_build(ws: &Predicted, nodes: &[NodeIndex], last: Option<&RunRecord>)
         .unwrap_or_default();
     for (d, &ix) in doc.nodes.iter_mut().zip(nodes) {
         let what = format!("{} {}", d.kind.as_str(), d.label);
+        // One read of the node's last run serves its verdict and duration.
+        let last = ws.last(ix);
         if ws.remote.contains(&ix) {
             d.state = State::Remote;
             d.explain = vec![format!(
@@ -282,7 +284,7 @@ pub fn next_build(ws: &Predicted, nodes: &[NodeIndex], last: Option<&RunRecord>)
                 "{what}: checked on every build (its last result is known)"
             )];
         } else {
-            let verdict = why::verdict(ws, ix);
+            let verdict = why::verdict_given(ws, ix, last.clone());
             d.state = if verdict.runs {
                 State::Run
             } else {
@@ -294,9 +296,9 @@ pub fn next_build(ws: &Predicted, nodes: &[NodeIndex], last: Option<&RunRecord>)
         d.last_ms = last_ms
             .get(d.id.as_str())
             .copied()
-            .or_else(|| ws.last(ix).map(|(_, r)| r.duration_ms));
+            .or_else(|| last.map(|(_, r)| r.duration_ms));
     }
-    if let Some(r) = last {
+    if let Some(r) = last_run {
         doc.mark_critical(r);
     }
     doc

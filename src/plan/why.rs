@@ -175,6 +175,16 @@ pub struct Verdict {
 
 /// The verdict on `ix` from the keys predicted against the store.
 pub fn verdict(ws: &Predicted, ix: NodeIndex) -> Verdict {
+    verdict_given(ws, ix, ws.last(ix))
+}
+
+/// [`verdict`], given the node's last recorded run (`ws.last(ix)`), for
+/// callers that read it anyway.
+pub fn verdict_given(
+    ws: &Predicted,
+    ix: NodeIndex,
+    last: Option<(ov_cache::NodeKey, ov_cache::ActionResult)>,
+) -> Verdict {
     let n = &ws.plan.graph[ix];
     let manifest = &ws.keys.manifests[ix.index()];
     let label = format!("{} {}", n.kind(), n.label);
@@ -188,7 +198,7 @@ pub fn verdict(ws: &Predicted, ix: NodeIndex) -> Verdict {
             why: None,
         };
     }
-    match ws.last(ix) {
+    match last {
         None => {
             reasons.push("never built with this cache".into());
             lines.push(format!("{label}: will run (never built with this cache)"));
