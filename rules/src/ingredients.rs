@@ -27,6 +27,10 @@ pub struct Manifest {
 pub struct Ingredients {
     hasher: blake3::Hasher,
     manifest: Manifest,
+    /// Whether the manifest is kept: a plan keys thousands of nodes and
+    /// needs the listing of a few at most, so it keys them without one and
+    /// lists a node again when asked ([`Ingredients::unlisted`]).
+    listed: bool,
 }
 
 impl Manifest {
@@ -58,6 +62,7 @@ impl Ingredients {
         let mut ing = Ingredients {
             hasher: blake3::Hasher::new(),
             manifest: Manifest::default(),
+            listed: true,
         };
         let tag = kind.domain_tag();
         ing.push("rule", blake3::hash(tag.as_bytes()).as_bytes());
@@ -67,7 +72,7 @@ impl Ingredients {
 
     /// Starts the key of the node whose spec is `spec`.
     pub fn for_spec(spec: &crate::NodeSpec) -> Self {
-        Self::new(spec.kind(), &spec.to_json())
+        Self::from_head(&Self::head(spec))
     }
 
     /// The first two ingredients of `spec`'s key (its rule tag and its
@@ -77,7 +82,7 @@ impl Ingredients {
     pub fn head(spec: &crate::NodeSpec) -> [[u8; 32]; 2] {
         [
             *blake3::hash(spec.kind().domain_tag().as_bytes()).as_bytes(),
-            *blake3::hash(&canonical_json(&spec.to_json())).as_bytes(),
+            *blake3::hash(&spec.canonical()).as_bytes(),
         ]
     }
 
@@ -94,6 +99,7 @@ impl Ingredients {
         let mut ing = Ingredients {
             hasher: blake3::Hasher::new(),
             manifest: Manifest::default(),
+            listed: true,
         };
         for (name, digest) in entries {
             ing.push(name, digest);
@@ -101,19 +107,43 @@ impl Ingredients {
         ing
     }
 
+    /// The same key without its manifest: [`finish`](Self::finish) gives
+    /// an empty one. The key does not change.
+    pub fn unlisted(mut self) -> Self {
+        self.listed = false;
+        self.manifest.entries.clear();
+        self
+    }
+
+    /// Whether the manifest is kept (see [`unlisted`](Self::unlisted)).
+    pub fn is_listed(&self) -> bool {
+        self.listed
+    }
+
     fn push(&mut self, name: &str, digest: &[u8; 32]) {
-        self.hasher.update(&(name.len() as u64).to_le_bytes());
+        self.push_named("", name, digest);
+    }
+
+    /// Pushes the ingredient named `prefix` followed by `name`: hashed as
+    /// one name, without putting the two together unless it is listed.
+    fn push_named(&mut self, prefix: &str, name: &str, digest: &[u8; 32]) {
+        let len = prefix.len() + name.len();
+        self.hasher.update(&(len as u64).to_le_bytes());
+        self.hasher.update(prefix.as_bytes());
         self.hasher.update(name.as_bytes());
         self.hasher.update(digest);
+        if !self.listed {
+            return;
+        }
         self.manifest.entries.push(Ingredient {
-            name: name.to_string(),
+            name: format!("{prefix}{name}"),
             digest: TreeDigest::from_bytes(*digest).to_string(),
         });
     }
 
     /// Adds a hashed source tree.
     pub fn source(&mut self, name: &str, tree: TreeDigest) {
-        self.push(&format!("source {name}"), tree.as_bytes());
+        self.push_named("source ", name, tree.as_bytes());
     }
 
     /// Builder-style [`source`](Self::source).
@@ -125,6 +155,9 @@ impl Ingredients {
     /// Adds one file of a source tree. Files are listed for `explain`; the
     /// tree digest already covers them, so they are not hashed again.
     pub fn file(&mut self, path: &str, digest: FileDigest) {
+        if !self.listed {
+            return;
+        }
         self.manifest.entries.push(Ingredient {
             name: format!("file {path}"),
             digest: digest.to_string(),
@@ -133,14 +166,25 @@ impl Ingredients {
 
     /// Adds a dependency by the digest that stands for its output.
     pub fn dep(&mut self, id: &str, digest: &[u8; 32]) {
-        self.push(&format!("dep {id}"), digest);
+        self.push_named("dep ", id, digest);
     }
 
     /// Adds the engine that builds the node's image: its kind, major
     /// version and platform change the image a Containerfile gives.
     pub fn engine(&mut self, platform: &crate::engine::EnginePlatform) {
+        self.engine_digest(&Self::digest_of_engine(platform));
+    }
+
+    /// What [`engine`](Self::engine) hashes for `platform`: the same for
+    /// every node of a plan, so a planner computes it once.
+    pub fn digest_of_engine(platform: &crate::engine::EnginePlatform) -> [u8; 32] {
         let v = serde_json::to_value(platform).unwrap_or(serde_json::Value::Null);
-        self.value("engine", &v);
+        *blake3::hash(&canonical_json(&v)).as_bytes()
+    }
+
+    /// [`engine`](Self::engine) with its digest computed ahead.
+    pub fn engine_digest(&mut self, digest: &[u8; 32]) {
+        self.push("engine", digest);
     }
 
     /// Adds any other named value (a build.yml section, a pinned digest…).

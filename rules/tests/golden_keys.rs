@@ -157,8 +157,9 @@ fn layer_spec() -> layer::LayerSpec {
         formats: json!({"rpm": {"install_template": "RUN dnf install -y{{range .Packages}} {{.}}{{end}}"}})
             .as_object()
             .cloned()
-            .unwrap(),
-        tasks: vec![json!({"verb": "mkdir", "arg": "/srv", "spec": {"mkdir": "/srv"}})],
+            .unwrap()
+            .into(),
+        tasks: vec![json!({"verb": "mkdir", "arg": "/srv", "spec": {"mkdir": "/srv"}})].into(),
         var: [("V".to_string(), "1".to_string())].into_iter().collect(),
         env: [("HOME_DIR".to_string(), "~/x".to_string())].into_iter().collect(),
         path_append: vec!["~/.local/bin".into()],

@@ -16,7 +16,7 @@ pub fn run(
     let ix = ws.plan.resolve(node, "node").map_err(super::bad_input)?;
     let n = &ws.plan.graph[ix];
     let key = &ws.keys.keys[ix.index()];
-    let manifest = &ws.keys.manifests[ix.index()];
+    let manifest = &ws.keys.manifest(&ws.plan, &ws.trees, ix);
     writeln!(out, "{} ({})", n.id, n.kind())?;
     writeln!(out, "key {key}")?;
     writeln!(out, "ingredients:")?;

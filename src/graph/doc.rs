@@ -4,6 +4,7 @@
 //! picture says the same thing.
 
 use super::critical::{critical_path, Timed};
+use crate::plan::inputs::SourceTree;
 use crate::plan::keys::Keys;
 use crate::plan::predict::Predicted;
 use crate::plan::why;
@@ -201,7 +202,13 @@ fn ingredients(m: &Manifest) -> Vec<DocIngredient> {
 }
 
 /// Nodes (with their planned keys, in state `Run`) and edges of `nodes`.
-fn skeleton(plan: &Plan, keys: &Keys, nodes: &[NodeIndex], moment: Moment) -> GraphDoc {
+fn skeleton(
+    plan: &Plan,
+    trees: &HashMap<String, SourceTree>,
+    keys: &Keys,
+    nodes: &[NodeIndex],
+    moment: Moment,
+) -> GraphDoc {
     let pos: HashMap<NodeIndex, usize> = nodes.iter().enumerate().map(|(i, n)| (*n, i)).collect();
     let g = &plan.graph;
     let doc_nodes = nodes
@@ -221,11 +228,7 @@ fn skeleton(plan: &Plan, keys: &Keys, nodes: &[NodeIndex], moment: Moment) -> Gr
                 state: State::Run,
                 why: None,
                 explain: Vec::new(),
-                ingredients: keys
-                    .manifests
-                    .get(ix.index())
-                    .map(ingredients)
-                    .unwrap_or_default(),
+                ingredients: ingredients(&keys.manifest(plan, trees, ix)),
                 last_ms: None,
                 message: None,
                 bytes: None,
@@ -259,7 +262,7 @@ fn skeleton(plan: &Plan, keys: &Keys, nodes: &[NodeIndex], moment: Moment) -> Gr
 /// What the next build would do with `nodes`, and the last run's times
 /// and critical path from `last_run` (matched by node id).
 pub fn next_build(ws: &Predicted, nodes: &[NodeIndex], last_run: Option<&RunRecord>) -> GraphDoc {
-    let mut doc = skeleton(&ws.plan, &ws.keys, nodes, Moment::NextBuild);
+    let mut doc = skeleton(&ws.plan, &ws.trees, &ws.keys, nodes, Moment::NextBuild);
     let last_ms: HashMap<&str, u64> = last_run
         .map(|r| {
             r.nodes
@@ -308,12 +311,13 @@ pub fn next_build(ws: &Predicted, nodes: &[NodeIndex], last_run: Option<&RunReco
 /// computed (by node index; a node it never keyed keeps its planned key).
 pub fn after_build(
     plan: &Plan,
+    trees: &HashMap<String, SourceTree>,
     planned: &Keys,
     order: &[NodeIndex],
     record: &RunRecord,
     keys: &[Option<(ov_cache::NodeKey, Manifest)>],
 ) -> GraphDoc {
-    let mut doc = skeleton(plan, planned, order, Moment::AfterBuild);
+    let mut doc = skeleton(plan, trees, planned, order, Moment::AfterBuild);
     for ((d, &ix), run) in doc.nodes.iter_mut().zip(order).zip(&record.nodes) {
         if let Some((key, manifest)) = keys.get(ix.index()).and_then(Option::as_ref) {
             d.key = key.to_string();

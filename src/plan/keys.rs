@@ -22,16 +22,56 @@ use petgraph::Direction;
 use rayon::prelude::*;
 use std::collections::HashMap;
 
-/// Keys and manifests, indexed like the plan's nodes.
+/// Keys, indexed like the plan's nodes, and what lists any one of them
+/// again.
 #[derive(Debug, Default)]
 pub struct Keys {
     /// `keys[i]` is the key of node `i`.
     pub keys: Vec<NodeKey>,
-    /// `manifests[i]` lists what went into `keys[i]`.
-    pub manifests: Vec<Manifest>,
     /// `outputs[i]` is what node `i` contributed to its dependents' keys:
     /// its output digest when known, else its key.
     pub outputs: Vec<[u8; 32]>,
+    /// `heads[i]`: node `i`'s rule tag and canonical spec, hashed.
+    heads: Vec<[[u8; 32]; 2]>,
+    /// The engine platform's digest, for the nodes that hash it.
+    engine: [u8; 32],
+    /// [`source_dirs`] of the plan, for listing file ingredients.
+    dirs: HashMap<String, String>,
+}
+
+impl Keys {
+    /// What went into `ix`'s key, listed: its head, engine, source, each
+    /// dependency's contribution and every file of its tree. Listing all
+    /// ~40,000 ingredients of a large plan up front would cost more than
+    /// keying it, and a plan is listed a node at a time (explain, the
+    /// graph page), so a listing is rebuilt from what keyed the node.
+    pub fn manifest(
+        &self,
+        plan: &Plan,
+        trees: &HashMap<String, SourceTree>,
+        ix: NodeIndex,
+    ) -> Manifest {
+        let Some(head) = self.heads.get(ix.index()) else {
+            return Manifest::default();
+        };
+        let ing = Ingredients::from_head(head);
+        key_from(plan, trees, &self.dirs, &self.engine, ix, ing, |d| {
+            self.outputs[d.index()]
+        })
+        .1
+    }
+
+    /// The ingredients `ix`'s key starts with, hashed (rule, spec and, for
+    /// a node that makes an engine image, the engine), as a
+    /// [`Manifest::head`] lists them.
+    pub fn head(&self, plan: &Plan, ix: NodeIndex) -> Option<Vec<(String, [u8; 32])>> {
+        let h = self.heads.get(ix.index())?;
+        let mut out = vec![("rule".to_string(), h[0]), ("spec".to_string(), h[1])];
+        if uses_engine(&plan.graph[ix].spec) {
+            out.push(("engine".to_string(), self.engine));
+        }
+        Some(out)
+    }
 }
 
 /// The 32 bytes a finished node contributes to its dependents' keys: a
@@ -52,12 +92,12 @@ pub fn compute(
     let g = &plan.graph;
     let n = g.node_count();
     let mut keys = vec![NodeKey::from_bytes([0; 32]); n];
-    let mut manifests = vec![Manifest::default(); n];
     let mut stand_in: Vec<[u8; 32]> = vec![[0; 32]; n];
     // The planner adds dependencies before dependents, but a toposort keeps
     // this correct whatever order nodes were added in.
     let order = petgraph::algo::toposort(g, None).unwrap_or_else(|_| g.node_indices().collect());
     let dirs = source_dirs(plan);
+    let engine = Ingredients::digest_of_engine(engine);
     // Canonicalising and hashing the specs is most of the work and needs
     // no dependency: do it on every core first.
     let heads: Vec<[[u8; 32]; 2]> = g
@@ -66,7 +106,8 @@ pub fn compute(
         .map(|n| Ingredients::head(&n.weight.spec))
         .collect();
     for ix in order {
-        let (key, manifest) = key_from(plan, trees, &dirs, engine, ix, &heads[ix.index()], |d| {
+        let ing = Ingredients::from_head(&heads[ix.index()]).unlisted();
+        let (key, _) = key_from(plan, trees, &dirs, &engine, ix, ing, |d| {
             stand_in[d.index()]
         });
         stand_in[ix.index()] = match source_output(plan, trees, ix) {
@@ -74,12 +115,13 @@ pub fn compute(
             None => known_output(ix, &key).unwrap_or(*key.as_bytes()),
         };
         keys[ix.index()] = key;
-        manifests[ix.index()] = manifest;
     }
     Keys {
         keys,
-        manifests,
         outputs: stand_in,
+        heads,
+        engine,
+        dirs,
     }
 }
 
@@ -121,25 +163,26 @@ pub fn node_key(
     ix: NodeIndex,
     dep_output: impl Fn(NodeIndex) -> [u8; 32],
 ) -> (NodeKey, Manifest) {
-    let head = Ingredients::head(&plan.graph[ix].spec);
-    key_from(plan, trees, dirs, engine, ix, &head, dep_output)
+    let ing = Ingredients::for_spec(&plan.graph[ix].spec);
+    let engine = Ingredients::digest_of_engine(engine);
+    key_from(plan, trees, dirs, &engine, ix, ing, dep_output)
 }
 
-/// [`node_key`] with the spec's [`Ingredients::head`] computed already.
+/// Finishes a key started from the node's spec (`ing`): the engine, its
+/// source tree, its dependencies and its files.
 fn key_from(
     plan: &Plan,
     trees: &HashMap<String, SourceTree>,
     dirs: &HashMap<String, String>,
-    engine: &EnginePlatform,
+    engine: &[u8; 32],
     ix: NodeIndex,
-    head: &[[u8; 32]; 2],
+    mut ing: Ingredients,
     dep_output: impl Fn(NodeIndex) -> [u8; 32],
 ) -> (NodeKey, Manifest) {
     let g = &plan.graph;
     let node = &g[ix];
-    let mut ing = Ingredients::from_head(head);
     if uses_engine(&node.spec) {
-        ing.engine(engine);
+        ing.engine_digest(engine);
     }
     let tree = node.layer.as_ref().and_then(|l| trees.get(l));
     if node.kind() == NodeKind::Source {
@@ -156,10 +199,12 @@ fn key_from(
         ing.dep(&g[d].id, &dep_output(d));
     }
     if let (Some(t), Some(layer)) = (tree, &node.layer) {
-        if matches!(
-            node.kind(),
-            NodeKind::Source | NodeKind::Layer | NodeKind::Stage
-        ) {
+        if ing.is_listed()
+            && matches!(
+                node.kind(),
+                NodeKind::Source | NodeKind::Layer | NodeKind::Stage
+            )
+        {
             let prefix = dirs.get(layer).map(String::as_str).unwrap_or_default();
             for f in &t.files {
                 ing.file(&format!("{prefix}/{}", f.rel), f.digest);

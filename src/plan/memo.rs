@@ -519,8 +519,7 @@ fn snapshot(
     let mut nodes = Vec::with_capacity(order.len());
     for &ix in &order {
         let node = &g[ix];
-        let manifest = &ws.keys.manifests[ix.index()];
-        let head = manifest.head()?;
+        let head = ws.keys.head(&ws.plan, ix)?;
         let source = match keys::source_output(&ws.plan, &ws.trees, ix) {
             Some(_) => {
                 let layer = node.layer.as_deref()?;

@@ -28,6 +28,7 @@ use ov_rules::{NodeKind, NodeSpec};
 use petgraph::graph::{DiGraph, NodeIndex};
 use serde_json::{json, Value as Json};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// One node of the plan.
 #[derive(Clone, Debug)]
@@ -73,6 +74,9 @@ pub struct Plan {
     builder_edges: Vec<(String, NodeIndex)>,
     /// Image → the layer nodes its own install list applies.
     applied: HashMap<String, Vec<(String, NodeIndex)>>,
+    /// Each layer's `task:` steps as JSON, made once and shared by every
+    /// application of the layer.
+    tasks: HashMap<String, Arc<[Json]>>,
     /// `<short>@<image>` for remote layers (`supervisord@web` for
     /// `github.com/o/r/layers/supervisord`) → the full aliases it may mean;
     /// more than one is ambiguous.
@@ -589,11 +593,9 @@ fn plan_image(
     p: &mut Plan,
 ) {
     let mut parent = plan_base(project, img, p);
-    let (context, formats) = layer_context(project, img);
+    let cx = layer_context(project, img);
     for layer_name in &img.install {
-        parent = plan_layer(
-            project, img, layer_name, &context, &formats, parent, trees, p,
-        );
+        parent = plan_layer(project, img, layer_name, &cx, parent, trees, p);
     }
     let name = &img.name;
     // Layers the base chain applies are reachable as layer@image too.
@@ -648,12 +650,20 @@ fn plan_base(project: &Project, img: &ResolvedImage, p: &mut Plan) -> NodeIndex 
     }
 }
 
+/// What every layer node of an image renders against.
+struct ImageContext {
+    /// Distro, formats, user.
+    context: layer::LayerContext,
+    /// The install templates of its formats.
+    formats: Arc<serde_json::Map<String, Json>>,
+    /// `context`'s canonical digest: layer applications are shared by
+    /// comparing it, not the whole context, once per layer.
+    digest: String,
+}
+
 /// What every layer node of the image renders against (distro, formats,
 /// user), and the install templates of its formats.
-fn layer_context(
-    project: &Project,
-    img: &ResolvedImage,
-) -> (layer::LayerContext, serde_json::Map<String, Json>) {
+fn layer_context(project: &Project, img: &ResolvedImage) -> ImageContext {
     let distro = pick_distro(project, img);
     let formats: serde_json::Map<String, Json> = img
         .build
@@ -674,19 +684,24 @@ fn layer_context(
         user_policy: img.user_policy.clone(),
         build_distro: distro.map(|(d, _)| d.to_string()),
     };
-    (context, formats)
+    let digest = blake3::hash(&ov_rules::canonical_json(&json!(context)))
+        .to_hex()
+        .to_string();
+    ImageContext {
+        context,
+        formats: Arc::new(formats),
+        digest,
+    }
 }
 
 /// The layer node applying `layer_name` on `parent` for `img`, shared with
 /// every other image that applies the same layer on the same parent with
 /// the same context and stages; returns it.
-#[allow(clippy::too_many_arguments)]
 fn plan_layer(
     project: &Project,
     img: &ResolvedImage,
     layer_name: &String,
-    context: &layer::LayerContext,
-    formats: &serde_json::Map<String, Json>,
+    cx: &ImageContext,
     parent: NodeIndex,
     trees: &HashMap<String, SourceTree>,
     p: &mut Plan,
@@ -702,38 +717,42 @@ fn plan_layer(
         .into(),
         layer: Some(layer_name.clone()),
     });
-    let stages = plan_stages(project, img, layer_name, context, src, p, trees);
-    let inline = inline_builders(project, img, layer_name, trees);
+    let stages = plan_stages(project, img, layer_name, &cx.context, src, p, trees);
     let key = format!("{layer_name}@{name}");
     let parent_id = p.graph[parent].id.clone();
     // Same parent + layer + context + stages ⇒ the same node,
     // whichever image asks.
     let stage_ids: Vec<&str> = stages.values().map(|s| p.graph[s.ix].id.as_str()).collect();
     let dedupe = blake3::hash(&ov_rules::canonical_json(&json!([
-        parent_id, layer_name, context, stage_ids
+        parent_id, layer_name, cx.digest, stage_ids
     ])))
     .to_hex()
     .to_string();
-    let spec = LayerSpec {
-        layer: layer_name.clone(),
-        parent: parent_id,
-        context: context.clone(),
-        packages: layer_packages(layer, img),
-        formats: formats.clone(),
-        tasks: layer.tasks.iter().map(|t| json!(t)).collect(),
-        var: layer.var.clone(),
-        env: layer.env.clone(),
-        path_append: layer.path_append.clone(),
-        stages: stages
-            .iter()
-            .map(|(b, s)| (b.clone(), s.used.clone()))
-            .collect(),
-        inline,
-        shell: layer.meta.get("shell").cloned(),
-    };
     let ix = match p.applications.get(&dedupe) {
         Some(&ix) => ix,
         None => {
+            let tasks = p
+                .tasks
+                .entry(layer_name.clone())
+                .or_insert_with(|| layer.tasks.iter().map(|t| json!(t)).collect())
+                .clone();
+            let spec = LayerSpec {
+                layer: layer_name.clone(),
+                parent: parent_id,
+                context: cx.context.clone(),
+                packages: layer_packages(layer, img),
+                formats: cx.formats.clone(),
+                tasks,
+                var: layer.var.clone(),
+                env: layer.env.clone(),
+                path_append: layer.path_append.clone(),
+                stages: stages
+                    .iter()
+                    .map(|(b, s)| (b.clone(), s.used.clone()))
+                    .collect(),
+                inline: inline_builders(project, img, layer_name, trees),
+                shell: layer.meta.get("shell").cloned(),
+            };
             let ix = p.add(PlanNode {
                 id: format!("layer:{key}"),
                 label: key.clone(),

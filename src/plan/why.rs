@@ -186,7 +186,6 @@ pub fn verdict_given(
     last: Option<(ov_cache::NodeKey, ov_cache::ActionResult)>,
 ) -> Verdict {
     let n = &ws.plan.graph[ix];
-    let manifest = &ws.keys.manifests[ix.index()];
     let label = format!("{} {}", n.kind(), n.label);
     let mut reasons: Vec<String> = Vec::new();
     let mut lines = Vec::new();
@@ -198,6 +197,7 @@ pub fn verdict_given(
             why: None,
         };
     }
+    let manifest = &ws.keys.manifest(&ws.plan, &ws.trees, ix);
     match last {
         None => {
             reasons.push("never built with this cache".into());

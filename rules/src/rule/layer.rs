@@ -10,6 +10,7 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value as Json};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 /// A layer node's spec: one layer applied on one parent in one image
 /// context. Images whose chains ask for the same application share it.
@@ -26,9 +27,11 @@ pub struct LayerSpec {
     pub packages: Map<String, Json>,
     /// build.yml `distro.<d>.format.<fmt>` for each of the image's formats
     /// (install templates, cache mounts), as written.
-    pub formats: Map<String, Json>,
-    /// The layer's `task:` steps, as the loader checked them.
-    pub tasks: Vec<Json>,
+    /// Shared: every layer node of an image holds the same map.
+    pub formats: Arc<Map<String, Json>>,
+    /// The layer's `task:` steps, as the loader checked them. Shared:
+    /// every application of the layer holds the same steps.
+    pub tasks: Arc<[Json]>,
     /// `var:`.
     pub var: IndexMap<String, String>,
     /// `env:`.

@@ -245,7 +245,7 @@ impl NodeSpec {
 
     /// The canonical bytes that go into the key.
     pub fn canonical(&self) -> Vec<u8> {
-        crate::canonical_json(&self.to_json())
+        crate::canonical_of(self)
     }
 }
 
