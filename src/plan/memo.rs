@@ -102,10 +102,20 @@ struct TreeMemo {
     structural: Vec<(String, Fingerprint)>,
 }
 
+/// What decides whether the rest of the memo can be used at all. It is
+/// written first, and read alone first: after a structure edit, the
+/// ~8,000 node entries behind it are not decoded only to be thrown away.
 #[derive(Clone, Serialize, Deserialize)]
-struct Stored {
+struct Head {
     context: [u8; 32],
     structure: Witness,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+struct Stored {
+    /// Written as its two fields: postcard puts a struct's fields one
+    /// after the other, so a memo can be read head first.
+    head: Head,
     store_exists: bool,
     generation: Option<Fingerprint>,
     platform: [u8; 32],
@@ -314,6 +324,7 @@ impl Memo {
         }
     }
 
+    /// The memo of this context, if its structure is unchanged.
     fn load(&self) -> Option<Stored> {
         let context = self.context?;
         let bytes = std::fs::read(&self.path).ok()?;
@@ -322,8 +333,11 @@ impl Memo {
         if blake3::hash(payload).as_bytes() != sum {
             return None;
         }
-        let stored: Stored = postcard::from_bytes(payload).ok()?;
-        (stored.context == context).then_some(stored)
+        let (head, _) = postcard::take_from_bytes::<Head>(payload).ok()?;
+        if head.context != context || !head.structure.unchanged() {
+            return None;
+        }
+        postcard::from_bytes(payload).ok()
     }
 
     fn write(&self, stored: &Stored) {
@@ -344,7 +358,7 @@ impl Memo {
     pub fn replay(&self) -> Option<Replay> {
         let mut stored = self.load()?;
         let store_exists = self.store.is_dir();
-        if store_exists != stored.store_exists || !stored.structure.unchanged() {
+        if store_exists != stored.store_exists {
             return None;
         }
         let gen_now = generation(&self.store);
@@ -433,7 +447,7 @@ impl Memo {
         let Some(stored) = snapshot(ws, &self.store, context, selected, stderr) else {
             return;
         };
-        let settled = stored.structure.settled(self.started_ns)
+        let settled = stored.head.structure.settled(self.started_ns)
             && stored.generation.is_none_or(|g| g.settled(self.started_ns))
             && stored
                 .trees
@@ -559,8 +573,7 @@ fn snapshot(
         return None;
     }
     Some(Stored {
-        context,
-        structure,
+        head: Head { context, structure },
         store_exists: store_dir.is_dir(),
         generation: generation(store_dir),
         platform: platform_digest(ws.store()),
