@@ -67,6 +67,53 @@ fn dot_is_the_default_format() {
     );
 }
 
+/// `-o` names where the output goes, not a file ov may replace: a link
+/// keeps pointing where it did (its target gets the graph), and a device
+/// or pipe is written through (`-o /dev/stdout`), never renamed over.
+#[test]
+fn graph_output_goes_through_links_and_devices_without_replacing_them() {
+    use std::os::unix::fs::FileTypeExt;
+    let ov = Ov::new(&shared_fixture("pods"));
+    let dot = ov.ok(&["graph", "--format", "dot"]).stdout;
+    let dir = tempfile::tempdir().unwrap();
+
+    let target = dir.path().join("graph.dot");
+    let link = dir.path().join("latest.dot");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    ov.ok(&["graph", "--format", "dot", "-o", link.to_str().unwrap()]);
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink(),
+        "the link was replaced by a file"
+    );
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), dot);
+
+    // A device of our own (/dev/null's numbers), so a regression replaces
+    // a node in a temp dir, not the machine's /dev/null.
+    let null = dir.path().join("null");
+    let made = Command::new("mknod")
+        .arg(&null)
+        .args(["c", "1", "3"])
+        .status()
+        .unwrap();
+    assert!(made.success(), "mknod (tests run as root)");
+    ov.ok(&["graph", "--format", "dot", "-o", null.to_str().unwrap()]);
+    let ft = std::fs::symlink_metadata(&null).unwrap().file_type();
+    assert!(ft.is_char_device(), "the device was replaced: {ft:?}");
+    // The way people write to standard output: through /proc's links to a
+    // pipe.
+    let piped = ov.ok(&["graph", "--format", "dot", "-o", "/dev/stdout"]);
+    assert_eq!(piped.stdout, dot);
+    let strays: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().starts_with('.'))
+        .collect();
+    assert!(strays.is_empty(), "temp files left: {strays:?}");
+}
+
 #[test]
 fn mermaid_output_is_a_flowchart() {
     for f in FIXTURES {

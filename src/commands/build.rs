@@ -182,7 +182,7 @@ fn write_graph(outcome: &crate::run::Outcome, path: &Path) -> anyhow::Result<()>
         &keys,
     );
     let page = crate::graph::render(&doc, crate::graph::Format::Html);
-    ov_cache::atomic_write(path, page.as_bytes())?;
+    super::write_named_output(path, page.as_bytes())?;
     Ok(())
 }
 

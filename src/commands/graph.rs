@@ -35,7 +35,7 @@ pub fn run(
     let text = render(&doc, args.format);
     match &args.output {
         // Whole or not at all.
-        Some(path) => ov_cache::atomic_write(path, text.as_bytes())?,
+        Some(path) => super::write_named_output(path, text.as_bytes())?,
         None => out.write_all(text.as_bytes())?,
     }
     // Freeing a large plan costs more than building its output; the

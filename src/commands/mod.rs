@@ -117,3 +117,40 @@ pub fn open_predicted(root: &Path, dirs: &Dirs) -> anyhow::Result<crate::plan::p
     let ws = Workspace::open_unkeyed(root, dirs)?;
     crate::plan::predict::predict(ws, dirs)
 }
+
+/// Writes a file the user named (`-o`, `--graph-out`) whole or not at all,
+/// without replacing what the name stands for: a symbolic link keeps
+/// pointing where it did and its target gets the text; a device or pipe
+/// (`-o /dev/stdout`) is written through. Renaming a temp file over either
+/// would swap the user's link, or the system's device node, for a file.
+pub fn write_named_output(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    // Opened by its own name: the kernel follows the links, /proc's
+    // (`/dev/stdout` → `/proc/self/fd/1` → a pipe) included.
+    match std::fs::metadata(path) {
+        Ok(m) if !m.is_file() && !m.is_dir() => {
+            let mut f = std::fs::OpenOptions::new().write(true).open(path)?;
+            f.write_all(bytes)?;
+            f.flush()?;
+        }
+        _ => ov_cache::atomic_write(&link_target(path), bytes)?,
+    }
+    Ok(())
+}
+
+/// Where `path` leads through any symbolic links, existing or not (a link
+/// may name a file yet to be written). Gives up after as many hops as the
+/// kernel allows.
+fn link_target(path: &Path) -> std::path::PathBuf {
+    let mut p = path.to_path_buf();
+    for _ in 0..40 {
+        let is_link = std::fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink());
+        let Some(next) = is_link.then(|| std::fs::read_link(&p).ok()).flatten() else {
+            break;
+        };
+        p = match p.parent() {
+            Some(dir) if next.is_relative() => dir.join(next),
+            _ => next,
+        };
+    }
+    p
+}
