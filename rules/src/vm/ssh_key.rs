@@ -238,6 +238,18 @@ mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 
+    /// The boot spec hashes this type: its JSON is part of boot keys.
+    #[test]
+    fn key_sources_are_written_as_before_in_specs() {
+        let json = |k: KeySource| serde_json::to_string(&k).unwrap();
+        assert_eq!(json(KeySource::Auto), r#""auto""#);
+        assert_eq!(json(KeySource::None), r#""none""#);
+        assert_eq!(
+            json(KeySource::parse("~/.ssh/k.pub")),
+            r#"{"path":"~/.ssh/k.pub"}"#
+        );
+    }
+
     #[test]
     fn generate_makes_an_openssh_pair_once() {
         let root = tempfile::tempdir().unwrap();

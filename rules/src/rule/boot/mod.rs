@@ -151,10 +151,13 @@ pub fn private_key(spec: &BootSpec, vm_state: &Path, inst: &Instance) -> Option<
     }
 }
 
-fn expand_home(p: &str) -> PathBuf {
-    match (p.strip_prefix("~/"), std::env::var_os("HOME")) {
+fn expand_home(p: &Path) -> PathBuf {
+    match (
+        p.to_str().and_then(|s| s.strip_prefix("~/")),
+        std::env::var_os("HOME"),
+    ) {
         (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
-        _ => PathBuf::from(p),
+        _ => p.to_path_buf(),
     }
 }
 

@@ -63,32 +63,9 @@ impl PortForward {
     }
 }
 
-/// Where the public key the guest trusts comes from (`ssh.key_source`).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum KeySource {
-    /// The user's first `~/.ssh/*.pub` (ov's default).
-    #[default]
-    Auto,
-    /// A key pair generated into the instance's state dir.
-    Generate,
-    /// No key: the guest is not reached over ssh.
-    None,
-    /// This public key file (its private half sits next to it).
-    Path(String),
-}
-
-impl KeySource {
-    /// Reads `ssh.key_source`; anything but the three words is a path.
-    pub fn parse(s: &str) -> KeySource {
-        match s {
-            "auto" | "" => KeySource::Auto,
-            "generate" => KeySource::Generate,
-            "none" => KeySource::None,
-            p => KeySource::Path(p.to_string()),
-        }
-    }
-}
+/// Where the public key the guest trusts comes from (`ssh.key_source`):
+/// the seed's type, so the two read one key alike.
+pub use crate::vm::ssh_key::KeySource;
 
 /// How the build reaches the guest over ssh.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
