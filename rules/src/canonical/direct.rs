@@ -35,6 +35,19 @@ impl ser::Error for Unsupported {
 
 type Result<T = ()> = std::result::Result<T, Unsupported>;
 
+/// Every integer width, written by the serializer's own `int`.
+macro_rules! integers {
+    () => {
+        integers!(serialize_i8: i8, serialize_i16: i16, serialize_i32: i32, serialize_i64: i64);
+        integers!(serialize_u8: u8, serialize_u16: u16, serialize_u32: u32, serialize_u64: u64);
+    };
+    ($($name:ident: $t:ty),*) => {$(
+        fn $name(self, v: $t) -> Result {
+            self.int(v)
+        }
+    )*};
+}
+
 /// Writes `v`'s canonical bytes into `out`.
 pub fn write<T: Serialize + ?Sized>(v: &T, out: &mut Vec<u8>) -> Result {
     v.serialize(Writer { out })
@@ -191,30 +204,7 @@ impl<'a> ser::Serializer for Writer<'a> {
     fn serialize_bool(self, v: bool) -> Result {
         self.raw(if v { "true" } else { "false" })
     }
-    fn serialize_i8(self, v: i8) -> Result {
-        self.int(v)
-    }
-    fn serialize_i16(self, v: i16) -> Result {
-        self.int(v)
-    }
-    fn serialize_i32(self, v: i32) -> Result {
-        self.int(v)
-    }
-    fn serialize_i64(self, v: i64) -> Result {
-        self.int(v)
-    }
-    fn serialize_u8(self, v: u8) -> Result {
-        self.int(v)
-    }
-    fn serialize_u16(self, v: u16) -> Result {
-        self.int(v)
-    }
-    fn serialize_u32(self, v: u32) -> Result {
-        self.int(v)
-    }
-    fn serialize_u64(self, v: u64) -> Result {
-        self.int(v)
-    }
+    integers!();
     fn serialize_f32(self, _: f32) -> Result {
         Err(Unsupported)
     }
@@ -345,29 +335,27 @@ array_impl!(
     SerializeTupleVariant
 );
 
-impl ser::SerializeStruct for Object<'_> {
-    type Ok = ();
-    type Error = Unsupported;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, v: &T) -> Result {
-        let k = self.key(key);
-        self.value(k, v)
-    }
-    fn end(self) -> Result {
-        self.finish()
-    }
+macro_rules! object_impl {
+    ($($t:ident),*) => {$(
+        impl ser::$t for Object<'_> {
+            type Ok = ();
+            type Error = Unsupported;
+            fn serialize_field<T: Serialize + ?Sized>(
+                &mut self,
+                key: &'static str,
+                v: &T,
+            ) -> Result {
+                let k = self.key(key);
+                self.value(k, v)
+            }
+            fn end(self) -> Result {
+                self.finish()
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeStructVariant for Object<'_> {
-    type Ok = ();
-    type Error = Unsupported;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, v: &T) -> Result {
-        let k = self.key(key);
-        self.value(k, v)
-    }
-    fn end(self) -> Result {
-        self.finish()
-    }
-}
+object_impl!(SerializeStruct, SerializeStructVariant);
 
 /// A map being written: like a struct, but its keys are serialized values.
 pub struct MapWriter<'a> {
@@ -429,30 +417,7 @@ impl ser::Serializer for KeyWriter<'_> {
     fn serialize_char(self, v: char) -> Result {
         self.text(v.encode_utf8(&mut [0; 4]))
     }
-    fn serialize_i8(self, v: i8) -> Result {
-        self.int(v)
-    }
-    fn serialize_i16(self, v: i16) -> Result {
-        self.int(v)
-    }
-    fn serialize_i32(self, v: i32) -> Result {
-        self.int(v)
-    }
-    fn serialize_i64(self, v: i64) -> Result {
-        self.int(v)
-    }
-    fn serialize_u8(self, v: u8) -> Result {
-        self.int(v)
-    }
-    fn serialize_u16(self, v: u16) -> Result {
-        self.int(v)
-    }
-    fn serialize_u32(self, v: u32) -> Result {
-        self.int(v)
-    }
-    fn serialize_u64(self, v: u64) -> Result {
-        self.int(v)
-    }
+    integers!();
     fn serialize_unit_variant(self, _: &'static str, _: u32, variant: &'static str) -> Result {
         self.text(variant)
     }
