@@ -96,13 +96,7 @@ fn write_ninja(root: &Path, ws: &Workspace) -> usize {
 
 /// Runs a command to completion with stdout discarded; returns its wall time.
 fn timed(cmd: &mut Command) -> Duration {
-    let t = Instant::now();
-    let out = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
-        .unwrap();
-    let d = t.elapsed();
+    let (d, out) = timed_output(cmd);
     assert!(
         out.status.success(),
         "{cmd:?} failed: {}",
@@ -111,16 +105,21 @@ fn timed(cmd: &mut Command) -> Duration {
     d
 }
 
-/// The wall time of a command expected to exit 1 (a build whose engine
-/// is unreachable); any other exit stops the bench.
-fn timed_failing(cmd: &mut Command) -> Duration {
+/// The wall time of `cmd` (stdout dropped) and what it left.
+fn timed_output(cmd: &mut Command) -> (Duration, std::process::Output) {
     let t = Instant::now();
     let out = cmd
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .output()
         .unwrap();
-    let d = t.elapsed();
+    (t.elapsed(), out)
+}
+
+/// The wall time of a command expected to exit 1 (a build whose engine
+/// is unreachable); any other exit stops the bench.
+fn timed_failing(cmd: &mut Command) -> Duration {
+    let (d, out) = timed_output(cmd);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.code() == Some(1) && stderr.contains("cannot reach the container engine"),
