@@ -102,7 +102,11 @@ pub fn decode(cx: &mut Cx, layer: &mut Layer, node: &Node) {
                 layer.package = decode::list(cx, &key, v, true)
             }
             "distro" => distro(cx, layer, v),
-            "task" => layer.tasks = tasks(cx, &what, v),
+            "task" => {
+                let (steps, json) = tasks(cx, &what, v);
+                layer.tasks = steps;
+                layer.task_json = json.into();
+            }
             "var" | "env" => {
                 literal::var_map(cx, &key, v);
                 let map = decode::string_map(cx, &key, v);
@@ -311,7 +315,8 @@ fn distro(cx: &mut Cx, layer: &mut Layer, v: &Node) {
     }
 }
 
-fn tasks(cx: &mut Cx, what: &str, v: &Node) -> Vec<Task> {
+/// The layer's steps, and each as the layer spec holds it.
+fn tasks(cx: &mut Cx, what: &str, v: &Node) -> (Vec<Task>, Vec<Json>) {
     let Some(items) = v.as_seq() else {
         if !v.is_null() {
             cx.error(
@@ -319,9 +324,10 @@ fn tasks(cx: &mut Cx, what: &str, v: &Node) -> Vec<Task> {
                 format!("{what}: `task` must be a list, found {}", v.shape()),
             );
         }
-        return Vec::new();
+        return (Vec::new(), Vec::new());
     };
     let mut out = Vec::new();
+    let mut json = Vec::new();
     for item in items {
         let Some(entries) = item.as_map() else {
             cx.error(
@@ -345,10 +351,14 @@ fn tasks(cx: &mut Cx, what: &str, v: &Node) -> Vec<Task> {
                     Json::String(s) => s,
                     other => other.to_string(),
                 };
+                json.push(serde_json::json!({
+                    "verb": verb,
+                    "arg": arg_text,
+                    "spec": item.to_json(),
+                }));
                 out.push(Task {
                     verb: verb.to_string(),
                     arg: arg_text,
-                    spec: item.to_json(),
                     loc: cx.loc(arg),
                 });
             }
@@ -368,5 +378,5 @@ fn tasks(cx: &mut Cx, what: &str, v: &Node) -> Vec<Task> {
             ),
         }
     }
-    out
+    (out, json)
 }

@@ -134,6 +134,9 @@ pub struct Layer {
     pub distro: IndexMap<String, Json>,
     /// `task`: ordered install steps.
     pub tasks: Vec<Task>,
+    /// The same steps as the layer spec holds them (`{verb, arg, spec}`),
+    /// made once: every node applying the layer shares them.
+    pub task_json: std::sync::Arc<[Json]>,
     /// `var`.
     pub var: IndexMap<String, String>,
     /// `env`.
@@ -167,17 +170,15 @@ impl Layer {
     }
 }
 
-/// One install step.
-#[derive(Clone, Debug, Serialize)]
+/// One install step, as validation reads it; the whole step (to, mode,
+/// user, content…) is in the layer's `task_json`.
+#[derive(Clone, Debug)]
 pub struct Task {
     /// The verb: cmd, mkdir, copy, write, link, download, setcap, build.
     pub verb: String,
     /// The verb's argument (command, path, source…).
     pub arg: String,
-    /// The whole step as JSON (to, mode, user, content…).
-    pub spec: Json,
     /// Where the step is.
-    #[serde(skip)]
     pub loc: Loc,
 }
 

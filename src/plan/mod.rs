@@ -74,9 +74,6 @@ pub struct Plan {
     builder_edges: Vec<(String, NodeIndex)>,
     /// Image → the layer nodes its own install list applies.
     applied: HashMap<String, Vec<(String, NodeIndex)>>,
-    /// Each layer's `task:` steps as JSON, made once and shared by every
-    /// application of the layer.
-    tasks: HashMap<String, Arc<[Json]>>,
     /// `<short>@<image>` for remote layers (`supervisord@web` for
     /// `github.com/o/r/layers/supervisord`) → the full aliases it may mean;
     /// more than one is ambiguous.
@@ -731,18 +728,13 @@ fn plan_layer(
     let ix = match p.applications.get(&dedupe) {
         Some(&ix) => ix,
         None => {
-            let tasks = p
-                .tasks
-                .entry(layer_name.clone())
-                .or_insert_with(|| layer.tasks.iter().map(|t| json!(t)).collect())
-                .clone();
             let spec = LayerSpec {
                 layer: layer_name.clone(),
                 parent: parent_id,
                 context: cx.context.clone(),
                 packages: layer_packages(layer, img),
                 formats: cx.formats.clone(),
-                tasks,
+                tasks: layer.task_json.clone(),
                 var: layer.var.clone(),
                 env: layer.env.clone(),
                 path_append: layer.path_append.clone(),
