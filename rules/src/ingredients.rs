@@ -33,29 +33,6 @@ pub struct Ingredients {
     listed: bool,
 }
 
-impl Manifest {
-    /// The hashed ingredients a key starts with (rule, spec, then any
-    /// values such as the engine), before its sources, dependencies and
-    /// files: with [`Ingredients::replay`] and those, they give back the
-    /// key. `None` when a digest is not 64 hex characters.
-    pub fn head(&self) -> Option<Vec<(String, [u8; 32])>> {
-        self.entries
-            .iter()
-            .take_while(|e| {
-                !(e.name.starts_with("source ")
-                    || e.name.starts_with("dep ")
-                    || e.name.starts_with("file "))
-            })
-            .map(|e| {
-                Some((
-                    e.name.clone(),
-                    *e.digest.parse::<TreeDigest>().ok()?.as_bytes(),
-                ))
-            })
-            .collect()
-    }
-}
-
 impl Ingredients {
     /// Starts a key of `kind` whose resolved spec is `spec`.
     pub fn new(kind: NodeKind, spec: &serde_json::Value) -> Self {
@@ -178,19 +155,12 @@ impl Ingredients {
     /// What [`engine`](Self::engine) hashes for `platform`: the same for
     /// every node of a plan, so a planner computes it once.
     pub fn digest_of_engine(platform: &crate::engine::EnginePlatform) -> [u8; 32] {
-        let v = serde_json::to_value(platform).unwrap_or(serde_json::Value::Null);
-        *blake3::hash(&canonical_json(&v)).as_bytes()
+        *blake3::hash(&crate::canonical_of(platform)).as_bytes()
     }
 
     /// [`engine`](Self::engine) with its digest computed ahead.
     pub fn engine_digest(&mut self, digest: &[u8; 32]) {
         self.push("engine", digest);
-    }
-
-    /// Adds any other named value (a build.yml section, a pinned digest…).
-    pub fn value(&mut self, name: &str, v: &serde_json::Value) {
-        let d = *blake3::hash(&canonical_json(v)).as_bytes();
-        self.push(name, &d);
     }
 
     /// The key and its manifest.
@@ -227,23 +197,35 @@ mod tests {
         assert_eq!(a.1.entries.len(), b.1.entries.len());
     }
 
+    /// What the dry run's memo keeps of a key (its head and the engine's
+    /// digest) gives the key back, listed or not.
     #[test]
-    fn a_replayed_manifest_gives_the_same_key() {
-        let mut i = Ingredients::new(NodeKind::Layer, &json!({"a": 1}));
-        i.value("engine", &json!({"os": "linux"}));
-        let (whole, manifest) = {
-            let mut j = Ingredients::new(NodeKind::Layer, &json!({"a": 1}));
-            j.value("engine", &json!({"os": "linux"}));
-            j.dep("image:x", &[7; 32]);
+    fn a_replayed_head_gives_the_same_key() {
+        let spec = crate::NodeSpec::Source(crate::rule::source::SourceSpec {
+            path: "layers/web".into(),
+        });
+        let platform = crate::engine::EnginePlatform::unknown();
+        let key = |dep: u8, listed: bool| {
+            let mut j = Ingredients::for_spec(&spec);
+            if !listed {
+                j = j.unlisted();
+            }
+            j.engine(&platform);
+            j.dep("image:x", &[dep; 32]);
             j.finish()
         };
-        let head = manifest.head().unwrap();
-        assert_eq!(head.len(), 3, "rule, spec and engine");
-        let mut r = Ingredients::replay(head.iter().map(|(n, d)| (n.as_str(), d)));
+        let (whole, manifest) = key(7, true);
+        assert_eq!(manifest.entries.len(), 4, "rule, spec, engine and dep");
+        let (unlisted, empty) = key(7, false);
+        assert_eq!(unlisted, whole);
+        assert!(empty.entries.is_empty());
+        let [rule, spec_digest] = Ingredients::head(&spec);
+        let engine = Ingredients::digest_of_engine(&platform);
+        let mut r =
+            Ingredients::replay([("rule", &rule), ("spec", &spec_digest), ("engine", &engine)]);
         r.dep("image:x", &[7; 32]);
         assert_eq!(r.finish().0, whole);
-        i.dep("image:x", &[8; 32]);
-        assert_ne!(i.finish().0, whole);
+        assert_ne!(key(8, true).0, whole);
     }
 
     #[test]

@@ -175,7 +175,6 @@ fn write_graph(outcome: &crate::run::Outcome, path: &Path) -> anyhow::Result<()>
     let keys = sh.run_keys.lock().map(|k| k.clone()).unwrap_or_default();
     let doc = crate::graph::doc::after_build(
         &sh.ws.plan,
-        &sh.ws.trees,
         &sh.ws.keys,
         &outcome.order,
         &outcome.record,

@@ -23,7 +23,7 @@ pub fn run(
     for ing in &manifest.entries {
         writeln!(out, "  {}  {}", &ing.digest[..16], ing.name)?;
     }
-    for line in why::verdict(&ws, ix).lines {
+    for line in why::verdict(&ws, ix, ws.last(ix), manifest).lines {
         writeln!(out, "{line}")?;
     }
     if n.kind() == ov_rules::NodeKind::Stage {

@@ -4,7 +4,6 @@
 //! picture says the same thing.
 
 use super::critical::{critical_path, Timed};
-use crate::plan::inputs::SourceTree;
 use crate::plan::keys::Keys;
 use crate::plan::predict::Predicted;
 use crate::plan::why;
@@ -202,13 +201,7 @@ fn ingredients(m: &Manifest) -> Vec<DocIngredient> {
 }
 
 /// Nodes (with their planned keys, in state `Run`) and edges of `nodes`.
-fn skeleton(
-    plan: &Plan,
-    trees: &HashMap<String, SourceTree>,
-    keys: &Keys,
-    nodes: &[NodeIndex],
-    moment: Moment,
-) -> GraphDoc {
+fn skeleton(plan: &Plan, keys: &Keys, nodes: &[NodeIndex], moment: Moment) -> GraphDoc {
     let pos: HashMap<NodeIndex, usize> = nodes.iter().enumerate().map(|(i, n)| (*n, i)).collect();
     let g = &plan.graph;
     let doc_nodes = nodes
@@ -228,7 +221,8 @@ fn skeleton(
                 state: State::Run,
                 why: None,
                 explain: Vec::new(),
-                ingredients: ingredients(&keys.manifest(plan, trees, ix)),
+                // Listed by the caller, which knows where they come from.
+                ingredients: Vec::new(),
                 last_ms: None,
                 message: None,
                 bytes: None,
@@ -262,7 +256,7 @@ fn skeleton(
 /// What the next build would do with `nodes`, and the last run's times
 /// and critical path from `last_run` (matched by node id).
 pub fn next_build(ws: &Predicted, nodes: &[NodeIndex], last_run: Option<&RunRecord>) -> GraphDoc {
-    let mut doc = skeleton(&ws.plan, &ws.trees, &ws.keys, nodes, Moment::NextBuild);
+    let mut doc = skeleton(&ws.plan, &ws.keys, nodes, Moment::NextBuild);
     let last_ms: HashMap<&str, u64> = last_run
         .map(|r| {
             r.nodes
@@ -274,8 +268,10 @@ pub fn next_build(ws: &Predicted, nodes: &[NodeIndex], last_run: Option<&RunReco
         .unwrap_or_default();
     for (d, &ix) in doc.nodes.iter_mut().zip(nodes) {
         let what = format!("{} {}", d.kind.as_str(), d.label);
-        // One read of the node's last run serves its verdict and duration.
+        // One read of the node's last run, and one listing of its key,
+        // serve its verdict, duration and ingredients.
         let last = ws.last(ix);
+        let manifest = ws.keys.manifest(&ws.plan, &ws.trees, ix);
         if ws.remote.contains(&ix) {
             d.state = State::Remote;
             d.explain = vec![format!(
@@ -287,7 +283,7 @@ pub fn next_build(ws: &Predicted, nodes: &[NodeIndex], last_run: Option<&RunReco
                 "{what}: checked on every build (its last result is known)"
             )];
         } else {
-            let verdict = why::verdict_given(ws, ix, last.clone());
+            let verdict = why::verdict(ws, ix, last.clone(), &manifest);
             d.state = if verdict.runs {
                 State::Run
             } else {
@@ -300,6 +296,7 @@ pub fn next_build(ws: &Predicted, nodes: &[NodeIndex], last_run: Option<&RunReco
             .get(d.id.as_str())
             .copied()
             .or_else(|| last.map(|(_, r)| r.duration_ms));
+        d.ingredients = ingredients(&manifest);
     }
     if let Some(r) = last_run {
         doc.mark_critical(r);
@@ -311,13 +308,12 @@ pub fn next_build(ws: &Predicted, nodes: &[NodeIndex], last_run: Option<&RunReco
 /// computed (by node index; a node it never keyed keeps its planned key).
 pub fn after_build(
     plan: &Plan,
-    trees: &HashMap<String, SourceTree>,
     planned: &Keys,
     order: &[NodeIndex],
     record: &RunRecord,
     keys: &[Option<(ov_cache::NodeKey, Manifest)>],
 ) -> GraphDoc {
-    let mut doc = skeleton(plan, trees, planned, order, Moment::AfterBuild);
+    let mut doc = skeleton(plan, planned, order, Moment::AfterBuild);
     for ((d, &ix), run) in doc.nodes.iter_mut().zip(order).zip(&record.nodes) {
         if let Some((key, manifest)) = keys.get(ix.index()).and_then(Option::as_ref) {
             d.key = key.to_string();

@@ -62,8 +62,9 @@ impl Keys {
     }
 
     /// The ingredients `ix`'s key starts with, hashed (rule, spec and, for
-    /// a node that makes an engine image, the engine), as a
-    /// [`Manifest::head`] lists them.
+    /// a node that makes an engine image, the engine): with
+    /// [`Ingredients::replay`], its source and its dependencies, they give
+    /// back the key.
     pub fn head(&self, plan: &Plan, ix: NodeIndex) -> Option<Vec<(String, [u8; 32])>> {
         let h = self.heads.get(ix.index())?;
         let mut out = vec![("rule".to_string(), h[0]), ("spec".to_string(), h[1])];

@@ -681,7 +681,7 @@ fn layer_context(project: &Project, img: &ResolvedImage) -> ImageContext {
         user_policy: img.user_policy.clone(),
         build_distro: distro.map(|(d, _)| d.to_string()),
     };
-    let digest = blake3::hash(&ov_rules::canonical_json(&json!(context)))
+    let digest = blake3::hash(&ov_rules::canonical_of(&context))
         .to_hex()
         .to_string();
     ImageContext {

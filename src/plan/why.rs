@@ -173,17 +173,14 @@ pub struct Verdict {
     pub why: Option<String>,
 }
 
-/// The verdict on `ix` from the keys predicted against the store.
-pub fn verdict(ws: &Predicted, ix: NodeIndex) -> Verdict {
-    verdict_given(ws, ix, ws.last(ix))
-}
-
-/// [`verdict`], given the node's last recorded run (`ws.last(ix)`), for
-/// callers that read it anyway.
-pub fn verdict_given(
+/// The verdict on `ix` from the keys predicted against the store, given
+/// its last recorded run (`ws.last(ix)`) and its key's listing
+/// (`ws.keys.manifest`), which every caller shows as well.
+pub fn verdict(
     ws: &Predicted,
     ix: NodeIndex,
     last: Option<(ov_cache::NodeKey, ov_cache::ActionResult)>,
+    manifest: &ov_rules::Manifest,
 ) -> Verdict {
     let n = &ws.plan.graph[ix];
     let label = format!("{} {}", n.kind(), n.label);
@@ -197,7 +194,6 @@ pub fn verdict_given(
             why: None,
         };
     }
-    let manifest = &ws.keys.manifest(&ws.plan, &ws.trees, ix);
     match last {
         None => {
             reasons.push("never built with this cache".into());
