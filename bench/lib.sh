@@ -22,8 +22,8 @@ release_ov() {
   if ! command -v cargo >/dev/null 2>&1 && [[ -x $HOME/.cargo/bin/cargo ]]; then
     export PATH="$HOME/.cargo/bin:$PATH"
   fi
-  log "cargo build --release --bin ov"
-  (cd "$ROOT" && cargo build --release --bin ov --quiet)
+  log "cargo build --release --bins"
+  (cd "$ROOT" && cargo build --release --bins --quiet)
   OV=$ROOT/target/release/ov
 }
 

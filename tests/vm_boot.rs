@@ -340,7 +340,7 @@ fn doctor_reports_what_boots_need() {
     run.stdout_has(&[
         "ok   qemu: QEMU emulator version",
         "kvm: ",
-        "ok   libvirt: libvirtd socket at /run/libvirt/libvirt-sock",
+        "ok   libvirt: libvirtd socket at /run/libvirt/libvirt-sock; helper ",
         "ok   ovmf: /usr/share/OVMF/OVMF_CODE_4M.fd",
         "loop devices: /dev/loop-control",
         "fuse: /dev/fuse",
@@ -426,4 +426,41 @@ fn checks_run_over_ssh_with_the_instance_key_and_the_wrong_key_is_refused() {
     let v = eval::verdicts(&checks, &ran.stdout);
     assert!(v[0].ok && v[1].ok, "{v:?}");
     assert!(!v[2].ok && v[2].reason.contains("/no/such/file does not exist"));
+}
+
+#[test]
+fn ov_itself_does_not_link_libvirt_and_says_how_to_get_its_helper() {
+    // libvirt's client library brings ~50 shared libraries: only the
+    // helper may link it, so `ov` starts (and runs the qemu backend) on
+    // a host without libvirt.
+    let needed = |bin: &str| {
+        let out = std::process::Command::new("readelf")
+            .args(["-d", bin])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let ov = needed(env!("CARGO_BIN_EXE_ov"));
+    assert!(ov.contains("(NEEDED)"), "{ov}");
+    assert!(!ov.contains("libvirt"), "ov links libvirt:\n{ov}");
+    assert!(needed(env!("CARGO_BIN_EXE_ov-libvirt")).contains("libvirt.so"));
+
+    let p = Project::mini();
+    let run = Ov::new(p.path())
+        .env("OV_LIBVIRT_HELPER", "/nonexistent/ov-libvirt")
+        .run(&["vm", "list"]);
+    run.assert_code(1).stderr_has(&[
+        "libvirt's helper is missing (cannot run /nonexistent/ov-libvirt",
+        "cargo install --path .",
+        "OV_VM_BACKEND=qemu",
+    ]);
+    let doctor = Ov::new(p.path())
+        .env("OV_LIBVIRT_HELPER", "/nonexistent/ov-libvirt")
+        .run(&["doctor"]);
+    doctor.stdout_has(&[
+        "FAIL libvirt: libvirtd socket at /run/libvirt/libvirt-sock; no `ov-libvirt` beside ov",
+    ]);
+    // The helper found beside ov answers.
+    Ov::new(p.path()).ok(&["vm", "list"]);
 }

@@ -16,6 +16,16 @@ static NEXT_TMP: AtomicU64 = AtomicU64::new(0);
 /// path (threads or processes) never see each other's half-written data;
 /// the last rename wins.
 pub fn atomic_write(path: &Path, data: &[u8]) -> Result<(), Error> {
+    atomic_write_with(path, |f| f.write_all(data))
+}
+
+/// [`atomic_write`] for contents made while they are written: `fill` gets
+/// the temp file (it may seek, e.g. to put a checksum of what follows in
+/// front of it), so a large file never has to be whole in memory first.
+pub fn atomic_write_with(
+    path: &Path,
+    fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+) -> Result<(), Error> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
@@ -23,7 +33,7 @@ pub fn atomic_write(path: &Path, data: &[u8]) -> Result<(), Error> {
     let tmp = dir.join(format!(".{name}.tmp.{}.{n}", std::process::id()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(data)?;
+        fill(&mut f)?;
         f.sync_data()?;
         std::fs::rename(&tmp, path)
     })();
@@ -57,5 +67,19 @@ mod tests {
         assert!(payloads.contains(&got), "file is a mix of writers");
         let leftovers = std::fs::read_dir(dir.path()).unwrap().count();
         assert_eq!(leftovers, 1, "temp files left behind");
+    }
+
+    #[test]
+    fn a_writer_that_fails_midway_leaves_the_old_file_and_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        atomic_write(&path, b"old").unwrap();
+        let err = atomic_write_with(&path, |f| {
+            f.write_all(b"half of the new")?;
+            Err(std::io::Error::other("serializer gave up"))
+        });
+        assert!(err.is_err());
+        assert_eq!(std::fs::read(&path).unwrap(), b"old");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 }

@@ -174,20 +174,28 @@ fn vm_findings(out: &mut Vec<Finding>) {
     }
     let backend = host::choice().backend;
     let sock = std::path::Path::new(libvirt::SOCKET).exists();
+    let helper = libvirt::helper_path().filter(|p| p.is_file());
+    let mut said = if sock {
+        format!("libvirtd socket at {}", libvirt::SOCKET)
+    } else {
+        format!(
+            "no libvirtd socket at {} (backend: {})",
+            libvirt::SOCKET,
+            backend.name()
+        )
+    };
+    match &helper {
+        Some(h) => said.push_str(&format!("; helper {}", h.display())),
+        None => said.push_str(&format!("; no `{}` beside ov", libvirt::HELPER)),
+    }
     out.push(finding(
         "libvirt",
-        sock || backend == BackendKind::Qemu,
-        if sock {
-            format!("libvirtd socket at {}", libvirt::SOCKET)
-        } else {
-            format!(
-                "no libvirtd socket at {} (backend: {})",
-                libvirt::SOCKET,
-                backend.name()
-            )
-        },
+        (sock && helper.is_some()) || backend == BackendKind::Qemu,
+        said,
         Some(format!(
-            "{setup} (starts `libvirtd -d`), or boot without it: `ov settings set vm.backend qemu`"
+            "{setup} (starts `libvirtd -d`) and install `{}` with ov, or boot without \
+             libvirt: `ov settings set vm.backend qemu`",
+            libvirt::HELPER
         )),
     ));
     let ovmf = host::ovmf(Firmware::UefiInsecure);

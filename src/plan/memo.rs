@@ -46,7 +46,9 @@ use crate::plan::inputs::{hash_dirs, SourceFile, SourceTree};
 use crate::plan::keys;
 use crate::plan::predict::Predicted;
 use crate::workspace::Dirs;
-use ov_cache::{atomic_write, Digest, Fingerprint, Lookup, NodeKey, Store, TreeDigest, Witness};
+use ov_cache::{
+    atomic_write_with, Digest, Fingerprint, Lookup, NodeKey, Store, TreeDigest, Witness,
+};
 use ov_cache::{StatCache, WitnessBuilder};
 use ov_rules::rule::Caching;
 use ov_rules::Ingredients;
@@ -125,6 +127,24 @@ struct Stored {
     selected: Vec<u32>,
     /// What the plan warned about (it depends on the structure only).
     stderr: String,
+}
+
+/// A writer that hashes what passes through it.
+struct Hashing<W> {
+    to: W,
+    hash: blake3::Hasher,
+}
+
+impl<W: std::io::Write> std::io::Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.to.write(buf)?;
+        self.hash.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.to.flush()
+    }
 }
 
 /// One dry run's view of its memo.
@@ -340,15 +360,23 @@ impl Memo {
         postcard::from_bytes(payload).ok()
     }
 
+    /// Streams the memo to disk: at the bench project's size its bytes
+    /// are 4 MB, and the run is at its peak of memory here.
     fn write(&self, stored: &Stored) {
-        let Ok(payload) = postcard::to_allocvec(stored) else {
-            return;
-        };
-        let mut bytes = Vec::with_capacity(MAGIC.len() + 32 + payload.len());
-        bytes.extend_from_slice(MAGIC);
-        bytes.extend_from_slice(blake3::hash(&payload).as_bytes());
-        bytes.extend_from_slice(&payload);
-        let _ = atomic_write(&self.path, &bytes);
+        let _ = atomic_write_with(&self.path, |f| {
+            use std::io::{Seek, SeekFrom, Write};
+            f.write_all(MAGIC)?;
+            f.write_all(&[0; 32])?;
+            let mut out = Hashing {
+                to: std::io::BufWriter::with_capacity(256 * 1024, &mut *f),
+                hash: blake3::Hasher::new(),
+            };
+            postcard::to_io(stored, &mut out).map_err(std::io::Error::other)?;
+            let Hashing { to, hash } = out;
+            let f = to.into_inner().map_err(|e| e.into_error())?;
+            f.seek(SeekFrom::Start(MAGIC.len() as u64))?;
+            f.write_all(hash.finalize().as_bytes())
+        });
     }
 
     /// The dry run's output from the memo, when the structure of the

@@ -7,7 +7,9 @@
 use super::machine::Machine;
 
 /// What became of a guest.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum GuestState {
     /// Running (or paused, or shutting down).
     Running,
