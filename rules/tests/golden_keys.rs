@@ -153,13 +153,14 @@ fn layer_spec() -> layer::LayerSpec {
         packages: json!({"rpm": {"package": ["nginx"]}})
             .as_object()
             .cloned()
-            .unwrap(),
+            .unwrap()
+            .into(),
         formats: json!({"rpm": {"install_template": "RUN dnf install -y{{range .Packages}} {{.}}{{end}}"}})
             .as_object()
             .cloned()
             .unwrap()
             .into(),
-        tasks: vec![json!({"verb": "mkdir", "arg": "/srv", "spec": {"mkdir": "/srv"}})].into(),
+        tasks: vec![ov_rules::CanonicalJson::new(&json!({"verb": "mkdir", "arg": "/srv", "spec": {"mkdir": "/srv"}}))].into(),
         var: [("V".to_string(), "1".to_string())].into_iter().collect(),
         env: [("HOME_DIR".to_string(), "~/x".to_string())].into_iter().collect(),
         path_append: vec!["~/.local/bin".into()],
@@ -253,7 +254,11 @@ fn image() {
             label_layers: vec![image::LabelLayer {
                 name: "web".into(),
                 own: true,
-                fields: json!({"port": ["8080"]}).as_object().cloned().unwrap(),
+                fields: json!({"port": ["8080"]})
+                    .as_object()
+                    .cloned()
+                    .unwrap()
+                    .into(),
             }],
             env: vec![[("A".to_string(), "1".to_string())].into_iter().collect()],
             port: vec!["8080".into()],

@@ -316,7 +316,7 @@ fn distro(cx: &mut Cx, layer: &mut Layer, v: &Node) {
 }
 
 /// The layer's steps, and each as the layer spec holds it.
-fn tasks(cx: &mut Cx, what: &str, v: &Node) -> (Vec<Task>, Vec<Json>) {
+fn tasks(cx: &mut Cx, what: &str, v: &Node) -> (Vec<Task>, Vec<ov_rules::CanonicalJson>) {
     let Some(items) = v.as_seq() else {
         if !v.is_null() {
             cx.error(
@@ -351,11 +351,11 @@ fn tasks(cx: &mut Cx, what: &str, v: &Node) -> (Vec<Task>, Vec<Json>) {
                     Json::String(s) => s,
                     other => other.to_string(),
                 };
-                json.push(serde_json::json!({
+                json.push(ov_rules::CanonicalJson::new(&serde_json::json!({
                     "verb": verb,
                     "arg": arg_text,
                     "spec": item.to_json(),
-                }));
+                })));
                 out.push(Task {
                     verb: verb.to_string(),
                     arg: arg_text,

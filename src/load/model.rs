@@ -136,7 +136,7 @@ pub struct Layer {
     pub tasks: Vec<Task>,
     /// The same steps as the layer spec holds them (`{verb, arg, spec}`),
     /// made once: every node applying the layer shares them.
-    pub task_json: std::sync::Arc<[Json]>,
+    pub task_json: std::sync::Arc<[ov_rules::CanonicalJson]>,
     /// `var`.
     pub var: IndexMap<String, String>,
     /// `env`.

@@ -51,6 +51,9 @@ impl PlanNode {
     }
 }
 
+/// A map of a spec shared by many nodes.
+type Section = Arc<serde_json::Map<String, Json>>;
+
 /// The build graph.
 #[derive(Debug, Default)]
 pub struct Plan {
@@ -78,9 +81,41 @@ pub struct Plan {
     /// `github.com/o/r/layers/supervisord`) → the full aliases it may mean;
     /// more than one is ambiguous.
     short: HashMap<String, Vec<(String, NodeIndex)>>,
+    /// A layer's package sections by (image formats and distro tags, layer
+    /// name): every application on images of the same distro shares them.
+    packages: HashMap<(Arc<str>, String), Section>,
+    /// A layer's label fields by layer name: every image that lists the
+    /// layer in its labels shares them.
+    label_fields: HashMap<String, Section>,
 }
 
 impl Plan {
+    /// [`layer_packages`] of `layer` on `img`, made once per distro.
+    fn packages_of(
+        &mut self,
+        layer: &crate::load::model::Layer,
+        img: &ResolvedImage,
+        image_key: &Arc<str>,
+    ) -> Arc<serde_json::Map<String, Json>> {
+        self.packages
+            .entry((image_key.clone(), layer.name.clone()))
+            .or_insert_with(|| Arc::new(layer_packages(layer, img)))
+            .clone()
+    }
+
+    /// [`label_fields`] of `layer`, made once.
+    fn label_fields_of(
+        &mut self,
+        layer: &crate::load::model::Layer,
+    ) -> Arc<serde_json::Map<String, Json>> {
+        if let Some(f) = self.label_fields.get(&layer.name) {
+            return f.clone();
+        }
+        let f = Arc::new(label_fields(layer));
+        self.label_fields.insert(layer.name.clone(), f.clone());
+        f
+    }
+
     fn add(&mut self, node: PlanNode) -> NodeIndex {
         if let Some(&ix) = self.by_id.get(&node.id) {
             return ix;
@@ -450,11 +485,10 @@ fn inline_builders(
     project: &Project,
     img: &ResolvedImage,
     layer_name: &str,
+    packages: &serde_json::Map<String, Json>,
     trees: &HashMap<String, SourceTree>,
 ) -> Vec<Json> {
-    let layer = &project.layers[layer_name];
     let tree = trees.get(layer_name);
-    let packages = layer_packages(layer, img);
     let mut builders: Vec<(&String, &Json)> = project.build.builders.iter().collect();
     builders.sort_by_key(|(n, _)| *n);
     builders
@@ -468,7 +502,7 @@ fn inline_builders(
                 && layer_needs_builder(
                     def,
                     |f| tree.is_some_and(|t| t.has_root_file(f)),
-                    &packages,
+                    packages,
                     img,
                 )
         })
@@ -484,14 +518,14 @@ fn plan_stages(
     project: &Project,
     img: &ResolvedImage,
     layer_name: &str,
-    context: &layer::LayerContext,
+    cx: &ImageContext,
     src: NodeIndex,
     p: &mut Plan,
     trees: &HashMap<String, SourceTree>,
 ) -> IndexMap<String, PlannedStage> {
-    let layer = &project.layers[layer_name];
+    let context = &cx.context;
+    let packages = &*p.packages_of(&project.layers[layer_name], img, &cx.packages_of);
     let tree = trees.get(layer_name);
-    let packages = layer_packages(layer, img);
     let mut out = IndexMap::new();
     // ov walks builders by sorted name (`BuilderConfig.BuilderNames`).
     let mut builders: Vec<(&String, &Json)> = project.build.builders.iter().collect();
@@ -502,7 +536,7 @@ fn plan_stages(
             || !layer_needs_builder(
                 def,
                 |f| tree.is_some_and(|t| t.has_root_file(f)),
-                &packages,
+                packages,
                 img,
             )
         {
@@ -656,6 +690,8 @@ struct ImageContext {
     /// `context`'s canonical digest: layer applications are shared by
     /// comparing it, not the whole context, once per layer.
     digest: String,
+    /// What [`layer_packages`] reads of the image (formats, distro tags).
+    packages_of: Arc<str>,
 }
 
 /// What every layer node of the image renders against (distro, formats,
@@ -684,10 +720,12 @@ fn layer_context(project: &Project, img: &ResolvedImage) -> ImageContext {
     let digest = blake3::hash(&ov_rules::canonical_of(&context))
         .to_hex()
         .to_string();
+    let packages_of = format!("{:?}{:?}", img.build, img.distro).into();
     ImageContext {
         context,
         formats: Arc::new(formats),
         digest,
+        packages_of,
     }
 }
 
@@ -714,7 +752,8 @@ fn plan_layer(
         .into(),
         layer: Some(layer_name.clone()),
     });
-    let stages = plan_stages(project, img, layer_name, &cx.context, src, p, trees);
+    let stages = plan_stages(project, img, layer_name, cx, src, p, trees);
+    let packages = p.packages_of(layer, img, &cx.packages_of);
     let key = format!("{layer_name}@{name}");
     let parent_id = p.graph[parent].id.clone();
     // Same parent + layer + context + stages ⇒ the same node,
@@ -732,7 +771,7 @@ fn plan_layer(
                 layer: layer_name.clone(),
                 parent: parent_id,
                 context: cx.context.clone(),
-                packages: layer_packages(layer, img),
+                packages: packages.clone(),
                 formats: cx.formats.clone(),
                 tasks: layer.task_json.clone(),
                 var: layer.var.clone(),
@@ -742,7 +781,7 @@ fn plan_layer(
                     .iter()
                     .map(|(b, s)| (b.clone(), s.used.clone()))
                     .collect(),
-                inline: inline_builders(project, img, layer_name, trees),
+                inline: inline_builders(project, img, layer_name, &packages, trees),
                 shell: layer.meta.get("shell").cloned(),
             };
             let ix = p.add(PlanNode {
@@ -826,6 +865,14 @@ fn plan_image_node(
         .collect();
     let own = &project.images[name];
     let parent_id = p.graph[parent].id.clone();
+    let label_layers = image_layers
+        .iter()
+        .map(|l| image::LabelLayer {
+            name: l.name.clone(),
+            own: img.install.contains(&l.name),
+            fields: p.label_fields_of(l),
+        })
+        .collect();
     let ix = p.add(PlanNode {
         id: format!("image:{name}"),
         label: name.clone(),
@@ -846,10 +893,7 @@ fn plan_image_node(
                 .then(|| format!("{SKILLS_URL}/{name}/SKILL.md")),
             produce: own.produce.clone().unwrap_or_default(),
             image_eval: own.eval.clone(),
-            label_layers: image_layers
-                .iter()
-                .map(|l| label_layer(l, img.install.contains(&l.name)))
-                .collect(),
+            label_layers,
             // ov writes the env of the layers an image installs itself; its
             // base image already holds the rest, expanded for its own user.
             env: img
@@ -1231,7 +1275,8 @@ fn label_meta(project: &Project, own: &crate::load::model::Image) -> IndexMap<St
 /// What the image's labels need of one layer (see `label_layers` in the
 /// rules' labels module): its layer.yml fields under their own names, only
 /// those it has, and whether the image installs it itself.
-fn label_layer(layer: &crate::load::model::Layer, own: bool) -> image::LabelLayer {
+/// The layer.yml fields an image's labels carry for `layer`.
+fn label_fields(layer: &crate::load::model::Layer) -> serde_json::Map<String, Json> {
     let fields = ov_rules::containerfile::LABEL_FIELDS
         .iter()
         .chain(&["shell"]);
@@ -1255,11 +1300,7 @@ fn label_layer(layer: &crate::load::model::Layer, own: bool) -> image::LabelLaye
     );
     put("service", json!(layer.service), layer.service.is_empty());
     put("eval", json!(layer.eval), layer.eval.is_empty());
-    image::LabelLayer {
-        name: layer.name.clone(),
-        own,
-        fields: out,
-    }
+    out
 }
 
 #[cfg(test)]

@@ -70,9 +70,26 @@ struct Object<'a> {
     entries: Vec<(usize, usize, usize)>,
     /// `{"variant":` was written before the object and needs its `}`.
     variant: bool,
+    /// It is serde_json's raw value: its one field is JSON text, written
+    /// as it is.
+    raw: bool,
 }
 
+/// The struct name serde_json gives its `RawValue`. The only raw values in
+/// specs are [`super::CanonicalJson`]'s, whose text is canonical.
+const RAW_VALUE: &str = "$serde_json::private::RawValue";
+
 impl Object<'_> {
+    fn raw_text<T: Serialize + ?Sized>(&mut self, v: &T) -> Result {
+        match v.serialize(serde_json::value::Serializer) {
+            Ok(serde_json::Value::String(text)) => {
+                self.out.extend_from_slice(text.as_bytes());
+                Ok(())
+            }
+            _ => Err(Unsupported),
+        }
+    }
+
     fn key(&mut self, key: &str) -> usize {
         let start = self.scratch.len();
         self.scratch.extend_from_slice(key.as_bytes());
@@ -94,7 +111,11 @@ impl Object<'_> {
             scratch,
             mut entries,
             variant,
+            raw,
         } = self;
+        if raw {
+            return Ok(());
+        }
         let key = |e: &(usize, usize, usize)| &scratch[e.0..e.1];
         entries.sort_unstable_by(|a, b| key(a).cmp(key(b)));
         if entries.windows(2).any(|w| key(&w[0]) == key(&w[1])) {
@@ -186,6 +207,7 @@ impl<'a> Writer<'a> {
             scratch: Vec::with_capacity(64 * len),
             entries: Vec::with_capacity(len),
             variant: variant.is_some(),
+            raw: false,
         }
     }
 }
@@ -286,8 +308,10 @@ impl<'a> ser::Serializer for Writer<'a> {
             key: None,
         })
     }
-    fn serialize_struct(self, _: &'static str, len: usize) -> Result<Object<'a>> {
-        Ok(self.object(None, len))
+    fn serialize_struct(self, name: &'static str, len: usize) -> Result<Object<'a>> {
+        let mut o = self.object(None, len);
+        o.raw = name == RAW_VALUE;
+        Ok(o)
     }
     fn serialize_struct_variant(
         self,
@@ -345,6 +369,9 @@ macro_rules! object_impl {
                 key: &'static str,
                 v: &T,
             ) -> Result {
+                if self.raw {
+                    return self.raw_text(v);
+                }
                 let k = self.key(key);
                 self.value(k, v)
             }

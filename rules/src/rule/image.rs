@@ -92,9 +92,10 @@ pub struct LabelLayer {
     /// Its layer.yml fields that labels carry
     /// ([`LABEL_FIELDS`](crate::containerfile::LABEL_FIELDS), `shell`,
     /// `port`, `env`, `path_append`, `service`, `eval`), only those it
-    /// has, under their own names, as the loader checked them.
+    /// has, under their own names, as the loader checked them. Shared by
+    /// every image that lists the layer.
     #[serde(flatten)]
-    pub fields: Map<String, Json>,
+    pub fields: std::sync::Arc<Map<String, Json>>,
 }
 
 /// Capabilities the image's layers ask for.

@@ -24,14 +24,16 @@ pub struct LayerSpec {
     pub context: LayerContext,
     /// The layer's package sections per package format (`rpm`, `deb`…),
     /// already chosen for the image's distro: `package`, `repo`, `copr`….
-    pub packages: Map<String, Json>,
+    /// Shared by the layer's applications on images of one distro.
+    pub packages: Arc<Map<String, Json>>,
     /// build.yml `distro.<d>.format.<fmt>` for each of the image's formats
     /// (install templates, cache mounts), as written.
     /// Shared: every layer node of an image holds the same map.
     pub formats: Arc<Map<String, Json>>,
-    /// The layer's `task:` steps, as the loader checked them. Shared:
-    /// every application of the layer holds the same steps.
-    pub tasks: Arc<[Json]>,
+    /// The layer's `task:` steps, as the loader checked them, kept as
+    /// canonical text. Shared: every application of the layer holds the
+    /// same steps.
+    pub tasks: Arc<[crate::CanonicalJson]>,
     /// `var:`.
     pub var: IndexMap<String, String>,
     /// `env:`.
