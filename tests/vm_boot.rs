@@ -464,3 +464,52 @@ fn ov_itself_does_not_link_libvirt_and_says_how_to_get_its_helper() {
     // The helper found beside ov answers.
     Ov::new(p.path()).ok(&["vm", "list"]);
 }
+
+/// The helpers this process started and that still run: (pid, process group).
+fn libvirt_helpers() -> Vec<(u32, u32)> {
+    let me = std::process::id().to_string();
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid pgrp ...`
+        let Some((head, rest)) = stat.rsplit_once(") ") else {
+            continue;
+        };
+        let Some((pid, comm)) = head.split_once(" (") else {
+            continue;
+        };
+        let f: Vec<&str> = rest.split(' ').collect();
+        if comm == "ov-libvirt" && f[0] != "Z" && f[1] == me {
+            out.push((pid.parse().unwrap(), f[2].parse().unwrap()));
+        }
+    }
+    out
+}
+
+#[test]
+fn the_libvirt_helper_outlives_a_ctrl_c_and_goes_with_its_connection() {
+    use ov_rules::rule::boot::hypervisor::Hypervisor;
+    let before = libvirt_helpers();
+    let hv = ov_rules::rule::boot::libvirt::Libvirt::connect().unwrap();
+    let started: Vec<(u32, u32)> = libvirt_helpers()
+        .into_iter()
+        .filter(|h| !before.contains(h))
+        .collect();
+    // Other tests may start helpers meanwhile; each is in its own group.
+    assert!(!started.is_empty(), "no helper started");
+    // Ctrl-C reaches a terminal's whole process group; the helper must
+    // stay for the clean-up that follows it, so it has a group of its own.
+    for (pid, group) in &started {
+        assert_eq!(pid, group, "helper {pid} shares a process group");
+    }
+    assert_eq!(hv.state("ov-no-such-domain").unwrap(), GuestState::Absent);
+    drop(hv);
+    // Dropped, the connection's helper has exited and been reaped.
+    let after = libvirt_helpers();
+    assert!(
+        started.iter().any(|h| !after.contains(h)),
+        "the helper outlived its connection: {after:?}"
+    );
+}
