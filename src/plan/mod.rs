@@ -96,7 +96,7 @@ impl Plan {
         layer: &crate::load::model::Layer,
         img: &ResolvedImage,
         image_key: &Arc<str>,
-    ) -> Arc<serde_json::Map<String, Json>> {
+    ) -> Section {
         self.packages
             .entry((image_key.clone(), layer.name.clone()))
             .or_insert_with(|| Arc::new(layer_packages(layer, img)))
@@ -104,10 +104,7 @@ impl Plan {
     }
 
     /// [`label_fields`] of `layer`, made once.
-    fn label_fields_of(
-        &mut self,
-        layer: &crate::load::model::Layer,
-    ) -> Arc<serde_json::Map<String, Json>> {
+    fn label_fields_of(&mut self, layer: &crate::load::model::Layer) -> Section {
         if let Some(f) = self.label_fields.get(&layer.name) {
             return f.clone();
         }
