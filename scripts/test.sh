@@ -1,17 +1,40 @@
 #!/usr/bin/env bash
 # Set-up, then every check CI runs: format, lints, benchmark smoke runs and
 # the whole test suite. Each phase's time is printed once more at the end
-# (also when a phase fails), so the tail of a CI log says where time went.
+# (also when a phase fails), so the tail of a CI log says where time went;
+# after a failure, so do why each failed test failed and the machine's state
+# (disk, memory, engine), since a log's middle may be cut.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 
 TIMES=()
 START=$SECONDS
+LOGS=()
+# machine_state: what a cascade of unrelated failures usually comes from.
+machine_state() {
+  df -h / /tmp | awk 'NR == 1 || !seen[$1]++' | sed 's/^/  /'
+  free -m | sed -n 2p | awk '{print "  memory MiB: total " $2 ", available " $7}'
+  if curl -sf --max-time 5 --unix-socket /run/podman/podman.sock http://d/_ping >/dev/null 2>&1; then
+    echo "  podman service: answers"
+  else
+    echo "  podman service: does not answer"
+  fi
+  local oom
+  oom=$(dmesg 2>/dev/null | grep -c -i 'out of memory' || true)
+  echo "  kernel OOM kills: ${oom:-unknown}"
+}
 report() {
   local rc=${1:-$?}
+  if ((rc != 0)) && ((${#LOGS[@]} > 0)); then
+    printf '\ntest.sh: why tests failed (the first 20)\n'
+    awk -f scripts/test-digest.awk "${LOGS[@]}" | head -20
+    printf '\ntest.sh: the machine at the end\n'
+    machine_state
+  fi
   printf '\ntest.sh: phase times (total %d s, exit %d)\n' "$((SECONDS - START))" "$rc"
   printf '  %s\n' "${TIMES[@]}"
+  rm -f "${LOGS[@]}"
 }
 trap report EXIT
 # phase NAME CMD...: runs CMD and notes how long it took.
@@ -23,6 +46,8 @@ phase() {
 }
 
 phase setup bash scripts/setup.sh
+printf 'test.sh: the machine at the start\n'
+machine_state
 phase fmt cargo fmt --all -- --check
 phase clippy cargo clippy --workspace --all-targets -- -D warnings
 # Smoke runs of the benchmarks at a fraction of their size, in the dev
@@ -46,6 +71,8 @@ phase test-build cargo test --workspace --no-run
 # output follows the rest's.
 SIDE=(vm_disk::)
 SIDE_LOG=$(mktemp)
+MAIN_LOG=$(mktemp)
+LOGS=("$MAIN_LOG" "$SIDE_LOG")
 # Its own session, so an early exit stops the whole group (cargo and the
 # test binary under it).
 setsid cargo test --test integration -- --test-threads 1 "${SIDE[@]}" >"$SIDE_LOG" 2>&1 &
@@ -55,12 +82,11 @@ skips=()
 for f in "${SIDE[@]}"; do skips+=(--skip "$f"); done
 t=$SECONDS
 rc=0
-cargo test --workspace --no-fail-fast -- --test-threads 2 "${skips[@]}" || rc=$?
+cargo test --workspace --no-fail-fast -- --test-threads 2 "${skips[@]}" 2>&1 | tee "$MAIN_LOG" || rc=$?
 TIMES+=("$(printf '%-10s %5d s' tests "$((SECONDS - t))")")
 side_rc=0
 wait "$SIDE_PID" || side_rc=$?
 TIMES+=("$(printf '%-10s %5d s' side-tests "$((SECONDS - t))")")
 printf '\n=== the longest tests, run beside the rest: %s ===\n' "${SIDE[*]}"
 cat "$SIDE_LOG"
-rm -f "$SIDE_LOG"
 ((rc == 0 && side_rc == 0)) || exit 1
