@@ -14,7 +14,10 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 /// A spawned `ov` that takes longer than this is a hang, not a slow test.
-const TIMEOUT: Duration = Duration::from_secs(30);
+/// Generous, because the VM tests beside the rest write gigabytes: on a
+/// slow disk, a small write that must reach it (a store record's fsync)
+/// can wait tens of seconds behind theirs.
+const TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The four shared fixture projects (`../shared/fixtures` beside this
 /// repository, locally and on CI alike).
