@@ -254,6 +254,11 @@ fn a_bootstrap_vm_builds_a_uefi_disk_from_nothing_and_rebuilds_as_nothing() {
     for n in ["image:vm-builder", "bootstrap:vm/vm", "disk:vm"] {
         assert!(built.contains(&n.to_string()), "{n} not built: {built:?}");
     }
+    // The disk's output digest is its CAS digest: the file is hashed once.
+    let store = ov_cache::Store::open(&vm.cache.join("store")).unwrap();
+    let (_, result) = store.last("disk:vm").unwrap().expect("disk:vm recorded");
+    let blob = result.blobs.iter().find(|b| b.name == "disk").unwrap();
+    assert_eq!(result.output, format!("sha256:{}", blob.digest));
     let dir = tempfile::tempdir().unwrap();
     let (disk, meta) = vm.disk_file(dir.path());
     assert_eq!(meta["format"], "qcow2");

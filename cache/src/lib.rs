@@ -54,8 +54,8 @@ pub use hashing::{hash_files, HashedFile};
 pub use redact::{redact, redact_json, MASK};
 pub use statcache::StatCache;
 pub use store::{
-    format_size, parse_size, ActionResult, BlobRef, GcReport, KeyLock, Lookup, SizeParseError,
-    Stats, Store, VerifyProblem, VerifyReport,
+    format_size, parse_size, sha256_file, ActionResult, BlobRef, GcReport, KeyLock, Lookup,
+    SizeParseError, Stats, Store, VerifyProblem, VerifyReport,
 };
 pub use tree::{hash_trees, HashedTree, TreeFile, TreeLink};
 pub use witness::{Witness, WitnessBuilder};

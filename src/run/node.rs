@@ -276,6 +276,10 @@ pub async fn run(
         );
     }
     let recorded = record(&sh, ix, key, manifest, &out, parts.as_ref(), took, true).await;
+    let recorded = recorded.map(|(stored, digest)| {
+        out.digest = digest;
+        stored
+    });
     if let (Ok(_), Some(_), Some(cache)) = (&recorded, &parts, &sh.image_cache) {
         cache.publish(&sh, &key).await;
     }
@@ -553,7 +557,9 @@ async fn store_parts(
 }
 
 /// Stores the node's files (and the OCI parts of its image, stored
-/// already), then its result, then the last-run pointer.
+/// already), then its result, then the last-run pointer. Gives back what
+/// was stored and the node's output digest (its file's CAS digest when the
+/// rule asked for that, see [`NodeOutput::digest_of`]).
 #[allow(clippy::too_many_arguments)]
 async fn record(
     sh: &Arc<Shared>,
@@ -564,9 +570,25 @@ async fn record(
     parts: Option<&oci::Parts>,
     took: Duration,
     cache: bool,
-) -> Result<Vec<(String, ov_cache::BlobDigest)>, Failure> {
+) -> Result<(Vec<(String, ov_cache::BlobDigest)>, String), Failure> {
+    let digest_of = match &out.digest_of {
+        None => None,
+        Some(name) => match out.files.iter().find(|(n, _)| n == name) {
+            Some((_, path)) => Some((name.clone(), path.clone())),
+            None => {
+                return Err(Failure::new(format!(
+                "internal error: the output's digest is its file `{name}`, which it does not have"
+            )))
+            }
+        },
+    };
     if sh.read_only {
-        return Ok(Vec::new());
+        // Nothing is stored, but dependents still key on the file's digest.
+        let digest = match digest_of {
+            Some((_, path)) => blocking(move || file_digest(&path)).await??,
+            None => out.digest.clone(),
+        };
+        return Ok((Vec::new(), digest));
     }
     let node = &sh.ws.plan.graph[ix];
     let store = sh.store.clone();
@@ -619,7 +641,7 @@ async fn record(
             .map_err(|e| Failure::new(format!("{}: {e}", super::owned::dir(&store).display())))?;
     }
     blocking(
-        move || -> Result<Vec<(String, ov_cache::BlobDigest)>, ov_cache::Error> {
+        move || -> Result<(Vec<(String, ov_cache::BlobDigest)>, String), ov_cache::Error> {
             let mut result = result;
             for (name, path) in &files {
                 // A file in the run's scratch dir is the node's own and is
@@ -634,6 +656,9 @@ async fn record(
                     digest,
                     size,
                 });
+                if digest_of.as_ref().is_some_and(|(n, _)| n == name) {
+                    result.output = format!("sha256:{digest}");
+                }
             }
             if !log.is_empty() {
                 let digest = store.put_blob_bytes(log.as_bytes())?;
@@ -647,12 +672,20 @@ async fn record(
                 store.put_action(&key, &result)?;
             }
             store.record_last(&result.node_id, &key, &result)?;
-            Ok(stored_blobs(&result))
+            Ok((stored_blobs(&result), result.output))
         },
     )
     .await?
     // The failure is shown under the node's id already.
     .map_err(|e| Failure::new(format!("could not record the result: {e}")))
+}
+
+/// The digest of the output file a rule named as its digest
+/// ([`NodeOutput::digest_of`]), for a build that stores nothing.
+fn file_digest(path: &std::path::Path) -> Result<String, Failure> {
+    let (digest, _) = ov_cache::sha256_file(path)
+        .map_err(|e| Failure::new(format!("{}: {e}", path.display())))?;
+    Ok(format!("sha256:{digest}"))
 }
 
 /// A result's files by name, for dependents' [`ExecCtx::dep_blob`].

@@ -259,8 +259,9 @@ impl Store {
     }
 }
 
-/// The sha256 and size of the file at `path`, read in [`CHUNK`]s.
-fn sha256_file(path: &Path) -> std::io::Result<(BlobDigest, u64)> {
+/// The sha256 and size of the file at `path`, read in [`CHUNK`]s: the
+/// digest the CAS would store it under.
+pub fn sha256_file(path: &Path) -> std::io::Result<(BlobDigest, u64)> {
     use sha2::Digest as _;
     let mut f = File::open(path)?;
     let mut h = sha2::Sha256::new();

@@ -23,6 +23,12 @@ pub struct NodeOutput {
     /// The digest dependents key on: an image id, a blob digest, a report
     /// digest. Equal outputs stop a rebuild from cascading.
     pub digest: String,
+    /// When set, [`digest`](Self::digest) is left empty and is the stored
+    /// file of this name (`sha256:<hex>`, its CAS digest), filled in by
+    /// the driver as it stores the file: a disk of gigabytes is then read
+    /// and hashed once, not once more for its own digest.
+    #[serde(skip)]
+    pub digest_of: Option<String>,
     /// The engine image this node leaves, for dependents to build `FROM`.
     pub image: Option<ImageId>,
     /// Files to keep in the CAS, by name (a rootfs tarball, a report).

@@ -124,8 +124,9 @@ impl Rule for DiskSpec {
     }
 }
 
-/// The disk file at `path` (in `format`) as the node's output: its digest,
-/// the file for the store and its format and virtual size.
+/// The disk file at `path` (in `format`) as the node's output: the file
+/// for the store, whose CAS digest is the node's, and its format and
+/// virtual size.
 fn finish(
     path: &Path,
     format: DiskFormat,
@@ -134,7 +135,7 @@ fn finish(
 ) -> Result<NodeOutput, ExecError> {
     let virtual_size = virtual_size(path, format)?;
     Ok(NodeOutput {
-        digest: format!("blake3:{}", hash_file(path)?),
+        digest_of: Some(DISK_BLOB.into()),
         image: None,
         files: vec![(DISK_BLOB.into(), path.to_path_buf())],
         meta: json!({
@@ -145,24 +146,6 @@ fn finish(
         log,
         ..Default::default()
     })
-}
-
-/// The blake3 of a file, read in 1 MiB pieces, each hashed on all cores
-/// (one core: 1.1 s for a 1 GB disk here). Not memory-mapped: mapped
-/// pages count in the process's RSS, which a disk build keeps under
-/// 100 MB whatever the disk's size.
-fn hash_file(path: &Path) -> Result<String, ExecError> {
-    let mut h = blake3::Hasher::new();
-    let mut f = std::fs::File::open(path).map_err(super::at(path))?;
-    let mut buf = vec![0; 1 << 20];
-    loop {
-        let n = f.read(&mut buf).map_err(super::at(path))?;
-        if n == 0 {
-            break;
-        }
-        h.update_rayon(&buf[..n]);
-    }
-    Ok(h.finalize().to_hex().to_string())
 }
 
 /// The size the guest sees: a raw file's length, or the size in a qcow2
