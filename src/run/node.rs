@@ -571,21 +571,29 @@ async fn record(
     took: Duration,
     cache: bool,
 ) -> Result<(Vec<(String, ov_cache::BlobDigest)>, String), Failure> {
-    let digest_of = match &out.digest_of {
-        None => None,
-        Some(name) => match out.files.iter().find(|(n, _)| n == name) {
-            Some((_, path)) => Some((name.clone(), path.clone())),
-            None => {
-                return Err(Failure::new(format!(
-                "internal error: the output's digest is its file `{name}`, which it does not have"
-            )))
-            }
-        },
-    };
+    // The file whose CAS digest is the output's, when the rule named one.
+    let digest_file = out
+        .digest_of
+        .as_ref()
+        .map(|name| {
+            out.files.iter().find(|(n, _)| n == name).cloned().ok_or_else(|| {
+                Failure::new(format!(
+                    "internal error: the output's digest is its file `{name}`, which it does not have"
+                ))
+            })
+        })
+        .transpose()?;
     if sh.read_only {
         // Nothing is stored, but dependents still key on the file's digest.
-        let digest = match digest_of {
-            Some((_, path)) => blocking(move || file_digest(&path)).await??,
+        let digest = match digest_file {
+            Some((_, path)) => {
+                blocking(move || {
+                    ov_cache::sha256_file(&path)
+                        .map(|(d, _)| file_output(&d))
+                        .map_err(|e| Failure::new(format!("{}: {e}", path.display())))
+                })
+                .await??
+            }
             None => out.digest.clone(),
         };
         return Ok((Vec::new(), digest));
@@ -656,8 +664,8 @@ async fn record(
                     digest,
                     size,
                 });
-                if digest_of.as_ref().is_some_and(|(n, _)| n == name) {
-                    result.output = format!("sha256:{digest}");
+                if digest_file.as_ref().is_some_and(|(n, _)| n == name) {
+                    result.output = file_output(&digest);
                 }
             }
             if !log.is_empty() {
@@ -680,12 +688,10 @@ async fn record(
     .map_err(|e| Failure::new(format!("could not record the result: {e}")))
 }
 
-/// The digest of the output file a rule named as its digest
-/// ([`NodeOutput::digest_of`]), for a build that stores nothing.
-fn file_digest(path: &std::path::Path) -> Result<String, Failure> {
-    let (digest, _) = ov_cache::sha256_file(path)
-        .map_err(|e| Failure::new(format!("{}: {e}", path.display())))?;
-    Ok(format!("sha256:{digest}"))
+/// The output digest of a node whose output is its file of CAS digest `d`
+/// ([`NodeOutput::digest_of`]).
+fn file_output(d: &ov_cache::BlobDigest) -> String {
+    format!("sha256:{d}")
 }
 
 /// A result's files by name, for dependents' [`ExecCtx::dep_blob`].
