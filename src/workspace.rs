@@ -54,10 +54,14 @@ impl Dirs {
             })
             .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share/ov")))
             .unwrap_or_else(|| PathBuf::from(".local/share/ov"));
+        // Absolute, because these paths leave the process: a relative
+        // `--cache-dir cache` bound into a disk build's container was read
+        // by the engine as the name of a volume.
+        let absolute = |p: PathBuf| std::path::absolute(&p).unwrap_or(p);
         Dirs {
-            cache,
-            repo_cache,
-            state,
+            cache: absolute(cache),
+            repo_cache: absolute(repo_cache),
+            state: absolute(state),
         }
     }
 }
@@ -261,4 +265,20 @@ pub fn unknown_image(project: &Project, name: &str) -> InvalidProject {
         ),
     );
     InvalidProject(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Dirs;
+    use std::path::PathBuf;
+
+    #[test]
+    fn a_relative_cache_dir_is_made_absolute() {
+        let dirs = Dirs::from_env(Some(PathBuf::from("cache")));
+        assert!(dirs.cache.is_absolute(), "{}", dirs.cache.display());
+        assert!(dirs.cache.ends_with("cache"));
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(dirs.cache, cwd.join("cache"));
+        assert!(dirs.repo_cache.is_absolute() && dirs.state.is_absolute());
+    }
 }

@@ -198,6 +198,7 @@ pub struct Ov {
     env: Vec<(String, OsString)>,
     config: TempDir,
     timeout: Duration,
+    cwd: Option<PathBuf>,
 }
 
 impl Ov {
@@ -212,6 +213,7 @@ impl Ov {
             env: Vec::new(),
             config: TempDir::with_prefix("ov-test-config-").unwrap(),
             timeout: TIMEOUT,
+            cwd: None,
         }
     }
 
@@ -228,6 +230,12 @@ impl Ov {
     /// Allows each run this long (builds take minutes, not seconds).
     pub fn with_timeout(mut self, t: Duration) -> Ov {
         self.timeout = t;
+        self
+    }
+
+    /// Runs `ov` in `dir` (to test paths given relative to it).
+    pub fn in_dir(mut self, dir: &Path) -> Ov {
+        self.cwd = Some(dir.to_path_buf());
         self
     }
 
@@ -254,6 +262,9 @@ impl Ov {
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
+        if let Some(dir) = &self.cwd {
+            cmd.current_dir(dir);
+        }
         cmd
     }
 
@@ -267,6 +278,9 @@ impl Ov {
             .arg(rss_file.path())
             .arg(inner.get_program())
             .args(inner.get_args());
+        if let Some(dir) = inner.get_current_dir() {
+            cmd.current_dir(dir);
+        }
         for (k, v) in inner.get_envs() {
             match v {
                 Some(v) => cmd.env(k, v),

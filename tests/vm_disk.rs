@@ -540,8 +540,14 @@ fn interrupted_disk_builds_leave_nothing_and_a_20g_disk_builds_in_little_memory(
     child.kill().unwrap();
     wait(&mut child, 10);
     // The dead run's container still runs the script; the next build
-    // removes it and what it held.
-    let kib = ov.peak_rss_kib(&["build", "--progress", "json", "disk:vm"]);
+    // removes it and what it held. It names the cache dir relatively, as
+    // `--cache-dir cache` does: what reaches the container must still be
+    // an absolute path (a relative one was taken for a volume's name).
+    let relative = vm
+        .ov_on(p.path())
+        .in_dir(vm.cache.parent().unwrap())
+        .env("OV_CACHE_DIR", vm.cache.file_name().unwrap());
+    let kib = relative.peak_rss_kib(&["build", "--progress", "json", "disk:vm"]);
     assert_clean(&vm.cache, "kill -9 and the next build");
     assert!(kib < 100 * 1024, "peak RSS {kib} KiB");
     let store = ov_cache::Store::open(&vm.cache.join("store")).unwrap();
