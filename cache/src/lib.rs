@@ -55,7 +55,7 @@ pub use redact::{redact, redact_json, MASK};
 pub use statcache::StatCache;
 pub use store::{
     format_size, parse_size, sha256_file, ActionResult, BlobRef, GcReport, KeyLock, Lookup,
-    SizeParseError, Stats, Store, VerifyProblem, VerifyReport,
+    SizeParseError, Stats, Store, Unchecked, VerifyProblem, VerifyReport,
 };
 pub use tree::{hash_trees, HashedTree, TreeFile, TreeLink};
 pub use witness::{Witness, WitnessBuilder};

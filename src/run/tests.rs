@@ -581,4 +581,29 @@ fn a_dependency_s_stored_file_is_placed_by_name_and_an_unknown_name_is_an_error(
         e.to_string().contains("`disk:vm` stored no `seed.iso`"),
         "{e}"
     );
+    // Placed unchecked: the check comes back to be run later, and fails
+    // once the store's copy is damaged.
+    let linked = dir.path().join("rootfs.tar");
+    let check = ctx
+        .dep_blob_unchecked("disk:vm", "disk.qcow2", &linked)
+        .unwrap();
+    assert_eq!(std::fs::read(&linked).unwrap(), b"a disk");
+    check().unwrap();
+    let hex = digest.to_string();
+    let stored = dir
+        .path()
+        .join("store/content-v2/sha256")
+        .join(&hex[..2])
+        .join(&hex[2..4])
+        .join(&hex[4..]);
+    let mut perms = std::fs::metadata(&stored).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perms.set_readonly(false);
+    std::fs::set_permissions(&stored, perms).unwrap();
+    std::fs::write(&stored, b"a dusk").unwrap();
+    let check = ctx
+        .dep_blob_unchecked("disk:vm", "disk.qcow2", &linked)
+        .unwrap();
+    let e = check().unwrap_err();
+    assert!(e.to_string().contains("does not match its digest"), "{e}");
 }

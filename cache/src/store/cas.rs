@@ -37,7 +37,25 @@ impl Store {
     /// [`put_blob_file`](Self::put_blob_file) does. Either way `path` is
     /// gone when this succeeds.
     pub fn put_blob_file_owned(&self, path: &Path) -> Result<(BlobDigest, u64), Error> {
-        let (d, size) = sha256_file(path).map_err(|e| Error::io(path, e))?;
+        // What the producer left unwritten (a gigabyte of disk that
+        // `qemu-img` just wrote) goes to the device while the hash reads
+        // it back from the page cache, so the fsync that makes the stored
+        // blob durable (`seal`) finds little left to do.
+        let (hashed, synced) = std::thread::scope(|s| {
+            let sync = s.spawn(|| File::open(path).and_then(|f| f.sync_data()));
+            let hashed = sha256_file(path);
+            (hashed, sync.join())
+        });
+        let (d, size) = hashed.map_err(|e| Error::io(path, e))?;
+        match synced {
+            Ok(r) => r.map_err(|e| Error::io(path, e))?,
+            Err(_) => {
+                return Err(Error::io(
+                    path,
+                    std::io::Error::other("fsync thread panicked"),
+                ))
+            }
+        }
         let dest = self.content_path(&d);
         if let Some(dir) = dest.parent() {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
@@ -135,7 +153,38 @@ impl Store {
         self.place(d, dest, false)
     }
 
+    /// Like [`Store::blob_to_file`], but where `dest` shares the store's
+    /// content (a reflink or a hard link) the check of that content is
+    /// left to the [`Unchecked`] returned, so reading a large blob back can
+    /// overlap other work. Until it passes, nothing made from `dest` may be
+    /// kept. Where the blob has to be copied, it is checked as it is
+    /// copied and `None` comes back.
+    pub fn blob_to_file_unchecked(
+        &self,
+        d: &BlobDigest,
+        dest: &Path,
+    ) -> Result<Option<Unchecked>, Error> {
+        self.place_with(d, dest, true, false).map(|shared| {
+            shared.then(|| Unchecked {
+                store: self.clone(),
+                digest: *d,
+            })
+        })
+    }
+
     fn place(&self, d: &BlobDigest, dest: &Path, allow_link: bool) -> Result<(), Error> {
+        self.place_with(d, dest, allow_link, true).map(|_| ())
+    }
+
+    /// Places blob `d` at `dest`; whether `dest` shares the store's
+    /// content (and so was not checked when `check` is false).
+    fn place_with(
+        &self,
+        d: &BlobDigest,
+        dest: &Path,
+        allow_link: bool,
+        check: bool,
+    ) -> Result<bool, Error> {
         let src = self.content_path(d);
         if !src.is_file() {
             return Err(Error::MissingBlob {
@@ -145,10 +194,18 @@ impl Store {
         }
         let tmp = temp_beside(dest)?;
         let sri = d.to_integrity();
+        let verify = || {
+            if check {
+                self.verify_content(d)
+            } else {
+                Ok(())
+            }
+        };
+        let mut shared = true;
         let placed = if cacache::reflink_hash_unchecked_sync(&self.root, &sri, &tmp).is_ok() {
             // The reflink shares the very extents read back here. It also
             // copies the store's read-only mode, which a private copy drops.
-            self.verify_content(d).and_then(|()| {
+            verify().and_then(|()| {
                 if allow_link {
                     Ok(())
                 } else {
@@ -159,8 +216,9 @@ impl Store {
             && cacache::hard_link_hash_unchecked_sync(&self.root, &sri, &tmp).is_ok()
         {
             // Same inode: verifying the store's file verifies `dest`.
-            self.verify_content(d)
+            verify()
         } else {
+            shared = false;
             self.copy_verified(d, &tmp)
         };
         let placed = placed.and_then(|()| {
@@ -172,7 +230,7 @@ impl Store {
                 // (placing a blob twice) does nothing and leaves `tmp`.
                 let _ = std::fs::remove_file(&tmp);
                 touch(&src);
-                Ok(())
+                Ok(shared)
             }
             Err(failure) => {
                 let _ = std::fs::remove_file(&tmp);
@@ -256,6 +314,26 @@ impl Store {
             what: "new blob".to_string(),
             reason: format!("cacache stored it under {sri}, not one sha256"),
         })
+    }
+}
+
+/// A blob placed by [`Store::blob_to_file_unchecked`] whose content is
+/// still to be checked. Dropping it unchecked is allowed (a run that
+/// failed anyway); keeping a result made from the blob is not.
+#[derive(Debug)]
+pub struct Unchecked {
+    store: Store,
+    digest: BlobDigest,
+}
+
+impl Unchecked {
+    /// Reads the store's copy back against its digest: a damaged one is
+    /// evicted and reported as [`Error::Corrupt`], as a checked placement
+    /// would have.
+    pub fn check(self) -> Result<(), Error> {
+        self.store
+            .verify_content(&self.digest)
+            .map_err(|f| self.store.read_failure(&self.digest, f))
     }
 }
 
@@ -410,6 +488,36 @@ mod tests {
         flip_byte(&store, &d, 0);
         store.put_blob_bytes(b"precious bytes").unwrap();
         assert_eq!(store.read_blob(&d).unwrap(), b"precious bytes");
+    }
+
+    #[test]
+    fn an_unchecked_placement_is_checked_later_and_a_damaged_blob_evicted() {
+        let (dir, store) = store();
+        let data: Vec<u8> = (0..CHUNK + 9).map(|i| (i * 5 % 251) as u8).collect();
+        let d = store.put_blob_bytes(&data).unwrap();
+        let dest = dir.path().join("rootfs.tar");
+        let pending = store.blob_to_file_unchecked(&d, &dest).unwrap();
+        assert_eq!(std::fs::read(&dest).unwrap(), data);
+        // Same file system: the placement shares the store's content, so
+        // its check is the caller's to run.
+        pending
+            .expect("a linked blob is left unchecked")
+            .check()
+            .unwrap();
+        // Damaged in the store: placing still succeeds (nothing read it),
+        // the check fails naming the blob and evicts it.
+        flip_byte(&store, &d, 7);
+        let dest2 = dir.path().join("again.tar");
+        let pending = store.blob_to_file_unchecked(&d, &dest2).unwrap().unwrap();
+        match pending.check() {
+            Err(Error::Corrupt { what, .. }) => assert!(what.contains(&d.to_string())),
+            other => panic!("want Corrupt, got {other:?}"),
+        }
+        assert!(!store.has_blob(&d), "the damaged blob was not evicted");
+        assert!(matches!(
+            store.blob_to_file_unchecked(&d, &dest2),
+            Err(Error::MissingBlob { .. })
+        ));
     }
 
     #[test]

@@ -41,7 +41,7 @@ mod size;
 mod verify;
 
 pub use action::{ActionResult, BlobRef, Lookup};
-pub use cas::sha256_file;
+pub use cas::{sha256_file, Unchecked};
 pub use gc::GcReport;
 pub use lock::KeyLock;
 pub use scan::Stats;

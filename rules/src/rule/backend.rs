@@ -169,7 +169,23 @@ pub trait BlobPlacer: Send + Sync {
         dest: &Path,
         writable: bool,
     ) -> std::io::Result<()>;
+
+    /// Puts blob `digest` at `dest` read-only, as `place(…, false)` does,
+    /// but may leave reading it back against its digest to the check it
+    /// returns, so a long read overlaps other work (see
+    /// [`super::ExecCtx::dep_blob_unchecked`]). The default checks now.
+    fn place_unchecked(
+        &self,
+        digest: &ov_cache::BlobDigest,
+        dest: &Path,
+    ) -> std::io::Result<PendingCheck> {
+        self.place(digest, dest, false)?;
+        Ok(Box::new(|| Ok(())))
+    }
 }
+
+/// A check of a placed blob still to run; see [`BlobPlacer::place_unchecked`].
+pub type PendingCheck = Box<dyn FnOnce() -> std::io::Result<()> + Send>;
 
 impl BlobPlacer for ov_cache::Store {
     fn place(
@@ -184,6 +200,20 @@ impl BlobPlacer for ov_cache::Store {
             self.blob_to_file(digest, dest)
         };
         placed.map_err(|e| std::io::Error::other(e.to_string()))
+    }
+
+    fn place_unchecked(
+        &self,
+        digest: &ov_cache::BlobDigest,
+        dest: &Path,
+    ) -> std::io::Result<PendingCheck> {
+        let pending = self
+            .blob_to_file_unchecked(digest, dest)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        Ok(Box::new(move || match pending {
+            Some(p) => p.check().map_err(|e| std::io::Error::other(e.to_string())),
+            None => Ok(()),
+        }))
     }
 }
 

@@ -164,15 +164,32 @@ impl ExecCtx<'_> {
         dest: &Path,
         writable: bool,
     ) -> Result<(), ExecError> {
-        let digest = self
-            .deps
+        let digest = self.dep_digest(id, name)?;
+        self.blobs.place(&digest, dest, writable).map_err(at(dest))
+    }
+
+    /// Like [`ExecCtx::dep_blob`] with `writable: false`, but reading the
+    /// blob back against its digest may be left to the check returned, to
+    /// run beside work that does not yet read `dest` (a gigabyte rootfs
+    /// checked while a disk is partitioned). The rule must run the check
+    /// and fail on its error before it returns an output made from `dest`.
+    pub fn dep_blob_unchecked(
+        &self,
+        id: &str,
+        name: &str,
+        dest: &Path,
+    ) -> Result<super::backend::PendingCheck, ExecError> {
+        let digest = self.dep_digest(id, name)?;
+        self.blobs.place_unchecked(&digest, dest).map_err(at(dest))
+    }
+
+    /// The digest of the file `name` that dependency `id` stored.
+    fn dep_digest(&self, id: &str, name: &str) -> Result<ov_cache::BlobDigest, ExecError> {
+        self.deps
             .get(id)
             .and_then(|o| o.stored.iter().find(|(n, _)| n == name))
             .map(|(_, d)| *d)
-            .ok_or_else(|| {
-                ExecError::Spec(format!("{}: `{id}` stored no `{name}`", self.node_id))
-            })?;
-        self.blobs.place(&digest, dest, writable).map_err(at(dest))
+            .ok_or_else(|| ExecError::Spec(format!("{}: `{id}` stored no `{name}`", self.node_id)))
     }
 
     /// The image of the dependency named `id`.

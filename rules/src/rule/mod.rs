@@ -27,7 +27,7 @@ pub mod seed;
 pub mod source;
 pub mod stage;
 
-pub use backend::{BlobPlacer, ContainerEngine, NoEngine};
+pub use backend::{BlobPlacer, ContainerEngine, NoEngine, PendingCheck};
 pub use base::BaseSpec;
 pub use boot::BootSpec;
 pub use bootstrap::BootstrapSpec;

@@ -169,7 +169,11 @@ pub(super) async fn run(spec: &DiskSpec, ctx: &mut ExecCtx<'_>) -> Result<NodeOu
         .ok_or_else(|| ExecError::Spec(format!("vm `{vm}`: a bootstrap disk needs `disk_size`")))?;
     let image = ctx.dep_image(builder_node)?.clone();
     let tarball = ctx.scratch.join("rootfs.tar");
-    ctx.dep_blob(rootfs_node, ROOTFS_BLOB, &tarball, false)?;
+    // Reading the gigabyte rootfs back against its digest runs beside the
+    // container, whose partitioning and mkfs come before it reads the
+    // tarball; no disk made from it is kept unless the check passed.
+    let check = ctx.dep_blob_unchecked(rootfs_node, ROOTFS_BLOB, &tarball)?;
+    let check = tokio::task::spawn_blocking(check);
     check_fits(vm, rootfs_node, &tarball, size)?;
     let script = script(
         &Plan {
@@ -185,7 +189,16 @@ pub(super) async fn run(spec: &DiskSpec, ctx: &mut ExecCtx<'_>) -> Result<NodeOu
     if let Some(dir) = std::env::var_os(KEEP_SCRIPT_ENV) {
         keep(Path::new(&dir), vm, &script, &tarball)?;
     }
-    let run = super::privileged_run(ctx, &image, &script, binds(ctx.scratch)).await?;
+    let run = super::privileged_run(ctx, &image, &script, binds(ctx.scratch)).await;
+    match check.await {
+        Ok(checked) => checked.map_err(super::super::at(&tarball))?,
+        Err(e) => {
+            return Err(ExecError::Spec(format!(
+                "checking {rootfs_node}'s rootfs: {e}"
+            )))
+        }
+    }
+    let run = run?;
     (ctx.on_line)(&format!("disk script exited {}", run.exit_code));
     match run.exit_code {
         0 => {}
