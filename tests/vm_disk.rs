@@ -497,6 +497,29 @@ fn a_disk_smaller_than_the_rootfs_is_refused_before_it_runs() {
 }
 
 #[test]
+fn a_rootfs_image_gone_from_the_engine_is_imported_again_once_not_every_build() {
+    let vm = shared_vm();
+    let _g = vm.lock();
+    let (key, _) = recorded(&vm.cache, "bootstrap:vm/vm", "rootfs");
+    let tag = format!("localhost/ov-node:{key}");
+    crate::util::podman(&["rmi", "-f", &tag]);
+    let image_of = || crate::util::podman(&["image", "inspect", "--format", "{{.Id}}", &tag]);
+    let again = build(&vm.ov(), &["bootstrap:vm/vm"]);
+    assert_eq!(again.code, Some(0), "{}", again.stderr);
+    assert!(again
+        .nodes("cached")
+        .contains(&"bootstrap:vm/vm".to_string()));
+    assert_eq!(again.count("engine_builds"), 1, "the rootfs is imported");
+    let imported = image_of();
+    // The import's new image id was recorded: the next build finds it,
+    // where it used to import the gigabyte again (and leave the last
+    // import untagged) on every build.
+    let then = build(&vm.ov(), &["bootstrap:vm/vm"]);
+    assert_eq!(then.count("engine_builds"), 0, "{:?}", then.events);
+    assert_eq!(image_of(), imported);
+}
+
+#[test]
 fn a_rootfs_without_a_kernel_is_a_clear_error() {
     let vm = shared_vm();
     let _g = vm.lock();

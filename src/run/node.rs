@@ -450,6 +450,21 @@ async fn reuse(
     if let Some(m) = out.meta.as_object_mut() {
         m.insert("image".into(), json!(id));
     }
+    // An import gets a new image id each time. The hit is recorded again
+    // under it: left naming the old one, the next build would find that
+    // gone and import once more, every build, each import leaving the last
+    // one's gigabyte behind untagged.
+    if !sh.read_only {
+        let mut again = r.clone();
+        again.meta = out.meta.clone();
+        let (store, k) = (sh.store.clone(), *key);
+        if let Err(e) = blocking(move || store.put_action(&k, &again)).await? {
+            sh.progress.warn(&format!(
+                "{}: cannot record its re-imported image: {e}",
+                node.id
+            ));
+        }
+    }
     Ok(Some(out))
 }
 
