@@ -274,12 +274,7 @@ fn a_damaged_local_blob_is_not_uploaded() {
     let (_a, store, key, result) = stocked();
     let big = &result.blobs[0];
     let hex = big.digest.to_string();
-    let path = store
-        .root()
-        .join("content-v2/sha256")
-        .join(&hex[0..2])
-        .join(&hex[2..4])
-        .join(&hex[4..]);
+    let path = store.content_path(&big.digest);
     let mut perm = std::fs::metadata(&path).unwrap().permissions();
     #[allow(clippy::permissions_set_readonly_false)]
     perm.set_readonly(false);

@@ -589,13 +589,7 @@ fn a_dependency_s_stored_file_is_placed_by_name_and_an_unknown_name_is_an_error(
         .unwrap();
     assert_eq!(std::fs::read(&linked).unwrap(), b"a disk");
     check().unwrap();
-    let hex = digest.to_string();
-    let stored = dir
-        .path()
-        .join("store/content-v2/sha256")
-        .join(&hex[..2])
-        .join(&hex[2..4])
-        .join(&hex[4..]);
+    let stored = store.content_path(&digest);
     let mut perms = std::fs::metadata(&stored).unwrap().permissions();
     #[allow(clippy::permissions_set_readonly_false)]
     perms.set_readonly(false);

@@ -110,8 +110,9 @@ impl Store {
         let _ = crate::atomic_write(&Self::generation_path(&self.root), stamp.as_bytes());
     }
 
-    /// Where cacache keeps the content with this digest.
-    pub(crate) fn content_path(&self, d: &BlobDigest) -> PathBuf {
+    /// Where cacache keeps blob `d` (whether or not it is there). Read it,
+    /// never write it: the store's files are shared by hard links.
+    pub fn content_path(&self, d: &BlobDigest) -> PathBuf {
         let hex = d.to_string();
         self.root
             .join(CONTENT_DIR)
