@@ -502,8 +502,24 @@ fn a_rootfs_image_gone_from_the_engine_is_imported_again_once_not_every_build() 
     let _g = vm.lock();
     let (key, _) = recorded(&vm.cache, "bootstrap:vm/vm", "rootfs");
     let tag = format!("localhost/ov-node:{key}");
-    crate::util::podman(&["rmi", "-f", &tag]);
-    let image_of = || crate::util::podman(&["image", "inspect", "--format", "{{.Id}}", &tag]);
+    let store = ov_cache::Store::open(&vm.cache.join("store")).unwrap();
+    let recorded_image = || match store.get_action(&key).unwrap() {
+        ov_cache::Lookup::Hit(r) => {
+            let id = r.meta["image"].as_str().unwrap();
+            id.trim_start_matches("sha256:").to_string()
+        }
+        other => panic!("bootstrap:vm/vm is not a hit: {other:?}"),
+    };
+    // Gone: the image recorded and whatever holds the node tag.
+    sh(&format!(
+        "podman rmi -f {tag} {} 2>&1 || true",
+        recorded_image()
+    ));
+    let image_of = || {
+        crate::util::podman(&["image", "inspect", "--format", "{{.Id}}", &tag])
+            .trim()
+            .to_string()
+    };
     let again = build(&vm.ov(), &["bootstrap:vm/vm"]);
     assert_eq!(again.code, Some(0), "{}", again.stderr);
     assert!(again
@@ -517,6 +533,24 @@ fn a_rootfs_image_gone_from_the_engine_is_imported_again_once_not_every_build() 
     let then = build(&vm.ov(), &["bootstrap:vm/vm"]);
     assert_eq!(then.count("engine_builds"), 0, "{:?}", then.events);
     assert_eq!(image_of(), imported);
+
+    // Another cache dir imports the same rootfs: a new id under the node
+    // tag, and the one recorded here gone. It is taken as it is, not
+    // imported again (which would leave the other's untagged).
+    assert_eq!(recorded_image(), imported);
+    let (_, rootfs) = recorded(&vm.cache, "bootstrap:vm/vm", "rootfs");
+    let blob = store.content_path(&rootfs);
+    crate::util::podman(&["import", blob.to_str().unwrap(), &tag]);
+    crate::util::podman(&["rmi", &imported]);
+    let other = image_of();
+    assert_ne!(other, imported);
+    for _ in 0..2 {
+        let b = build(&vm.ov(), &["bootstrap:vm/vm"]);
+        assert_eq!(b.code, Some(0), "{}", b.stderr);
+        assert_eq!(b.count("engine_builds"), 0, "{:?}", b.events);
+        assert_eq!(image_of(), other);
+        assert_eq!(recorded_image(), other);
+    }
 }
 
 #[test]

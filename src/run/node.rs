@@ -381,7 +381,7 @@ async fn reuse(
     cancel: &CancellationToken,
 ) -> Result<Option<NodeOutput>, Failure> {
     let image = r.meta.get("image").and_then(Json::as_str).map(ImageId::new);
-    let mut out = NodeOutput {
+    let out = NodeOutput {
         digest: r.output.clone(),
         image: image.clone(),
         meta: r.meta.clone(),
@@ -406,9 +406,23 @@ async fn reuse(
         return Ok(Some(out));
     }
     let node = &sh.ws.plan.graph[ix];
+    let tag = format!("localhost/ov-node:{key}");
     let blob = match node.spec.restore() {
         Restore::Rerun => None,
-        Restore::Import { blob } => r.blobs.iter().find(|b| b.name == blob),
+        Restore::Import { blob } => {
+            // An import is a new image id every time, so another cache dir
+            // that imported this key's rootfs recorded another id. Its node
+            // tag names the key: take what it holds rather than import the
+            // gigabyte again (and untag the other's).
+            let tagged = engine
+                .image_id(&tag)
+                .await
+                .map_err(|e| Failure::new(e.to_string()))?;
+            if let Some(id) = tagged {
+                return Ok(Some(imported(sh, ix, key, r, out, id).await?));
+            }
+            r.blobs.iter().find(|b| b.name == blob)
+        }
         Restore::Oci => {
             let loaded = restore_parts(sh, ix, key, r, &image, &*engine, cancel).await?;
             return Ok(loaded.then_some(out));
@@ -433,27 +447,39 @@ async fn reuse(
         ));
         return Ok(None);
     }
-    let tag = format!("localhost/ov-node:{key}");
     let id = engine
         .import(&path, &tag)
         .await
         .map_err(|e| Failure::new(e.to_string()))?;
     let _ = std::fs::remove_file(&path);
-    // The import made the node tag again; gc may take it back.
+    sh.engine_builds
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    Ok(Some(imported(sh, ix, key, r, out, id).await?))
+}
+
+/// The hit `r` with its rootfs now in the engine as image `id` under the
+/// node tag (imported by this build, or found there).
+async fn imported(
+    sh: &Arc<Shared>,
+    ix: NodeIndex,
+    key: &NodeKey,
+    r: &ActionResult,
+    mut out: NodeOutput,
+    id: ImageId,
+) -> Result<NodeOutput, Failure> {
+    let node = &sh.ws.plan.graph[ix];
+    // The node tag is this store's again; gc may take it back.
     if let Err(e) = super::owned::mark(&sh.store, key) {
         sh.progress
             .warn(&format!("{}: cannot note its node tag: {e}", node.id));
     }
-    sh.engine_builds
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     out.image = Some(id.clone());
     if let Some(m) = out.meta.as_object_mut() {
         m.insert("image".into(), json!(id));
     }
-    // An import gets a new image id each time. The hit is recorded again
-    // under it: left naming the old one, the next build would find that
-    // gone and import once more, every build, each import leaving the last
-    // one's gigabyte behind untagged.
+    // Recorded again under the new id: left naming the old one, the next
+    // build would find that gone and import once more, every build, each
+    // import leaving the last one's gigabyte behind untagged.
     if !sh.read_only {
         let mut again = r.clone();
         again.meta = out.meta.clone();
@@ -465,7 +491,7 @@ async fn reuse(
             ));
         }
     }
-    Ok(Some(out))
+    Ok(out)
 }
 
 /// Loads the OCI parts hit `r` recorded back into the engine as the node
