@@ -241,6 +241,52 @@ impl Drop for Service {
     }
 }
 
+/// CPU time (user + system, in clock ticks) the process `pid` has used.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // After the command name in parentheses: state is field 3, utime 14.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn waiting_for_a_container_costs_the_engine_no_cpu_and_gives_its_exit_code() {
+    // podman 4.3's compat wait spins a core of the service for as long as
+    // the container runs; on two cores that slowed a disk script by a
+    // tenth. A service of its own, so no other test's work is counted.
+    let service = Service::start();
+    let pid = service.child.as_ref().unwrap().id();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (out, ticks) = rt.block_on(async {
+        let engine = ov_rules::engine::Engine::connect(&service.endpoint())
+            .await
+            .expect("the test's podman service");
+        let spec = ov_rules::engine::RunSpec {
+            image: "localhost/bookworm-minbase:1".into(),
+            script: "sleep 4; echo done; exit 3".into(),
+            privileged: false,
+            user: None,
+            binds: Vec::new(),
+            run_id: format!("test-wait-{}", std::process::id()),
+            timeout: Some(std::time::Duration::from_secs(120)),
+        };
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let before = cpu_ticks(pid);
+        let out = engine.run(&spec, &cancel).await.expect("the run");
+        (out, cpu_ticks(pid) - before)
+    });
+    assert_eq!(out.exit_code, 3, "{}", out.output);
+    assert!(out.output.contains("done"), "{}", out.output);
+    // Create, start, logs and remove take a fraction of a second; a
+    // spinning wait takes the 4 s the container runs, and more.
+    let hz = 100;
+    assert!(
+        ticks < 2 * hz,
+        "the service used {ticks} ticks of CPU for a 4 s container"
+    );
+}
+
 #[test]
 fn an_engine_killed_mid_build_is_named_and_the_next_build_cleans_up_after_it() {
     use std::io::{BufRead, BufReader};

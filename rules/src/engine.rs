@@ -815,18 +815,11 @@ impl Engine {
         })
         .await?;
         let limit = spec.timeout.unwrap_or(Duration::from_secs(3600));
-        let mut wait = self.call().wait_container(id, None);
         let exit_code = tokio::select! {
             _ = cancel.cancelled() => return Err(EngineError::Cancelled),
             _ = tokio::time::sleep(limit) => return Err(EngineError::Timeout {
                 what: format!("container of {}", spec.image), secs: limit.as_secs() }),
-            r = wait.next() => match r {
-                Some(Ok(w)) => w.status_code,
-                // bollard turns a non-zero exit into an error.
-                Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => code,
-                Some(Err(e)) => return Err(api("wait for container")(e)),
-                None => -1,
-            },
+            r = self.wait_container(id) => r?,
         };
         let mut output = String::new();
         let mut logs = self.call().logs(
@@ -842,6 +835,26 @@ impl Engine {
             output.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
         }
         Ok(RunOutput { exit_code, output })
+    }
+
+    /// Waits for container `id` to stop; its exit code. On podman through
+    /// its own endpoint: the compat one spins a core of the service for as
+    /// long as the container runs (see `crate::libpod`).
+    async fn wait_container(&self, id: &str) -> Result<i64, EngineError> {
+        if let (Some(socket), Some(version)) = (&self.socket, &self.pong.libpod) {
+            self.calls.fetch_add(1, Ordering::Relaxed);
+            return crate::libpod::wait(socket, version, id)
+                .await
+                .map_err(api("wait for container"));
+        }
+        let mut wait = self.call().wait_container(id, None);
+        match wait.next().await {
+            Some(Ok(w)) => Ok(w.status_code),
+            // bollard turns a non-zero exit into an error.
+            Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => Ok(code),
+            Some(Err(e)) => Err(api("wait for container")(e)),
+            None => Ok(-1),
+        }
     }
 
     async fn remove_container(&self, id: &str) -> Result<(), EngineError> {
