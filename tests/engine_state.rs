@@ -130,6 +130,28 @@ fn a_no_op_build_makes_at_most_three_engine_calls() {
         "a no-op build made {} engine calls",
         again.count("engine_calls")
     );
+    // The preamble's node tag gone (another cache dir's gc takes the tags
+    // it owns, and keys are shared): its image lives on untagged as the
+    // layers' parent, still a good hit, and the one list still shows it.
+    let store = ov_cache::Store::open(&ov.cache_dir().join("store")).unwrap();
+    let (key, _) = store.last("preamble:app").unwrap().expect("the preamble");
+    let untag = Command::new("podman")
+        .args(["untag", &format!("localhost/ov-node:{key}")])
+        .output()
+        .unwrap();
+    assert!(untag.status.success(), "{untag:?}");
+    let untagged = built_ok(&ov);
+    assert_eq!(
+        untagged.count("cached_local"),
+        5,
+        "{:?}",
+        untagged.summary()
+    );
+    assert!(
+        untagged.count("engine_calls") <= 3,
+        "a no-op build over an untagged parent made {} engine calls",
+        untagged.count("engine_calls")
+    );
     // One check per node instead: as cached, with a call per image-bearing
     // node (the preamble, 2 layers and the image) and the user's tag, but
     // no list.

@@ -381,9 +381,12 @@ impl Engine {
 
     /// Every tagged image the engine holds, in one call.
     pub async fn images(&self) -> Result<ImageSnapshot, EngineError> {
+        // `all`: an image that lost its tags but is still another's parent
+        // (a cached preamble whose node tag another cache dir's gc took)
+        // is still there and still a good hit; without it the list hides it.
         let list = timed("list images", 120, async {
             self.call()
-                .list_images(Some(ListImagesOptionsBuilder::default().build()))
+                .list_images(Some(ListImagesOptionsBuilder::default().all(true).build()))
                 .await
                 .map_err(api("list images"))
         })
