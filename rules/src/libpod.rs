@@ -48,20 +48,7 @@ pub async fn import(
         .header(hyper::header::CONTENT_TYPE, "application/x-tar")
         .body(body)
         .map_err(|e| e.to_string())?;
-    let client: Client<hyperlocal::UnixConnector, Body> =
-        Client::builder(TokioExecutor::new()).build(hyperlocal::UnixConnector);
-    let resp = client
-        .request(req)
-        .await
-        .map_err(|e| crate::ping::chain(&e))?;
-    let status = resp.status();
-    let text = resp
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?
-        .to_bytes();
-    let text = String::from_utf8_lossy(&text);
+    let (status, text) = send(req).await?;
     if !status.is_success() {
         return Err(format!("podman answered {status}: {}", text.trim()));
     }
@@ -90,20 +77,7 @@ pub async fn wait(socket: &str, version: &str, id: &str) -> Result<i64, bollard:
     let req = hyper::Request::post(uri)
         .body(body)
         .map_err(|e| gone(e.to_string()))?;
-    let client: Client<hyperlocal::UnixConnector, Body> =
-        Client::builder(TokioExecutor::new()).build(hyperlocal::UnixConnector);
-    let resp = client
-        .request(req)
-        .await
-        .map_err(|e| gone(crate::ping::chain(&e)))?;
-    let status = resp.status();
-    let text = resp
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| gone(e.to_string()))?
-        .to_bytes();
-    let text = String::from_utf8_lossy(&text);
+    let (status, text) = send(req).await.map_err(gone)?;
     let answer = |message: String| E::DockerResponseServerError {
         status_code: status.as_u16(),
         message,
@@ -114,4 +88,23 @@ pub async fn wait(socket: &str, version: &str, id: &str) -> Result<i64, bollard:
     text.trim()
         .parse()
         .map_err(|e| answer(format!("podman's answer {text:?}: {e}")))
+}
+
+/// Sends `req` on its unix socket; the status and the body as text. An
+/// error is the connection's (refused, reset, cut mid-answer).
+async fn send(req: hyper::Request<Body>) -> Result<(hyper::StatusCode, String), String> {
+    let client: Client<hyperlocal::UnixConnector, Body> =
+        Client::builder(TokioExecutor::new()).build(hyperlocal::UnixConnector);
+    let resp = client
+        .request(req)
+        .await
+        .map_err(|e| crate::ping::chain(&e))?;
+    let status = resp.status();
+    let bytes = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
 }

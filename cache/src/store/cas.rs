@@ -44,18 +44,13 @@ impl Store {
         let (hashed, synced) = std::thread::scope(|s| {
             let sync = s.spawn(|| File::open(path).and_then(|f| f.sync_data()));
             let hashed = sha256_file(path);
-            (hashed, sync.join())
+            let synced = sync
+                .join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("fsync thread panicked")));
+            (hashed, synced)
         });
         let (d, size) = hashed.map_err(|e| Error::io(path, e))?;
-        match synced {
-            Ok(r) => r.map_err(|e| Error::io(path, e))?,
-            Err(_) => {
-                return Err(Error::io(
-                    path,
-                    std::io::Error::other("fsync thread panicked"),
-                ))
-            }
-        }
+        synced.map_err(|e| Error::io(path, e))?;
         let dest = self.content_path(&d);
         if let Some(dir) = dest.parent() {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
