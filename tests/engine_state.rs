@@ -42,6 +42,27 @@ impl Tagged {
             tag: format!("localhost/ov-test/app:{unique}"),
         }
     }
+
+    /// As [`Tagged::new`], with no node shared with any other test: the
+    /// image user's uid goes into the preamble's key and from there into
+    /// every layer's, so no other test's gc can take a node tag of this one.
+    fn alone() -> Tagged {
+        let t = Tagged::new();
+        let uid = 20_000 + std::process::id() % 20_000 + Self::count() * 20_000;
+        t.project.edit(
+            "image.yml",
+            "        base: localhost/bookworm-minbase:1\n",
+            &format!("        base: localhost/bookworm-minbase:1\n        uid: {uid}\n"),
+        );
+        t
+    }
+
+    /// How many projects of this process were made alone, so two in one
+    /// run differ.
+    fn count() -> u32 {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 impl Drop for Tagged {
@@ -112,7 +133,7 @@ fn a_cached_build_recreates_a_removed_user_tag() {
 
 #[test]
 fn a_no_op_build_makes_at_most_three_engine_calls() {
-    let t = Tagged::new();
+    let t = Tagged::alone();
     let ov = ov_for(t.project.path());
     // `auto` picks one inspect per node on podman before 5, whose image
     // list is slow; the list itself is pinned here.
@@ -127,12 +148,14 @@ fn a_no_op_build_makes_at_most_three_engine_calls() {
     assert_eq!(again.count("cached_local"), 5, "{:?}", again.summary());
     assert!(
         again.count("engine_calls") <= 3,
-        "a no-op build made {} engine calls",
-        again.count("engine_calls")
+        "a no-op build made {} engine calls; warnings: {:?}",
+        again.count("engine_calls"),
+        again.warnings()
     );
     // The preamble's node tag gone (another cache dir's gc takes the tags
     // it owns, and keys are shared): its image lives on untagged as the
-    // layers' parent, still a good hit, and the one list still shows it.
+    // layers' parent, still a good hit. The list of tagged images does not
+    // show it, so it costs one inspect more, and no rebuild.
     let store = ov_cache::Store::open(&ov.cache_dir().join("store")).unwrap();
     let (key, _) = store.last("preamble:app").unwrap().expect("the preamble");
     let untag = Command::new("podman")
@@ -148,7 +171,7 @@ fn a_no_op_build_makes_at_most_three_engine_calls() {
         untagged.summary()
     );
     assert!(
-        untagged.count("engine_calls") <= 3,
+        untagged.count("engine_calls") <= 4,
         "a no-op build over an untagged parent made {} engine calls",
         untagged.count("engine_calls")
     );

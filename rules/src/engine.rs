@@ -381,12 +381,14 @@ impl Engine {
 
     /// Every tagged image the engine holds, in one call.
     pub async fn images(&self) -> Result<ImageSnapshot, EngineError> {
-        // `all`: an image that lost its tags but is still another's parent
-        // (a cached preamble whose node tag another cache dir's gc took)
-        // is still there and still a good hit; without it the list hides it.
+        // Tagged images only: podman lists every intermediate image too
+        // with `all`, ten times slower (73 s against 7 s for 1,066 images
+        // on podman 4.3). An image that lost its tags but lives on as
+        // another's parent is found by the one inspect a hit the list does
+        // not show gets.
         let list = timed("list images", 120, async {
             self.call()
-                .list_images(Some(ListImagesOptionsBuilder::default().all(true).build()))
+                .list_images(Some(ListImagesOptionsBuilder::default().build()))
                 .await
                 .map_err(api("list images"))
         })
