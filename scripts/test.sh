@@ -56,8 +56,8 @@ phase clippy cargo clippy --workspace --all-targets -- -D warnings
 # are `bash bench/run.sh`.
 phase bench-fnd env OV_BENCH_SCALE=0.1 OV_BENCH_RUNS=3 cargo bench --profile dev --bench foundation
 phase bench-sch env OV_BENCH_SCALE=0.1 OV_BENCH_RUNS=1 cargo bench --profile dev --bench scheduler
-# Ten layers built for real, then three no-op builds.
-phase bench-noop env OV_BENCH_SCALE=0.05 OV_BENCH_RUNS=3 cargo bench --profile dev --bench noop
+# Two layers built for real, then three no-op builds.
+phase bench-noop env OV_BENCH_SCALE=0.01 OV_BENCH_RUNS=3 cargo bench --profile dev --bench noop
 phase bench-graph env OV_BENCH_SCALE=0.05 OV_BENCH_RUNS=1 cargo bench --profile dev --bench graph_page
 # The test suite runs last, so its summary closes the output. Its build
 # tests drive the podman service setup.sh started; two test threads keep
