@@ -140,6 +140,42 @@ pub fn load(root: &Path, opts: &LoadOptions) -> Result<Loaded, InvalidProject> {
     Ok(Loaded { project, diags })
 }
 
+/// Decodes one parsed `layer.yml` on its own: the layer, what was said
+/// about it, and the file's name as messages show it.
+fn decode_layer(
+    root: &Path,
+    name: &str,
+    dir: &Path,
+    file: &Path,
+    docs: &[Node],
+) -> (Layer, Diagnostics, Arc<PathBuf>) {
+    let shown = Arc::new(
+        file.strip_prefix(root)
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|_| file.to_path_buf()),
+    );
+    let mut diags = Diagnostics::default();
+    let mut cx = Cx {
+        file: shown.clone(),
+        diags: &mut diags,
+    };
+    let mut layer = new_layer(name, dir, root, Loc::new(&shown, Span { line: 1, col: 1 }));
+    let docs: Vec<&Node> = docs.iter().filter(|d| !d.is_null()).collect();
+    match docs.as_slice() {
+        [doc] => match (doc.as_map(), doc.get("layer")) {
+            (Some([_]), Some(body)) if body.as_map().is_some() => layer::decode(&mut cx, &mut layer, body),
+            (Some(_), _) => cx.error(
+                doc,
+                "layer.yml must keep everything under one `layer:` key (a flat layer.yml is the old shape)",
+            ),
+            _ => cx.error(doc, format!("layer.yml must be a map with one `layer:` key, found {}", doc.shape())),
+        },
+        [] => cx.error(&Node { value: crate::load::yaml::Value::Null, span: Span { line: 1, col: 1 } }, "layer.yml is empty; it needs a `layer:` key"),
+        _ => cx.error(docs[1], "layer.yml must hold one document"),
+    }
+    (layer, diags, shown)
+}
+
 struct Loader<'a> {
     root: PathBuf,
     opts: &'a LoadOptions,
@@ -464,30 +500,8 @@ impl Loader<'_> {
     }
 
     fn decode_layer_docs(&mut self, name: &str, dir: &Path, file: &Path, docs: &[Node]) -> Layer {
-        let shown = self.display(file);
-        let mut cx = Cx {
-            file: shown.clone(),
-            diags: &mut self.diags,
-        };
-        let mut layer = new_layer(
-            name,
-            dir,
-            &self.root,
-            Loc::new(&shown, Span { line: 1, col: 1 }),
-        );
-        let docs: Vec<&Node> = docs.iter().filter(|d| !d.is_null()).collect();
-        match docs.as_slice() {
-            [doc] => match (doc.as_map(), doc.get("layer")) {
-                (Some([_]), Some(body)) if body.as_map().is_some() => layer::decode(&mut cx, &mut layer, body),
-                (Some(_), _) => cx.error(
-                    doc,
-                    "layer.yml must keep everything under one `layer:` key (a flat layer.yml is the old shape)",
-                ),
-                _ => cx.error(doc, format!("layer.yml must be a map with one `layer:` key, found {}", doc.shape())),
-            },
-            [] => cx.error(&Node { value: crate::load::yaml::Value::Null, span: Span { line: 1, col: 1 } }, "layer.yml is empty; it needs a `layer:` key"),
-            _ => cx.error(docs[1], "layer.yml must hold one document"),
-        }
+        let (layer, diags, shown) = decode_layer(&self.root, name, dir, file, docs);
+        self.diags.extend(diags);
         self.project.files.push(shown.to_path_buf());
         layer
     }
@@ -557,17 +571,26 @@ impl Loader<'_> {
             }
         }
         let found: Vec<(String, PathBuf)> = found.into_iter().collect();
-        let parsed: Vec<_> = found
+        // Parsed and decoded in parallel (each layer on its own, with its
+        // own diagnostics), then merged in discovery order, so messages come
+        // out as a sequential load would give them.
+        let root = &self.root;
+        let cache = self.cache;
+        let decoded: Vec<_> = found
             .par_iter()
             .map(|(name, dir)| {
                 let file = dir.join("layer.yml");
-                (name, dir, self.cache.parse(&file), file)
+                let layer = cache
+                    .parse(&file)
+                    .map(|docs| decode_layer(root, name, dir, &file, &docs));
+                (name, layer, file)
             })
             .collect();
-        for (name, dir, docs, file) in parsed {
-            match docs {
-                Ok(docs) => {
-                    let layer = self.decode_layer_docs(name, dir, &file, &docs);
+        for (name, layer, file) in decoded {
+            match layer {
+                Ok((layer, diags, shown)) => {
+                    self.diags.extend(diags);
+                    self.project.files.push(shown.to_path_buf());
                     self.project.layers.insert(name.to_string(), layer);
                 }
                 Err(e) => {
