@@ -286,10 +286,13 @@ fn kill_9_mid_build_loses_nothing_and_the_next_build_cleans_up() {
         .unwrap();
     let _ = child.wait();
     let left = || containers_of_run(pid);
-    assert_eq!(
-        left(),
-        1,
-        "the killed run's eval container should still exist"
+    // The container outlives ov. Any build on this engine removes a dead
+    // run's containers when it starts, so a test building beside this one
+    // may take it first; then there is nothing left for this rebuild to do.
+    assert!(
+        left() <= 1,
+        "the killed run had one container, now {}",
+        left()
     );
     // Rebuild: what finished is cached, the eval reruns, the leftover goes.
     let b = built_ok(&ov);
