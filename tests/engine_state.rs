@@ -48,7 +48,7 @@ impl Tagged {
     /// every layer's, so no other test's gc can take a node tag of this one.
     fn alone() -> Tagged {
         let t = Tagged::new();
-        let uid = 20_000 + std::process::id() % 20_000 + Self::count() * 20_000;
+        let uid = 20_000 + (std::process::id() + Self::count()) % 40_000;
         t.project.edit(
             "image.yml",
             "        base: localhost/bookworm-minbase:1\n",

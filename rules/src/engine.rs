@@ -381,11 +381,11 @@ impl Engine {
 
     /// Every tagged image the engine holds, in one call.
     pub async fn images(&self) -> Result<ImageSnapshot, EngineError> {
-        // Tagged images only: podman lists every intermediate image too
-        // with `all`, ten times slower (73 s against 7 s for 1,066 images
-        // on podman 4.3). An image that lost its tags but lives on as
-        // another's parent is found by the one inspect a hit the list does
-        // not show gets.
+        // Tagged images only: with `all`, podman 4.3 lists every
+        // intermediate image too, ten times slower (73 s against 7 s for
+        // 1,066 images). An image that lost its tags but lives on as
+        // another's parent is still found: a hit missing from the list
+        // gets one inspect of its own.
         let list = timed("list images", 120, async {
             self.call()
                 .list_images(Some(ListImagesOptionsBuilder::default().build()))

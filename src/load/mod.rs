@@ -149,11 +149,7 @@ fn decode_layer(
     file: &Path,
     docs: &[Node],
 ) -> (Layer, Diagnostics, Arc<PathBuf>) {
-    let shown = Arc::new(
-        file.strip_prefix(root)
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|_| file.to_path_buf()),
-    );
+    let shown = shown_path(root, file);
     let mut diags = Diagnostics::default();
     let mut cx = Cx {
         file: shown.clone(),
@@ -176,6 +172,15 @@ fn decode_layer(
     (layer, diags, shown)
 }
 
+/// `path` as messages show it: relative to the project root when under it.
+fn shown_path(root: &Path, path: &Path) -> Arc<PathBuf> {
+    Arc::new(
+        path.strip_prefix(root)
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|_| path.to_path_buf()),
+    )
+}
+
 struct Loader<'a> {
     root: PathBuf,
     opts: &'a LoadOptions,
@@ -195,11 +200,7 @@ struct Loader<'a> {
 
 impl Loader<'_> {
     fn display(&self, path: &Path) -> Arc<PathBuf> {
-        Arc::new(
-            path.strip_prefix(&self.root)
-                .map(Path::to_path_buf)
-                .unwrap_or_else(|_| path.to_path_buf()),
-        )
+        shown_path(&self.root, path)
     }
 
     fn read(&mut self, path: &Path, from: Option<&Loc>) -> Option<Arc<Vec<Node>>> {
@@ -500,7 +501,11 @@ impl Loader<'_> {
     }
 
     fn decode_layer_docs(&mut self, name: &str, dir: &Path, file: &Path, docs: &[Node]) -> Layer {
-        let (layer, diags, shown) = decode_layer(&self.root, name, dir, file, docs);
+        self.adopt(decode_layer(&self.root, name, dir, file, docs))
+    }
+
+    /// Takes in a layer decoded on its own: its diagnostics and its file.
+    fn adopt(&mut self, (layer, diags, shown): (Layer, Diagnostics, Arc<PathBuf>)) -> Layer {
         self.diags.extend(diags);
         self.project.files.push(shown.to_path_buf());
         layer
@@ -588,9 +593,8 @@ impl Loader<'_> {
             .collect();
         for (name, layer, file) in decoded {
             match layer {
-                Ok((layer, diags, shown)) => {
-                    self.diags.extend(diags);
-                    self.project.files.push(shown.to_path_buf());
+                Ok(decoded) => {
+                    let layer = self.adopt(decoded);
                     self.project.layers.insert(name.to_string(), layer);
                 }
                 Err(e) => {
