@@ -472,30 +472,40 @@ impl Memo {
     /// is only a speed-up: failing to write it is not an error.
     pub fn save(&self, ws: &Predicted, selected: &[NodeIndex], stderr: &str) {
         let Some(context) = self.context else { return };
-        let Some(stored) = snapshot(ws, &self.store, context, selected, stderr) else {
-            return;
+        let at = Snapshot {
+            store_dir: &self.store,
+            context,
+            started_ns: self.started_ns,
         };
-        let settled = stored.head.structure.settled(self.started_ns)
-            && stored.generation.is_none_or(|g| g.settled(self.started_ns))
-            && stored
-                .trees
-                .iter()
-                .all(|t| t.witness.settled(self.started_ns));
-        if settled {
+        if let Some(stored) = snapshot(ws, &at, selected, stderr) {
             self.write(&stored);
         }
     }
 }
 
-/// The memo of a full plan; `None` when an input cannot be recorded or the
-/// stored ingredients would not give back the plan's keys.
+/// Where and when a memo is taken.
+#[derive(Clone, Copy)]
+struct Snapshot<'a> {
+    store_dir: &'a Path,
+    context: [u8; 32],
+    /// When the run began (see [`Fingerprint::settled`]).
+    started_ns: i128,
+}
+
+/// The memo of a full plan; `None` when an input cannot be recorded, has
+/// not settled (it could not be kept), or the stored ingredients would not
+/// give back the plan's keys.
 fn snapshot(
     ws: &Predicted,
-    store_dir: &Path,
-    context: [u8; 32],
+    at: &Snapshot<'_>,
     selected: &[NodeIndex],
     stderr: &str,
 ) -> Option<Stored> {
+    let Snapshot {
+        store_dir,
+        context,
+        started_ns,
+    } = *at;
     let project = &ws.project;
     let g = &ws.plan.graph;
 
@@ -552,6 +562,16 @@ fn snapshot(
         b.path_now(&path);
     }
     let structure = b.finish()?;
+    // A file edited moments ago (the usual dry run right after an edit)
+    // cannot be remembered under its fingerprint: the nodes' entries and
+    // the check of their keys would only be thrown away.
+    let generation = generation(store_dir);
+    let settled = structure.settled(started_ns)
+        && generation.is_none_or(|g| g.settled(started_ns))
+        && trees.iter().all(|t| t.witness.settled(started_ns));
+    if !settled {
+        return None;
+    }
 
     let order = petgraph::algo::toposort(g, None).ok()?;
     let mut pos = vec![0u32; g.node_count()];
@@ -603,7 +623,7 @@ fn snapshot(
     Some(Stored {
         head: Head { context, structure },
         store_exists: store_dir.is_dir(),
-        generation: generation(store_dir),
+        generation,
         platform: platform_digest(ws.store()),
         trees,
         nodes,
