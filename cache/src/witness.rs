@@ -110,6 +110,18 @@ impl WitnessBuilder {
         g.1.insert((key.0, true), fp);
     }
 
+    /// Whether every fingerprint recorded so far had settled for a run
+    /// that began at `started_ns` (see [`Witness::settled`]): a caller
+    /// that would drop an unsettled witness can stop collecting early.
+    pub fn settled(&self, started_ns: i128) -> bool {
+        self.groups.values().all(|(dir_fp, entries)| {
+            dir_fp.flatten().is_none_or(|fp| fp.settled(started_ns))
+                && entries
+                    .values()
+                    .all(|fp| fp.is_none_or(|fp| fp.settled(started_ns)))
+        })
+    }
+
     /// The witness, or `None` when a path could not be recorded.
     pub fn finish(self) -> Option<Witness> {
         if self.void {

@@ -509,9 +509,20 @@ fn snapshot(
     let project = &ws.project;
     let g = &ws.plan.graph;
 
+    // A file edited moments ago (the usual dry run right after an edit)
+    // cannot be remembered under its fingerprint: whatever is built below
+    // would only be thrown away. The trees are asked first, straight from
+    // their fingerprints, before their witnesses are built.
+    let tree_settled = |t: &SourceTree| {
+        t.root.is_none_or(|fp| fp.settled(started_ns))
+            && t.dirs.iter().all(|(_, fp)| fp.settled(started_ns))
+            && t.files.iter().all(|f| f.fingerprint.settled(started_ns))
+    };
+    if !ws.trees.values().all(tree_settled) {
+        return None;
+    }
     // One tree per layer directory.
-    let mut trees = Vec::new();
-    let mut sources: Vec<&SourceTree> = Vec::new();
+    let mut sources: Vec<(&Path, &SourceTree)> = Vec::new();
     let mut tree_of_layer: HashMap<&str, u32> = HashMap::new();
     let mut tree_of_dir: HashMap<&Path, u32> = HashMap::new();
     for (name, tree) in &ws.trees {
@@ -519,32 +530,31 @@ fn snapshot(
         if dir.as_os_str().is_empty() {
             continue;
         }
-        let ix = match tree_of_dir.get(dir) {
-            Some(ix) => *ix,
-            None => {
-                trees.push(tree_memo(dir, tree)?);
-                sources.push(tree);
-                let ix = (trees.len() - 1) as u32;
-                tree_of_dir.insert(dir, ix);
-                ix
-            }
-        };
+        let ix = *tree_of_dir.entry(dir).or_insert_with(|| {
+            sources.push((dir, tree));
+            (sources.len() - 1) as u32
+        });
         tree_of_layer.insert(name, ix);
     }
 
+    let mut structural: Vec<Vec<(String, Fingerprint)>> = vec![Vec::new(); sources.len()];
     let mut b = WitnessBuilder::default();
     for f in &project.inputs.files {
         // A file of a hashed tree (a layer.yml that is not a link) is
         // watched by that tree's witness.
         let in_tree = f.parent().and_then(|d| tree_of_dir.get(d)).and_then(|&t| {
             let rel = f.file_name()?.to_str()?;
-            let file = sources[t as usize].file(rel)?;
+            let file = sources[t as usize].1.file(rel)?;
             (!file.is_link()).then(|| (t, rel.to_string(), file.fingerprint))
         });
         match in_tree {
-            Some((t, rel, fp)) => trees[t as usize].structural.push((rel, fp)),
+            Some((t, rel, fp)) => structural[t as usize].push((rel, fp)),
             None => b.path_now(f),
         }
+    }
+    // The YAML files are where an edit usually is: no need to look further.
+    if !b.settled(started_ns) {
+        return None;
     }
     for d in &project.inputs.dirs {
         b.dir_now(d);
@@ -562,15 +572,16 @@ fn snapshot(
         b.path_now(&path);
     }
     let structure = b.finish()?;
-    // A file edited moments ago (the usual dry run right after an edit)
-    // cannot be remembered under its fingerprint: the nodes' entries and
-    // the check of their keys would only be thrown away.
     let generation = generation(store_dir);
-    let settled = structure.settled(started_ns)
-        && generation.is_none_or(|g| g.settled(started_ns))
-        && trees.iter().all(|t| t.witness.settled(started_ns));
-    if !settled {
+    if !structure.settled(started_ns) || !generation.is_none_or(|g| g.settled(started_ns)) {
         return None;
+    }
+    let mut trees: Vec<TreeMemo> = sources
+        .par_iter()
+        .map(|(dir, tree)| tree_memo(dir, tree))
+        .collect::<Option<_>>()?;
+    for (t, s) in trees.iter_mut().zip(structural) {
+        t.structural = s;
     }
 
     let order = petgraph::algo::toposort(g, None).ok()?;
