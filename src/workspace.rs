@@ -84,6 +84,15 @@ pub struct Workspace {
 
 /// Loads and validates only (no hashing, no plan): for commands that only read the model.
 pub fn load_valid(root: &Path, dirs: &Dirs) -> Result<(Project, Diagnostics), InvalidProject> {
+    load_resolved(root, dirs).map(|(project, _, diags)| (project, diags))
+}
+
+/// [`load_valid`], with every image resolved (validation needs them
+/// resolved, so they are resolved once, here).
+pub fn load_resolved(
+    root: &Path,
+    dirs: &Dirs,
+) -> Result<(Project, IndexMap<String, ResolvedImage>, Diagnostics), InvalidProject> {
     let opts = LoadOptions {
         repo_cache: dirs.repo_cache.clone(),
         parse_cache: Some(dirs.cache.join("parse-cache.v1")),
@@ -91,6 +100,8 @@ pub fn load_valid(root: &Path, dirs: &Dirs) -> Result<(Project, Diagnostics), In
     let loaded = load::load(root, &opts)?;
     let mut diags = loaded.diags;
     let mut project = loaded.project;
+    // Waited for on return.
+    let _saving = loaded.saving;
     project
         .inputs
         .files
@@ -119,17 +130,24 @@ pub fn load_valid(root: &Path, dirs: &Dirs) -> Result<(Project, Diagnostics), In
         ),
     }
     crate::load::validate::validate(&project, &mut diags);
+    // Resolving needs sound bases (no cycles, no unknown names).
+    let resolved = if diags.has_errors() {
+        IndexMap::new()
+    } else {
+        let resolved = resolve::resolve_all(&project);
+        crate::load::validate::adopted_users(&project, &resolved, &mut diags);
+        resolved
+    };
     crate::load::vm::resolve_keys(&mut project, &dirs.state.join("vm"), &mut diags);
     crate::plan::layer_files::check(&project, &dirs.cache, &mut diags);
     if !diags.has_errors() {
         // Needs the resolved builder maps, so only on an otherwise valid project.
-        let resolved = crate::plan::resolve::resolve_all(&project);
         crate::plan::stage_check::check(&project, &resolved, &mut diags);
     }
     if diags.has_errors() {
         return Err(InvalidProject(diags));
     }
-    Ok((project, diags))
+    Ok((project, resolved, diags))
 }
 
 impl Workspace {
@@ -146,8 +164,7 @@ impl Workspace {
     /// as its dependencies finish), which would throw these keys away. At
     /// the bench project's size that is a tenth of a second.
     pub fn open_unkeyed(root: &Path, dirs: &Dirs) -> anyhow::Result<Self> {
-        let (project, warnings) = load_valid(root, dirs)?;
-        let resolved = resolve::resolve_all(&project);
+        let (project, resolved, warnings) = load_resolved(root, dirs)?;
         // Only the layers of images that will be planned are worth hashing.
         let needed = plan::needed_images(&project, &resolved);
         let mut used: Vec<&str> = resolved

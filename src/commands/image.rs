@@ -38,12 +38,11 @@ pub fn list(
 
 /// `ov image inspect NAME`: the resolved image as JSON.
 pub fn inspect(root: &Path, dirs: &Dirs, name: &str, out: &mut dyn Write) -> anyhow::Result<()> {
-    let (project, warnings) = load_valid(root, dirs)?;
+    let (project, resolved, warnings) = crate::workspace::load_resolved(root, dirs)?;
     print_diags(&warnings);
     if !project.images.contains_key(name) {
         return Err(unknown_image(&project, name).into());
     }
-    let resolved = crate::plan::resolve::resolve_all(&project);
     serde_json::to_writer_pretty(&mut *out, &resolved[name])?;
     writeln!(out)?;
     Ok(())

@@ -68,6 +68,21 @@ pub struct Loaded {
     pub project: Project,
     /// Warnings (no errors: a project with errors is not loaded).
     pub diags: Diagnostics,
+    /// The parse cache, being written back while the caller goes on.
+    pub saving: Saving,
+}
+
+/// A write of the parse cache on its own thread: it overlaps validation
+/// and planning rather than delaying them. Dropping it waits for the
+/// write, so the process does not exit in the middle of it.
+pub struct Saving(Option<std::thread::JoinHandle<()>>);
+
+impl Drop for Saving {
+    fn drop(&mut self) {
+        if let Some(h) = self.0.take() {
+            let _ = h.join();
+        }
+    }
 }
 
 /// Loads the project whose `overthink.yml` is in `root`.
@@ -133,11 +148,24 @@ pub fn load(root: &Path, opts: &LoadOptions) -> Result<Loaded, InvalidProject> {
         .parse_cache
         .as_deref()
         .is_some_and(|p| crate::plan::layer_files::layer_holding(&project, p).is_some());
-    if !in_a_layer {
-        cache.save();
-    }
+    // The cache is only a speed-up: a thread that cannot be started loses
+    // this run's additions, nothing else.
+    let saving = Saving(
+        (!in_a_layer)
+            .then(|| {
+                std::thread::Builder::new()
+                    .name("parse-cache".into())
+                    .spawn(move || cache.save())
+                    .ok()
+            })
+            .flatten(),
+    );
     project.files.sort();
-    Ok(Loaded { project, diags })
+    Ok(Loaded {
+        project,
+        diags,
+        saving,
+    })
 }
 
 /// Decodes one parsed `layer.yml` on its own: the layer, what was said

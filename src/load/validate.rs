@@ -5,8 +5,8 @@
 use crate::diag::{did_you_mean, Diagnostics, Loc};
 use crate::load::image_ref::is_image_ref;
 use crate::load::model::{Project, Spanned, VmSourceKind};
-use crate::plan::resolve::internal_base;
-use indexmap::IndexSet;
+use crate::plan::resolve::{internal_base, ResolvedImage};
+use indexmap::{IndexMap, IndexSet};
 use std::path::Path;
 
 /// Runs every check, adding to `diags`.
@@ -17,15 +17,18 @@ pub fn validate(project: &Project, diags: &mut Diagnostics) {
     copy_sources(project, diags);
     init_headers(project, diags);
     vms(project, diags);
-    // Resolving needs sound bases (no cycles, no unknown names).
-    if !diags.has_errors() {
-        adopted_users(project, diags);
-    }
 }
 
-/// `user_policy: adopt` needs the image's distro to declare `base_user`.
-fn adopted_users(project: &Project, diags: &mut Diagnostics) {
-    for (name, r) in crate::plan::resolve::resolve_all(project) {
+/// What is checked of the images as resolved, which needs a project that
+/// passed [`validate`] (resolving needs sound bases: no cycles, no unknown
+/// names): `user_policy: adopt` needs the image's distro to declare
+/// `base_user`.
+pub fn adopted_users(
+    project: &Project,
+    resolved: &IndexMap<String, ResolvedImage>,
+    diags: &mut Diagnostics,
+) {
+    for (name, r) in resolved {
         if r.user_policy != "adopt" {
             continue;
         }
@@ -34,7 +37,7 @@ fn adopted_users(project: &Project, diags: &mut Diagnostics) {
             .and_then(|(_, d)| crate::plan::user::BaseUser::from_distro(d))
             .is_none()
         {
-            let img = project.images.get(&name).unwrap_or(&project.defaults);
+            let img = project.images.get(name).unwrap_or(&project.defaults);
             let distro = match def {
                 Some((d, _)) => format!("distro `{d}`"),
                 None => format!("its distro {:?} (build.yml defines none of them)", r.distro),
