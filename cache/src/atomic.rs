@@ -26,6 +26,27 @@ pub fn atomic_write_with(
     path: &Path,
     fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
 ) -> Result<(), Error> {
+    replace(path, fill, true)
+}
+
+/// [`atomic_write_with`] without waiting for the data to reach the disk:
+/// readers still see the old contents or the new ones, but after a power
+/// loss the file may be empty or cut. Only for a file that carries its own
+/// checksum and is a speed-up (the dry run's memo, ~4 MB on a large
+/// project, whose `fsync` was half of what writing it cost): a cut one is
+/// refused by its checksum and costs the time it saved, nothing else.
+pub fn checksummed_write_with(
+    path: &Path,
+    fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+) -> Result<(), Error> {
+    replace(path, fill, false)
+}
+
+fn replace(
+    path: &Path,
+    fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+    durable: bool,
+) -> Result<(), Error> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
@@ -34,7 +55,9 @@ pub fn atomic_write_with(
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         fill(&mut f)?;
-        f.sync_data()?;
+        if durable {
+            f.sync_data()?;
+        }
         std::fs::rename(&tmp, path)
     })();
     if let Err(e) = result {
@@ -71,15 +94,26 @@ mod tests {
 
     #[test]
     fn a_writer_that_fails_midway_leaves_the_old_file_and_no_temp() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f");
-        atomic_write(&path, b"old").unwrap();
-        let err = atomic_write_with(&path, |f| {
-            f.write_all(b"half of the new")?;
-            Err(std::io::Error::other("serializer gave up"))
-        });
-        assert!(err.is_err());
-        assert_eq!(std::fs::read(&path).unwrap(), b"old");
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        // Synced or not, a failed write replaces nothing.
+        type Write = fn(&Path, fn(&mut std::fs::File) -> std::io::Result<()>) -> Result<(), Error>;
+        let writers: [Write; 2] = [
+            |p, f| atomic_write_with(p, f),
+            |p, f| checksummed_write_with(p, f),
+        ];
+        for write in writers {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("f");
+            atomic_write(&path, b"old").unwrap();
+            let err = write(&path, |f| {
+                f.write_all(b"half of the new")?;
+                Err(std::io::Error::other("serializer gave up"))
+            });
+            assert!(err.is_err());
+            assert_eq!(std::fs::read(&path).unwrap(), b"old");
+            assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+            write(&path, |f| f.write_all(b"new")).unwrap();
+            assert_eq!(std::fs::read(&path).unwrap(), b"new");
+            assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        }
     }
 }

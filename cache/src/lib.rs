@@ -46,7 +46,7 @@ mod store;
 mod tree;
 mod witness;
 
-pub use atomic::{atomic_write, atomic_write_with};
+pub use atomic::{atomic_write, atomic_write_with, checksummed_write_with};
 pub use digest::{BlobDigest, Digest, DigestParseError, FileDigest, NodeKey, TreeDigest};
 pub use error::Error;
 pub use fingerprint::{Fingerprint, SETTLE_NS};

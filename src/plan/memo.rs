@@ -47,7 +47,7 @@ use crate::plan::keys;
 use crate::plan::predict::Predicted;
 use crate::workspace::Dirs;
 use ov_cache::{
-    atomic_write_with, Digest, Fingerprint, Lookup, NodeKey, Store, TreeDigest, Witness,
+    checksummed_write_with, Digest, Fingerprint, Lookup, NodeKey, Store, TreeDigest, Witness,
 };
 use ov_cache::{StatCache, WitnessBuilder};
 use ov_rules::rule::Caching;
@@ -363,7 +363,9 @@ impl Memo {
     /// Streams the memo to disk: at the bench project's size its bytes
     /// are 4 MB, and the run is at its peak of memory here.
     fn write(&self, stored: &Stored) {
-        let _ = atomic_write_with(&self.path, |f| {
+        // Its checksum refuses a file cut by a power loss, so it is not
+        // synced to disk: a cut memo costs a full plan, nothing more.
+        let _ = checksummed_write_with(&self.path, |f| {
             use std::io::{Seek, SeekFrom, Write};
             f.write_all(MAGIC)?;
             f.write_all(&[0; 32])?;
