@@ -13,9 +13,11 @@
 //! - peak RSS of the ov dry-run process, replayed and fully planned
 //!   (target: ≤ 150 MiB);
 //! - the first dry run after editing one layer file, one image's layer
-//!   list in image.yml, and build.yml's install template, against
-//!   `ninja -n` after touching the same file (targets: ≤ 1.0×, ≤ 1.5×, and
-//!   no slower than a full plan; peak RSS ≤ 60 MiB), and after a one-file
+//!   list in image.yml (right after the edit, and once the edit has settled
+//!   and the run writes the memo: the worse counts), and build.yml's install
+//!   template, against `ninja -n` after touching the same file (targets:
+//!   ≤ 1.0×, ≤ 1.5×, and no slower than a full plan; peak RSS ≤ 60 MiB),
+//!   and after a one-file
 //!   edit of a project of 60 images and 200 layers (target: ≤ 50 ms);
 //! - `ov build` after the same layer-file edit, up to its first engine call
 //!   (the engine is a socket that does not exist): the planning part of a
@@ -189,7 +191,7 @@ struct EditTimes {
 /// template (every layer's step changes). Every edit is new to ov: the
 /// file was just written, so no memo is saved over it and each run
 /// starts from the memo of the unedited project.
-fn edit_runs(ov_bin: &Path, root: &Path, cache: &Path, runs: usize) -> [EditTimes; 3] {
+fn edit_runs(ov_bin: &Path, root: &Path, cache: &Path, runs: usize) -> [EditTimes; 4] {
     let layer_file = root.join("layers").join(layer_name(7)).join("data0.bin");
     let image_yml = root.join("image.yml");
     let build_yml = root.join("build.yml");
@@ -221,18 +223,24 @@ fn edit_runs(ov_bin: &Path, root: &Path, cache: &Path, runs: usize) -> [EditTime
                 .unwrap();
         }
     };
-    let mut toggle = [false; 3];
+    // The fourth kind is the image.yml edit once it has settled (its mtime
+    // a few seconds back, as when the dry run comes a while after the
+    // save): that run also writes the memo, which a run right after the
+    // edit cannot (see `Fingerprint::settled`).
+    let settled = || std::time::SystemTime::now() - Duration::from_secs(3);
+    let mut toggle = [false; 4];
     let mut edit = |k: usize| {
         toggle[k] = !toggle[k];
         match (k, toggle[k]) {
             (0, _) => flip(&layer_file),
             (1, true) => put(&image_yml, &images_b, None),
-            (1, false) => put(&image_yml, &images, Some(images_t)),
+            (3, true) => put(&image_yml, &images_b, Some(settled())),
+            (1 | 3, false) => put(&image_yml, &images, Some(images_t)),
             (_, true) => put(&build_yml, &builds_b, None),
             (_, false) => put(&build_yml, &builds, Some(builds_t)),
         }
     };
-    let mut times: [(Vec<Duration>, Vec<Duration>); 3] = Default::default();
+    let mut times: [(Vec<Duration>, Vec<Duration>); 4] = Default::default();
     for _ in 0..runs {
         for (k, t) in times.iter_mut().enumerate() {
             edit(k);
@@ -543,7 +551,8 @@ fn main() {
         && ov_replan_rss.is_some_and(|r| r <= RSS_LIMIT_KIB);
     let edit_ratio = |e: &EditTimes| e.ov.as_secs_f64() / e.ninja.as_secs_f64();
     let r_file = edit_ratio(&edits[0]);
-    let r_image = edit_ratio(&edits[1]);
+    // Right after the edit and once it has settled: the worse of the two.
+    let r_image = edit_ratio(&edits[1]).max(edit_ratio(&edits[3]));
     // "Today's full plan" is a dry run with no memo (measured above).
     let r_build = edits[2].ov.as_secs_f64() / ov_replan.as_secs_f64();
     const EDIT_RSS_KIB: u64 = 60 * 1024;
@@ -650,6 +659,7 @@ fn main() {
         "one layer file",
         "image.yml layer list",
         "build.yml template",
+        "image.yml, settled",
     ]
     .iter()
     .zip(&edits)
@@ -726,7 +736,7 @@ fn main() {
     }
     println!(
         "{:<52} {:>8}  {:<12} {}",
-        "peak RSS after an edit (worst of the three)",
+        "peak RSS after an edit (worst of the four)",
         edit_rss.map_or("n/a".into(), |k| format!("{:.0}", k as f64 / 1024.0)),
         "≤ 60 MiB",
         verdict(edit_rss_ok)
