@@ -38,9 +38,10 @@
 //! each of its keys. A memo is only written when every fingerprint in it
 //! had settled (see [`ov_cache::Fingerprint::settled`]) before the run
 //! began, so no change made while the run read its inputs can hide behind
-//! an equal fingerprint. The file is written atomically and carries a
-//! format tag and a checksum; one that is missing, torn, damaged, of
-//! another format or for another context costs a full plan, nothing more.
+//! an equal fingerprint. The file is written atomically (not synced: its
+//! checksum refuses one a power loss cut) and carries a format tag and a
+//! checksum; one that is missing, torn, damaged, of another format or for
+//! another context costs a full plan, nothing more.
 
 use crate::plan::inputs::{hash_dirs, SourceFile, SourceTree};
 use crate::plan::keys;
