@@ -6,7 +6,7 @@ function flush() {
 }
 /^---- .* stdout ----$/ { flush(); name = $2; next }
 name != "" && loc == "" && /panicked at / {
-  loc = $0; sub(/.*panicked at /, "", loc); sub(/:$/, "", loc); want = 3; next
+  loc = $0; sub(/.*panicked at /, "", loc); sub(/:$/, "", loc); want = 6; next
 }
 name != "" && want > 0 {
   if ($0 == "" || $0 ~ /^(stack backtrace:|note: )/) { flush(); next }

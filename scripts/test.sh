@@ -11,6 +11,11 @@ export PATH="$HOME/.cargo/bin:$PATH"
 TIMES=()
 START=$SECONDS
 LOGS=()
+# The free disk, sampled through the run: a build that failed for want of
+# space leaves no trace in the state at the end once its files are gone.
+DISK_LOG=$(mktemp)
+(while :; do df --output=avail -B1M / | tail -1; sleep 10; done) >"$DISK_LOG" 2>/dev/null &
+DISK_PID=$!
 # machine_state: what a cascade of unrelated failures usually comes from.
 machine_state() {
   df -h / /tmp | awk 'NR == 1 || !seen[$1]++' | sed 's/^/  /'
@@ -32,9 +37,11 @@ report() {
     printf '\ntest.sh: the machine at the end\n'
     machine_state
   fi
+  kill "$DISK_PID" 2>/dev/null || true
   printf '\ntest.sh: phase times (total %d s, exit %d)\n' "$((SECONDS - START))" "$rc"
   printf '  %s\n' "${TIMES[@]}"
-  rm -f "${LOGS[@]}"
+  sort -n "$DISK_LOG" | head -1 | awk '{print "  least free disk on /: " $1 " MiB"}'
+  rm -f "${LOGS[@]}" "$DISK_LOG"
 }
 trap report EXIT
 # phase NAME CMD...: runs CMD and notes how long it took.

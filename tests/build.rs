@@ -42,6 +42,35 @@ impl Built {
         v.sort();
         v
     }
+    /// What a reader of a failed test needs first: each failed node's
+    /// error and the tail of its output, then stderr, then every event on
+    /// one line. A report that led with the event list was cut off by the
+    /// CI digest before it reached the failure.
+    pub fn report(&self) -> String {
+        let mut out = format!("exit {:?}", self.code);
+        for f in self.events.iter().filter(|e| e["event"] == "fail") {
+            out.push_str(&format!(
+                "\nFAILED {}: {}",
+                f["node"].as_str().unwrap_or("?"),
+                f["error"].as_str().unwrap_or("?")
+            ));
+            let output = f["output"].as_str().unwrap_or_default();
+            let lines: Vec<&str> = output.lines().collect();
+            for l in &lines[lines.len().saturating_sub(30)..] {
+                out.push_str("\n  | ");
+                out.push_str(l);
+            }
+        }
+        if !self.stderr.trim().is_empty() {
+            out.push_str("\nstderr:\n");
+            out.push_str(self.stderr.trim_end());
+        }
+        out.push_str("\nevents:");
+        for e in &self.events {
+            out.push_str(&format!("\n  {e}"));
+        }
+        out
+    }
     pub fn warnings(&self) -> Vec<String> {
         self.events
             .iter()
@@ -92,13 +121,7 @@ pub fn build(ov: &Ov, extra: &[&str]) -> Built {
 
 pub fn built_ok(ov: &Ov) -> Built {
     let b = build(ov, &[]);
-    assert_eq!(
-        b.code,
-        Some(0),
-        "build failed:\n{}\n{:#?}",
-        b.stderr,
-        b.events
-    );
+    assert_eq!(b.code, Some(0), "build failed: {}", b.report());
     b
 }
 

@@ -96,7 +96,7 @@ fn layers(r: &ActionResult) -> Vec<BlobDigest> {
 /// its id.
 fn assert_restored(u: &Unique, ov: &Ov, ids: &[(String, String)]) -> Built {
     let again = build(ov, &["--refresh", "eval:app"]);
-    assert_eq!(again.code, Some(0), "{}\n{:#?}", again.stderr, again.events);
+    assert_eq!(again.code, Some(0), "{}", again.report());
     assert_eq!(again.count("engine_builds"), 0, "{:?}", again.summary());
     assert_eq!(again.nodes("built"), ["eval:app"], "only the checks ran");
     assert_eq!(again.count("images_restored"), 3, "{:?}", again.summary());

@@ -365,7 +365,7 @@ fn remote_counts(b: &Built) -> serde_json::Value {
 /// engine build, nothing uploaded. (With images stored as OCI blobs, the
 /// same holds with the images removed from the engine first.)
 fn assert_restored_everything(b: &Built, nodes: usize) {
-    assert_eq!(b.code, Some(0), "{}\n{:#?}", b.stderr, b.events);
+    assert_eq!(b.code, Some(0), "{}", b.report());
     assert_eq!(b.count("built"), 0, "{:?}", b.nodes("built"));
     assert_eq!(
         b.count("cached_remote") as usize,

@@ -98,7 +98,7 @@ fn secrets_in_a_failing_steps_output_are_masked() {
     );
     let ov = ov_for(p.path());
     let b = build(&ov, &[]);
-    assert_eq!(b.code, Some(1), "{}\n{:#?}", b.stderr, b.events);
+    assert_eq!(b.code, Some(1), "{}", b.report());
     let fail = b
         .events
         .iter()

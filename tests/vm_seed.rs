@@ -37,7 +37,7 @@ fn ov(project: &Path, state: &Path) -> Ov {
 
 fn built(ov: &Ov, target: &str) -> Built {
     let b = build(ov, &[target]);
-    assert_eq!(b.code, Some(0), "{}\n{:#?}", b.stderr, b.events);
+    assert_eq!(b.code, Some(0), "{}", b.report());
     b
 }
 
