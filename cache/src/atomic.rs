@@ -50,6 +50,7 @@ fn replace(
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    remove_dead_temps(dir, name);
     let n = NEXT_TMP.fetch_add(1, Ordering::Relaxed);
     let tmp = dir.join(format!(".{name}.tmp.{}.{n}", std::process::id()));
     let result = (|| {
@@ -67,9 +68,53 @@ fn replace(
     Ok(())
 }
 
+/// Removes the temp files of writes to `name` whose process is gone: a
+/// process killed mid-write (kill -9, a power cut) leaves its temp file,
+/// which for a saved plan is megabytes, once per kill.
+fn remove_dead_temps(dir: &Path, name: &str) {
+    let prefix = format!(".{name}.tmp.");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let file = e.file_name();
+        let Some(pid) = file
+            .to_str()
+            .and_then(|f| f.strip_prefix(&prefix))
+            .and_then(|rest| rest.split('.').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new("/proc").join(pid.to_string()).exists() {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_dead_writers_temp_file_is_removed_and_a_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        // No process has a pid this high.
+        let dead = dir.path().join(".f.tmp.4294967295.0");
+        let live = dir
+            .path()
+            .join(format!(".f.tmp.{}.999", std::process::id()));
+        let other = dir.path().join(".g.tmp.4294967295.0");
+        for p in [&dead, &live, &other] {
+            std::fs::write(p, b"left").unwrap();
+        }
+        checksummed_write_with(&path, |f| std::io::Write::write_all(f, b"new")).unwrap();
+        assert!(!dead.exists(), "a dead writer's temp file was left");
+        assert!(live.exists(), "a live writer's temp file was removed");
+        assert!(other.exists(), "another file's temp file was removed");
+        assert_eq!(std::fs::read(&path).unwrap(), b"new");
+    }
 
     #[test]
     fn threads_writing_one_path_leave_one_whole_file() {
