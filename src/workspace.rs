@@ -11,7 +11,6 @@ use crate::plan::{self, Plan};
 use indexmap::IndexMap;
 use ov_cache::StatCache;
 use ov_rules::engine::EnginePlatform;
-use petgraph::graph::NodeIndex;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -80,6 +79,21 @@ pub struct Workspace {
     pub keys: Keys,
     /// Warnings found while loading.
     pub warnings: Diagnostics,
+}
+
+/// What a build runs: the graph, the layer trees its keys read and the
+/// directories its layer nodes send. A full plan makes it
+/// ([`Workspace::into_planned`]); so does the last build's saved plan,
+/// when the project's structure is unchanged ([`crate::plan::saved`]).
+pub struct Planned {
+    /// The graph.
+    pub plan: Plan,
+    /// Hashed layer directories by layer key.
+    pub trees: HashMap<String, SourceTree>,
+    /// The project directory.
+    pub root: PathBuf,
+    /// Layer key → its directory (empty for an inline layer).
+    pub layer_dirs: HashMap<String, PathBuf>,
 }
 
 /// Loads and validates only (no hashing, no plan): for commands that only read the model.
@@ -197,70 +211,20 @@ impl Workspace {
         })
     }
 
-    /// The image and VM boot nodes of `name` when an image and a VM both
-    /// have that name.
-    pub fn shared_name(&self, name: &str) -> Option<(NodeIndex, NodeIndex)> {
-        let img = *self.plan.images.get(name)?;
-        let vm = *self.plan.vms.get(name)?;
-        (img != vm).then_some((img, vm))
-    }
-
-    /// The nodes needed for `targets` (all nodes when empty), in
-    /// topological order. An unknown target is an error naming the closest one.
-    pub fn select(&self, targets: &[String]) -> Result<Vec<NodeIndex>, InvalidProject> {
-        let g = &self.plan.graph;
-        let order =
-            petgraph::algo::toposort(g, None).unwrap_or_else(|_| g.node_indices().collect());
-        if targets.is_empty() {
-            return Ok(order);
-        }
-        let mut diags = Diagnostics::default();
-        let mut want = std::collections::HashSet::new();
-        let mut stack = Vec::new();
-        for t in targets {
-            match self.plan.resolve(t, "target") {
-                Ok(ix) => {
-                    stack.push(ix);
-                    // A VM may share its image's name (real projects do):
-                    // the name means both, never one picked silently.
-                    if let Some((img, vm)) = self.shared_name(t) {
-                        stack.extend([img, vm]);
-                    }
-                }
-                Err(why) => diags.error(None, why),
-            }
-        }
-        if diags.has_errors() {
-            return Err(InvalidProject(diags));
-        }
-        while let Some(ix) = stack.pop() {
-            if want.insert(ix) {
-                stack.extend(g.neighbors_directed(ix, petgraph::Direction::Incoming));
-            }
-        }
-        Ok(order.into_iter().filter(|ix| want.contains(ix)).collect())
-    }
-
-    /// The nodes `--refresh` names; an unknown name is bad input (exit 2),
-    /// with the closest node id, like an unknown target.
-    pub fn refresh_set(
-        &self,
-        names: &[String],
-    ) -> Result<std::collections::HashSet<NodeIndex>, InvalidProject> {
-        let mut diags = Diagnostics::default();
-        let mut set = std::collections::HashSet::new();
-        for r in names {
-            match self.plan.resolve(r, "node") {
-                Ok(ix) => {
-                    set.insert(ix);
-                }
-                Err(why) => diags.error(None, format!("--refresh: {why}")),
-            }
-        }
-        if diags.has_errors() {
-            return Err(InvalidProject(diags));
-        }
-        Ok(set)
+    /// What a build of this plan needs, and the project it came from.
+    pub fn into_planned(self) -> (Planned, Project) {
+        let planned = Planned {
+            plan: self.plan,
+            trees: self.trees,
+            root: self.project.root.clone(),
+            layer_dirs: self
+                .project
+                .layers
+                .iter()
+                .map(|(k, l)| (k.clone(), l.dir.clone()))
+                .collect(),
+        };
+        (planned, self.project)
     }
 
     /// The image named `name`, resolved, or an error naming the closest image.

@@ -186,8 +186,10 @@ fn cold_build_then_a_no_op_runs_no_engine_build() {
 #[test]
 fn changing_one_layer_file_rebuilds_that_layer_and_what_follows_only() {
     let p = Project::copy_of(&local_fixture("deb-tasks"));
+    // Last edited a while ago: the build keeps its plan.
+    crate::util::backdate(p.path());
     let ov = ov_for(p.path());
-    built_ok(&ov);
+    assert_eq!(built_ok(&ov).summary()["plan"], "full");
     p.write("layers/b/b.conf", "setting = 2\n");
     let explain = ov.ok(&["explain", "layer:b@app"]);
     assert!(
@@ -201,6 +203,27 @@ fn changing_one_layer_file_rebuilds_that_layer_and_what_follows_only() {
         vec!["eval:app", "image:app", "layer:b@app"]
     );
     assert_eq!(b.nodes("cached"), vec!["layer:a@app", "preamble:app"]);
+    // The structure was unchanged: that build read the first one's plan
+    // back, and so does the next, which finds everything built.
+    assert_eq!(b.summary()["plan"], "saved");
+    let again = built_ok(&ov);
+    assert_eq!(again.summary()["plan"], "saved");
+    assert_eq!(again.count("built"), 0, "{}", again.report());
+    // An edit of a layer.yml is one of structure: planned again in full,
+    // and what it changes is built.
+    p.edit(
+        "layers/b/layer.yml",
+        "B_HOME: /opt/b",
+        "B_HOME: /opt/b\n    B_SETTING: \"2\"",
+    );
+    crate::util::backdate(p.path());
+    let edited = built_ok(&ov);
+    assert_eq!(edited.summary()["plan"], "full");
+    assert!(
+        edited.nodes("built").contains(&"layer:b@app".to_string()),
+        "{}",
+        edited.report()
+    );
 }
 
 #[test]

@@ -1,9 +1,10 @@
 //! Incremental planning: after any sequence of edits, what the dry run's
-//! memo answers equals a plan from scratch, and an edit of layer files is
-//! answered without a full plan.
+//! memo answers, and the plan a build reads back, equal a plan from
+//! scratch, and an edit of layer files is answered without a full plan.
 
 use ov::plan::memo::Memo;
-use ov::workspace::Dirs;
+use ov::plan::saved::SavedPlan;
+use ov::workspace::{Dirs, Planned, Workspace};
 use proptest::prelude::*;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -288,6 +289,114 @@ proptest! {
             }
             let scratch = dry_run(&root, &dirs(g.tmp.path(), &format!("scratch-{}", step + 1)));
             prop_assert_eq!(&incremental, &scratch, "step {}: {:?}", step, e);
+        }
+    }
+}
+
+/// What the build's saved plan gives back, else a full plan that saves
+/// the next one, as `ov build` does; and whether it was read back.
+fn build_plan(root: &Path, dirs: &Dirs) -> (Planned, bool) {
+    let saved = SavedPlan::new(root, dirs);
+    if let Some(r) = saved.load() {
+        if let Some(w) = r.rewrite {
+            w.write();
+        }
+        return (r.planned, true);
+    }
+    let (planned, project) = Workspace::open_unkeyed(root, dirs).unwrap().into_planned();
+    saved.save(&project, &planned, "");
+    (planned, false)
+}
+
+/// Where two plans differ (nodes, specs, edges, names, trees, keys), if
+/// anywhere.
+fn difference(a: &Planned, b: &Planned) -> Option<String> {
+    let (ga, gb) = (&a.plan.graph, &b.plan.graph);
+    if ga.node_count() != gb.node_count() {
+        return Some(format!(
+            "{} nodes, not {}",
+            ga.node_count(),
+            gb.node_count()
+        ));
+    }
+    for (x, y) in ga.raw_nodes().iter().zip(gb.raw_nodes()) {
+        let (x, y) = (&x.weight, &y.weight);
+        if x.id != y.id || x.label != y.label || x.layer != y.layer || x.spec != y.spec {
+            return Some(format!("node {} is not {}", x.id, y.id));
+        }
+    }
+    let edges = |g: &petgraph::graph::DiGraph<ov::plan::PlanNode, ()>| -> Vec<(usize, usize)> {
+        g.raw_edges()
+            .iter()
+            .map(|e| (e.source().index(), e.target().index()))
+            .collect()
+    };
+    if edges(ga) != edges(gb) {
+        return Some("the edges differ".into());
+    }
+    if a.plan.by_id != b.plan.by_id
+        || a.plan.aliases != b.plan.aliases
+        || a.plan.images != b.plan.images
+        || a.plan.vms != b.plan.vms
+    {
+        return Some("the names differ".into());
+    }
+    let mut na: Vec<&str> = a.plan.names().collect();
+    let mut nb: Vec<&str> = b.plan.names().collect();
+    na.sort_unstable();
+    nb.sort_unstable();
+    if na != nb {
+        return Some("the names a user may give differ".into());
+    }
+    if a.trees != b.trees || a.root != b.root || a.layer_dirs != b.layer_dirs {
+        return Some("the trees or directories differ".into());
+    }
+    let keys = |p: &Planned| {
+        ov::plan::keys::compute(
+            &p.plan,
+            &p.trees,
+            &ov_rules::engine::EnginePlatform::unknown(),
+            |_, _| None,
+        )
+        .keys
+    };
+    (keys(a) != keys(b)).then(|| "the keys differ".into())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_saved_plan_is_what_a_plan_from_scratch_makes(
+        edits in proptest::collection::vec(edit_strategy(), 1..10)
+    ) {
+        let mut g = Gen::new();
+        g.settle();
+        let root = g.root();
+        let kept = dirs(g.tmp.path(), "cache");
+        let (_, read_back) = build_plan(&root, &kept);
+        prop_assert!(!read_back && kept.cache.join(ov::plan::saved::FILE).exists());
+        // Whether the plan kept is the project's: a full plan made right
+        // after a structural edit cannot keep its plan.
+        let mut kept_is_current = true;
+        for (step, e) in edits.iter().enumerate() {
+            let content_only = g.apply(e) && kept_is_current;
+            // Half the time the build runs right after the edit, before
+            // it has settled.
+            if step % 2 == 0 {
+                g.settle();
+            }
+            let (planned, read_back) = build_plan(&root, &kept);
+            if content_only {
+                prop_assert!(read_back, "step {}: {:?} needed a full plan", step, e);
+            }
+            let scratch = dirs(g.tmp.path(), &format!("scratch-{step}"));
+            let (fresh, _) = build_plan(&root, &scratch);
+            if let Some(d) = difference(&planned, &fresh) {
+                prop_assert!(false, "step {}: {:?}: {}", step, e, d);
+            }
+            g.settle();
+            kept_is_current = SavedPlan::new(&root, &kept).load().is_some();
         }
     }
 }

@@ -46,7 +46,7 @@ pub mod rule;
 pub mod template;
 pub mod vm;
 
-pub use canonical::{canonical_json, canonical_of, CanonicalJson};
+pub use canonical::{canonical_json, canonical_of, read_own, CanonicalJson};
 pub use containerfile::{
     render_image, render_layer, render_layer_with, render_preamble, render_stage, RenderError,
     RenderOpts, Rendered, StagePlace, StageRefs,

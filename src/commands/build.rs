@@ -4,10 +4,13 @@
 use super::{bad_input, diags_text, engine_endpoint, load_settings, open_predicted, print_diags};
 use crate::cli::BuildArgs;
 use crate::plan::memo;
+use crate::plan::saved::{Restored, SavedPlan};
+use crate::run::progress::PlanSource;
 use crate::workspace::{Dirs, Workspace};
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 /// `ov build --dry-run`: every node the targets need, in dependency order,
 /// with what the next build would do with it.
@@ -36,8 +39,8 @@ pub fn dry_run(
     let ws = open_predicted(root, dirs)?;
     let warnings = diags_text(&ws.warnings);
     std::io::stderr().write_all(warnings.as_bytes())?;
-    let nodes = ws.select(targets)?;
-    let refresh = ws.refresh_set(refresh)?;
+    let nodes = ws.plan.select(targets)?;
+    let refresh = ws.plan.refresh_set(refresh)?;
     let mut buf = String::with_capacity(nodes.len() * 64);
     let mut would_run = 0;
     for &ix in &nodes {
@@ -81,24 +84,49 @@ pub fn build(
             "use `ov build --dry-run` to see what would run".into(),
         ));
     }
-    // The run keys each node as its dependencies finish.
-    let ws = Workspace::open_unkeyed(root, dirs)?;
-    print_diags(&ws.warnings);
-    if images_only {
-        for t in &args.targets {
-            ws.image(t)?;
+    // While the project's structure is unchanged, the last build's plan
+    // is this one's: read it back rather than plan again. `ov image
+    // build` names images, which only a loaded project resolves.
+    let saved = SavedPlan::new(root, dirs);
+    let restored = if images_only { None } else { saved.load() };
+    let (ws, keeping, plan) = match restored {
+        Some(Restored {
+            planned,
+            warnings,
+            rewrite,
+        }) => {
+            std::io::stderr().write_all(warnings.as_bytes())?;
+            let keeping = rewrite.map(|r| std::thread::spawn(move || r.write()));
+            (Arc::new(planned), keeping, PlanSource::Saved)
         }
-        if args.targets.is_empty() {
-            args.targets = ws
-                .resolved
-                .values()
-                .filter(|r| r.enabled)
-                .map(|r| r.name.clone())
-                .collect();
+        None => {
+            // The run keys each node as its dependencies finish.
+            let ws = Workspace::open_unkeyed(root, dirs)?;
+            print_diags(&ws.warnings);
+            if images_only {
+                for t in &args.targets {
+                    ws.image(t)?;
+                }
+                if args.targets.is_empty() {
+                    args.targets = ws
+                        .resolved
+                        .values()
+                        .filter(|r| r.enabled)
+                        .map(|r| r.name.clone())
+                        .collect();
+                }
+            }
+            let warnings = diags_text(&ws.warnings);
+            let (planned, project) = ws.into_planned();
+            let ws = Arc::new(planned);
+            // Kept while the build runs, off its path.
+            let keep = ws.clone();
+            let keeping = std::thread::spawn(move || saved.save(&project, &keep, &warnings));
+            (ws, Some(keeping), PlanSource::Full)
         }
-    }
+    };
     for t in &args.targets {
-        if let Some((img, vm)) = ws.shared_name(t) {
+        if let Some((img, vm)) = ws.plan.shared_name(t) {
             eprintln!(
                 "note: `{t}` names an image and a VM: building both ({} and {}); name a node id \
                  to build one",
@@ -137,19 +165,27 @@ pub fn build(
             None => None,
         },
         remote: remote_options(&args.remote, &settings)?,
+        plan,
     };
-    let outcome = crate::run::run(ws, dirs, &args.targets, &opts)?;
+    let outcome = crate::run::run(ws, dirs, &args.targets, &opts);
+    if let Some(keeping) = keeping {
+        let _ = keeping.join();
+    }
+    let outcome = outcome?;
     if let Some(path) = &args.graph_out {
         write_graph(&outcome, path)?;
     }
-    if outcome.interrupted {
+    let (interrupted, failed) = (outcome.interrupted, outcome.summary.failed);
+    // Freeing a large plan costs more than the process has left to do.
+    std::mem::forget(outcome);
+    if interrupted {
         eprintln!(
             "interrupted: the containers this run started were removed; \
              everything finished before Ctrl-C is cached"
         );
         return Ok(ExitCode::from(130));
     }
-    if outcome.summary.failed > 0 {
+    if failed > 0 {
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
@@ -175,7 +211,7 @@ fn write_graph(outcome: &crate::run::Outcome, path: &Path) -> anyhow::Result<()>
     let keys = sh.run_keys.lock().map(|k| k.clone()).unwrap_or_default();
     let doc = crate::graph::doc::after_build(
         &sh.ws.plan,
-        &sh.ws.keys,
+        &crate::plan::keys::Keys::default(),
         &outcome.order,
         &outcome.record,
         &keys,

@@ -29,7 +29,7 @@ pub fn run(
     if let Some(why) = &ws.remote_failure {
         eprintln!("warning: {why}");
     }
-    let nodes = ws.select(&args.targets)?;
+    let nodes = ws.plan.select(&args.targets)?;
     let last = RunRecord::load(&dirs.state, &ws.project.root);
     let doc = doc::next_build(&ws, &nodes, last.as_ref());
     let text = render(&doc, args.format);

@@ -3,6 +3,7 @@
 
 use crate::load::model::Project;
 use ov_cache::{hash_trees, Digest, FileDigest, Fingerprint, HashedTree, StatCache, TreeDigest};
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -10,7 +11,7 @@ use std::path::Path;
 pub const LINK_MODE: u32 = 0o120000;
 
 /// One file of a source tree.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SourceFile {
     /// Path relative to the tree root, `/`-separated.
     pub rel: String,
@@ -32,7 +33,7 @@ impl SourceFile {
 }
 
 /// A hashed directory.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SourceTree {
     /// The tree's files, sorted by relative path.
     pub files: Vec<SourceFile>,
@@ -46,6 +47,11 @@ pub struct SourceTree {
 }
 
 impl SourceTree {
+    /// The tree of a layer without a directory.
+    pub fn empty() -> SourceTree {
+        source_tree(HashedTree::default())
+    }
+
     /// Whether a file of that name sits at the tree's root.
     pub fn has_root_file(&self, name: &str) -> bool {
         self.file(name).is_some()

@@ -43,14 +43,13 @@
 //! checksum; one that is missing, torn, damaged, of another format or for
 //! another context costs a full plan, nothing more.
 
-use crate::plan::inputs::{hash_dirs, SourceFile, SourceTree};
 use crate::plan::keys;
 use crate::plan::predict::Predicted;
-use crate::workspace::Dirs;
-use ov_cache::{
-    checksummed_write_with, Digest, Fingerprint, Lookup, NodeKey, Store, TreeDigest, Witness,
+use crate::plan::watch::{
+    context, now_ns, read_kept, recheck, watch, write_kept, Unsettled, Watched, WatchedTree,
 };
-use ov_cache::{StatCache, WitnessBuilder};
+use crate::workspace::Dirs;
+use ov_cache::{Digest, Fingerprint, Lookup, NodeKey, Store, TreeDigest, Witness};
 use ov_rules::rule::Caching;
 use ov_rules::Ingredients;
 use petgraph::graph::NodeIndex;
@@ -58,7 +57,6 @@ use petgraph::visit::EdgeRef;
 use petgraph::Direction;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -90,21 +88,6 @@ struct NodeMemo {
     checked: bool,
 }
 
-#[derive(Clone, Serialize, Deserialize)]
-struct TreeMemo {
-    dir: PathBuf,
-    witness: Witness,
-    shape: [u8; 32],
-    digest: [u8; 32],
-    /// Holds a symbolic link: validation reads where each one points, so
-    /// any change to such a tree means a full plan.
-    has_links: bool,
-    /// Files of the tree that are also structure (its layer.yml), with
-    /// their fingerprints: a change to one means a full plan. Kept here,
-    /// not in the structure's witness, so a no-op stats them once.
-    structural: Vec<(String, Fingerprint)>,
-}
-
 /// What decides whether the rest of the memo can be used at all. It is
 /// written first, and read alone first: after a structure edit, the
 /// ~8,000 node entries behind it are not decoded only to be thrown away.
@@ -122,30 +105,12 @@ struct Stored {
     store_exists: bool,
     generation: Option<Fingerprint>,
     platform: [u8; 32],
-    trees: Vec<TreeMemo>,
+    trees: Vec<WatchedTree>,
     nodes: Vec<NodeMemo>,
     /// The nodes a dry run of this context prints, in order.
     selected: Vec<u32>,
     /// What the plan warned about (it depends on the structure only).
     stderr: String,
-}
-
-/// A writer that hashes what passes through it.
-struct Hashing<W> {
-    to: W,
-    hash: blake3::Hasher,
-}
-
-impl<W: std::io::Write> std::io::Write for Hashing<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.to.write(buf)?;
-        self.hash.update(&buf[..n]);
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.to.flush()
-    }
 }
 
 /// One dry run's view of its memo.
@@ -164,41 +129,6 @@ pub struct Replay {
     pub stdout: String,
     /// What to print on stderr (warnings).
     pub stderr: String,
-}
-
-fn now_ns() -> i128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i128)
-        .unwrap_or(i128::MAX)
-}
-
-/// A hash of everything the output depends on that is not a file of the
-/// project: this ov binary (its version and its own fingerprint, so a
-/// rebuilt ov never replays an older one's output), where it runs and on
-/// what, and which targets were asked for.
-fn context(root: &Path, dirs: &Dirs, targets: &[String]) -> Option<[u8; 32]> {
-    let exe = std::env::current_exe().ok()?;
-    let exe_fp = Fingerprint::of(&std::fs::metadata(&exe).ok()?);
-    let cwd = std::env::current_dir().ok()?;
-    let mut h = blake3::Hasher::new();
-    let mut field = |bytes: &[u8]| {
-        h.update(&(bytes.len() as u64).to_le_bytes());
-        h.update(bytes);
-    };
-    field(MAGIC);
-    field(env!("CARGO_PKG_VERSION").as_bytes());
-    field(exe.as_os_str().as_encoded_bytes());
-    field(&postcard::to_allocvec(&exe_fp).ok()?);
-    field(cwd.as_os_str().as_encoded_bytes());
-    field(root.as_os_str().as_encoded_bytes());
-    field(dirs.repo_cache.as_os_str().as_encoded_bytes());
-    field(dirs.state.as_os_str().as_encoded_bytes());
-    field(&(targets.len() as u64).to_le_bytes());
-    for t in targets {
-        field(t.as_bytes());
-    }
-    Some(*h.finalize().as_bytes())
 }
 
 /// What a dry run says of a node: the word and whether it would run.
@@ -250,46 +180,9 @@ fn platform_digest(store: Option<&Store>) -> [u8; 32] {
     *blake3::hash(text.as_bytes()).as_bytes()
 }
 
-/// The names and kinds of a tree's entries: what validation and builder
-/// detection read of a layer directory besides its YAML.
-fn shape(t: &SourceTree) -> [u8; 32] {
-    let mut h = blake3::Hasher::new();
-    h.update(&[u8::from(t.root.is_some())]);
-    for f in &t.files {
-        h.update(&(f.rel.len() as u64).to_le_bytes());
-        h.update(f.rel.as_bytes());
-        h.update(&[u8::from(f.is_link())]);
-    }
-    h.update(b"/");
-    for (rel, _) in &t.dirs {
-        h.update(&(rel.len() as u64).to_le_bytes());
-        h.update(rel.as_bytes());
-    }
-    *h.finalize().as_bytes()
-}
-
-fn tree_memo(dir: &Path, t: &SourceTree) -> Option<TreeMemo> {
-    let mut b = WitnessBuilder::default();
-    b.dir(dir, t.root);
-    for (rel, fp) in &t.dirs {
-        b.entry(dir, rel, Some(*fp));
-    }
-    for f in &t.files {
-        b.entry(dir, &f.rel, Some(f.fingerprint));
-    }
-    Some(TreeMemo {
-        dir: dir.to_path_buf(),
-        witness: b.finish()?,
-        shape: shape(t),
-        digest: *t.digest.as_bytes(),
-        has_links: t.files.iter().any(SourceFile::is_link),
-        structural: Vec::new(),
-    })
-}
-
 /// The key of `nodes[i]` from its stored ingredients and its dependencies'
 /// current contributions.
-fn key_of(nodes: &[NodeMemo], trees: &[TreeMemo], i: usize) -> NodeKey {
+fn key_of(nodes: &[NodeMemo], trees: &[WatchedTree], i: usize) -> NodeKey {
     let n = &nodes[i];
     let mut ing = Ingredients::replay(n.head.iter().map(|(name, d)| (name.as_str(), d)));
     if let Some((label, t)) = &n.source {
@@ -304,7 +197,7 @@ fn key_of(nodes: &[NodeMemo], trees: &[TreeMemo], i: usize) -> NodeKey {
 
 /// Sets a node's key and results anew; whether what it contributes to its
 /// dependents changed.
-fn rekey(nodes: &mut [NodeMemo], trees: &[TreeMemo], store: Option<&Store>, i: usize) -> bool {
+fn rekey(nodes: &mut [NodeMemo], trees: &[WatchedTree], store: Option<&Store>, i: usize) -> bool {
     // As `predict` keys a full plan: a source's output is its tree; else
     // the store's answer for the node's id (every-build nodes) or key.
     let key = key_of(nodes, trees, i);
@@ -340,7 +233,7 @@ impl Memo {
         Memo {
             path: dirs.cache.join(FILE),
             store: dirs.cache.join("store"),
-            context: context(root, dirs, targets),
+            context: context(MAGIC, root, dirs, targets),
             started_ns: now_ns(),
         }
     }
@@ -348,38 +241,19 @@ impl Memo {
     /// The memo of this context, if its structure is unchanged.
     fn load(&self) -> Option<Stored> {
         let context = self.context?;
-        let bytes = std::fs::read(&self.path).ok()?;
-        let rest = bytes.strip_prefix(MAGIC.as_slice())?;
-        let (sum, payload) = rest.split_at_checked(32)?;
-        if blake3::hash(payload).as_bytes() != sum {
-            return None;
-        }
-        let (head, _) = postcard::take_from_bytes::<Head>(payload).ok()?;
+        let payload = read_kept(&self.path, MAGIC)?;
+        let (head, _) = postcard::take_from_bytes::<Head>(&payload).ok()?;
         if head.context != context || !head.structure.unchanged() {
             return None;
         }
-        postcard::from_bytes(payload).ok()
+        postcard::from_bytes(&payload).ok()
     }
 
     /// Streams the memo to disk: at the bench project's size its bytes
-    /// are 4 MB, and the run is at its peak of memory here.
+    /// are 4 MB, and the run is at its peak of memory here. A memo that
+    /// cannot be written costs the next run a full plan, nothing more.
     fn write(&self, stored: &Stored) {
-        // Its checksum refuses a file cut by a power loss, so it is not
-        // synced to disk: a cut memo costs a full plan, nothing more.
-        let _ = checksummed_write_with(&self.path, |f| {
-            use std::io::{Seek, SeekFrom, Write};
-            f.write_all(MAGIC)?;
-            f.write_all(&[0; 32])?;
-            let mut out = Hashing {
-                to: std::io::BufWriter::with_capacity(256 * 1024, &mut *f),
-                hash: blake3::Hasher::new(),
-            };
-            postcard::to_io(stored, &mut out).map_err(std::io::Error::other)?;
-            let Hashing { to, hash } = out;
-            let f = to.into_inner().map_err(|e| e.into_error())?;
-            f.seek(SeekFrom::Start(MAGIC.len() as u64))?;
-            f.write_all(hash.finalize().as_bytes())
-        });
+        let _ = write_kept(&self.path, MAGIC, stored);
     }
 
     /// The dry run's output from the memo, when the structure of the
@@ -404,42 +278,16 @@ impl Memo {
         if store_changed && platform_digest(store.as_ref()) != stored.platform {
             return None;
         }
-        let changed: Vec<usize> = stored
-            .trees
-            .par_iter()
-            .enumerate()
-            .filter(|(_, t)| !t.witness.unchanged())
-            .map(|(i, _)| i)
-            .collect();
-        if changed.is_empty() && !store_changed {
+        let rehashed = recheck(&mut stored.trees)?;
+        if rehashed.is_empty() && !store_changed {
             return Some(Replay {
                 stdout: render(&stored.nodes, &stored.selected),
                 stderr: stored.stderr,
             });
         }
-        if changed.iter().any(|&i| stored.trees[i].has_links) {
-            return None;
-        }
-        let roots: Vec<&Path> = changed
-            .iter()
-            .map(|&i| stored.trees[i].dir.as_path())
-            .collect();
-        let fresh = hash_dirs(&roots, &mut StatCache::in_memory()).ok()?;
         let mut moved_tree = vec![false; stored.trees.len()];
-        for (&i, t) in changed.iter().zip(&fresh) {
-            let mut m = tree_memo(&stored.trees[i].dir, t)?;
-            if m.shape != stored.trees[i].shape || m.has_links {
-                return None;
-            }
-            m.structural = std::mem::take(&mut stored.trees[i].structural);
-            if m.structural
-                .iter()
-                .any(|(rel, fp)| t.file(rel).map(|f| f.fingerprint) != Some(*fp))
-            {
-                return None;
-            }
-            moved_tree[i] = m.digest != stored.trees[i].digest;
-            stored.trees[i] = m;
+        for r in &rehashed {
+            moved_tree[r.index] = r.moved;
         }
         // Dependency order: a node's dependencies come before it.
         let mut moved = vec![false; stored.nodes.len()];
@@ -458,9 +306,9 @@ impl Memo {
         let stdout = render(&stored.nodes, &stored.selected);
         stored.generation = gen_now;
         let settled = stored.generation.is_none_or(|g| g.settled(self.started_ns))
-            && changed
+            && rehashed
                 .iter()
-                .all(|&i| stored.trees[i].witness.settled(self.started_ns));
+                .all(|r| stored.trees[r.index].witness.settled(self.started_ns));
         if settled {
             self.write(&stored);
         }
@@ -509,82 +357,16 @@ fn snapshot(
         context,
         started_ns,
     } = *at;
-    let project = &ws.project;
     let g = &ws.plan.graph;
-
-    // A file edited moments ago (the usual dry run right after an edit)
-    // cannot be remembered under its fingerprint: whatever is built below
-    // would only be thrown away. The trees are asked first, straight from
-    // their fingerprints, before their witnesses are built.
-    let tree_settled = |t: &SourceTree| {
-        t.root.is_none_or(|fp| fp.settled(started_ns))
-            && t.dirs.iter().all(|(_, fp)| fp.settled(started_ns))
-            && t.files.iter().all(|f| f.fingerprint.settled(started_ns))
-    };
-    if !ws.trees.values().all(tree_settled) {
-        return None;
-    }
-    // One tree per layer directory.
-    let mut sources: Vec<(&Path, &SourceTree)> = Vec::new();
-    let mut tree_of_layer: HashMap<&str, u32> = HashMap::new();
-    let mut tree_of_dir: HashMap<&Path, u32> = HashMap::new();
-    for (name, tree) in &ws.trees {
-        let dir = project.layers.get(name)?.dir.as_path();
-        if dir.as_os_str().is_empty() {
-            continue;
-        }
-        let ix = *tree_of_dir.entry(dir).or_insert_with(|| {
-            sources.push((dir, tree));
-            (sources.len() - 1) as u32
-        });
-        tree_of_layer.insert(name, ix);
-    }
-
-    let mut structural: Vec<Vec<(String, Fingerprint)>> = vec![Vec::new(); sources.len()];
-    let mut b = WitnessBuilder::default();
-    for f in &project.inputs.files {
-        // A file of a hashed tree (a layer.yml that is not a link) is
-        // watched by that tree's witness.
-        let in_tree = f.parent().and_then(|d| tree_of_dir.get(d)).and_then(|&t| {
-            let rel = f.file_name()?.to_str()?;
-            let file = sources[t as usize].1.file(rel)?;
-            (!file.is_link()).then(|| (t, rel.to_string(), file.fingerprint))
-        });
-        match in_tree {
-            Some((t, rel, fp)) => structural[t as usize].push((rel, fp)),
-            None => b.path_now(f),
-        }
-    }
-    // The YAML files are where an edit usually is: no need to look further.
-    if !b.settled(started_ns) {
-        return None;
-    }
-    for d in &project.inputs.dirs {
-        b.dir_now(d);
-    }
-    // Validation only asks whether a copy source exists and what it is. In
-    // a hashed tree, its shape says that (and its witness sees the
-    // contents change); only a source elsewhere needs its own witness.
-    let in_a_tree = |p: &Path| p.ancestors().skip(1).any(|a| tree_of_dir.contains_key(a));
-    for path in crate::load::validate::copy_source_paths(project) {
-        if !in_a_tree(&path) {
-            b.path_now(&path);
-        }
-    }
-    for path in crate::plan::header_files(project) {
-        b.path_now(&path);
-    }
-    let structure = b.finish()?;
+    let Watched {
+        structure,
+        trees,
+        tree_of_layer,
+        ..
+    } = watch(&ws.project, &ws.trees, started_ns, Unsettled::Refuse)?;
     let generation = generation(store_dir);
-    if !structure.settled(started_ns) || !generation.is_none_or(|g| g.settled(started_ns)) {
+    if !generation.is_none_or(|g| g.settled(started_ns)) {
         return None;
-    }
-    let mut trees: Vec<TreeMemo> = sources
-        .par_iter()
-        .map(|(dir, tree)| tree_memo(dir, tree))
-        .collect::<Option<_>>()?;
-    for (t, s) in trees.iter_mut().zip(structural) {
-        t.structural = s;
     }
 
     let order = petgraph::algo::toposort(g, None).ok()?;
@@ -649,42 +431,7 @@ fn snapshot(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::{Duration, SystemTime};
-
-    /// Sets the mtime of everything under `dir` (and `dir`) a minute back,
-    /// so every input has settled.
-    fn backdate(dir: &Path) {
-        let old = SystemTime::now() - Duration::from_secs(60);
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                backdate(&path);
-            } else {
-                let f = std::fs::File::options().write(true).open(&path).unwrap();
-                f.set_modified(old).unwrap();
-            }
-        }
-        std::fs::File::open(dir).unwrap().set_modified(old).unwrap();
-    }
-
-    fn copy(src: &Path, dst: &Path) {
-        std::fs::create_dir_all(dst).unwrap();
-        for entry in std::fs::read_dir(src).unwrap() {
-            let entry = entry.unwrap();
-            let to = dst.join(entry.file_name());
-            if entry.file_type().unwrap().is_dir() {
-                copy(&entry.path(), &to);
-            } else {
-                std::fs::copy(entry.path(), to).unwrap();
-            }
-        }
-    }
-
-    struct Setup {
-        _tmp: tempfile::TempDir,
-        root: PathBuf,
-        dirs: Dirs,
-    }
+    use crate::plan::fixture::{backdate, damaged, fixture, Setup};
 
     /// What a dry run of the whole project prints, by a full plan.
     fn full(s: &Setup) -> String {
@@ -695,22 +442,7 @@ mod tests {
 
     /// A settled copy of the mini fixture whose memo a full plan wrote.
     fn remembered() -> Setup {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = tmp.path().join("project");
-        copy(
-            Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/mini")),
-            &root,
-        );
-        let dirs = Dirs {
-            cache: tmp.path().join("cache"),
-            repo_cache: tmp.path().join("repos"),
-            state: tmp.path().join("state"),
-        };
-        let s = Setup {
-            _tmp: tmp,
-            root,
-            dirs,
-        };
+        let s = fixture();
         // The first plan makes the VM's key pair (an input of the plan);
         // all inputs are then older than the settling time.
         crate::workspace::Workspace::open(&s.root, &s.dirs).unwrap();
@@ -851,17 +583,7 @@ mod tests {
         let s = remembered();
         let path = s.dirs.cache.join(FILE);
         let good = std::fs::read(&path).unwrap();
-        let mut flipped = good.clone();
-        let last = flipped.len() - 1;
-        flipped[last] ^= 1;
-        // A kill -9 can leave no torn file (the write is atomic), but a
-        // file cut anywhere must still be refused, not misread.
-        let mut bad: Vec<Vec<u8>> = (0..good.len())
-            .step_by(good.len() / 64 + 1)
-            .map(|n| good[..n].to_vec())
-            .collect();
-        bad.extend([flipped, b"garbage".to_vec()]);
-        for b in bad {
+        for b in damaged(&good) {
             std::fs::write(&path, &b).unwrap();
             assert!(
                 replay(&s, &[]).is_none(),

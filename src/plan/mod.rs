@@ -5,6 +5,8 @@
 //! context, so images that share a base and a prefix of layers share those
 //! nodes: ov's auto-intermediate images fall out of the graph.
 
+#[cfg(test)]
+mod fixture;
 pub mod inputs;
 pub mod keys;
 pub mod layer_files;
@@ -12,8 +14,11 @@ pub mod lock;
 pub mod memo;
 pub mod predict;
 pub mod resolve;
+pub mod saved;
+mod select;
 pub mod stage_check;
 pub mod user;
+pub(crate) mod watch;
 pub mod why;
 
 use crate::load::model::{Project, VmSourceKind};

@@ -22,7 +22,7 @@ mod tags;
 
 use crate::plan::keys;
 use crate::run::progress::{Mode, Progress, Summary};
-use crate::workspace::{Dirs, Workspace};
+use crate::workspace::{Dirs, Planned};
 use anyhow::Context as _;
 use node::Done;
 use ov_cache::Store;
@@ -60,6 +60,8 @@ pub struct BuildOptions {
     pub image_cache: Option<Arc<image_cache::ImageCache>>,
     /// The remote cache, if any.
     pub remote: Option<remote::RemoteOptions>,
+    /// Where the plan came from (said in the summary).
+    pub plan: progress::PlanSource,
 }
 
 /// How a build checks that cached nodes' images are still in the engine
@@ -92,8 +94,8 @@ impl std::str::FromStr for ImageCheck {
 
 /// State every node task shares.
 pub struct Shared {
-    /// The planned project.
-    pub ws: Workspace,
+    /// The planned project (shared with the thread that saves it).
+    pub ws: Arc<Planned>,
     /// Layer name → directory label, for keys.
     pub dirs: HashMap<String, String>,
     /// The local store.
@@ -218,7 +220,7 @@ pub struct Outcome {
 /// Refuses, before anything runs, a build whose VM boots ask for more RAM
 /// than the budget: the scheduler would otherwise start such a boot alone
 /// and let it take the host's memory.
-fn refuse_over_budget(ws: &Workspace, order: &[NodeIndex], budget: u64) -> anyhow::Result<()> {
+fn refuse_over_budget(ws: &Planned, order: &[NodeIndex], budget: u64) -> anyhow::Result<()> {
     for ix in order {
         let node = &ws.plan.graph[*ix];
         if let ResourceClass::Vm { ram_mib } = node.spec.resources() {
@@ -249,7 +251,7 @@ fn class(resources: ResourceClass) -> sched::Class {
 /// Runs the build of `targets` (everything when empty) on the engine at
 /// `opts.endpoint`; Ctrl-C cancels it.
 pub fn run(
-    ws: Workspace,
+    ws: Arc<Planned>,
     dirs: &Dirs,
     targets: &[String],
     opts: &BuildOptions,
@@ -269,14 +271,14 @@ pub enum Cancel {
 
 /// [`run`] on the engine `engine`, cancelled by `cancel`.
 pub fn run_on(
-    ws: Workspace,
+    ws: Arc<Planned>,
     dirs: &Dirs,
     targets: &[String],
     opts: &BuildOptions,
     engine: EngineSource,
     cancel: Cancel,
 ) -> anyhow::Result<Outcome> {
-    let order = ws.select(targets)?;
+    let order = ws.plan.select(targets)?;
     refuse_over_budget(&ws, &order, opts.vm_ram_mib)?;
     let store = match Store::open(&dirs.cache.join("store")) {
         Ok(store) => Arc::new(store),
@@ -296,7 +298,7 @@ pub fn run_on(
     let run_id = format!("{}-{started_ms}", std::process::id());
     let (scratch, read_only_cause) = scratch_dir(&dirs.cache, &run_id)?;
     // A misspelt --refresh is bad input (exit 2), like a misspelt target.
-    let refresh = ws.refresh_set(&opts.refresh)?;
+    let refresh = ws.plan.refresh_set(&opts.refresh)?;
     let n = ws.plan.graph.node_count();
     let progress = Arc::new(Progress::new(opts.progress));
     let remote = opts.remote.as_ref().map(remote::Remote::new).transpose()?;
@@ -375,7 +377,10 @@ pub fn run_on(
         privileged: 1,
         vm_ram_mib: opts.vm_ram_mib,
     };
-    let mut summary = Summary::default();
+    let mut summary = Summary {
+        plan: opts.plan,
+        ..Summary::default()
+    };
     let mut nodes: Vec<record::NodeRun> = order
         .iter()
         .map(|ix| record::NodeRun {
@@ -564,7 +569,7 @@ fn finish_record(
         }
     }
     record::RunRecord {
-        project: sh.ws.project.root.clone(),
+        project: sh.ws.root.clone(),
         started_unix_ms,
         elapsed_ms,
         nodes,

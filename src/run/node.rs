@@ -221,8 +221,8 @@ pub async fn run(
     let layer_dir = node
         .layer
         .as_ref()
-        .and_then(|l| sh.ws.project.layers.get(l))
-        .map(|l| l.dir.clone());
+        .and_then(|l| sh.ws.layer_dirs.get(l))
+        .cloned();
     let progress = sh.progress.clone();
     let id = node.id.clone();
     let mut on_line = move |l: &str| progress.line(&id, l);
@@ -232,7 +232,7 @@ pub async fn run(
         key: &key,
         deps: &deps,
         layer_dir: layer_dir.as_deref().filter(|d| !d.as_os_str().is_empty()),
-        project_root: &sh.ws.project.root,
+        project_root: &sh.ws.root,
         scratch: &scratch,
         run_id: &sh.run_id,
         cancel: &cancel,

@@ -54,6 +54,20 @@ pub struct Summary {
     /// The remote cache's figures, when one is set.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remote: Option<crate::run::remote::RemoteCounts>,
+    /// Where the build's plan came from.
+    pub plan: PlanSource,
+}
+
+/// Where a build's plan came from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PlanSource {
+    /// The project was loaded, validated and planned.
+    #[default]
+    Full,
+    /// The last build's plan, read back: the project's structure was
+    /// unchanged (see `plan::saved`).
+    Saved,
 }
 
 /// The display.

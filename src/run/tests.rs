@@ -378,9 +378,18 @@ impl Project {
             image_check: ImageCheck::Auto,
             image_cache: None,
             remote: None,
+            plan: Default::default(),
         };
         let engine = EngineSource::Given(fake.clone());
-        run_on(ws, &self.dirs, &[], &opts, engine, cancel).unwrap()
+        run_on(
+            Arc::new(ws.into_planned().0),
+            &self.dirs,
+            &[],
+            &opts,
+            engine,
+            cancel,
+        )
+        .unwrap()
     }
 
     fn no_cancel() -> Cancel {

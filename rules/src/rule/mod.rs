@@ -211,6 +211,27 @@ impl NodeSpec {
         each!(self, s => kind_of(s))
     }
 
+    /// The spec of a node of `kind`, from the JSON its `Serialize` wrote:
+    /// how a saved plan is read back. `NodeSpec` is untagged, so the kind
+    /// picks the variant rather than the first one whose fields fit.
+    pub fn from_json(kind: NodeKind, text: &str) -> serde_json::Result<NodeSpec> {
+        use serde_json::from_str as de;
+        Ok(match kind {
+            NodeKind::Source => NodeSpec::Source(de(text)?),
+            NodeKind::Base => NodeSpec::Base(de(text)?),
+            NodeKind::Bootstrap => NodeSpec::Bootstrap(de(text)?),
+            NodeKind::Preamble => NodeSpec::Preamble(de(text)?),
+            NodeKind::Stage => NodeSpec::Stage(de(text)?),
+            NodeKind::Layer => NodeSpec::Layer(de(text)?),
+            NodeKind::Image => NodeSpec::Image(de(text)?),
+            NodeKind::Eval => NodeSpec::Eval(de(text)?),
+            NodeKind::CloudImage => NodeSpec::CloudImage(de(text)?),
+            NodeKind::Disk => NodeSpec::Disk(de(text)?),
+            NodeKind::Seed => NodeSpec::Seed(de(text)?),
+            NodeKind::Boot => NodeSpec::Boot(de(text)?),
+        })
+    }
+
     /// See [`Rule::resources`].
     pub fn resources(&self) -> ResourceClass {
         each!(self, s => s.resources())
