@@ -49,6 +49,10 @@ pub struct HashedTree {
     /// mtime moves when an entry is added, removed or renamed, so these
     /// (with `root`) let a caller tell the listing is still the same.
     pub dirs: Vec<(String, Fingerprint)>,
+    /// Entries that are none of these (fifos, sockets, device nodes),
+    /// sorted by path: not hashed, but part of what the listing holds,
+    /// so that one appearing changes it.
+    pub others: Vec<String>,
 }
 
 /// A digest worth remembering: (path, fingerprint, digest).
@@ -235,9 +239,11 @@ mod imp {
             &mut files,
             &mut links,
             &mut tree.dirs,
+            &mut tree.others,
         );
         files.sort_unstable();
         links.sort_unstable();
+        tree.others.sort_unstable();
         let hashed: Vec<Result<(TreeFile, Option<Fresh>), Error>> = files
             .into_par_iter()
             .with_min_len(FILES_PER_TASK)
@@ -276,6 +282,7 @@ mod imp {
         files: &mut Vec<String>,
         links: &mut Vec<String>,
         dirs: &mut Vec<(String, Fingerprint)>,
+        others: &mut Vec<String>,
     ) {
         let mut subdirs = Vec::new();
         if let Ok(mut d) = Dir::new(dir) {
@@ -300,7 +307,8 @@ mod imp {
                     FileType::Directory => subdirs.push(path),
                     FileType::Symlink => links.push(path),
                     FileType::RegularFile => files.push(path),
-                    _ => {}
+                    FileType::Unknown => {}
+                    _ => others.push(path),
                 }
             }
         }
@@ -310,7 +318,7 @@ mod imp {
                     if let Ok(st) = fstat(&fd) {
                         dirs.push((sub.clone(), fingerprint(&st)));
                     }
-                    list(root, fd, &sub, keep, files, links, dirs);
+                    list(root, fd, &sub, keep, files, links, dirs, others);
                 }
                 Err(_) => {
                     if let Ok(st) = statat(root, sub.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
@@ -396,9 +404,18 @@ mod imp {
         };
         let mut files = Vec::new();
         let mut links = Vec::new();
-        list(root, "", keep, &mut files, &mut links, &mut tree.dirs);
+        list(
+            root,
+            "",
+            keep,
+            &mut files,
+            &mut links,
+            &mut tree.dirs,
+            &mut tree.others,
+        );
         files.sort_unstable();
         links.sort_unstable();
+        tree.others.sort_unstable();
         let mut fresh = Vec::new();
         for rel in files {
             let path = root.join(&rel);
@@ -443,6 +460,7 @@ mod imp {
         files: &mut Vec<String>,
         links: &mut Vec<String>,
         dirs: &mut Vec<(String, Fingerprint)>,
+        others: &mut Vec<String>,
     ) {
         let Ok(entries) = std::fs::read_dir(root.join(rel)) else {
             return;
@@ -460,11 +478,13 @@ mod imp {
                 if let Ok(m) = std::fs::symlink_metadata(entry.path()) {
                     dirs.push((path.clone(), Fingerprint::of(&m)));
                 }
-                list(root, &path, keep, files, links, dirs);
+                list(root, &path, keep, files, links, dirs, others);
             } else if ft.is_symlink() {
                 links.push(path);
             } else if ft.is_file() {
                 files.push(path);
+            } else {
+                others.push(path);
             }
         }
     }

@@ -44,6 +44,10 @@ pub struct SourceTree {
     /// Every subdirectory listed, with its fingerprint: together with
     /// `root`, what tells that no file was added or removed since.
     pub dirs: Vec<(String, Fingerprint)>,
+    /// Entries that are not files, links or directories (fifos, sockets,
+    /// device nodes): not hashed, and refused by validation, but part of
+    /// the tree's shape so that one appearing means a full plan.
+    pub others: Vec<String>,
 }
 
 impl SourceTree {
@@ -145,6 +149,7 @@ fn source_tree(t: HashedTree) -> SourceTree {
         digest,
         root: t.root,
         dirs: t.dirs,
+        others: t.others,
     }
 }
 

@@ -517,6 +517,14 @@ mod tests {
             ("layer directory added", |r| {
                 std::fs::create_dir(r.join("layers/extra")).unwrap()
             }),
+            // Hashing skips it, but validation refuses it.
+            ("fifo added to a layer", |r| {
+                let made = std::process::Command::new("mkfifo")
+                    .arg(r.join("layers/greeting/pipe"))
+                    .status()
+                    .unwrap();
+                assert!(made.success());
+            }),
         ];
         for (what, change) in changes {
             let s = remembered();

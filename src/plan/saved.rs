@@ -322,7 +322,13 @@ mod tests {
 
     /// A settled copy of the mini fixture whose plan a build kept.
     fn kept() -> Setup {
+        kept_with(|_| {})
+    }
+
+    /// [`kept`], with the project changed by `prepare` first.
+    fn kept_with(prepare: fn(&Path)) -> Setup {
         let s = fixture();
+        prepare(&s.root);
         // The first plan makes the VM's key pair (an input of the plan);
         // all inputs are then older than the settling time.
         Workspace::open(&s.root, &s.dirs).unwrap();
@@ -407,7 +413,7 @@ mod tests {
     #[test]
     fn a_change_of_structure_needs_a_full_plan() {
         type Change = fn(&Path) -> Vec<PathBuf>;
-        let changes: [(&str, Change); 4] = [
+        let changes: [(&str, Change); 5] = [
             ("image.yml", |r| {
                 let p = r.join("image.yml");
                 let t = std::fs::read_to_string(&p).unwrap();
@@ -425,6 +431,15 @@ mod tests {
                 std::fs::write(&p, "x").unwrap();
                 vec![p, r.join("layers/web")]
             }),
+            // Hashing skips it, but validation refuses it.
+            ("a fifo added to a layer", |r| {
+                let made = std::process::Command::new("mkfifo")
+                    .arg(r.join("layers/web/pipe"))
+                    .status()
+                    .unwrap();
+                assert!(made.success());
+                vec![r.join("layers/web")]
+            }),
             ("ov.lock", |r| {
                 let p = r.join("ov.lock");
                 std::fs::write(&p, "base: {}\n").unwrap();
@@ -437,6 +452,28 @@ mod tests {
             settle(&change(&s.root));
             assert!(load(&s).is_none(), "{what}: the kept plan was read back");
         }
+    }
+
+    #[test]
+    fn a_fifo_in_a_layer_subdirectory_needs_a_full_plan() {
+        // Discovery does not walk hidden directories: only the tree's witness
+        // sees what changes in one.
+        let s = kept_with(|r| {
+            std::fs::create_dir(r.join("layers/web/.cfg")).unwrap();
+            std::fs::write(r.join("layers/web/.cfg/x"), "x").unwrap();
+        });
+        let sub = s.root.join("layers/web/.cfg");
+        std::fs::write(sub.join("x"), "y").unwrap();
+        settle(&[sub.join("x"), sub.clone()]);
+        assert!(load(&s).is_some(), "a file's edit needs no full plan");
+        let made = std::process::Command::new("mkfifo")
+            .arg(sub.join("pipe"))
+            .status()
+            .unwrap();
+        assert!(made.success());
+        settle(std::slice::from_ref(&sub));
+        // Hashing skips it, but validation refuses it.
+        assert!(load(&s).is_none(), "the fifo went unseen");
     }
 
     #[test]

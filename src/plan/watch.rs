@@ -62,7 +62,8 @@ impl WatchedTree {
 }
 
 /// The names and kinds of a tree's entries: what validation and builder
-/// detection read of a layer directory besides its YAML.
+/// detection read of a layer directory besides its YAML (a fifo or socket
+/// added is refused by validation, so it is part of the shape).
 fn shape(t: &SourceTree) -> [u8; 32] {
     let mut h = blake3::Hasher::new();
     h.update(&[u8::from(t.root.is_some())]);
@@ -73,6 +74,11 @@ fn shape(t: &SourceTree) -> [u8; 32] {
     }
     h.update(b"/");
     for (rel, _) in &t.dirs {
+        h.update(&(rel.len() as u64).to_le_bytes());
+        h.update(rel.as_bytes());
+    }
+    h.update(b"/");
+    for rel in &t.others {
         h.update(&(rel.len() as u64).to_le_bytes());
         h.update(rel.as_bytes());
     }
