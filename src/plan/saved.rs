@@ -14,9 +14,11 @@
 //! Specs are kept as the JSON their `Serialize` writes (they hold JSON
 //! values, which postcard cannot read back without a schema), and read
 //! back on all cores. A plan is only kept when every spec reads back equal
-//! to the planned one, when every input had settled before the run began,
-//! and the file carries a checksum: a plan that is missing, torn, of
-//! another format or for another context costs a full plan, nothing more.
+//! to the planned one and the structure had settled before the run began;
+//! a tree that had not (the build right after a layer edit) is kept marked
+//! stale, and hashed again by every build until one finds it settled. The
+//! file carries a checksum: a plan that is missing, torn, of another format
+//! or for another context costs a full plan, nothing more.
 
 use crate::load::model::Project;
 use crate::plan::inputs::SourceTree;
