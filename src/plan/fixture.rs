@@ -76,3 +76,24 @@ pub fn damaged(good: &[u8]) -> Vec<Vec<u8>> {
     bad.extend([flipped, b"garbage".to_vec()]);
     bad
 }
+
+/// [`fixture`] changed by `prepare`, then planned once (which makes the
+/// VM's key pair, an input of the plan) and settled: every input older
+/// than the settling time.
+pub fn settled_fixture(prepare: fn(&Path)) -> Setup {
+    let s = fixture();
+    prepare(&s.root);
+    crate::workspace::Workspace::open(&s.root, &s.dirs).unwrap();
+    backdate(&s.root);
+    backdate(&s.dirs.state);
+    s
+}
+
+/// Makes a fifo at `path` (which hashing skips and validation refuses).
+pub fn mkfifo(path: &Path) {
+    let made = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(made.success(), "mkfifo {}", path.display());
+}

@@ -431,7 +431,7 @@ fn snapshot(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::fixture::{backdate, damaged, fixture, Setup};
+    use crate::plan::fixture::{backdate, damaged, mkfifo, settled_fixture, Setup};
 
     /// What a dry run of the whole project prints, by a full plan.
     fn full(s: &Setup) -> String {
@@ -442,12 +442,7 @@ mod tests {
 
     /// A settled copy of the mini fixture whose memo a full plan wrote.
     fn remembered() -> Setup {
-        let s = fixture();
-        // The first plan makes the VM's key pair (an input of the plan);
-        // all inputs are then older than the settling time.
-        crate::workspace::Workspace::open(&s.root, &s.dirs).unwrap();
-        backdate(&s.root);
-        backdate(&s.dirs.state);
+        let s = settled_fixture(|_| {});
         assert!(replay(&s, &[]).is_none(), "nothing is remembered yet");
         full(&s);
         assert!(
@@ -519,11 +514,7 @@ mod tests {
             }),
             // Hashing skips it, but validation refuses it.
             ("fifo added to a layer", |r| {
-                let made = std::process::Command::new("mkfifo")
-                    .arg(r.join("layers/greeting/pipe"))
-                    .status()
-                    .unwrap();
-                assert!(made.success());
+                mkfifo(&r.join("layers/greeting/pipe"))
             }),
         ];
         for (what, change) in changes {

@@ -367,7 +367,7 @@ fn snapshot(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::fixture::{backdate, damaged, fixture, Setup};
+    use crate::plan::fixture::{damaged, mkfifo, settled_fixture, Setup};
     use crate::workspace::Workspace;
 
     /// A full plan of the project, and its plan kept as a build keeps it.
@@ -391,13 +391,7 @@ mod tests {
 
     /// [`kept`], with the project changed by `prepare` first.
     fn kept_with(prepare: fn(&Path)) -> Setup {
-        let s = fixture();
-        prepare(&s.root);
-        // The first plan makes the VM's key pair (an input of the plan);
-        // all inputs are then older than the settling time.
-        Workspace::open(&s.root, &s.dirs).unwrap();
-        backdate(&s.root);
-        backdate(&s.dirs.state);
+        let s = settled_fixture(prepare);
         assert!(load(&s).is_none(), "nothing is kept yet");
         plan_and_save(&s);
         assert!(s.dirs.cache.join(FILE).exists(), "no plan was kept");
@@ -497,11 +491,7 @@ mod tests {
             }),
             // Hashing skips it, but validation refuses it.
             ("a fifo added to a layer", |r| {
-                let made = std::process::Command::new("mkfifo")
-                    .arg(r.join("layers/web/pipe"))
-                    .status()
-                    .unwrap();
-                assert!(made.success());
+                mkfifo(&r.join("layers/web/pipe"));
                 vec![r.join("layers/web")]
             }),
             ("ov.lock", |r| {
@@ -530,11 +520,7 @@ mod tests {
         std::fs::write(sub.join("x"), "y").unwrap();
         settle(&[sub.join("x"), sub.clone()]);
         assert!(load(&s).is_some(), "a file's edit needs no full plan");
-        let made = std::process::Command::new("mkfifo")
-            .arg(sub.join("pipe"))
-            .status()
-            .unwrap();
-        assert!(made.success());
+        mkfifo(&sub.join("pipe"));
         settle(std::slice::from_ref(&sub));
         // Hashing skips it, but validation refuses it.
         assert!(load(&s).is_none(), "the fifo went unseen");
