@@ -86,7 +86,7 @@ fn remove_dead_temps(dir: &Path, name: &str) {
         else {
             continue;
         };
-        if !Path::new("/proc").join(pid.to_string()).exists() {
+        if !crate::process_alive(pid) {
             let _ = std::fs::remove_file(e.path());
         }
     }

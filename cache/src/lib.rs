@@ -39,6 +39,7 @@ mod digest;
 mod error;
 mod fingerprint;
 mod hashing;
+mod process;
 mod redact;
 pub mod remote;
 mod statcache;
@@ -51,6 +52,7 @@ pub use digest::{BlobDigest, Digest, DigestParseError, FileDigest, NodeKey, Tree
 pub use error::Error;
 pub use fingerprint::{Fingerprint, SETTLE_NS};
 pub use hashing::{hash_files, HashedFile};
+pub use process::process_alive;
 pub use redact::{redact, redact_json, MASK};
 pub use statcache::StatCache;
 pub use store::{

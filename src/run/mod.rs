@@ -634,15 +634,7 @@ pub(super) fn alive(run: &str) -> bool {
     run.split('-')
         .next()
         .and_then(|p| p.parse::<u32>().ok())
-        .is_some_and(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-                !s.rsplit(')')
-                    .next()
-                    .unwrap_or("")
-                    .trim_start()
-                    .starts_with('Z')
-            })
-        })
+        .is_some_and(ov_cache::process_alive)
 }
 
 /// The keys journaled by the other live runs on this cache dir.
