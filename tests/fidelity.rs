@@ -25,7 +25,7 @@ fn open(project: &Path) -> (Workspace, TempDir) {
 fn render(ws: &Workspace, id: &str) -> Rendered {
     let ix = ws.plan.by_id[id];
     let node = &ws.plan.graph[ix];
-    steps_sent(&node.spec, &EngineQuirks::for_build())
+    steps_sent(node.spec.get().unwrap(), &EngineQuirks::for_build())
         .expect("a layer or image node")
         .unwrap_or_else(|e| panic!("{id}: {e}"))
 }
@@ -247,7 +247,7 @@ fn tag_auto_is_no_part_of_the_key() {
     let (ws, _tmp) = open(&shared_fixture("pods"));
     let ix = ws.plan.images["web"];
     assert_eq!(
-        match &ws.plan.graph[ix].spec {
+        match ws.plan.graph[ix].spec.get().unwrap() {
             ov_rules::NodeSpec::Image(image) => image.tag.as_str(),
             other => panic!("not an image: {other:?}"),
         },

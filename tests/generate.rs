@@ -181,7 +181,9 @@ fn generate_prints_what_the_build_sends() {
     let mut sections = printed.split("# node: ").skip(1);
     let mut compared = 0;
     for node in ws.plan.graph.node_weights() {
-        let Some(sent) = ov_rules::rule::steps_sent(&node.spec, &EngineQuirks::for_build()) else {
+        let Some(sent) =
+            ov_rules::rule::steps_sent(node.spec.get().unwrap(), &EngineQuirks::for_build())
+        else {
             continue;
         };
         let Some(section) = printed

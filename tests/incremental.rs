@@ -321,7 +321,12 @@ fn difference(a: &Planned, b: &Planned) -> Option<String> {
     }
     for (x, y) in ga.raw_nodes().iter().zip(gb.raw_nodes()) {
         let (x, y) = (&x.weight, &y.weight);
-        if x.id != y.id || x.label != y.label || x.layer != y.layer || x.spec != y.spec {
+        if x.id != y.id
+            || x.label != y.label
+            || x.layer != y.layer
+            || x.spec.get().unwrap() != y.spec.get().unwrap()
+            || x.spec.facts() != y.spec.facts()
+        {
             return Some(format!("node {} is not {}", x.id, y.id));
         }
     }

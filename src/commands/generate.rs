@@ -38,7 +38,7 @@ pub fn generate(ws: &Workspace, image: &str, opts: &RenderOpts) -> Result<String
         };
         // The chain holds only preamble, layer and image nodes; the others write no
         // Containerfile.
-        let Some(rendered) = ov_rules::rule::steps_sent(&node.spec, &quirks) else {
+        let Some(rendered) = ov_rules::rule::steps_sent(node.spec.get()?, &quirks) else {
             continue;
         };
         let rendered = rendered.with_context(|| format!("rendering node `{}`", node.id))?;
@@ -78,8 +78,8 @@ fn chain(ws: &Workspace, top: NodeIndex) -> Vec<NodeIndex> {
 /// exactly one incoming edge, from it.
 fn parent(ws: &Workspace, ix: NodeIndex) -> Option<NodeIndex> {
     let node = &ws.plan.graph[ix];
-    match &node.spec {
-        NodeSpec::Layer(spec) => ws.plan.by_id.get(&spec.parent).copied(),
+    match node.spec.get() {
+        Ok(NodeSpec::Layer(spec)) => ws.plan.by_id.get(&spec.parent).copied(),
         _ => ws
             .plan
             .graph
@@ -106,7 +106,7 @@ fn stage_section(
     opts: &RenderOpts,
 ) -> Result<String, anyhow::Error> {
     let node = &ws.plan.graph[ix];
-    let NodeSpec::Stage(spec) = &node.spec else {
+    let Ok(NodeSpec::Stage(spec)) = node.spec.get() else {
         return Err(anyhow::anyhow!("node `{}` is not a stage", node.id));
     };
     let builder = ws
@@ -135,9 +135,9 @@ fn parent_ref(ws: &Workspace, ix: NodeIndex) -> String {
 /// an image by its tag, anything else by its id.
 fn node_ref(ws: &Workspace, p: NodeIndex) -> String {
     let node = &ws.plan.graph[p];
-    match &node.spec {
-        NodeSpec::Base(spec) => spec.reference.clone(),
-        NodeSpec::Image(spec) => spec.tag.clone(),
+    match node.spec.get() {
+        Ok(NodeSpec::Base(spec)) => spec.reference.clone(),
+        Ok(NodeSpec::Image(spec)) => spec.tag.clone(),
         _ => node.id.clone(),
     }
 }

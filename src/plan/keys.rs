@@ -104,7 +104,7 @@ pub fn compute(
     let heads: Vec<[[u8; 32]; 2]> = g
         .raw_nodes()
         .par_iter()
-        .map(|n| Ingredients::head(&n.weight.spec))
+        .map(|n| *n.weight.spec.head())
         .collect();
     for ix in order {
         let ing = Ingredients::from_head(&heads[ix.index()]).unlisted();
@@ -128,7 +128,7 @@ pub fn compute(
 
 /// True for the kinds whose output is an engine image, whose keys hash
 /// the engine's platform.
-pub fn uses_engine(spec: &ov_rules::NodeSpec) -> bool {
+pub fn uses_engine(spec: &crate::plan::Spec) -> bool {
     spec.tags_node_image()
 }
 
@@ -164,7 +164,7 @@ pub fn node_key(
     ix: NodeIndex,
     dep_output: impl Fn(NodeIndex) -> [u8; 32],
 ) -> (NodeKey, Manifest) {
-    let ing = Ingredients::for_spec(&plan.graph[ix].spec);
+    let ing = Ingredients::from_head(plan.graph[ix].spec.head());
     let engine = Ingredients::digest_of_engine(engine);
     key_from(plan, trees, dirs, &engine, ix, ing, dep_output)
 }

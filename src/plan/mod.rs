@@ -16,6 +16,7 @@ pub mod predict;
 pub mod resolve;
 pub mod saved;
 mod select;
+pub mod spec;
 pub mod stage_check;
 pub mod user;
 pub(crate) mod watch;
@@ -32,6 +33,7 @@ use ov_rules::rule::{
 use ov_rules::{NodeKind, NodeSpec};
 use petgraph::graph::{DiGraph, NodeIndex};
 use serde_json::{json, Value as Json};
+pub use spec::Spec;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -44,7 +46,7 @@ pub struct PlanNode {
     pub label: String,
     /// The resolved spec, which is also the node's rule; its canonical
     /// bytes go into the key.
-    pub spec: NodeSpec,
+    pub spec: Spec,
     /// The layer whose directory this node hashes or applies.
     pub layer: Option<String>,
 }
@@ -982,7 +984,7 @@ fn preamble(project: &Project, img: &ResolvedImage, base: NodeIndex, p: &mut Pla
             let ix = p.add(PlanNode {
                 id: format!("preamble:{}", img.name),
                 label: format!("preamble {}", img.name),
-                spec,
+                spec: spec.into(),
                 layer: None,
             });
             p.applications.insert(dedupe, ix);
@@ -1342,7 +1344,7 @@ mod tests {
         )
         .unwrap();
         let ix = ws.plan.find("bootstrap:vm/boot-vm").unwrap();
-        let NodeSpec::Bootstrap(spec) = &ws.plan.graph[ix].spec else {
+        let NodeSpec::Bootstrap(spec) = ws.plan.graph[ix].spec.get().unwrap() else {
             panic!("not a bootstrap node: {:?}", ws.plan.graph[ix].spec);
         };
         assert_eq!(spec.builder_node, "image:app");
@@ -1359,7 +1361,7 @@ mod tests {
         )
         .unwrap();
         let ix = ws.plan.find("bootstrap:vm/boot-vm").unwrap();
-        let NodeSpec::Bootstrap(spec) = &ws.plan.graph[ix].spec else {
+        let NodeSpec::Bootstrap(spec) = ws.plan.graph[ix].spec.get().unwrap() else {
             panic!("not a bootstrap node");
         };
         assert_eq!(spec.builder_node, "base:quay.io/x/builder:1");

@@ -317,6 +317,45 @@ pub(crate) fn write_kept<T: Serialize>(
     magic: &[u8; 16],
     value: &T,
 ) -> Result<(), ov_cache::Error> {
+    write_with(
+        path,
+        magic,
+        |out| {
+            postcard::to_io(value, out)
+                .map(drop)
+                .map_err(std::io::Error::other)
+        },
+        &[],
+    )
+}
+
+/// [`write_kept`] of `value` (as postcard bytes, with their length first),
+/// followed by `tail`, which the checksum does not cover: a reader takes
+/// from it only what it needs, and checks that itself (see [`Tail`]).
+pub(crate) fn write_kept_with_tail(
+    path: &Path,
+    magic: &[u8; 16],
+    payload: &[u8],
+    tail: &[u8],
+) -> Result<(), ov_cache::Error> {
+    write_with(
+        path,
+        magic,
+        |out| {
+            out.write_all(&(payload.len() as u64).to_le_bytes())?;
+            out.write_all(payload)
+        },
+        tail,
+    )
+}
+
+/// Writes `magic`, the checksum of what `payload` writes, that, and `tail`.
+fn write_with(
+    path: &Path,
+    magic: &[u8; 16],
+    payload: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
+    tail: &[u8],
+) -> Result<(), ov_cache::Error> {
     checksummed_write_with(path, |f| {
         use std::io::{Seek, SeekFrom, Write};
         f.write_all(magic)?;
@@ -325,12 +364,90 @@ pub(crate) fn write_kept<T: Serialize>(
             to: std::io::BufWriter::with_capacity(256 * 1024, &mut *f),
             hash: blake3::Hasher::new(),
         };
-        postcard::to_io(value, &mut out).map_err(std::io::Error::other)?;
+        payload(&mut out)?;
         let Hashing { to, hash } = out;
         let f = to.into_inner().map_err(|e| e.into_error())?;
+        f.write_all(tail)?;
         f.seek(SeekFrom::Start(magic.len() as u64))?;
         f.write_all(hash.finalize().as_bytes())
     })
+}
+
+/// The bytes after a kept file's checksummed payload (see
+/// [`write_kept_with_tail`]), read a slice at a time from the file the
+/// payload was read from: a writer replaces the file, never changes it,
+/// so the open file stays the one the payload described.
+#[derive(Debug)]
+pub(crate) struct Tail {
+    path: PathBuf,
+    file: std::fs::File,
+    start: u64,
+    len: u64,
+}
+
+impl Tail {
+    /// Removes the file the tail was read from, when it still is the one
+    /// at its path (a newer one may have replaced it): what it held did
+    /// not check out.
+    pub fn discard(&self) {
+        use std::os::unix::fs::MetadataExt;
+        let same = match (self.file.metadata(), std::fs::metadata(&self.path)) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        };
+        if same {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// `len` bytes from `at` (counted from the tail's start).
+    pub fn read(&self, at: u64, len: u64) -> std::io::Result<Vec<u8>> {
+        use std::os::unix::fs::FileExt;
+        let end = at.checked_add(len).filter(|&end| end <= self.len);
+        let (Some(_), Ok(n)) = (end, usize::try_from(len)) else {
+            return Err(std::io::Error::other("beyond the end of the file"));
+        };
+        let mut buf = vec![0; n];
+        self.file.read_exact_at(&mut buf, self.start + at)?;
+        Ok(buf)
+    }
+}
+
+/// The payload [`write_kept_with_tail`] wrote to `path`, when the file is
+/// there, of this format and its payload whole, and its tail.
+pub(crate) fn read_kept_with_tail(path: &Path, magic: &[u8; 16]) -> Option<(Vec<u8>, Tail)> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).ok()?;
+    let size = file.metadata().ok()?.len();
+    let mut head = [0u8; 56];
+    file.read_exact(&mut head).ok()?;
+    let (found, rest) = head.split_at(16);
+    let (sum, len) = rest.split_at(32);
+    if found != magic {
+        return None;
+    }
+    let len_bytes: [u8; 8] = len.try_into().ok()?;
+    let len = u64::from_le_bytes(len_bytes);
+    let start = 56u64.checked_add(len).filter(|&s| s <= size)?;
+    let mut payload = vec![0; usize::try_from(len).ok()?];
+    file.read_exact(&mut payload).ok()?;
+    let mut hash = blake3::Hasher::new();
+    hash.update(&len_bytes);
+    hash.update(&payload);
+    if hash.finalize().as_bytes() != sum {
+        return None;
+    }
+    let tail = Tail {
+        path: path.to_path_buf(),
+        file,
+        start,
+        len: size - start,
+    };
+    Some((payload, tail))
 }
 
 /// The postcard bytes [`write_kept`] wrote to `path`, when the file is

@@ -200,7 +200,11 @@ pub fn verdict(
             lines.push(format!("{label}: will run (never built with this cache)"));
         }
         Some((old_key, old)) => {
-            let spec = n.spec.to_json();
+            let spec = n
+                .spec
+                .get()
+                .map(ov_rules::NodeSpec::to_json)
+                .unwrap_or_default();
             let changes = diff(&old.manifest, manifest, old.meta.get("spec"), &spec);
             lines.push(format!(
                 "{label}: will run (last run had key {})",

@@ -9,13 +9,13 @@
 //! sharing a store build each key once.
 
 use super::Shared;
-use crate::plan::keys;
+use crate::plan::{keys, PlanNode};
 use ov_cache::{ActionResult, BlobRef, Lookup};
 use ov_cache::{Digest, NodeKey};
 use ov_rules::engine::{EnginePlatform, ImageId};
 use ov_rules::oci;
 use ov_rules::rule::{Caching, ExecCtx, ExecError, NodeOutput, Restore};
-use ov_rules::NodeSpec;
+use ov_rules::{NodeKind, NodeSpec};
 use petgraph::graph::NodeIndex;
 use serde_json::{json, Value as Json};
 use std::collections::HashMap;
@@ -109,6 +109,24 @@ pub(super) async fn blocking<T: Send + 'static>(
         .map_err(|e| Failure::new(format!("internal error: {e}")))
 }
 
+/// The node's spec: one a saved plan kept is read here, on first use.
+fn spec_of(node: &PlanNode) -> Result<&NodeSpec, Failure> {
+    node.spec
+        .get()
+        .map_err(|e| Failure::new(format!("{}: {e}", node.id)))
+}
+
+/// An image node's tag; `None` for the other kinds.
+fn image_tag(node: &PlanNode) -> Result<Option<&str>, Failure> {
+    if node.kind() != NodeKind::Image {
+        return Ok(None);
+    }
+    Ok(match spec_of(node)? {
+        NodeSpec::Image(image) => Some(&image.tag),
+        _ => None,
+    })
+}
+
 /// Builds, or finds in the cache, node `ix`.
 pub async fn run(
     sh: Arc<Shared>,
@@ -150,10 +168,10 @@ pub async fn run(
         keys[ix.index()] = Some((key, manifest.clone()));
     }
     let deps = dep_outputs(&sh, ix);
-    let (last_image, holder) = if let NodeSpec::Image(image) = &node.spec {
+    let (last_image, holder) = if let Some(tag) = image_tag(node)? {
         let sh2 = sh.clone();
         let last = blocking(move || super::tags::last_image(&sh2, ix)).await?;
-        (last, super::tags::holder(&sh, ix, &image.tag).await?)
+        (last, super::tags::holder(&sh, ix, tag).await?)
     } else {
         (None, None)
     };
@@ -191,8 +209,11 @@ pub async fn run(
             }
         }
     }
-    let listed = match (&node.spec, sh.images.get()) {
-        (NodeSpec::Base(base), Some(images)) => base.from_snapshot(images),
+    let listed = match (node.kind(), sh.images.get()) {
+        (NodeKind::Base, Some(images)) => match spec_of(node)? {
+            NodeSpec::Base(base) => base.from_snapshot(images),
+            _ => None,
+        },
         _ => None,
     };
     if let Some(out) = listed {
@@ -242,7 +263,7 @@ pub async fn run(
         vm_state: &sh.vm_state,
         downloads: &sh.downloads,
     };
-    let result = node.spec.execute(&mut ctx).await;
+    let result = spec_of(node)?.execute(&mut ctx).await;
     if node.spec.tags_node_image() {
         sh.engine_builds
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -259,11 +280,11 @@ pub async fn run(
         let _ = std::fs::remove_dir_all(&scratch);
         return settle_base(&sh, ix, key, manifest, out, took).await;
     }
-    if let NodeSpec::Image(image) = &node.spec {
+    if let Some(tag) = image_tag(node)? {
         // The executor leaves the user's tag to the driver: a `tag: auto`
         // image gets this run's calver, which its key does not see.
         let (before, last) = (holder.as_ref(), last_image.as_ref());
-        super::tags::settle(&sh, ix, &image.tag, &out, false, before, last).await?;
+        super::tags::settle(&sh, ix, tag, &out, false, before, last).await?;
     }
     let mut out = out;
     let export_started = Instant::now();
@@ -309,16 +330,15 @@ async fn look_up(
     };
     let mut found = get().await?;
     if let (Ok(Lookup::Miss), Some(cache)) = (&found, &sh.image_cache) {
-        if node.spec.restore() == Restore::Oci && cache.fetch(sh, key).await {
+        if spec_of(node)?.restore() == Restore::Oci && cache.fetch(sh, key).await {
             found = get().await?;
         }
     }
     match found {
         Ok(Lookup::Hit(r)) => {
             if let Some(out) = reuse(sh, ix, key, &r, cancel).await? {
-                if let NodeSpec::Image(image) = &node.spec {
-                    super::tags::settle(sh, ix, &image.tag, &out, false, holder, last_image)
-                        .await?;
+                if let Some(tag) = image_tag(node)? {
+                    super::tags::settle(sh, ix, tag, &out, false, holder, last_image).await?;
                 }
                 sh.set_output(ix, out);
                 sh.saved_ms
@@ -407,7 +427,7 @@ async fn reuse(
     }
     let node = &sh.ws.plan.graph[ix];
     let tag = format!("localhost/ov-node:{key}");
-    let blob = match node.spec.restore() {
+    let blob = match spec_of(node)?.restore() {
         Restore::Rerun => None,
         Restore::Import { blob } => {
             // An import is a new image id every time, so another cache dir
@@ -582,7 +602,7 @@ async fn store_parts(
 ) -> Option<oci::Parts> {
     let node = &sh.ws.plan.graph[ix];
     let image = out.image.as_ref()?;
-    if sh.read_only || node.spec.restore() != Restore::Oci {
+    if sh.read_only || !matches!(node.spec.get().map(NodeSpec::restore), Ok(Restore::Oci)) {
         return None;
     }
     match oci::export(engine, image.as_str(), sh.store.clone()).await {
@@ -655,7 +675,9 @@ async fn record(
             m.insert("image".into(), json!(img));
         }
         // Kept for `ov explain`, which names the spec fields that changed.
-        m.insert("spec".into(), node.spec.to_json());
+        if let Ok(spec) = node.spec.get() {
+            m.insert("spec".into(), spec.to_json());
+        }
     }
     let result = ActionResult {
         node_id: node.id.clone(),

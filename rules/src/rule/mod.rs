@@ -44,12 +44,12 @@ pub use source::SourceSpec;
 pub use stage::StageSpec;
 
 use crate::NodeKind;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 use std::future::Future;
 
 /// What a node holds while it runs, for the scheduler's limits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ResourceClass {
     /// Local work (hashing, rendering).
     Cpu,
@@ -67,7 +67,7 @@ pub enum ResourceClass {
 }
 
 /// How a node's result is kept between builds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Caching {
     /// Its output is known before anything runs (a hashed source tree).
     Hashed,
@@ -214,8 +214,8 @@ impl NodeSpec {
     /// The spec of a node of `kind`, from the JSON its `Serialize` wrote:
     /// how a saved plan is read back. `NodeSpec` is untagged, so the kind
     /// picks the variant rather than the first one whose fields fit.
-    pub fn from_json(kind: NodeKind, text: &str) -> serde_json::Result<NodeSpec> {
-        use serde_json::from_str as de;
+    pub fn from_json(kind: NodeKind, text: &[u8]) -> serde_json::Result<NodeSpec> {
+        use serde_json::from_slice as de;
         Ok(match kind {
             NodeKind::Source => NodeSpec::Source(de(text)?),
             NodeKind::Base => NodeSpec::Base(de(text)?),
