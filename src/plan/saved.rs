@@ -25,7 +25,7 @@
 
 use crate::load::model::Project;
 use crate::plan::inputs::SourceTree;
-use crate::plan::spec::{self, Facts, Kept, KeptSteps, Steps, Text};
+use crate::plan::spec::{Facts, Kept, KeptSteps, Steps, Text};
 use crate::plan::watch::{
     context, now_ns, read_kept_with_tail, recheck, watch, write_kept_with_tail, Tail, Unsettled,
     Watched, WatchedTree,
@@ -33,8 +33,8 @@ use crate::plan::watch::{
 use crate::plan::{Plan, PlanNode, Spec};
 use crate::workspace::{Dirs, Planned};
 use ov_cache::Witness;
-use ov_rules::rule::{Caching, LayerSpec, ResourceClass};
-use ov_rules::{NodeKind, NodeSpec};
+use ov_rules::rule::LayerSpec;
+use ov_rules::NodeSpec;
 use petgraph::graph::NodeIndex;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -80,7 +80,6 @@ struct Span {
 struct SavedNode {
     id: String,
     label: String,
-    kind: NodeKind,
     layer: Option<String>,
     /// Where in the tail the spec's JSON is; a layer application's is
     /// without its steps. Read only when a build asks for the spec (see
@@ -90,22 +89,7 @@ struct SavedNode {
     steps: Option<u32>,
     /// What a build asks of every node, kept so that it need not read
     /// the spec: the head of its key and how it is scheduled and cached.
-    head: spec::Head,
-    resources: ResourceClass,
-    caching: Caching,
-    tags_node_image: bool,
-}
-
-impl SavedNode {
-    fn facts(&self) -> Facts {
-        Facts {
-            kind: self.kind,
-            head: self.head,
-            resources: self.resources,
-            caching: self.caching,
-            tags_node_image: self.tags_node_image,
-        }
-    }
+    facts: Facts,
 }
 
 /// The file's payload is three parts one after the other, each read on
@@ -314,7 +298,6 @@ fn restore(graph: Graph, tail: &Arc<Tail>) -> Option<(Unrooted, TreeOfLayer, Str
     };
     plan.by_id.reserve(nodes.len());
     for n in nodes {
-        let facts = n.facts();
         let steps = match n.steps {
             Some(i) => Some(steps.get(i as usize)?.clone()),
             None => None,
@@ -322,7 +305,7 @@ fn restore(graph: Graph, tail: &Arc<Tail>) -> Option<(Unrooted, TreeOfLayer, Str
         let ix = plan.graph.add_node(PlanNode {
             id: n.id.clone(),
             label: n.label,
-            spec: Spec::kept(Kept::new(facts, text(n.spec), steps)),
+            spec: Spec::kept(Kept::new(n.facts, text(n.spec), steps)),
             layer: n.layer,
         });
         plan.by_id.insert(n.id, ix);
@@ -462,18 +445,13 @@ fn snapshot(
             if let (NodeSpec::Layer(l), Some(i)) = (&mut back, steps) {
                 l.tasks = steps_back.get(i as usize)?.clone();
             }
-            let facts = n.spec.facts();
             let node = SavedNode {
                 id: n.id.clone(),
                 label: n.label.clone(),
-                kind: n.kind(),
                 layer: n.layer.clone(),
                 spec: Span { at: 0, len: 0 },
                 steps,
-                head: facts.head,
-                resources: facts.resources,
-                caching: facts.caching,
-                tags_node_image: facts.tags_node_image,
+                facts: n.spec.facts(),
             };
             (back == *made).then_some((node, spec))
         })

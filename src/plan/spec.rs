@@ -11,6 +11,7 @@
 use crate::plan::watch::Tail;
 use ov_rules::rule::{Caching, ResourceClass};
 use ov_rules::{CanonicalJson, Ingredients, NodeKind, NodeSpec};
+use serde::{Deserialize, Serialize};
 use std::sync::{Arc, OnceLock};
 
 /// The first two digests of a node's key (see [`Ingredients::head`]).
@@ -32,7 +33,7 @@ enum Repr {
 }
 
 /// What a build asks of every node, without reading the rest of its spec.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Facts {
     pub kind: NodeKind,
     pub head: Head,
