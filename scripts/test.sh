@@ -25,9 +25,21 @@ machine_state() {
   else
     echo "  podman service: does not answer"
   fi
+  # /proc/vmstat counts every OOM kill, cgroup ones too, and needs no
+  # privilege (dmesg may be closed to us, which read as "0").
   local oom
-  oom=$(dmesg 2>/dev/null | grep -c -i 'out of memory' || true)
-  echo "  kernel OOM kills: ${oom:-unknown}"
+  oom=$(awk '$1 == "oom_kill" {print $2}' /proc/vmstat 2>/dev/null || true)
+  echo "  kernel OOM kills since boot: ${oom:-unknown} (${OOM_AT_START:-unknown} at the start)"
+}
+OOM_AT_START=$(awk '$1 == "oom_kill" {print $2}' /proc/vmstat 2>/dev/null || true)
+# What the engine said during this run: a step killed from outside (a
+# signal, a removed image) is told only in the engine's own log.
+SERVICE_LOG=/var/log/podman-service.log
+SERVICE_LOG_AT=$(stat -c %s "$SERVICE_LOG" 2>/dev/null || echo 0)
+engine_log() {
+  [[ -r $SERVICE_LOG ]] || return 0
+  tail -c +"$((SERVICE_LOG_AT + 1))" "$SERVICE_LOG" |
+    { grep -i -E 'level=(error|warning)|killed|signal' || true; } | tail -15 | cut -c1-300 | sed 's/^/  /'
 }
 report() {
   local rc=${1:-$?}
@@ -36,6 +48,8 @@ report() {
     awk -f scripts/test-digest.awk "${LOGS[@]}" | head -20
     printf '\ntest.sh: the machine at the end\n'
     machine_state
+    printf '\ntest.sh: what the engine logged of errors, warnings and signals (the last 15)\n'
+    engine_log
   fi
   kill "$DISK_PID" 2>/dev/null || true
   printf '\ntest.sh: phase times (total %d s, exit %d)\n' "$((SECONDS - START))" "$rc"
