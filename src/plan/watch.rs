@@ -360,13 +360,17 @@ fn write_with(
         use std::io::{Seek, SeekFrom, Write};
         f.write_all(magic)?;
         f.write_all(&[0; 32])?;
-        let mut out = Hashing {
-            to: std::io::BufWriter::with_capacity(256 * 1024, &mut *f),
-            hash: blake3::Hasher::new(),
-        };
+        // Buffered before the hash: postcard writes a few bytes at a time,
+        // and a hasher fed that way cost more than the whole encoding.
+        let mut out = std::io::BufWriter::with_capacity(
+            256 * 1024,
+            Hashing {
+                to: &mut *f,
+                hash: blake3::Hasher::new(),
+            },
+        );
         payload(&mut out)?;
-        let Hashing { to, hash } = out;
-        let f = to.into_inner().map_err(|e| e.into_error())?;
+        let Hashing { to: f, hash } = out.into_inner().map_err(|e| e.into_error())?;
         f.write_all(tail)?;
         f.seek(SeekFrom::Start(magic.len() as u64))?;
         f.write_all(hash.finalize().as_bytes())
