@@ -11,6 +11,9 @@ use std::time::SystemTime;
 
 const FORMAT: &str = "ov-parse-cache-v1";
 
+/// The files the cache keeps.
+const LAYER_FILE: &str = "layer.yml";
+
 /// The largest project file ov reads: far above any real one, far below
 /// what would strain memory once parsed into nodes.
 pub const MAX_FILE: u64 = 16 << 20;
@@ -91,15 +94,22 @@ impl ParseCache {
             return Err(ReadError::TooLarge(meta.len()));
         }
         let fp = Fingerprint::of(&meta);
-        let (docs, cached) = match self.old.get(path) {
-            Some((seen, docs)) if *seen == fp => (docs.clone(), true),
-            _ => {
+        // Only layer.yml files are kept: they are the thousands a warm run
+        // would otherwise parse. The few others (image.yml, build.yml, …)
+        // parse in a few milliseconds, and are the files edited most: kept,
+        // each edit of one had the whole cache written again.
+        let keep = path.file_name().is_some_and(|n| n == LAYER_FILE);
+        let remembered = match self.old.get(path) {
+            Some((seen, docs)) if keep && *seen == fp => Some(docs.clone()),
+            _ => None,
+        };
+        let cached = remembered.is_some();
+        let docs = match remembered {
+            Some(docs) => docs,
+            None => {
                 let bytes = read_at_most(path)?;
                 let text = String::from_utf8(bytes).map_err(|_| ReadError::NotText)?;
-                (
-                    Arc::new(yaml::parse(&text).map_err(ReadError::Syntax)?),
-                    false,
-                )
+                Arc::new(yaml::parse(&text).map_err(ReadError::Syntax)?)
             }
         };
         // Checked on every read, cached or not, so no cache (however it was
@@ -111,7 +121,7 @@ impl ParseCache {
         // A file written shortly before this run could change again within
         // the same timestamp tick without its fingerprint moving; only
         // vouch for one that has settled.
-        if cached || fp.settled(self.started_ns) {
+        if keep && (cached || fp.settled(self.started_ns)) {
             self.remember(path, fp, docs.clone());
         }
         Ok(docs)
@@ -174,8 +184,8 @@ mod tests {
     #[test]
     fn duplicates_in_a_cached_tree_are_still_reported() {
         let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("image.yml");
-        let text = "image:\n  app: {}\n  app: {}\n";
+        let file = dir.path().join("layer.yml");
+        let text = "layer:\n  env: {}\n  env: {}\n";
         std::fs::write(&file, text).unwrap();
         let old = SystemTime::now() - std::time::Duration::from_secs(60);
         std::fs::File::options()
@@ -197,7 +207,54 @@ mod tests {
         assert!(cache.old.contains_key(&file));
         match cache.parse(&file) {
             Err(ReadError::Duplicates(d)) => assert_eq!(d.len(), 1, "{d:?}"),
-            other => panic!("expected the duplicate `app`, got {other:?}"),
+            other => panic!("expected the duplicate `env`, got {other:?}"),
         }
+    }
+
+    /// An edit of a file other than a layer.yml (image.yml is edited far
+    /// more often) leaves the cache file as it was: rewriting it, megabytes
+    /// in a large project, cost more than parsing that file each run.
+    #[test]
+    fn only_layer_files_are_kept_so_an_image_yml_edit_leaves_the_cache_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let layer = dir.path().join("layers/a/layer.yml");
+        let image = dir.path().join("image.yml");
+        std::fs::create_dir_all(layer.parent().unwrap()).unwrap();
+        let old = SystemTime::now() - std::time::Duration::from_secs(60);
+        let put = |p: &Path, text: &str| {
+            std::fs::write(p, text).unwrap();
+            std::fs::File::options()
+                .write(true)
+                .open(p)
+                .unwrap()
+                .set_modified(old)
+                .unwrap();
+        };
+        put(&layer, "layer:\n  env: {A: b}\n");
+        put(&image, "image:\n  app: {}\n");
+        let cache_file = dir.path().join("parse-cache");
+        let run = || {
+            let cache = ParseCache::load(Some(&cache_file));
+            let docs = (cache.parse(&layer).unwrap(), cache.parse(&image).unwrap());
+            cache.save();
+            docs
+        };
+        run();
+        let kept = ParseCache::load(Some(&cache_file));
+        assert!(kept.old.contains_key(&layer), "the layer.yml was not kept");
+        assert!(!kept.old.contains_key(&image), "image.yml was kept");
+        let written = std::fs::metadata(&cache_file).unwrap().modified().unwrap();
+        put(&image, "image:\n  app: {}\n  other: {}\n");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let (_, images) = run();
+        // Read afresh, not from any cache.
+        assert_eq!(images[0].as_map().map(<[_]>::len), Some(1));
+        let top = &images[0].as_map().unwrap()[0].1;
+        assert_eq!(top.as_map().map(<[_]>::len), Some(2), "{top:?}");
+        assert_eq!(
+            std::fs::metadata(&cache_file).unwrap().modified().unwrap(),
+            written,
+            "the cache was written again for an image.yml edit"
+        );
     }
 }
