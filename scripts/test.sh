@@ -33,13 +33,15 @@ machine_state() {
 }
 OOM_AT_START=$(awk '$1 == "oom_kill" {print $2}' /proc/vmstat 2>/dev/null || true)
 # What the engine said during this run: a step killed from outside (a
-# signal, a removed image) is told only in the engine's own log.
+# signal, a removed image) is told only in the engine's own log. The
+# userinfo of any URL in it is masked.
 SERVICE_LOG=/var/log/podman-service.log
 SERVICE_LOG_AT=$(stat -c %s "$SERVICE_LOG" 2>/dev/null || echo 0)
 engine_log() {
   [[ -r $SERVICE_LOG ]] || return 0
   tail -c +"$((SERVICE_LOG_AT + 1))" "$SERVICE_LOG" |
-    { grep -i -E 'level=(error|warning)|killed|signal' || true; } | tail -15 | cut -c1-300 | sed 's/^/  /'
+    { grep -i -E 'level=(error|warning)|killed|signal' || true; } | tail -15 |
+    sed -E 's#(://)[^/@[:space:]]+@#\1***@#g' | cut -c1-300 | sed 's/^/  /'
 }
 report() {
   local rc=${1:-$?}
