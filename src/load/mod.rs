@@ -827,7 +827,8 @@ fn new_layer(name: &str, dir: &Path, root: &Path, loc: Loc) -> Layer {
 }
 
 /// Collects `layer.yml` files under `dir`. Hidden directories are skipped.
-/// Every directory listed below `dir` is added to `listed`.
+/// Every directory below `dir` that could hold a layer.yml is added to
+/// `listed` (its entries are watched), whether listed or only looked in.
 fn walk(
     dir: &Path,
     recursive: bool,

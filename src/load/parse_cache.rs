@@ -1,5 +1,7 @@
 //! A cache of parsed YAML trees keyed by file fingerprint, so a warm run
-//! only `stat`s the ~2,000 `layer.yml` files of a large project.
+//! only `stat`s the ~2,000 `layer.yml` files of a large project. Only
+//! `layer.yml` files are kept: the few root files are edited most, and
+//! each edit would have the whole cache written again.
 
 use crate::load::yaml::{self, Duplicate, Node, SyntaxError};
 use ov_cache::{atomic_write, Fingerprint};
