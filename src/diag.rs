@@ -1,12 +1,13 @@
 //! Diagnostics: warnings and errors that point into ov files.
 
 use crate::load::yaml::Span;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// A place in a file: the path as shown to the user, line and column.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Loc {
     /// The file, relative to the project when it lies inside it.
     pub file: Arc<PathBuf>,
@@ -49,7 +50,7 @@ impl fmt::Display for Loc {
 }
 
 /// How bad a diagnostic is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Severity {
     /// The project still loads; something is probably not what the author meant.
     Warning,
@@ -58,7 +59,7 @@ pub enum Severity {
 }
 
 /// One message about one place.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Diagnostic {
     /// Warning or error.
     pub severity: Severity,
@@ -83,7 +84,7 @@ impl fmt::Display for Diagnostic {
 
 /// Collects diagnostics while a project is loaded and checked, so a user
 /// sees every problem at once rather than one per run.
-#[derive(Default, Debug)]
+#[derive(Default, Debug, Serialize, Deserialize)]
 pub struct Diagnostics {
     items: Vec<Diagnostic>,
 }
@@ -162,5 +163,36 @@ pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str
     match closest(name, candidates) {
         Some(c) => format!(" (did you mean `{c}`?)"),
         None => String::new(),
+    }
+}
+
+/// How long a phase of planning took, said on stderr when `OV_TIMING` is
+/// set (as ninja's `-d stats`): where an edit's run spends its time is
+/// the first question about a slow one, and a profiler is not always at
+/// hand. Costs one environment lookup when unset.
+pub struct Phase {
+    name: &'static str,
+    start: Option<std::time::Instant>,
+}
+
+/// Times the phase `name` until the returned guard drops.
+pub fn phase(name: &'static str) -> Phase {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let on = *ON.get_or_init(|| std::env::var_os("OV_TIMING").is_some());
+    Phase {
+        name,
+        start: on.then(std::time::Instant::now),
+    }
+}
+
+impl Drop for Phase {
+    fn drop(&mut self) {
+        if let Some(start) = self.start {
+            eprintln!(
+                "timing: {:<24} {:>7.1} ms",
+                self.name,
+                start.elapsed().as_secs_f64() * 1e3
+            );
+        }
     }
 }

@@ -4,12 +4,12 @@
 
 use crate::diag::Loc;
 use indexmap::IndexMap;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 use std::path::{Path, PathBuf};
 
 /// A value and where it was written.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Spanned<T> {
     /// The value.
     pub value: T,
@@ -113,8 +113,9 @@ pub struct Image {
     pub meta: IndexMap<String, Json>,
 }
 
-/// A layer directory's `layer.yml`.
-#[derive(Clone, Debug, Default)]
+/// A layer directory's `layer.yml`. Kept decoded between runs by the
+/// parse cache ([`crate::load::parse_cache`]), as JSON.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Layer {
     /// The layer key.
     pub name: String,
@@ -172,7 +173,7 @@ impl Layer {
 
 /// One install step, as validation reads it; the whole step (to, mode,
 /// user, content…) is in the layer's `task_json`.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Task {
     /// The verb: cmd, mkdir, copy, write, link, download, setcap, build.
     pub verb: String,

@@ -11,6 +11,7 @@
 //! made while the run read its inputs can hide behind an equal fingerprint.
 
 use crate::load::model::Project;
+use crate::load::parse_cache::context_hasher;
 use crate::plan::inputs::{hash_dirs, SourceFile, SourceTree};
 use crate::workspace::Dirs;
 use ov_cache::{checksummed_write_with, Digest, Fingerprint, StatCache, Witness, WitnessBuilder};
@@ -259,29 +260,19 @@ pub(crate) fn now_ns() -> i128 {
 }
 
 /// A hash of everything a kept result depends on that is not a file of
-/// the project: its format (`magic`), this ov binary (its version and its
-/// own fingerprint, so a rebuilt ov never uses an older one's), where it
-/// runs and on what, and which targets were asked for.
+/// the project: what [`context_hasher`] covers (its format, this ov
+/// binary, where it runs and on what), and which targets were asked for.
 pub(crate) fn context(
     magic: &[u8],
     root: &Path,
     dirs: &Dirs,
     targets: &[String],
 ) -> Option<[u8; 32]> {
-    let exe = std::env::current_exe().ok()?;
-    let exe_fp = Fingerprint::of(&std::fs::metadata(&exe).ok()?);
-    let cwd = std::env::current_dir().ok()?;
-    let mut h = blake3::Hasher::new();
+    let mut h = context_hasher(magic, root)?;
     let mut field = |bytes: &[u8]| {
         h.update(&(bytes.len() as u64).to_le_bytes());
         h.update(bytes);
     };
-    field(magic);
-    field(env!("CARGO_PKG_VERSION").as_bytes());
-    field(exe.as_os_str().as_encoded_bytes());
-    field(&postcard::to_allocvec(&exe_fp).ok()?);
-    field(cwd.as_os_str().as_encoded_bytes());
-    field(root.as_os_str().as_encoded_bytes());
     field(dirs.repo_cache.as_os_str().as_encoded_bytes());
     field(dirs.state.as_os_str().as_encoded_bytes());
     field(&(targets.len() as u64).to_le_bytes());
