@@ -12,7 +12,7 @@ mod decode;
 mod image;
 mod layer;
 mod literal;
-mod parse_cache;
+pub(crate) mod parse_cache;
 mod remote;
 pub(crate) mod vm;
 mod vm_boot;
@@ -87,7 +87,11 @@ impl Drop for Saving {
 
 /// Loads the project whose `overthink.yml` is in `root`.
 pub fn load(root: &Path, opts: &LoadOptions) -> Result<Loaded, InvalidProject> {
-    let cache = ParseCache::load(opts.parse_cache.as_deref());
+    let _t = crate::diag::phase("load");
+    let cache = {
+        let _t = crate::diag::phase("load: parse cache");
+        ParseCache::load(opts.parse_cache.as_deref(), root)
+    };
     let mut loader = Loader {
         root: root.to_path_buf(),
         opts,
@@ -567,6 +571,7 @@ impl Loader<'_> {
     /// Walks every discover root for `layer.yml`; a layer's name is its
     /// directory's name, and the first definition of a name wins.
     fn discover_layers(&mut self) {
+        let walking = crate::diag::phase("load: walk");
         let mut found: IndexMap<String, PathBuf> = IndexMap::new();
         for (root, recursive) in self.discover.clone() {
             let mut files = Vec::new();
@@ -603,6 +608,8 @@ impl Loader<'_> {
                 }
             }
         }
+        drop(walking);
+        let _t = crate::diag::phase("load: layers");
         let found: Vec<(String, PathBuf)> = found.into_iter().collect();
         // Parsed and decoded in parallel (each layer on its own, with its
         // own diagnostics), then merged in discovery order, so messages come
@@ -614,8 +621,15 @@ impl Loader<'_> {
             .map(|(name, dir)| {
                 let file = dir.join("layer.yml");
                 let layer = cache
-                    .parse(&file)
-                    .map(|docs| decode_layer(root, name, dir, &file, &docs));
+                    .layer(
+                        &file,
+                        |docs| {
+                            let (layer, diags, _) = decode_layer(root, name, dir, &file, docs);
+                            (layer, diags)
+                        },
+                        |(_, diags)| !diags.has_errors(),
+                    )
+                    .map(|(layer, diags)| (layer, diags, shown_path(root, &file)));
                 (name, layer, file)
             })
             .collect();
@@ -836,34 +850,48 @@ fn walk(
     out: &mut Vec<PathBuf>,
     listed: &mut Vec<PathBuf>,
 ) {
-    if depth > 0 && !recursive {
-        // All a layer directory can add here is its own layer.yml: one stat
-        // answers that, where listing it cost the bench project's 2,000
-        // layers a readdir each.
-        let file = dir.join("layer.yml");
-        if std::fs::symlink_metadata(&file).is_ok_and(|m| !m.is_dir()) {
-            out.push(file);
-        }
-        return;
-    }
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
+    let mut subdirs = Vec::new();
     for entry in entries.flatten() {
         let Ok(ft) = entry.file_type() else { continue };
         let name = entry.file_name();
         if name.to_str().is_some_and(|n| n.starts_with('.')) {
             continue;
         }
-        let path = entry.path();
         if ft.is_dir() {
-            if depth == 0 || recursive {
-                listed.push(path.clone());
-                walk(&path, recursive, depth + 1, out, listed);
+            if recursive || depth == 0 {
+                subdirs.push(entry.path());
             }
         } else if depth > 0 && name == "layer.yml" {
-            out.push(path);
+            out.push(entry.path());
         }
+    }
+    // Subdirectories are looked at on every core; what they add comes out
+    // in the order a walk on one core would give.
+    let found: Vec<(Vec<PathBuf>, Vec<PathBuf>)> = subdirs
+        .par_iter()
+        .map(|d| {
+            let (mut out, mut listed) = (Vec::new(), Vec::new());
+            if recursive {
+                walk(d, recursive, depth + 1, &mut out, &mut listed);
+            } else {
+                // All a layer directory under a root that is not recursive
+                // can add is its own layer.yml: one stat answers that,
+                // where listing it cost a readdir per layer.
+                let file = d.join("layer.yml");
+                if std::fs::symlink_metadata(&file).is_ok_and(|m| !m.is_dir()) {
+                    out.push(file);
+                }
+            }
+            (out, listed)
+        })
+        .collect();
+    for (d, (o, l)) in subdirs.into_iter().zip(found) {
+        listed.push(d);
+        listed.extend(l);
+        out.extend(o);
     }
 }
 
