@@ -143,20 +143,7 @@ pub fn load_resolved(
             e.message,
         ),
     }
-    // The layer directories' check reads only the disk, and validation
-    // mostly the model: run side by side. Its findings are said where
-    // they always were, after the VMs'.
-    let t = crate::diag::phase("validate, layer files");
-    let ((), layer_files) = rayon::join(
-        || crate::load::validate::validate(&project, &mut diags),
-        || {
-            let mut found = Diagnostics::default();
-            crate::plan::layer_files::check(&project, &dirs.cache, &mut found);
-            found
-        },
-    );
-    drop(t);
-    let t = crate::diag::phase("resolve");
+    crate::load::validate::validate(&project, &mut diags);
     // Resolving needs sound bases (no cycles, no unknown names).
     let resolved = if diags.has_errors() {
         IndexMap::new()
@@ -165,12 +152,8 @@ pub fn load_resolved(
         crate::load::validate::adopted_users(&project, &resolved, &mut diags);
         resolved
     };
-    drop(t);
-    let t = crate::diag::phase("vm keys");
     crate::load::vm::resolve_keys(&mut project, &dirs.state.join("vm"), &mut diags);
-    diags.extend(layer_files);
-    drop(t);
-    let _t = crate::diag::phase("stage check");
+    crate::plan::layer_files::check(&project, &dirs.cache, &mut diags);
     if !diags.has_errors() {
         // Needs the resolved builder maps, so only on an otherwise valid project.
         crate::plan::stage_check::check(&project, &resolved, &mut diags);
@@ -195,18 +178,6 @@ impl Workspace {
     /// as its dependencies finish), which would throw these keys away. At
     /// the bench project's size that is a tenth of a second.
     pub fn open_unkeyed(root: &Path, dirs: &Dirs) -> anyhow::Result<Self> {
-        Self::open_unkeyed_beside(root, dirs, |_, _| ()).map(|(ws, ())| ws)
-    }
-
-    /// [`open_unkeyed`](Self::open_unkeyed), running `beside` on the
-    /// project and its hashed trees while the planner, which runs on one
-    /// core, makes the graph: what a caller reads of those two alone (a
-    /// memo's witnesses) costs it nothing then.
-    pub fn open_unkeyed_beside<R: Send>(
-        root: &Path,
-        dirs: &Dirs,
-        beside: impl FnOnce(&Project, &HashMap<String, SourceTree>) -> R + Send,
-    ) -> anyhow::Result<(Self, R)> {
         let (project, resolved, warnings) = load_resolved(root, dirs)?;
         // Only the layers of images that will be planned are worth hashing.
         let needed = plan::needed_images(&project, &resolved);
@@ -217,10 +188,7 @@ impl Workspace {
             .collect();
         used.sort_unstable();
         used.dedup();
-        let t = crate::diag::phase("stat cache load");
         let mut stat = StatCache::load(&dirs.cache.join("stat-cache.v1"));
-        drop(t);
-        let t = crate::diag::phase("hash trees");
         let trees = hash_layer_dirs(&project, &used, &mut stat)?;
         // The stat cache is only a speed-up; a read-only cache dir must not
         // stop planning.
@@ -232,21 +200,15 @@ impl Workspace {
             }
             _ => {}
         }
-        drop(t);
-        let _t = crate::diag::phase("plan");
-        let (plan, beside) = rayon::join(
-            || plan::plan(&project, &resolved, &trees),
-            || beside(&project, &trees),
-        );
-        let ws = Workspace {
+        let plan = plan::plan(&project, &resolved, &trees);
+        Ok(Workspace {
             project,
             resolved,
             trees,
             plan,
             keys: Keys::default(),
             warnings,
-        };
-        Ok((ws, beside))
+        })
     }
 
     /// What a build of this plan needs, and the project it came from.

@@ -1,7 +1,7 @@
 //! `ov build` and `ov image build`: run the graph, or say what a run would
 //! do (`--dry-run`).
 
-use super::{bad_input, diags_text, engine_endpoint, load_settings, print_diags};
+use super::{bad_input, diags_text, engine_endpoint, load_settings, open_predicted, print_diags};
 use crate::cli::BuildArgs;
 use crate::plan::memo;
 use crate::plan::saved::{Restored, SavedPlan};
@@ -27,7 +27,6 @@ pub fn dry_run(
     // it plans.
     let memo = memo::Memo::new(root, dirs, targets);
     let replay = if refresh.is_empty() {
-        let _t = crate::diag::phase("memo replay");
         memo.replay()
     } else {
         None
@@ -37,19 +36,7 @@ pub fn dry_run(
         out.write_all(replay.stdout.as_bytes())?;
         return Ok(());
     }
-    // The memo's witnesses are taken beside the planner, on the core it
-    // leaves idle.
-    let (ws, watched) = {
-        let _t = crate::diag::phase("open and predict");
-        let (ws, watched) = Workspace::open_unkeyed_beside(root, dirs, |project, trees| {
-            refresh
-                .is_empty()
-                .then(|| memo.watch(project, trees))
-                .flatten()
-        })?;
-        let _p = crate::diag::phase("predict");
-        (crate::plan::predict::predict(ws, dirs)?, watched)
-    };
+    let ws = open_predicted(root, dirs)?;
     let warnings = diags_text(&ws.warnings);
     std::io::stderr().write_all(warnings.as_bytes())?;
     let nodes = ws.plan.select(targets)?;
@@ -75,8 +62,7 @@ pub fn dry_run(
     memo::summary(&mut buf, would_run);
     out.write_all(buf.as_bytes())?;
     if refresh.is_empty() {
-        let _t = crate::diag::phase("memo save");
-        memo.save(&ws, watched, &nodes, &warnings);
+        memo.save(&ws, &nodes, &warnings);
     }
     // Freeing a large plan costs more than printing it; the process is
     // about to exit anyway.

@@ -43,12 +43,10 @@
 //! checksum; one that is missing, torn, damaged, of another format or for
 //! another context costs a full plan, nothing more.
 
-use crate::load::model::Project;
-use crate::plan::inputs::SourceTree;
 use crate::plan::keys;
 use crate::plan::predict::Predicted;
 use crate::plan::watch::{
-    context, now_ns, read_kept, recheck, watch, write_kept, Unsettled, WatchedTree,
+    context, now_ns, read_kept, recheck, watch, write_kept, Unsettled, Watched, WatchedTree,
 };
 use crate::workspace::Dirs;
 use ov_cache::{Digest, Fingerprint, Lookup, NodeKey, Store, TreeDigest, Witness};
@@ -59,7 +57,6 @@ use petgraph::visit::EdgeRef;
 use petgraph::Direction;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -256,7 +253,6 @@ impl Memo {
     /// are 4 MB, and the run is at its peak of memory here. A memo that
     /// cannot be written costs the next run a full plan, nothing more.
     fn write(&self, stored: &Stored) {
-        let _t = crate::diag::phase("memo: write");
         let _ = write_kept(&self.path, MAGIC, stored);
     }
 
@@ -322,59 +318,20 @@ impl Memo {
         })
     }
 
-    /// What a memo of a plan of `project` over `trees` rests on, taken
-    /// while the planner runs ([`crate::workspace::Workspace::open_unkeyed_beside`]):
-    /// it reads nothing the plan makes. `None` when no memo can be kept.
-    pub fn watch(
-        &self,
-        project: &Project,
-        trees: &HashMap<String, SourceTree>,
-    ) -> Option<Witnessed> {
-        self.context?;
-        let _t = crate::diag::phase("memo: watch");
-        let w = watch(project, trees, self.started_ns, Unsettled::Refuse)?;
-        Some(Witnessed {
-            structure: w.structure,
-            trees: w.trees,
-            tree_of_layer: w
-                .tree_of_layer
-                .into_iter()
-                .map(|(l, t)| (l.to_string(), t))
-                .collect(),
-        })
-    }
-
     /// Remembers a full dry run over `ws` of the nodes `selected` (in the
-    /// order printed), when that is safe (see the module docs), under the
-    /// witnesses [`watch`](Self::watch) took of it. The memo is only a
-    /// speed-up: failing to write it is not an error.
-    pub fn save(
-        &self,
-        ws: &Predicted,
-        watched: Option<Witnessed>,
-        selected: &[NodeIndex],
-        stderr: &str,
-    ) {
-        let (Some(context), Some(watched)) = (self.context, watched) else {
-            return;
-        };
+    /// order printed), when that is safe (see the module docs). The memo
+    /// is only a speed-up: failing to write it is not an error.
+    pub fn save(&self, ws: &Predicted, selected: &[NodeIndex], stderr: &str) {
+        let Some(context) = self.context else { return };
         let at = Snapshot {
             store_dir: &self.store,
             context,
             started_ns: self.started_ns,
         };
-        if let Some(stored) = snapshot(ws, watched, &at, selected, stderr) {
+        if let Some(stored) = snapshot(ws, &at, selected, stderr) {
             self.write(&stored);
         }
     }
-}
-
-/// The witnesses a memo rests on, taken of the plan's project and trees.
-pub struct Witnessed {
-    structure: Witness,
-    trees: Vec<WatchedTree>,
-    /// Layer key → its directory's entry in `trees`.
-    tree_of_layer: HashMap<String, u32>,
 }
 
 /// Where and when a memo is taken.
@@ -391,7 +348,6 @@ struct Snapshot<'a> {
 /// give back the plan's keys.
 fn snapshot(
     ws: &Predicted,
-    watched: Witnessed,
     at: &Snapshot<'_>,
     selected: &[NodeIndex],
     stderr: &str,
@@ -402,12 +358,12 @@ fn snapshot(
         started_ns,
     } = *at;
     let g = &ws.plan.graph;
-    let t = crate::diag::phase("memo: nodes");
-    let Witnessed {
+    let Watched {
         structure,
         trees,
         tree_of_layer,
-    } = watched;
+        ..
+    } = watch(&ws.project, &ws.trees, started_ns, Unsettled::Refuse)?;
     let generation = generation(store_dir);
     if !generation.is_none_or(|g| g.settled(started_ns)) {
         return None;
@@ -450,8 +406,6 @@ fn snapshot(
     }
     // The stored ingredients must give back every key: if they do not,
     // a replay would key differently from this plan.
-    drop(t);
-    let _t = crate::diag::phase("memo: faithful");
     let faithful = (0..nodes.len())
         .into_par_iter()
         .all(|i| *key_of(&nodes, &trees, i).as_bytes() == nodes[i].key);
