@@ -143,7 +143,10 @@ pub fn load_resolved(
             e.message,
         ),
     }
+    let t = crate::diag::phase("validate");
     crate::load::validate::validate(&project, &mut diags);
+    drop(t);
+    let t = crate::diag::phase("resolve");
     // Resolving needs sound bases (no cycles, no unknown names).
     let resolved = if diags.has_errors() {
         IndexMap::new()
@@ -152,8 +155,12 @@ pub fn load_resolved(
         crate::load::validate::adopted_users(&project, &resolved, &mut diags);
         resolved
     };
+    drop(t);
+    let t = crate::diag::phase("vm keys, layer files");
     crate::load::vm::resolve_keys(&mut project, &dirs.state.join("vm"), &mut diags);
     crate::plan::layer_files::check(&project, &dirs.cache, &mut diags);
+    drop(t);
+    let _t = crate::diag::phase("stage check");
     if !diags.has_errors() {
         // Needs the resolved builder maps, so only on an otherwise valid project.
         crate::plan::stage_check::check(&project, &resolved, &mut diags);
@@ -188,6 +195,7 @@ impl Workspace {
             .collect();
         used.sort_unstable();
         used.dedup();
+        let t = crate::diag::phase("stat cache");
         let mut stat = StatCache::load(&dirs.cache.join("stat-cache.v1"));
         let trees = hash_layer_dirs(&project, &used, &mut stat)?;
         // The stat cache is only a speed-up; a read-only cache dir must not
@@ -200,6 +208,8 @@ impl Workspace {
             }
             _ => {}
         }
+        drop(t);
+        let _t = crate::diag::phase("plan");
         let plan = plan::plan(&project, &resolved, &trees);
         Ok(Workspace {
             project,

@@ -27,6 +27,7 @@ pub fn dry_run(
     // it plans.
     let memo = memo::Memo::new(root, dirs, targets);
     let replay = if refresh.is_empty() {
+        let _t = crate::diag::phase("memo replay");
         memo.replay()
     } else {
         None
@@ -62,6 +63,7 @@ pub fn dry_run(
     memo::summary(&mut buf, would_run);
     out.write_all(buf.as_bytes())?;
     if refresh.is_empty() {
+        let _t = crate::diag::phase("memo save");
         memo.save(&ws, &nodes, &warnings);
     }
     // Freeing a large plan costs more than printing it; the process is

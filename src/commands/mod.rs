@@ -115,6 +115,7 @@ pub fn engine_endpoint(settings: &Settings) -> anyhow::Result<String> {
 /// would find cached.
 pub fn open_predicted(root: &Path, dirs: &Dirs) -> anyhow::Result<crate::plan::predict::Predicted> {
     let ws = Workspace::open_unkeyed(root, dirs)?;
+    let _t = crate::diag::phase("predict");
     crate::plan::predict::predict(ws, dirs)
 }
 
