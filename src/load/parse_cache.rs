@@ -141,8 +141,9 @@ impl ParseCache {
         Ok((Arc::new(docs), fp))
     }
 
-    /// Records `path` as read, and its fingerprint when it is a file ov
-    /// may read.
+    /// Records `path` as read (once more when a kept layer would not read
+    /// back: the memo then only stats it twice), and its fingerprint
+    /// when it is a file ov may read.
     fn stat(&self, path: &Path) -> Result<Fingerprint, ReadError> {
         if let Ok(mut read) = self.read.lock() {
             read.push(path.to_path_buf());
@@ -199,7 +200,8 @@ impl ParseCache {
         }
     }
 
-    /// Every path [`parse`](Self::parse) was asked for so far.
+    /// Every path [`parse`](Self::parse) or [`layer`](Self::layer) was
+    /// asked for so far.
     pub fn read_paths(&self) -> Vec<PathBuf> {
         self.read.lock().map(|r| r.clone()).unwrap_or_default()
     }
