@@ -58,7 +58,8 @@ const ROOT_LEGACY: &[(&str, &str)] = &[
 pub struct LoadOptions {
     /// Checkouts of remote repositories: `<host>/<org>/<repo>@<version>/`.
     pub repo_cache: PathBuf,
-    /// Where to keep the parse cache; `None` parses every file every time.
+    /// Where to keep the parse cache (decoded layers); `None` parses and
+    /// decodes every file every time.
     pub parse_cache: Option<PathBuf>,
 }
 
@@ -611,9 +612,10 @@ impl Loader<'_> {
         drop(walking);
         let _t = crate::diag::phase("load: layers");
         let found: Vec<(String, PathBuf)> = found.into_iter().collect();
-        // Parsed and decoded in parallel (each layer on its own, with its
-        // own diagnostics), then merged in discovery order, so messages come
-        // out as a sequential load would give them.
+        // Read back from the parse cache, or parsed and decoded, in parallel
+        // (each layer on its own, with its own diagnostics), then merged in
+        // discovery order, so messages come out as a sequential load would
+        // give them.
         let root = &self.root;
         let cache = self.cache;
         let decoded: Vec<_> = found
