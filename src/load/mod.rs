@@ -205,6 +205,27 @@ fn decode_layer(
     (layer, diags, shown)
 }
 
+/// [`decode_layer`] of a discovered layer's `layer.yml`, read back from
+/// `cache` when it kept the layer at the file's fingerprint. Only a layer
+/// without errors is kept.
+fn read_layer(
+    cache: &ParseCache,
+    root: &Path,
+    name: &str,
+    dir: &Path,
+    file: &Path,
+) -> Result<(Layer, Diagnostics, Arc<PathBuf>), ReadError> {
+    let (layer, diags) = cache.layer(
+        file,
+        |docs| {
+            let (layer, diags, _) = decode_layer(root, name, dir, file, docs);
+            (layer, diags)
+        },
+        |(_, diags)| !diags.has_errors(),
+    )?;
+    Ok((layer, diags, shown_path(root, file)))
+}
+
 /// `path` as messages show it: relative to the project root when under it.
 fn shown_path(root: &Path, path: &Path) -> Arc<PathBuf> {
     Arc::new(
@@ -622,16 +643,7 @@ impl Loader<'_> {
             .par_iter()
             .map(|(name, dir)| {
                 let file = dir.join("layer.yml");
-                let layer = cache
-                    .layer(
-                        &file,
-                        |docs| {
-                            let (layer, diags, _) = decode_layer(root, name, dir, &file, docs);
-                            (layer, diags)
-                        },
-                        |(_, diags)| !diags.has_errors(),
-                    )
-                    .map(|(layer, diags)| (layer, diags, shown_path(root, &file)));
+                let layer = read_layer(cache, root, name, dir, &file);
                 (name, layer, file)
             })
             .collect();

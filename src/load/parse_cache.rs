@@ -125,25 +125,12 @@ impl ParseCache {
 
     /// The documents of `path`, parsed now.
     pub fn parse(&self, path: &Path) -> Result<Arc<Vec<Node>>, ReadError> {
-        self.parse_at(path).map(|(docs, _)| docs)
+        self.stat(path)?;
+        read_docs(path)
     }
 
-    /// [`parse`](Self::parse), and the fingerprint the file was read at.
-    fn parse_at(&self, path: &Path) -> Result<(Arc<Vec<Node>>, Fingerprint), ReadError> {
-        let fp = self.stat(path)?;
-        let bytes = read_at_most(path)?;
-        let text = String::from_utf8(bytes).map_err(|_| ReadError::NotText)?;
-        let docs = yaml::parse(&text).map_err(ReadError::Syntax)?;
-        let duplicates = yaml::duplicate_keys(&docs);
-        if !duplicates.is_empty() {
-            return Err(ReadError::Duplicates(duplicates));
-        }
-        Ok((Arc::new(docs), fp))
-    }
-
-    /// Records `path` as read (once more when a kept layer would not read
-    /// back: the memo then only stats it twice), and its fingerprint
-    /// when it is a file ov may read.
+    /// Records `path` as read, and its fingerprint when it is a file ov
+    /// may read.
     fn stat(&self, path: &Path) -> Result<Fingerprint, ReadError> {
         if let Ok(mut read) = self.read.lock() {
             read.push(path.to_path_buf());
@@ -181,8 +168,7 @@ impl ParseCache {
                 return Ok(value);
             }
         }
-        let (docs, fp) = self.parse_at(path)?;
-        let value = decode(&docs);
+        let value = decode(&read_docs(path)?);
         // A file written shortly before this run could change again within
         // the same timestamp tick without its fingerprint moving; only
         // vouch for one that has settled.
@@ -235,6 +221,19 @@ impl ParseCache {
     }
 }
 
+/// The YAML documents in `path` (its stat taken already): a key written twice in
+/// one mapping is an error, as bad YAML is.
+fn read_docs(path: &Path) -> Result<Arc<Vec<Node>>, ReadError> {
+    let bytes = read_at_most(path)?;
+    let text = String::from_utf8(bytes).map_err(|_| ReadError::NotText)?;
+    let docs = yaml::parse(&text).map_err(ReadError::Syntax)?;
+    let duplicates = yaml::duplicate_keys(&docs);
+    if !duplicates.is_empty() {
+        return Err(ReadError::Duplicates(duplicates));
+    }
+    Ok(Arc::new(docs))
+}
+
 /// The file's bytes, refusing one that grew past [`MAX_FILE`] since its stat.
 fn read_at_most(path: &Path) -> Result<Vec<u8>, ReadError> {
     use std::io::Read;
@@ -276,14 +275,7 @@ mod tests {
     ) -> Result<(Layer, Diagnostics), ReadError> {
         let dir = file.parent().unwrap();
         let name = dir.file_name().unwrap().to_str().unwrap();
-        cache.layer(
-            file,
-            |docs| {
-                let (l, d, _) = super::super::decode_layer(root, name, dir, file, docs);
-                (l, d)
-            },
-            |(_, d)| !d.has_errors(),
-        )
+        super::super::read_layer(cache, root, name, dir, file).map(|(l, d, _)| (l, d))
     }
 
     /// A run that reads the layer back from the cache gets the very layer
