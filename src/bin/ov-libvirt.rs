@@ -8,7 +8,7 @@ use ov_rules::rule::boot::hypervisor::GuestState;
 use ov_rules::rule::boot::libvirt::{Answer, Call};
 use std::io::{BufRead, Write};
 use virt::connect::Connect;
-use virt::domain::{Domain, DomainState};
+use virt::domain::{Domain, DomainPausedReason, DomainState, DomainStateReason};
 use virt::enumutil::Enum;
 use virt::error::ErrorNumber;
 
@@ -69,12 +69,29 @@ fn lookup(conn: &Connect, domain: &str) -> Result<Option<Domain>, Answer> {
 }
 
 fn state_of(d: &Domain) -> GuestState {
-    match d.state().map(|(s, _)| s) {
-        Ok(Enum::Known(DomainState::Shutoff | DomainState::Crashed)) => GuestState::Off,
+    match d.state() {
+        Ok((Enum::Known(DomainState::Shutoff | DomainState::Crashed), _)) => GuestState::Off,
+        // Paused by qemu itself: an emulation failure reads as "unknown".
+        Ok((
+            _,
+            Enum::Known(DomainStateReason::Paused(Enum::Known(
+                DomainPausedReason::Unknown
+                | DomainPausedReason::IOError
+                | DomainPausedReason::Crashed
+                | DomainPausedReason::Watchdog
+                | DomainPausedReason::PostCopyFailed
+                | DomainPausedReason::APIError,
+            ))),
+        )) => GuestState::Halted,
         Ok(_) => GuestState::Running,
         // Gone between the lookup and the question.
         Err(_) => GuestState::Absent,
     }
+}
+
+/// Whether a qemu process still holds the guest (a halted one too).
+fn is_up(s: GuestState) -> bool {
+    matches!(s, GuestState::Running | GuestState::Halted)
 }
 
 fn answer(conn: &Connect, call: Call) -> Answer {
@@ -105,10 +122,10 @@ fn answer(conn: &Connect, call: Call) -> Answer {
             Err(a) => a,
         },
         Call::Destroy(domain) => match lookup(conn, &domain) {
-            Ok(Some(d)) if state_of(&d) == GuestState::Running => match d.destroy() {
+            Ok(Some(d)) if is_up(state_of(&d)) => match d.destroy() {
                 Ok(()) => Answer::Done,
                 // It stopped on its own meanwhile.
-                Err(_) if state_of(&d) != GuestState::Running => Answer::Done,
+                Err(_) if !is_up(state_of(&d)) => Answer::Done,
                 Err(e) => failed(&format!("destroying {domain}"), e),
             },
             Ok(_) => Answer::Done,

@@ -122,6 +122,7 @@ pub fn run(root: &Path, dirs: &Dirs, cmd: VmCmd, out: &mut dyn Write) -> anyhow:
             for (name, state) in backend(dirs)?.list()? {
                 let state = match state {
                     GuestState::Running => "running",
+                    GuestState::Halted => "halted by the hypervisor (destroy it)",
                     GuestState::Off => "shut off",
                     GuestState::Absent => continue,
                 };

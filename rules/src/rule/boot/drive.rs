@@ -76,6 +76,16 @@ pub enum BootError {
         /// The console's last lines.
         console_tail: String,
     },
+    /// The hypervisor halted the guest before it was ready (see
+    /// [`GuestState::Halted`]): under KVM, most often a nested KVM that
+    /// cannot run the firmware's code, where TCG would.
+    #[error("{message}")]
+    Halted {
+        /// What happened.
+        message: String,
+        /// The console's last lines.
+        console_tail: String,
+    },
     /// Checks failed.
     #[error("{message}")]
     Checks {
@@ -160,11 +170,25 @@ async fn wait_ready(
         if ready {
             return Ok(());
         }
-        if hv.state(&m.domain)? != GuestState::Running {
-            return Err(BootError::NotReady {
-                message: format!("{} stopped before it was ready", m.domain),
-                console_tail: console_tail(&m.console_log, 30),
-            });
+        match hv.state(&m.domain)? {
+            GuestState::Running => {}
+            GuestState::Halted => {
+                return Err(BootError::Halted {
+                    message: format!(
+                        "{} was halted by the hypervisor ({}) before it was ready: an \
+                         emulation failure, an I/O error or a guest panic",
+                        m.domain,
+                        m.accel.name()
+                    ),
+                    console_tail: console_tail(&m.console_log, 30),
+                })
+            }
+            GuestState::Off | GuestState::Absent => {
+                return Err(BootError::NotReady {
+                    message: format!("{} stopped before it was ready", m.domain),
+                    console_tail: console_tail(&m.console_log, 30),
+                })
+            }
         }
         if Instant::now() >= deadline {
             let what = match plan.ready {
@@ -235,8 +259,13 @@ async fn stop(hv: &dyn Hypervisor, m: &Machine, plan: &Plan<'_>) -> Result<Stopp
     hv.shutdown(&m.domain)?;
     let deadline = Instant::now() + plan.shutdown_timeout;
     loop {
-        if hv.state(&m.domain)? != GuestState::Running {
-            return Ok(Stopped::Clean);
+        match hv.state(&m.domain)? {
+            GuestState::Running => {}
+            GuestState::Halted => {
+                hv.destroy(&m.domain)?;
+                return Ok(Stopped::Destroyed);
+            }
+            GuestState::Off | GuestState::Absent => return Ok(Stopped::Clean),
         }
         if Instant::now() >= deadline {
             hv.destroy(&m.domain)?;
@@ -288,6 +317,8 @@ mod tests {
     struct Fake {
         running: Mutex<bool>,
         obeys: bool,
+        /// Its guest is halted by the hypervisor once started.
+        halts: bool,
         console: &'static str,
         calls: Mutex<Vec<String>>,
     }
@@ -297,6 +328,7 @@ mod tests {
             Fake {
                 running: Mutex::new(false),
                 obeys,
+                halts: false,
                 console,
                 calls: Mutex::new(Vec::new()),
             }
@@ -321,7 +353,11 @@ mod tests {
         }
         fn state(&self, _: &str) -> Result<GuestState, HvError> {
             Ok(if *self.running.lock().unwrap() {
-                GuestState::Running
+                if self.halts {
+                    GuestState::Halted
+                } else {
+                    GuestState::Running
+                }
             } else {
                 GuestState::Absent
             })
@@ -437,6 +473,29 @@ mod tests {
         assert!(!console_tail.contains('\u{1b}'));
         assert_eq!(hv.calls(), ["start", "destroy"]);
         assert_eq!(hv.state("x").unwrap(), GuestState::Absent);
+    }
+
+    #[tokio::test]
+    async fn a_guest_the_hypervisor_halted_fails_at_once_and_is_destroyed() {
+        // As nested KVM does on OVMF's first FPU instruction: the guest
+        // sits paused, and waiting out the time-out would only cost time.
+        let d = tempfile::tempdir().unwrap();
+        let mut hv = Fake::new(true, "");
+        hv.halts = true;
+        let c = CancellationToken::new();
+        let mut m = machine(d.path());
+        m.accel = Accel::Kvm;
+        let mut p = plan(ReadyBy::Console("READY"), &[], None, &c);
+        p.ready_timeout = Duration::from_secs(2);
+        let e = boot(&hv, &m, &p).await.unwrap_err();
+        let BootError::Halted { message, .. } = e else {
+            panic!("{e}")
+        };
+        assert!(
+            message.contains("halted by the hypervisor (kvm)"),
+            "{message}"
+        );
+        assert_eq!(hv.calls(), ["start", "destroy"]);
     }
 
     #[tokio::test]

@@ -13,6 +13,10 @@ use super::machine::Machine;
 pub enum GuestState {
     /// Running (or paused, or shutting down).
     Running,
+    /// Stopped by the hypervisor, not by anyone's request: an emulation
+    /// failure (KVM that cannot run the guest's code), an I/O error, a
+    /// guest panic. It will not go on by itself; only destroying it helps.
+    Halted,
     /// Defined but stopped (persistent libvirt domains only).
     Off,
     /// No such guest.

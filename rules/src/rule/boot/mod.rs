@@ -27,7 +27,7 @@ use crate::rule::eval::{self, EvalSpec};
 use crate::vm::Instance;
 use crate::NodeKind;
 use hypervisor::Hypervisor;
-use machine::{Machine, Uefi, DEFAULT_MACHINE};
+use machine::{Accel, Machine, Uefi, DEFAULT_MACHINE};
 use serde_json::json;
 use spec::{KeySource, PortForward};
 use std::path::{Path, PathBuf};
@@ -246,7 +246,21 @@ pub async fn execute_with(
         format!("{} {}\n", std::process::id(), choice.backend.name()),
     )
     .map_err(at(&owner_file(&dir)))?;
-    let result = boot_in(spec, ctx, hv.as_ref(), &inst, choice.accel).await;
+    let mut result = boot_in(spec, ctx, hv.as_ref(), &inst, choice.accel.resolve()).await;
+    // `auto` promised a guest that runs: when KVM halts it (a nested KVM
+    // the probe passed), it boots again, from fresh files, under TCG.
+    if choice.accel == host::AccelChoice::Auto {
+        if let Err(Failure::Halted {
+            accel: Accel::Kvm,
+            error,
+        }) = &result
+        {
+            host::kvm_halted_a_guest();
+            (ctx.on_line)(&format!("{error}; booting again under TCG"));
+            result = boot_in(spec, ctx, hv.as_ref(), &inst, Accel::Tcg).await;
+        }
+    }
+    let result = result.map_err(Failure::into_exec);
     let _ = std::fs::remove_file(owner_file(&dir));
     // The overlay and the store's link are the boot's alone.
     let _ = std::fs::remove_file(inst.disk(root));
@@ -254,13 +268,34 @@ pub async fn execute_with(
     result
 }
 
+/// Why [`boot_in`] failed. A guest the hypervisor halted is told apart:
+/// under `auto`, one KVM halted is booted again under TCG.
+enum Failure {
+    Halted { accel: Accel, error: ExecError },
+    Other(ExecError),
+}
+
+impl From<ExecError> for Failure {
+    fn from(e: ExecError) -> Self {
+        Failure::Other(e)
+    }
+}
+
+impl Failure {
+    fn into_exec(self) -> ExecError {
+        match self {
+            Failure::Halted { error, .. } | Failure::Other(error) => error,
+        }
+    }
+}
+
 async fn boot_in(
     spec: &BootSpec,
     ctx: &mut ExecCtx<'_>,
     hv: &dyn Hypervisor,
     inst: &Instance,
-    accel: host::AccelChoice,
-) -> Result<NodeOutput, ExecError> {
+    accel: Accel,
+) -> Result<NodeOutput, Failure> {
     let root = ctx.vm_state;
     let dir = inst.dir(root);
     let disk_id = format!("disk:{}", spec.vm);
@@ -274,7 +309,8 @@ async fn boot_in(
         return Err(ExecError::Spec(format!(
             "{}: `{disk_id}` made a `{format}` disk; boots read qcow2 or raw",
             ctx.node_id
-        )));
+        ))
+        .into());
     }
     let base = dir.join("base.disk");
     let _ = std::fs::remove_file(&base);
@@ -309,7 +345,7 @@ async fn boot_in(
         domain: inst.domain(),
         ram_mib: spec.ram_mib,
         cpus: spec.cpus,
-        accel: accel.resolve(),
+        accel,
         machine: spec
             .machine
             .clone()
@@ -341,7 +377,8 @@ async fn boot_in(
                 "{}: no private key for `ssh.key_source` to reach the guest with, and no \
                  `ready.console` line to wait for",
                 ctx.node_id
-            )))
+            ))
+            .into())
         }
     };
     let checks = eval::parse_checks(&EvalSpec {
@@ -366,18 +403,37 @@ async fn boot_in(
         m.ram_mib
     ));
     let out = drive::boot(hv, &m, &plan).await.map_err(|e| match e {
-        BootError::Cancelled => ExecError::Engine(EngineError::Cancelled),
+        BootError::Cancelled => Failure::Other(ExecError::Engine(EngineError::Cancelled)),
         BootError::NotReady {
             message,
             console_tail,
-        } => failed(
+        } => Failure::Other(failed(
             format!("{}: {message}", ctx.node_id),
             format!("last lines of the console:\n{console_tail}"),
-        ),
+        )),
+        BootError::Halted {
+            message,
+            console_tail,
+        } => Failure::Halted {
+            accel: m.accel,
+            error: failed(
+                match m.accel {
+                    Accel::Kvm => format!(
+                        "{}: {message}; if KVM cannot run this guest here, set `vm.accel` \
+                         (or OV_VM_ACCEL) to tcg",
+                        ctx.node_id
+                    ),
+                    Accel::Tcg => format!("{}: {message}", ctx.node_id),
+                },
+                format!("last lines of the console:\n{console_tail}"),
+            ),
+        },
         BootError::Checks { message, output } => {
-            failed(format!("{}: {message}", ctx.node_id), output)
+            Failure::Other(failed(format!("{}: {message}", ctx.node_id), output))
         }
-        BootError::Hypervisor(e) => failed(format!("{}: {e}", ctx.node_id), String::new()),
+        BootError::Hypervisor(e) => {
+            Failure::Other(failed(format!("{}: {e}", ctx.node_id), String::new()))
+        }
     })?;
     let report = json!({
         "vm": spec.vm,

@@ -68,12 +68,14 @@ impl Qemu {
         }
     }
 
-    fn monitor(&self, domain: &str, command: &str) -> Result<(), HvError> {
+    /// Runs `command` on the guest's human monitor and returns what the
+    /// monitor printed up to its next prompt.
+    fn monitor(&self, domain: &str, command: &str) -> Result<String, HvError> {
         let p = paths(&self.root, domain);
         let mut s = UnixStream::connect(&p.monitor)
             .map_err(|e| HvError::Failed(format!("qemu monitor {}: {e}", p.monitor.display())))?;
         let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-        // The banner first, then the command; the reply is not needed.
+        // The banner first, then the command.
         let mut buf = [0u8; 512];
         let _ = s.read(&mut buf);
         s.write_all(format!("{command}\n").as_bytes())
@@ -87,9 +89,12 @@ impl Qemu {
                 Ok(n) => seen.extend_from_slice(&buf[..n]),
             }
         }
-        Ok(())
+        Ok(String::from_utf8_lossy(&seen).into_owned())
     }
 }
+
+/// The run states in which qemu has stopped a guest on its own.
+const HALTED: &[&str] = &["(internal-error)", "(io-error)", "(guest-panicked)"];
 
 impl Hypervisor for Qemu {
     fn name(&self) -> &'static str {
@@ -165,7 +170,12 @@ impl Hypervisor for Qemu {
         self.reap(domain);
         let p = paths(&self.root, domain);
         Ok(match live_qemu(&p.pidfile, domain) {
-            Some(_) => GuestState::Running,
+            // qemu stopped the guest itself: "VM status: paused
+            // (internal-error)" after an emulation failure.
+            Some(_) => match self.monitor(domain, "info status") {
+                Ok(status) if HALTED.iter().any(|h| status.contains(h)) => GuestState::Halted,
+                _ => GuestState::Running,
+            },
             None => GuestState::Absent,
         })
     }
