@@ -274,7 +274,7 @@ fn a_package_that_does_not_exist_fails_the_layer_and_records_nothing() {
     p.edit("image.yml", "- b\n", "- b\n            - broken\n");
     let ov = ov_for(p.path());
     let b = build(&ov, &[]);
-    assert_eq!(b.code, Some(1), "{}", b.stderr);
+    assert_eq!(b.code, Some(1), "{}", b.report());
     let fail = b
         .events
         .iter()
@@ -563,7 +563,7 @@ fn a_dependency_rebuilt_to_the_same_output_does_not_rerun_its_dependents() {
     // after one, the graph cannot know a's next image yet).
     let rerun = |before: String, args: &[&str]| -> bool {
         let b = build(&ov, args);
-        assert_eq!(b.code, Some(0), "{}", b.stderr);
+        assert_eq!(b.code, Some(0), "{}", b.report());
         let same = key_of_b() == before;
         if same {
             assert_eq!(b.nodes("built"), vec!["layer:a@app"]);

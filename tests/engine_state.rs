@@ -212,7 +212,7 @@ fn two_projects_building_one_image_name_say_so_when_they_take_the_tag() {
     );
     // Cached here, the tag comes back, and that is said too.
     let back = build(&ov, &[]);
-    assert_eq!(back.code, Some(0), "{}", back.stderr);
+    assert_eq!(back.code, Some(0), "{}", back.report());
     assert_eq!(back.count("built"), 0);
     assert_eq!(image_of(&t.tag), Some(mine));
     assert!(

@@ -333,7 +333,7 @@ fn signed_entries_check_with_the_key_and_only_with_it() {
 /// Starts (or finds running) the nginx cache of `scripts/setup-cache-server.sh`
 /// and returns a base URL on it named `name`, made unique to this run when
 /// `fresh` (so tests share no entries).
-pub fn nginx_base(name: &str, fresh: bool) -> String {
+pub fn nginx_base(name: &str, fresh: bool) -> NginxPrefix {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/setup-cache-server.sh");
     let out = Command::new("bash").arg(&script).output().unwrap();
     assert!(
@@ -344,16 +344,59 @@ pub fn nginx_base(name: &str, fresh: bool) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     if !fresh {
-        return format!("http://127.0.0.1:8081/{name}/");
+        return NginxPrefix {
+            url: format!("http://127.0.0.1:8081/{name}/"),
+            owned: false,
+        };
     }
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos();
-    format!(
-        "http://127.0.0.1:8081/{name}-{}-{nanos}/",
-        std::process::id()
-    )
+    NginxPrefix {
+        url: format!(
+            "http://127.0.0.1:8081/{name}-{}-{nanos}/",
+            std::process::id()
+        ),
+        owned: true,
+    }
+}
+
+/// A base URL on the nginx cache. A fresh one is this test's own, and its
+/// uploads are deleted with it: the server's disk is the machine's, and
+/// the VM chain alone uploads gigabytes a run would otherwise leave there.
+pub struct NginxPrefix {
+    url: String,
+    owned: bool,
+}
+
+impl NginxPrefix {
+    pub fn as_str(&self) -> &str {
+        &self.url
+    }
+
+    /// Deletes what was uploaded under it (WebDAV `DELETE` of the whole
+    /// collection); a prefix that is not this test's own is left alone.
+    pub fn delete(&self) {
+        if self.owned {
+            let _ = Command::new("curl")
+                .args(["-s", "-o", "/dev/null", "-X", "DELETE", &self.url])
+                .status();
+        }
+    }
+}
+
+impl std::ops::Deref for NginxPrefix {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.url
+    }
+}
+
+impl Drop for NginxPrefix {
+    fn drop(&mut self) {
+        self.delete();
+    }
 }
 
 fn remote_counts(b: &Built) -> serde_json::Value {
@@ -387,7 +430,7 @@ fn a_second_machine_restores_a_debian_build_from_nginx() {
     let p = Project::copy_of(&local_fixture("deb-tasks"));
     let a = ov_for(p.path());
     let built = build(&a, &["--remote-cache", &base]);
-    assert_eq!(built.code, Some(0), "{}", built.stderr);
+    assert_eq!(built.code, Some(0), "{}", built.report());
     assert_eq!(built.count("built"), 5);
     let r = remote_counts(&built);
     assert_eq!(r["uploads"], 5, "{r}");
@@ -464,7 +507,7 @@ fn a_failing_server_costs_one_warning_and_shows_no_credential() {
     let p = Project::copy_of(&local_fixture("deb-tasks"));
     let ov = ov_for(p.path()).env("OV_REMOTE_CACHE", &url);
     let b = build(&ov, &[]);
-    assert_eq!(b.code, Some(0), "{}", b.stderr);
+    assert_eq!(b.code, Some(0), "{}", b.report());
     assert_eq!(b.count("built"), 5);
     // One warning about the server (a loaded engine may add its own about
     // listing images, which is not this test's business).
@@ -513,7 +556,7 @@ fn wrong_bytes_from_the_server_leave_the_build_local_and_the_store_sound() {
     server.set(Fault::WrongBytes { over: 0 });
     let b = ov_for(p.path()).env("OV_REMOTE_CACHE", &server.url);
     let r = build(&b, &["--remote-cache-mode", "read"]);
-    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert_eq!(r.code, Some(0), "{}", r.report());
     // Layers and images whose engine image exists are hits either way; no
     // node was restored from the damaged entries.
     assert_eq!(r.count("cached_remote"), 0, "{:?}", r.summary());
@@ -747,7 +790,7 @@ fn a_second_machine_restores_examples_web_without_an_engine_build() {
     );
     let a = ov_for(p.path());
     let built = build(&a, &["--remote-cache", &base]);
-    assert_eq!(built.code, Some(0), "{}", built.stderr);
+    assert_eq!(built.code, Some(0), "{}", built.report());
     let nodes = built.count("built") as usize;
     let r = remote_counts(&built);
     assert_eq!(r["uploads"], nodes, "{r}");
@@ -785,7 +828,7 @@ fn a_second_machine_restores_examples_web_without_an_engine_build() {
     let mut args = read.to_vec();
     args.extend(["--refresh", "eval:web"]);
     let checked = build(&b, &args);
-    assert_eq!(checked.code, Some(0), "{}", checked.stderr);
+    assert_eq!(checked.code, Some(0), "{}", checked.report());
     assert_eq!(checked.nodes("built"), ["eval:web"]);
     assert_eq!(checked.count("engine_builds"), 0);
     // And the restored image runs: supervisord starts nginx, and the

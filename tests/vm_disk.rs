@@ -34,7 +34,8 @@ pub struct SharedVm {
     pub cold: Built,
     /// The remote cache (on the nginx server of
     /// `scripts/setup-cache-server.sh`) the cold build uploaded to.
-    pub remote: String,
+    /// Static, so never dropped: the last test to use it deletes it.
+    pub remote: crate::remote::NginxPrefix,
     /// `OV_STATE_DIR`: the VM's instance dir, with its generated SSH key,
     /// stays the same across the tests' runs, so the seed's key does too.
     pub state: PathBuf,
@@ -112,7 +113,7 @@ pub fn shared_vm() -> &'static SharedVm {
             vm.cold.code,
             Some(0),
             "examples/vm disk build failed:\n{}",
-            vm.cold.stderr
+            vm.cold.report()
         );
         vm
     })
@@ -324,7 +325,7 @@ fn a_bootstrap_vm_builds_a_uefi_disk_from_nothing_and_rebuilds_as_nothing() {
     );
     // The second build runs nothing.
     let again = build(&vm.ov(), &["disk:vm"]);
-    assert_eq!(again.code, Some(0), "{}", again.stderr);
+    assert_eq!(again.code, Some(0), "{}", again.report());
     assert_eq!(again.nodes("built"), Vec::<String>::new());
     assert_clean(&vm.cache, "a good build");
 }
@@ -521,7 +522,7 @@ fn a_rootfs_image_gone_from_the_engine_is_imported_again_once_not_every_build() 
             .to_string()
     };
     let again = build(&vm.ov(), &["bootstrap:vm/vm"]);
-    assert_eq!(again.code, Some(0), "{}", again.stderr);
+    assert_eq!(again.code, Some(0), "{}", again.report());
     assert!(again
         .nodes("cached")
         .contains(&"bootstrap:vm/vm".to_string()));
@@ -546,7 +547,7 @@ fn a_rootfs_image_gone_from_the_engine_is_imported_again_once_not_every_build() 
     assert_ne!(other, imported);
     for _ in 0..2 {
         let b = build(&vm.ov(), &["bootstrap:vm/vm"]);
-        assert_eq!(b.code, Some(0), "{}", b.stderr);
+        assert_eq!(b.code, Some(0), "{}", b.report());
         assert_eq!(b.count("engine_builds"), 0, "{:?}", b.events);
         assert_eq!(image_of(), other);
         assert_eq!(recorded_image(), other);
@@ -645,7 +646,7 @@ fn the_example_vm_boots_to_ssh_passes_its_checks_once_and_another_machine_restor
     let _g = vm.lock();
     let ov = vm.ov();
     let booted = build(&ov, &["boot:vm", "--remote-cache", &vm.remote]);
-    assert_eq!(booted.code, Some(0), "{}", booted.stderr);
+    assert_eq!(booted.code, Some(0), "{}", booted.report());
     // The seed too, unless `ov vm create`'s test made it first.
     let built = booted.nodes("built");
     assert!(
@@ -665,7 +666,7 @@ fn the_example_vm_boots_to_ssh_passes_its_checks_once_and_another_machine_restor
     assert!(!domains().contains("ov-vm"), "a domain was left");
 
     let again = build(&ov, &["boot:vm"]);
-    assert_eq!(again.code, Some(0), "{}", again.stderr);
+    assert_eq!(again.code, Some(0), "{}", again.report());
     assert_eq!(again.nodes("built"), Vec::<String>::new());
 
     let b = Ov::new(vm.project.path())
@@ -681,7 +682,7 @@ fn the_example_vm_boots_to_ssh_passes_its_checks_once_and_another_machine_restor
             "read",
         ],
     );
-    assert_eq!(restored.code, Some(0), "{}", restored.stderr);
+    assert_eq!(restored.code, Some(0), "{}", restored.report());
     // Nothing is booted or built, but for the seed when `ov vm create`'s
     // test made it before this boot (create uploads nothing, and a local
     // hit is not uploaded): a seed is cheap and its bytes do not vary, so
@@ -707,6 +708,10 @@ fn the_example_vm_boots_to_ssh_passes_its_checks_once_and_another_machine_restor
         let a_digest = a.blobs.iter().find(|x| x.name == blob).map(|x| x.digest);
         assert_eq!(a_digest, Some(digest), "{id}");
     }
+    // The last test to use the remote (the tests run in name order): its
+    // two gigabytes need not outlive it.
+    drop(b);
+    vm.remote.delete();
 }
 
 /// Destroys an `ov vm create`d instance however its test ends.
