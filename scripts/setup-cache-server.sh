@@ -101,7 +101,8 @@ else
   # As $(...) read it (no final newline), so the next run compares equal.
   printf '%s' "$want" >"$conf"
   nginx -t -q -c "$conf" || die "nginx refused $conf"
-  setsid nohup nginx -c "$conf" >>"$DIR/error.log" 2>&1 </dev/null &
+  # From /, so no daemon holds on to the checkout it was started in.
+  (cd / && exec setsid nohup nginx -c "$conf" >>"$DIR/error.log" 2>&1 </dev/null) &
   for _ in $(seq 50); do
     curl -s -o /dev/null --max-time 1 "$URL/" && break
     sleep 0.1

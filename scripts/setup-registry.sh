@@ -78,7 +78,8 @@ if ! alive "$pid" || ((changed)); then
   if answers; then
     die "something else answers on $ADDR; stop it or set OV_REGISTRY_ADDR"
   fi
-  setsid nohup docker-registry serve "$conf" >>"$LOG" 2>&1 </dev/null &
+  # From /, so no daemon holds on to the checkout it was started in.
+  (cd / && exec setsid nohup docker-registry serve "$conf" >>"$LOG" 2>&1 </dev/null) &
   pid=$!
   echo "$pid" >"$PIDFILE"
 fi

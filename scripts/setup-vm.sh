@@ -150,7 +150,8 @@ else
   fi
   rm -f "$LIBVIRT_PID"
   mkdir -p /var/log/libvirt
-  libvirtd -d
+  # From /, so no daemon holds on to the checkout it was started in.
+  (cd / && exec libvirtd -d)
   echo "$conf_sha" >"$CONF_STAMP"
   for ((i = 0; i < 300; i++)); do [[ -S $LIBVIRT_SOCK ]] && break; sleep 0.1; done
   [[ -S $LIBVIRT_SOCK ]] || die "libvirtd did not create $LIBVIRT_SOCK"

@@ -208,7 +208,10 @@ if [[ -z $action ]]; then
   printf '\n=== %s setup.sh starts podman system service\n' "$(date -Is)" >>"$SERVICE_LOG"
   # Without job control the background child is not a process-group leader,
   # so setsid execs in place and $! is podman's own pid.
-  setsid nohup podman system service --time=0 "unix://$SOCK" >>"$SERVICE_LOG" 2>&1 </dev/null &
+  # From /: a daemon keeps the directory it started in, and conmon fails
+  # every container ("Failed to get working directory") once that is gone
+  # (a CI checkout removed after its run).
+  (cd / && exec setsid nohup podman system service --time=0 "unix://$SOCK" >>"$SERVICE_LOG" 2>&1 </dev/null) &
   pid=$!
   echo "$pid" >"$PIDFILE"
   echo "$conf_sha" >"$CONF_STAMP"

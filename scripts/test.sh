@@ -14,7 +14,10 @@ LOGS=()
 # The free disk, sampled through the run: a build that failed for want of
 # space leaves no trace in the state at the end once its files are gone.
 DISK_LOG=$(mktemp)
-(while :; do df --output=avail -B1M / | tail -1; sleep 10; done) >"$DISK_LOG" 2>/dev/null &
+# Each sample is "free used": the least free says how close the machine
+# came to full, the most used over the first sample what the run itself
+# took (the machine's disk is shared, so free space alone says little).
+(while :; do df --output=avail,used -B1M / | tail -1; sleep 10; done) >"$DISK_LOG" 2>/dev/null &
 DISK_PID=$!
 # machine_state: what a cascade of unrelated failures usually comes from.
 machine_state() {
@@ -60,7 +63,8 @@ report() {
   kill "$DISK_PID" 2>/dev/null || true
   printf '\ntest.sh: phase times (total %d s, exit %d)\n' "$((SECONDS - START))" "$rc"
   printf '  %s\n' "${TIMES[@]}"
-  sort -n "$DISK_LOG" | head -1 | awk '{print "  least free disk on /: " $1 " MiB"}'
+  awk 'NR == 1 {first = $2} min == "" || $1 < min {min = $1} $2 > max {max = $2}
+    END {if (NR) print "  least free disk on /: " min " MiB; the most this run used: " max - first " MiB"}' "$DISK_LOG"
   rm -f "${LOGS[@]}" "$DISK_LOG"
 }
 trap report EXIT
@@ -73,6 +77,9 @@ phase() {
 }
 
 phase setup bash scripts/setup.sh
+# One build from nothing: incremental compilation's state would only take
+# the disk (three quarters of a gigabyte) that the tests' images need.
+export CARGO_INCREMENTAL=0
 printf 'test.sh: the machine at the start\n'
 machine_state
 phase fmt cargo fmt --all -- --check
