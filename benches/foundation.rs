@@ -160,7 +160,7 @@ fn rss_of(c: &Command) -> Option<u64> {
     peak_rss_kib(&args)
 }
 
-/// Flips one byte of `path`: new contents, same size.
+/// Sets `path`'s mtime to `t`, as an undo that restores the file would.
 fn set_mtime(path: &Path, t: std::time::SystemTime) {
     std::fs::File::options()
         .write(true)
@@ -170,6 +170,7 @@ fn set_mtime(path: &Path, t: std::time::SystemTime) {
         .unwrap();
 }
 
+/// Flips one byte of `path`: new contents, same size.
 fn flip(path: &Path) {
     let mut b = std::fs::read(path).unwrap();
     b[0] ^= 1;

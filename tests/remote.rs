@@ -371,10 +371,6 @@ pub struct NginxPrefix {
 }
 
 impl NginxPrefix {
-    pub fn as_str(&self) -> &str {
-        &self.url
-    }
-
     /// Deletes what was uploaded under it (WebDAV `DELETE` of the whole
     /// collection); a prefix that is not this test's own is left alone.
     pub fn delete(&self) {
@@ -810,12 +806,7 @@ fn a_second_machine_restores_examples_web_without_an_engine_build() {
     }
 
     let b = ov_for(p.path());
-    let read = [
-        "--remote-cache",
-        base.as_str(),
-        "--remote-cache-mode",
-        "read",
-    ];
+    let read = ["--remote-cache", &base, "--remote-cache-mode", "read"];
     let restored = build(&b, &read);
     assert_restored_everything(&restored, nodes);
     assert_eq!(

@@ -221,8 +221,8 @@ impl ParseCache {
     }
 }
 
-/// The YAML documents in `path` (its stat taken already): a key written twice in
-/// one mapping is an error, as bad YAML is.
+/// The YAML documents in `path` (its stat taken already): a key written
+/// twice in one mapping is an error, as bad YAML is.
 fn read_docs(path: &Path) -> Result<Arc<Vec<Node>>, ReadError> {
     let bytes = read_at_most(path)?;
     let text = String::from_utf8(bytes).map_err(|_| ReadError::NotText)?;
