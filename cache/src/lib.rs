@@ -59,5 +59,5 @@ pub use store::{
     format_size, parse_size, sha256_file, ActionResult, BlobRef, GcReport, KeyLock, Lookup,
     SizeParseError, Stats, Store, Unchecked, VerifyProblem, VerifyReport,
 };
-pub use tree::{hash_trees, HashedTree, TreeFile, TreeLink};
+pub use tree::{hash_trees, tree_unchanged, HashedTree, TreeFile, TreeLink};
 pub use witness::{Witness, WitnessBuilder};

@@ -92,6 +92,21 @@ pub fn hash_trees(
     Ok(trees)
 }
 
+/// Whether the tree at `root` is still the one listed with these
+/// fingerprints: its root's (`None`: it did not exist), and every
+/// subdirectory's, file's and link's (`entries`, by path relative to the
+/// root; a directory's mtime moves when its listing does). Stats alone,
+/// relative to one open handle on the root. An unchanged fingerprint
+/// proves an unchanged tree only if it had settled when it was taken (see
+/// [`Fingerprint::settled`]).
+pub fn tree_unchanged<'a>(
+    root: &Path,
+    root_fp: Option<Fingerprint>,
+    entries: impl IntoIterator<Item = (&'a str, Fingerprint)>,
+) -> bool {
+    imp::tree_unchanged(root, root_fp, &mut entries.into_iter())
+}
+
 fn join(rel: &str, name: &str) -> String {
     if rel.is_empty() {
         name.to_string()
@@ -270,6 +285,40 @@ mod imp {
         Ok((tree, fresh))
     }
 
+    pub(super) fn tree_unchanged(
+        root: &Path,
+        root_fp: Option<Fingerprint>,
+        entries: &mut dyn Iterator<Item = (&str, Fingerprint)>,
+    ) -> bool {
+        // Opened as `hash_tree` opens it: a root that is a link is followed.
+        let fd = match openat(
+            CWD,
+            root,
+            DIR_FLAGS.difference(OFlags::NOFOLLOW),
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            // Not a directory (now): the same tree only if it was not one
+            // then either, and had nothing in it.
+            Err(_) => {
+                let now = statat(CWD, root, AtFlags::empty())
+                    .ok()
+                    .map(|s| fingerprint(&s));
+                return now == root_fp && entries.next().is_none();
+            }
+        };
+        if fstat(&fd).ok().map(|s| fingerprint(&s)) != root_fp {
+            return false;
+        }
+        for (rel, want) in entries {
+            let now = statat(&fd, rel, AtFlags::SYMLINK_NOFOLLOW).map(|s| fingerprint(&s));
+            if now.ok() != Some(want) {
+                return false;
+            }
+        }
+        true
+    }
+
     /// Lists `dir` (at `rel` under `root`) and its subdirectories. Each
     /// directory is closed before its subdirectories are opened, so a deep
     /// tree holds one descriptor, not one per level.
@@ -392,6 +441,30 @@ mod imp {
     use super::*;
     use std::io::Read;
 
+    pub(super) fn tree_unchanged(
+        root: &Path,
+        root_fp: Option<Fingerprint>,
+        entries: &mut dyn Iterator<Item = (&str, Fingerprint)>,
+    ) -> bool {
+        let fp = |p: &Path, follow: bool| {
+            let m = if follow {
+                std::fs::metadata(p)
+            } else {
+                std::fs::symlink_metadata(p)
+            };
+            m.ok().map(|m| Fingerprint::of(&m))
+        };
+        if fp(root, true) != root_fp {
+            return false;
+        }
+        for (rel, want) in entries {
+            if fp(&root.join(rel), false) != Some(want) {
+                return false;
+            }
+        }
+        true
+    }
+
     pub(super) fn hash_tree(
         root: &Path,
         cache: &StatCache,
@@ -507,6 +580,52 @@ mod tests {
 
     fn not_hidden(name: &str) -> bool {
         !name.starts_with('.')
+    }
+
+    /// Every fingerprint of `t` but the root's, as `tree_unchanged` takes them.
+    fn entries(t: &HashedTree) -> Vec<(&str, Fingerprint)> {
+        let dirs = t.dirs.iter().map(|(r, fp)| (r.as_str(), *fp));
+        let files = t.files.iter().map(|f| (f.rel.as_str(), f.fingerprint));
+        let links = t.links.iter().map(|l| (l.rel.as_str(), l.fingerprint));
+        dirs.chain(files).chain(links).collect()
+    }
+
+    #[test]
+    fn an_unchanged_tree_is_told_by_stats_and_any_change_is_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("t");
+        std::fs::create_dir_all(root.join("sub")).unwrap();
+        std::fs::write(root.join("a"), b"a").unwrap();
+        std::fs::write(root.join("sub/b"), b"b").unwrap();
+        #[cfg(unix)]
+        std::os::unix::fs::symlink("a", root.join("link")).unwrap();
+        let hash =
+            || hash_trees(&[&root], &mut StatCache::in_memory(), |_| true).unwrap()[0].clone();
+        let same = |t: &HashedTree| tree_unchanged(&root, t.root, entries(t));
+        let t = hash();
+        assert!(same(&t));
+        // A file added deep down moves its directory's fingerprint.
+        std::fs::write(root.join("sub/c"), b"c").unwrap();
+        assert!(!same(&t), "a file added was not seen");
+        let t = hash();
+        assert!(same(&t));
+        // New contents of another size.
+        std::fs::write(root.join("a"), b"longer").unwrap();
+        assert!(!same(&t), "a file rewritten was not seen");
+        let t = hash();
+        // A link pointed elsewhere is a new link.
+        #[cfg(unix)]
+        {
+            std::fs::remove_file(root.join("link")).unwrap();
+            std::os::unix::fs::symlink("sub/b", root.join("link")).unwrap();
+            assert!(!same(&t), "a link pointed elsewhere was not seen");
+        }
+        let t = hash();
+        // The root gone, and a tree that had no root.
+        std::fs::remove_dir_all(&root).unwrap();
+        assert!(!same(&t), "the root removed was not seen");
+        let gone = hash();
+        assert!(gone.root.is_none() && same(&gone));
     }
 
     #[test]

@@ -209,6 +209,10 @@ mod imp {
         let fp = |r: rustix::io::Result<rustix::fs::Stat>| {
             r.ok().map(|s| crate::tree::fingerprint_of_stat(&s))
         };
+        // A directory alone is one stat, as `dir_now` took it.
+        if let (Some(want), true) = (g.dir_fp, g.entries.is_empty()) {
+            return fp(statat(CWD, g.dir.as_str(), AtFlags::empty())) == want;
+        }
         // A few entries are cheaper by full path than opening the directory.
         if g.dir_fp.is_none() && g.entries.len() <= 2 {
             let dir = Path::new(&g.dir);
