@@ -5,6 +5,7 @@ use crate::diag::{did_you_mean, Diagnostics, InvalidProject, Loc};
 use crate::load::model::Project;
 use crate::load::{self, LoadOptions};
 use crate::plan::inputs::{hash_layer_dirs, SourceTree};
+use crate::plan::kept_layers::{self, Reuse};
 use crate::plan::keys::{self, Keys};
 use crate::plan::resolve::{self, ResolvedImage};
 use crate::plan::{self, Plan};
@@ -107,9 +108,20 @@ pub fn load_resolved(
     root: &Path,
     dirs: &Dirs,
 ) -> Result<(Project, IndexMap<String, ResolvedImage>, Diagnostics), InvalidProject> {
+    load_reusing(root, dirs, &Reuse::default())
+}
+
+/// [`load_resolved`], taking from `reuse` the walks and layer-file checks
+/// a past full plan kept that still hold.
+fn load_reusing(
+    root: &Path,
+    dirs: &Dirs,
+    reuse: &Reuse,
+) -> Result<(Project, IndexMap<String, ResolvedImage>, Diagnostics), InvalidProject> {
     let opts = LoadOptions {
         repo_cache: dirs.repo_cache.clone(),
         parse_cache: Some(dirs.cache.join("parse-cache.v1")),
+        kept_walks: reuse.walks.clone(),
     };
     let loaded = load::load(root, &opts)?;
     let mut diags = loaded.diags;
@@ -156,9 +168,11 @@ pub fn load_resolved(
         resolved
     };
     drop(t);
-    let t = crate::diag::phase("vm keys, layer files");
+    let t = crate::diag::phase("vm keys");
     crate::load::vm::resolve_keys(&mut project, &dirs.state.join("vm"), &mut diags);
-    crate::plan::layer_files::check(&project, &dirs.cache, &mut diags);
+    drop(t);
+    let t = crate::diag::phase("layer files");
+    crate::plan::layer_files::check(&project, &dirs.cache, |d| reuse.has_tree(d), &mut diags);
     drop(t);
     let _t = crate::diag::phase("stage check");
     if !diags.has_errors() {
@@ -185,7 +199,9 @@ impl Workspace {
     /// as its dependencies finish), which would throw these keys away. At
     /// the bench project's size that is a tenth of a second.
     pub fn open_unkeyed(root: &Path, dirs: &Dirs) -> anyhow::Result<Self> {
-        let (project, resolved, warnings) = load_resolved(root, dirs)?;
+        let started_ns = crate::plan::watch::now_ns();
+        let reuse = Reuse::load(root, dirs);
+        let (project, resolved, warnings) = load_reusing(root, dirs, &reuse)?;
         // Only the layers of images that will be planned are worth hashing.
         let needed = plan::needed_images(&project, &resolved);
         let mut used: Vec<&str> = resolved
@@ -196,19 +212,37 @@ impl Workspace {
         used.sort_unstable();
         used.dedup();
         let t = crate::diag::phase("stat cache");
-        let mut stat = StatCache::load(&dirs.cache.join("stat-cache.v1"));
-        let trees = hash_layer_dirs(&project, &used, &mut stat)?;
-        // The stat cache is only a speed-up; a read-only cache dir must not
-        // stop planning.
-        // A read-only cache dir is said once, by the build that would
-        // record into it.
-        match stat.save() {
-            Err(e) if !e.io_error().is_some_and(crate::run::read_only) => {
-                eprintln!("warning: could not save the stat cache: {e}")
+        // A tree kept unchanged is taken as it is; only the others are
+        // listed and hashed, through the stat cache.
+        let mut trees = HashMap::with_capacity(used.len());
+        let mut rest = Vec::new();
+        for name in used {
+            let kept = project
+                .layers
+                .get(name)
+                .and_then(|l| reuse.trees.get(&l.dir));
+            match kept {
+                Some(tree) => {
+                    trees.insert(name.to_string(), tree.clone());
+                }
+                None => rest.push(name),
             }
-            _ => {}
+        }
+        if !rest.is_empty() {
+            let mut stat = StatCache::load(&dirs.cache.join("stat-cache.v1"));
+            trees.extend(hash_layer_dirs(&project, &rest, &mut stat)?);
+            // The stat cache is only a speed-up; a read-only cache dir must
+            // not stop planning. A read-only cache dir is said once, by the
+            // build that would record into it.
+            match stat.save() {
+                Err(e) if !e.io_error().is_some_and(crate::run::read_only) => {
+                    eprintln!("warning: could not save the stat cache: {e}")
+                }
+                _ => {}
+            }
         }
         drop(t);
+        kept_layers::save(root, dirs, &project, &trees, &reuse, started_ns);
         let _t = crate::diag::phase("plan");
         let plan = plan::plan(&project, &resolved, &trees);
         Ok(Workspace {

@@ -452,11 +452,12 @@ fn a_copied_project_has_the_same_keys() {
     );
 }
 
-/// What a dry run leaves in its cache dir: the parse and stat caches and
-/// the dry run's memo (the fixtures were last edited long ago, so their
-/// inputs have settled and the memo is written).
+/// What a dry run leaves in its cache dir: the parse and stat caches, the
+/// kept layer walks and trees, and the dry run's memo (the fixtures were
+/// last edited long ago, so their inputs have settled and the memo is
+/// written).
 fn dry_run_caches() -> BTreeSet<String> {
-    ["dry-run.v2", "parse-cache.v1", "stat-cache.v1"]
+    ["dry-run.v2", "layers.v1", "parse-cache.v1", "stat-cache.v1"]
         .into_iter()
         .map(String::from)
         .collect()

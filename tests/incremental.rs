@@ -163,6 +163,8 @@ enum Edit {
     ImageLayers { image: usize, layers: Vec<usize> },
     /// ov.lock written or removed.
     Lock,
+    /// A layer no image uses added under the discover root, or removed.
+    ExtraLayer,
 }
 
 fn edit_strategy() -> impl Strategy<Value = Edit> {
@@ -181,6 +183,7 @@ fn edit_strategy() -> impl Strategy<Value = Edit> {
         1 => (0..3usize, proptest::collection::vec(0..LAYERS, 1..4))
             .prop_map(|(image, layers)| Edit::ImageLayers { image, layers }),
         1 => Just(Edit::Lock),
+        1 => Just(Edit::ExtraLayer),
     ]
 }
 
@@ -238,6 +241,15 @@ impl Gen {
             Edit::Lock => {
                 self.lock = !self.lock;
                 self.write_lock();
+            }
+            Edit::ExtraLayer => {
+                let dir = self.root().join("layers/extra");
+                if dir.exists() {
+                    std::fs::remove_dir_all(dir).unwrap();
+                } else {
+                    write(&dir.join("layer.yml"), "layer:\n  package: [jq]\n");
+                    write(&dir.join("sub/x.txt"), "extra\n");
+                }
             }
         }
         content_only

@@ -390,10 +390,15 @@ impl Ov {
     /// Asserts the cache dir holds nothing but ov's caches.
     pub fn assert_only_caches(&self) {
         let names = dir_names(self.cache_dir());
-        let allowed: BTreeSet<String> = ["stat-cache.v1", "parse-cache.v1", "dry-run.v2"]
-            .into_iter()
-            .map(String::from)
-            .collect();
+        let allowed: BTreeSet<String> = [
+            "stat-cache.v1",
+            "parse-cache.v1",
+            "dry-run.v2",
+            ov::plan::kept_layers::FILE,
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect();
         assert!(
             names.is_subset(&allowed),
             "cache dir holds more than caches: {names:?}"

@@ -61,6 +61,9 @@ pub struct LoadOptions {
     /// Where to keep the parse cache (decoded layers); `None` parses and
     /// decodes every file every time.
     pub parse_cache: Option<PathBuf>,
+    /// Walks of discover roots that still hold (their listed directories
+    /// are unchanged): taken instead of walking again.
+    pub kept_walks: Vec<crate::plan::kept_layers::Walk>,
 }
 
 /// A loaded project and the warnings found on the way.
@@ -596,17 +599,30 @@ impl Loader<'_> {
         let walking = crate::diag::phase("load: walk");
         let mut found: IndexMap<String, PathBuf> = IndexMap::new();
         for (root, recursive) in self.discover.clone() {
-            let mut files = Vec::new();
             // The root counts even when missing: creating it adds layers.
             self.project.inputs.dirs.push(root.clone());
-            walk(
-                &root,
-                recursive,
-                0,
-                &mut files,
-                &mut self.project.inputs.dirs,
-            );
-            files.sort();
+            let kept = self
+                .opts
+                .kept_walks
+                .iter()
+                .find(|w| w.root == root && w.recursive == recursive);
+            let done = match kept {
+                Some(w) => w.clone(),
+                None => {
+                    let (mut files, mut listed) = (Vec::new(), Vec::new());
+                    walk(&root, recursive, 0, &mut files, &mut listed);
+                    files.sort();
+                    crate::plan::kept_layers::Walk {
+                        root: root.clone(),
+                        recursive,
+                        files,
+                        listed,
+                    }
+                }
+            };
+            self.project.inputs.dirs.extend(done.listed.iter().cloned());
+            let files = done.files.clone();
+            self.project.inputs.walks.push(done);
             for file in files {
                 let Some(dir) = file.parent() else { continue };
                 let Some(name) = dir.file_name().and_then(|n| n.to_str()) else {

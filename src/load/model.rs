@@ -60,6 +60,9 @@ pub struct Inputs {
     /// Directories whose listing was read: discover roots (whether or not
     /// they exist) and every directory walked under them.
     pub dirs: Vec<PathBuf>,
+    /// Each discover root's walk, kept for the next full plan (see
+    /// [`crate::plan::kept_layers`]).
+    pub walks: Vec<crate::plan::kept_layers::Walk>,
 }
 
 /// An image entry (`image: <name>: {...}`), or the `defaults` block.

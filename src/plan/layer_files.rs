@@ -12,15 +12,25 @@ use std::collections::HashSet;
 use std::path::{Component, Path, PathBuf};
 
 /// Checks the directory of every layer of `project` (on all cores), adding
-/// an error per bad entry to `diags`. `cache` is ov's cache dir.
-pub fn check(project: &Project, cache: &Path, diags: &mut Diagnostics) {
-    let cache = CacheDir::new(cache);
+/// an error per bad entry to `diags`, but for those `passed` says passed
+/// this check and are unchanged since. `cache` is ov's cache dir.
+pub fn check(
+    project: &Project,
+    cache: &Path,
+    passed: impl Fn(&Path) -> bool,
+    diags: &mut Diagnostics,
+) {
     let mut seen = HashSet::new();
     let layers: Vec<(&String, &Layer)> = project
         .layers
         .iter()
         .filter(|(_, l)| !l.dir.as_os_str().is_empty() && seen.insert(&l.dir))
+        .filter(|(_, l)| !passed(&l.dir))
         .collect();
+    if layers.is_empty() {
+        return;
+    }
+    let cache = CacheDir::new(cache);
     let found: Vec<Vec<(Loc, String)>> = layers
         .par_iter()
         .map(|(name, layer)| check_layer(name, layer, &cache))

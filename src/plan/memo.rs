@@ -253,6 +253,7 @@ impl Memo {
     /// are 4 MB, and the run is at its peak of memory here. A memo that
     /// cannot be written costs the next run a full plan, nothing more.
     fn write(&self, stored: &Stored) {
+        let _t = crate::diag::phase("memo: write");
         let _ = write_kept(&self.path, MAGIC, stored);
     }
 
@@ -358,12 +359,15 @@ fn snapshot(
         started_ns,
     } = *at;
     let g = &ws.plan.graph;
+    let t = crate::diag::phase("memo: watch");
     let Watched {
         structure,
         trees,
         tree_of_layer,
         ..
     } = watch(&ws.project, &ws.trees, started_ns, Unsettled::Refuse)?;
+    drop(t);
+    let _t = crate::diag::phase("memo: nodes");
     let generation = generation(store_dir);
     if !generation.is_none_or(|g| g.settled(started_ns)) {
         return None;

@@ -8,6 +8,7 @@
 #[cfg(test)]
 mod fixture;
 pub mod inputs;
+pub mod kept_layers;
 pub mod keys;
 pub mod layer_files;
 pub mod lock;
