@@ -211,25 +211,27 @@ mod imp {
         .union(OFlags::NOFOLLOW)
         .union(OFlags::CLOEXEC);
 
+    /// A tree's root, opened; else (not a directory, or missing) its
+    /// fingerprint, if any. The root may be a link to a directory (a layer
+    /// dir can be); only entries inside the tree are taken as they are.
+    fn open_root(root: &Path) -> Result<OwnedFd, Option<Fingerprint>> {
+        let flags = DIR_FLAGS.difference(OFlags::NOFOLLOW);
+        openat(CWD, root, flags, Mode::empty()).map_err(|_| {
+            statat(CWD, root, AtFlags::empty())
+                .ok()
+                .map(|s| fingerprint(&s))
+        })
+    }
+
     pub(super) fn hash_tree(
         root: &Path,
         cache: &StatCache,
         started: i128,
         keep: &(impl Fn(&str) -> bool + Sync),
     ) -> Result<(HashedTree, Vec<Fresh>), Error> {
-        // The root may be a link to a directory (a layer dir can be); only
-        // entries inside the tree are taken as they are.
-        let fd = match openat(
-            CWD,
-            root,
-            DIR_FLAGS.difference(OFlags::NOFOLLOW),
-            Mode::empty(),
-        ) {
+        let fd = match open_root(root) {
             Ok(fd) => fd,
-            Err(_) => {
-                let root_fp = statat(CWD, root, AtFlags::empty())
-                    .ok()
-                    .map(|s| fingerprint(&s));
+            Err(root_fp) => {
                 return Ok((
                     HashedTree {
                         root: root_fp,
@@ -290,22 +292,11 @@ mod imp {
         root_fp: Option<Fingerprint>,
         entries: &mut dyn Iterator<Item = (&str, Fingerprint)>,
     ) -> bool {
-        // Opened as `hash_tree` opens it: a root that is a link is followed.
-        let fd = match openat(
-            CWD,
-            root,
-            DIR_FLAGS.difference(OFlags::NOFOLLOW),
-            Mode::empty(),
-        ) {
+        let fd = match open_root(root) {
             Ok(fd) => fd,
             // Not a directory (now): the same tree only if it was not one
             // then either, and had nothing in it.
-            Err(_) => {
-                let now = statat(CWD, root, AtFlags::empty())
-                    .ok()
-                    .map(|s| fingerprint(&s));
-                return now == root_fp && entries.next().is_none();
-            }
+            Err(now) => return now == root_fp && entries.next().is_none(),
         };
         if fstat(&fd).ok().map(|s| fingerprint(&s)) != root_fp {
             return false;
