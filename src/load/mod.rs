@@ -621,9 +621,7 @@ impl Loader<'_> {
                 }
             };
             self.project.inputs.dirs.extend(done.listed.iter().cloned());
-            let files = done.files.clone();
-            self.project.inputs.walks.push(done);
-            for file in files {
+            for file in &done.files {
                 let Some(dir) = file.parent() else { continue };
                 let Some(name) = dir.file_name().and_then(|n| n.to_str()) else {
                     continue;
@@ -638,13 +636,14 @@ impl Loader<'_> {
                             self.display(first).display(),
                             self.display(dir).display()
                         );
-                        self.diags.warn(Some(Loc::file(&self.display(&file))), msg);
+                        self.diags.warn(Some(Loc::file(&self.display(file))), msg);
                     }
                     None => {
                         found.insert(name.to_string(), dir.to_path_buf());
                     }
                 }
             }
+            self.project.inputs.walks.push(done);
         }
         drop(walking);
         let _t = crate::diag::phase("load: layers");
